@@ -1,0 +1,174 @@
+/* cfg-t.h: the in-memory form of a loaded configuration.
+ *
+ * A struct sg_cfg is built by sg_cfg_load() from a libconfig file (or string),
+ * owned by whoever loaded it, and freed with sg_cfg_free(). It is read-only once
+ * loaded: workers hold pointers into it for the life of the process. Every
+ * element keeps the line it came from so checks can name FILE:LINE.
+ * Durations are milliseconds; sizes are bytes. */
+#ifndef SURGEGATE_CFG_T_H
+#define SURGEGATE_CFG_T_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* A listen or backend address. "host:port", "[v6]:port" or "unix:/path". */
+struct sg_cfg_addr {
+    char *text;                   /* as written in the config */
+    struct sockaddr_storage ss;   /* resolved numerically (no DNS at load time) */
+    socklen_t sslen;
+    bool is_unix;
+};
+
+struct sg_cfg_timeouts {
+    uint32_t connect_ms;      /* "connect",      default 4s  */
+    uint32_t http_request_ms; /* "http_request", default 5s: whole request head deadline */
+    uint32_t client_ms;       /* "client",       default 30s: client inactivity mid-request */
+    uint32_t server_ms;       /* "server",       default 30s: backend inactivity */
+    uint32_t queue_ms;        /* "queue",        default 10s */
+    uint32_t keepalive_ms;    /* "keepalive",    default 60s: idle client between requests */
+    uint32_t upstream_idle_ms;/* "upstream_idle",default 30s: idle pooled backend connection */
+    uint32_t grace_ms;        /* "grace",        default 10s: graceful stop */
+    /* which keys were written explicitly (for the "missing timeout" warning) */
+    bool set_connect, set_http_request, set_client, set_server, set_queue, set_keepalive;
+    int line;
+};
+
+/* Request limits ("limits" group). */
+struct sg_cfg_limits {
+    uint32_t max_request_line;  /* default 8192 -> 414 */
+    uint32_t max_header_size;   /* default 32768 -> 431 (whole header block) */
+    uint32_t max_headers;       /* default 100 -> 431 */
+    uint64_t max_body_size;     /* default 0 = unlimited -> 413 */
+    int line;
+};
+
+struct sg_cfg_route {
+    char *host;        /* NULL = any host; compared case-insensitively, port ignored */
+    char *path_prefix; /* NULL = any path */
+    char *pool;        /* pool name */
+    int pool_index;    /* resolved index into sg_cfg.pools, -1 if unknown */
+    int line;
+};
+
+struct sg_cfg_frontend {
+    char *name;
+    struct sg_cfg_addr listen;
+    uint32_t maxconn; /* default 10000 */
+    struct sg_cfg_route *routes;
+    size_t nroutes;
+    char *default_pool; /* may be NULL: then unrouted requests get 503 */
+    int default_pool_index;
+    int line;
+};
+
+struct sg_cfg_health {
+    bool enabled;          /* a "health" group was given */
+    char *type;            /* "http" or "tcp" */
+    char *method;          /* default "GET" */
+    char *path;            /* default "/" */
+    char *host;            /* Host header, default backend address */
+    uint32_t interval_ms;  /* default 2s */
+    uint32_t timeout_ms;   /* default 1s */
+    uint32_t rise;         /* default 2 */
+    uint32_t fall;         /* default 3 */
+    char *expect_status;   /* "200-399" ranges, comma separated */
+    int line;
+};
+
+struct sg_cfg_backend {
+    struct sg_cfg_addr address;
+    uint32_t weight;  /* 0..256, default 1 */
+    uint32_t maxconn; /* 0 = unlimited, default 0 */
+    bool backup;
+    int line;
+};
+
+enum sg_cfg_rule_kind { SG_RULE_ABOVE, SG_RULE_BELOW, SG_RULE_TARGET };
+
+struct sg_cfg_rule {
+    char *metric;
+    enum sg_cfg_rule_kind kind;
+    double value;
+    uint32_t for_ms;
+    int line;
+};
+
+struct sg_cfg_autoscale {
+    bool enabled;
+    uint32_t min, max, step;
+    uint32_t hook_timeout_ms;
+    bool dry_run;
+    uint32_t scale_up_cooldown_ms;
+    uint32_t scale_down_window_ms;
+    uint32_t hold_timeout_ms;
+    struct sg_cfg_rule *rules;
+    size_t nrules;
+    char **scale_up_hook; /* NULL-terminated argv, or NULL */
+    char **scale_down_hook;
+    int line;
+};
+
+struct sg_cfg_pool {
+    char *name;
+    char *balance;     /* "roundrobin" (default) | leastreq | ewma | hash | random */
+    uint32_t retries;  /* default 2 */
+    uint32_t maxqueue; /* default 1000 */
+    uint32_t max_idle; /* idle keep-alive upstream connections per backend per worker, default 32 */
+    struct sg_cfg_health health;
+    struct sg_cfg_backend *backends;
+    size_t nbackends;
+    struct sg_cfg_autoscale autoscale;
+    int line;
+};
+
+struct sg_cfg_alerts {
+    char **events; /* NULL-terminated */
+    char **hook;   /* NULL-terminated argv */
+    int line;
+};
+
+struct sg_cfg_token {
+    char *name, *token, *role; /* role: "admin" | "read" */
+    int line;
+};
+
+struct sg_cfg_admin {
+    struct sg_cfg_addr listen; /* default unix:/run/surgegate/admin.sock */
+    struct sg_cfg_token *tokens;
+    size_t ntokens;
+    int line;
+};
+
+enum sg_cfg_severity { SG_CFG_ERROR, SG_CFG_WARNING };
+
+/* One problem found while loading or checking. */
+struct sg_cfg_diag {
+    enum sg_cfg_severity severity;
+    int line; /* 0 when not tied to a line */
+    char *msg;
+};
+
+struct sg_cfg_diags {
+    char *file; /* name to print in FILE:LINE */
+    struct sg_cfg_diag *items;
+    size_t n, cap;
+    size_t nerrors, nwarnings;
+};
+
+struct sg_cfg {
+    char *file;
+    uint32_t workers; /* 0 in the file = default: number of cores; resolved at load */
+    char *log_level;  /* "error" | "warn" | "info" (default) | "debug" */
+    struct sg_cfg_timeouts timeouts;
+    struct sg_cfg_limits limits;
+    struct sg_cfg_frontend *frontends;
+    size_t nfrontends;
+    struct sg_cfg_pool *pools;
+    size_t npools;
+    struct sg_cfg_alerts alerts;
+    struct sg_cfg_admin admin;
+};
+
+#endif

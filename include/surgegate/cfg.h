@@ -1,0 +1,42 @@
+/* cfg.h: loading and checking configuration (libconfig). */
+#ifndef SURGEGATE_CFG_H
+#define SURGEGATE_CFG_H
+
+#include <stdio.h>
+
+#include "surgegate/cfg-t.h"
+
+/* Loads and validates a config file. Every problem found (syntax, unknown key,
+ * wrong type, bad address or duration, duplicate names, unknown pool, range)
+ * is appended to *diags as an error; capacity mistakes are appended as
+ * warnings (see sg_cfg_lint). Returns the config when there are no errors,
+ * else NULL. The caller owns both the config and the diags.
+ * `display_name` is what FILE:LINE messages print (usually `path`). */
+struct sg_cfg *sg_cfg_load_file(const char *path, struct sg_cfg_diags *diags);
+
+/* Same from an in-memory string (the embedded demo config, unit tests). */
+struct sg_cfg *sg_cfg_load_string(const char *text, const char *display_name,
+                                  struct sg_cfg_diags *diags);
+
+/* Capacity warnings (sum of backend maxconn below frontend maxconn,
+ * RLIMIT_NOFILE below what the configured connections need, queue timeout
+ * longer than client timeout, missing timeouts). Called by the loaders. */
+void sg_cfg_lint(const struct sg_cfg *cfg, struct sg_cfg_diags *diags);
+
+void sg_cfg_free(struct sg_cfg *cfg);
+
+void sg_cfg_diags_init(struct sg_cfg_diags *d, const char *file);
+void sg_cfg_diag_add(struct sg_cfg_diags *d, enum sg_cfg_severity sev, int line, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
+/* Prints every diag as "FILE:LINE: error: msg" (or "FILE: error: msg" for line 0). */
+void sg_cfg_diags_print(const struct sg_cfg_diags *d, FILE *out);
+void sg_cfg_diags_free(struct sg_cfg_diags *d);
+
+/* "250ms", "5s", "2m", "1h" -> milliseconds. SG_OK or SG_ERR. */
+int sg_cfg_parse_duration(const char *s, uint32_t *out_ms);
+/* "host:port", "[v6]:port", "unix:/path" -> sg_cfg_addr (numeric hosts only,
+ * plus "localhost"). SG_OK or SG_ERR with a reason in errbuf. */
+int sg_cfg_parse_addr(const char *s, struct sg_cfg_addr *out, char *errbuf, size_t errlen);
+void sg_cfg_addr_free(struct sg_cfg_addr *a);
+
+#endif

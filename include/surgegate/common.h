@@ -1,0 +1,45 @@
+/* common.h: return codes, assertions and small helpers shared by every subsystem. */
+#ifndef SURGEGATE_COMMON_H
+#define SURGEGATE_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* One set of return codes everywhere (nginx style). */
+#define SG_OK 0
+#define SG_ERR (-1)
+#define SG_AGAIN (-2)
+#define SG_DECLINED (-3)
+
+#define SG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define SG_UNUSED(x) ((void)(x))
+
+/* Invariant checks: they stay on in every build; a broken invariant is a bug,
+ * and continuing would corrupt state or traffic. */
+#define SG_BUG_ON(cond)                                                                  \
+    do {                                                                                 \
+        if (__builtin_expect(!!(cond), 0)) {                                             \
+            fprintf(stderr, "surgegate: BUG at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+            abort();                                                                     \
+        }                                                                                \
+    } while (0)
+
+/* Magic numbers on long-lived objects (Varnish style). */
+#define SG_CHECK_MAGIC(p, m) SG_BUG_ON((p) == NULL || (p)->magic != (m))
+
+#define SG_LIKELY(x) __builtin_expect(!!(x), 1)
+#define SG_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Allocation that aborts on failure: used for startup-time structures only;
+ * the request path handles allocation failure by failing the request. */
+void *sg_xmalloc(size_t n);
+void *sg_xcalloc(size_t nmemb, size_t n);
+char *sg_xstrdup(const char *s);
+
+/* Monotonic clock in milliseconds / microseconds. */
+uint64_t sg_now_ms(void);
+uint64_t sg_now_us(void);
+
+#endif
