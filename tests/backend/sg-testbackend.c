@@ -16,10 +16,18 @@
  *                         socket drains; &chunked=1 chunked, &eof=1 no length
  *                         and close to end the body
  *   ?reset_after=N        head with Content-Length: 1000000, N body bytes, RST
+ *   ?reset=1              RST without sending anything
+ *   ?stall=MS             do not read the request body for MS ms after the
+ *                         head (the client must see backpressure)
  *   ?close=1              "Connection: close" and close after the response
  *   ?garbage=1            "NOT HTTP\r\n\r\n" then close
  *   /__stats              {"connections":C,"requests":R,"accepted":A}
  *   /healthz              200 "ok" (503 with --refuse-health)
+ *
+ * Options: --close-after N closes each connection after N responses (with
+ * "Connection: close"); --drop-after N does the same silently (no header, as
+ * a backend that drops keep-alive connections does); --idle-timeout MS closes
+ * a connection idle between requests for MS ms, silently.
  *
  * Pipelining: the parser is paused at the end of every request and resumed
  * only once its response has been queued completely, so responses leave in
@@ -63,10 +71,12 @@
 
 enum tb_kind { TB_DEFAULT, TB_ECHO, TB_HEADERS, TB_SINK, TB_DOWNLOAD, TB_STATS, TB_HEALTH };
 enum tb_pause { TB_P_NONE, TB_P_BEGIN, TB_P_HEADERS, TB_P_COMPLETE };
+enum tb_timer { TB_T_NONE, TB_T_DELAY, TB_T_STALL, TB_T_IDLE };
 
 struct tb_conn {
 	struct bufferevent *bev;
 	struct event *timer;
+	enum tb_timer tmode;     /* what c->timer is armed for */
 	llhttp_t parser;
 	enum tb_pause pause;     /* why the last llhttp_execute() paused */
 	int kick;                /* run a zero-length execute after a head pause */
@@ -81,6 +91,7 @@ struct tb_conn {
 
 	/* request being parsed */
 	int in_head;
+	int in_message;          /* between message begin and complete */
 	struct evbuffer *head;   /* raw head bytes */
 	char url[TB_MAX_URL + 1];
 	size_t url_len;
@@ -105,6 +116,8 @@ struct tb_conn {
 	int want_close;
 	int garbage;
 	long long reset_after;   /* -1: not asked */
+	int reset_now;
+	long stall_ms;
 	uint64_t dl_bytes;
 	int dl_chunked_q;
 	int dl_eof_q;
@@ -122,6 +135,8 @@ struct tb_conn {
 static struct event_base *tb_base;
 static const char *tb_name = "backend";
 static unsigned long tb_close_after;     /* 0: unlimited */
+static unsigned long tb_drop_after;      /* 0: never */
+static long tb_idle_ms;                  /* 0: never */
 static FILE *tb_log;
 static int tb_refuse_health;
 static unsigned long long tb_stat_conns, tb_stat_reqs, tb_stat_accepted;
@@ -196,6 +211,9 @@ static int tb_on_message_begin(llhttp_t *p)
 	c->want_close = 0;
 	c->garbage = 0;
 	c->reset_after = -1;
+	c->reset_now = 0;
+	c->stall_ms = 0;
+	c->in_message = 1;
 	c->dl_bytes = 0;
 	c->dl_chunked_q = 0;
 	c->dl_eof_q = 0;
@@ -296,6 +314,7 @@ static int tb_on_message_complete(llhttp_t *p)
 {
 	struct tb_conn *c = conn_of(p);
 	c->keepalive = llhttp_should_keep_alive(p);
+	c->in_message = 0;
 	c->pause = TB_P_COMPLETE;
 	return HPE_PAUSED;
 }
@@ -410,6 +429,10 @@ static void conn_parse_target(struct tb_conn *c)
 			c->dl_eof_q = num != 0;
 		else if (KEY("reset_after"))
 			c->reset_after = num > 1000000 ? 1000000 : (long long)num;
+		else if (KEY("reset"))
+			c->reset_now = num != 0;
+		else if (KEY("stall"))
+			c->stall_ms = num > 600000 ? 600000 : (long)num;
 		else if (KEY("close"))
 			c->want_close = num != 0;
 		else if (KEY("garbage"))
@@ -442,7 +465,8 @@ static void conn_on_head(struct tb_conn *c)
 	if (c->expect_continue && c->http11 && (c->req_chunked || c->req_cl > 0))
 		evbuffer_add_printf(out, "HTTP/1.1 100 Continue\r\n\r\n");
 
-	if (c->kind == TB_ECHO && !c->garbage && c->reset_after < 0 && c->delay_ms == 0) {
+	if (c->kind == TB_ECHO && !c->garbage && c->reset_after < 0 && !c->reset_now &&
+	    c->delay_ms == 0) {
 		/* Stream the body back as it arrives. */
 		conn_decide_close(c);
 		if (c->req_has_cl) {
@@ -488,7 +512,7 @@ static void conn_finish_response(struct tb_conn *c)
 	c->responses++;
 	c->busy = 0;
 	c->streaming = 0;
-	if (c->close_after) {
+	if (c->close_after || (tb_drop_after && c->responses >= tb_drop_after)) {
 		c->closing = 1;
 		bufferevent_disable(c->bev, EV_READ);
 	}
@@ -501,6 +525,12 @@ static void conn_send_response(struct tb_conn *c)
 	char body[256];
 	int n;
 
+	if (c->reset_now) {
+		c->close_after = 1;
+		c->rst = 1;
+		conn_finish_response(c);
+		return;
+	}
 	if (c->garbage) {
 		evbuffer_add_printf(out, "NOT HTTP\r\n\r\n");
 		c->close_after = 1;
@@ -600,6 +630,7 @@ static void conn_respond(struct tb_conn *c)
 	if (c->delay_ms > 0) {
 		struct timeval tv = { c->delay_ms / 1000, (c->delay_ms % 1000) * 1000 };
 		c->busy = 1;
+		c->tmode = TB_T_DELAY;
 		evtimer_add(c->timer, &tv);
 		return;
 	}
@@ -676,6 +707,14 @@ static void conn_process(struct tb_conn *c)
 				return;
 			}
 			conn_on_head(c);
+			if (c->stall_ms > 0 && (c->req_chunked || c->req_cl > 0)) {
+				struct timeval tv = { c->stall_ms / 1000,
+						      (c->stall_ms % 1000) * 1000 };
+				c->busy = 1;
+				c->tmode = TB_T_STALL;
+				bufferevent_disable(c->bev, EV_READ);
+				evtimer_add(c->timer, &tv);
+			}
 			break;
 		case TB_P_COMPLETE:
 			conn_respond(c);
@@ -686,6 +725,12 @@ static void conn_process(struct tb_conn *c)
 	}
 	if (!c->busy && !c->closing && c->peer_eof && evbuffer_get_length(in) == 0) {
 		c->closing = 1;
+	}
+	if (tb_idle_ms > 0 && !c->busy && !c->closing && !c->in_message &&
+	    evbuffer_get_length(in) == 0 && c->tmode != TB_T_IDLE) {
+		struct timeval tv = { tb_idle_ms / 1000, (tb_idle_ms % 1000) * 1000 };
+		c->tmode = TB_T_IDLE;
+		evtimer_add(c->timer, &tv);
 	}
 }
 
@@ -735,6 +780,10 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct tb_conn *c = arg;
 	(void)bev;
+	if (c->tmode == TB_T_IDLE) {
+		evtimer_del(c->timer);
+		c->tmode = TB_T_NONE;
+	}
 	conn_process(c);
 	conn_check_close(c);
 }
@@ -762,9 +811,25 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tb_conn *c = arg;
+	enum tb_timer mode = c->tmode;
 	(void)fd;
 	(void)what;
-	conn_send_response(c);
+	c->tmode = TB_T_NONE;
+	switch (mode) {
+	case TB_T_IDLE:
+		conn_free(c); /* silently, as a backend's keep-alive timeout does */
+		return;
+	case TB_T_STALL:
+		c->busy = 0;
+		if (!c->peer_eof)
+			bufferevent_enable(c->bev, EV_READ);
+		break;
+	case TB_T_DELAY:
+		conn_send_response(c);
+		break;
+	case TB_T_NONE:
+		break;
+	}
 	conn_process(c);
 	conn_check_close(c);
 }
@@ -831,7 +896,7 @@ static void tb_signal_cb(evutil_socket_t sig, short what, void *arg)
 static void tb_usage(void)
 {
 	fprintf(stderr, "usage: sg-testbackend --listen HOST:PORT --name NAME [--close-after N] "
-			"[--log FILE] [--refuse-health]\n");
+			"[--drop-after N] [--idle-timeout MS] [--log FILE] [--refuse-health]\n");
 	exit(2);
 }
 
@@ -841,6 +906,8 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "close-after", required_argument, NULL, 'c' },
+		{ "drop-after", required_argument, NULL, 'd' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "log", required_argument, NULL, 'L' },
 		{ "refuse-health", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
@@ -853,11 +920,13 @@ int main(int argc, char **argv)
 	struct event *sigterm, *sigint;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "l:n:c:L:rh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "l:n:c:d:i:L:rh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l': listen_addr = optarg; break;
 		case 'n': tb_name = optarg; break;
 		case 'c': tb_close_after = strtoul(optarg, NULL, 10); break;
+		case 'd': tb_drop_after = strtoul(optarg, NULL, 10); break;
+		case 'i': tb_idle_ms = strtol(optarg, NULL, 10); break;
 		case 'L':
 			tb_log = fopen(optarg, "a");
 			if (!tb_log)

@@ -238,13 +238,21 @@ def _proc_status_kib(pid, key):
 # ---------------------------------------------------------------- backend
 
 class Backend:
-    """A running sg-testbackend on 127.0.0.1:<free port>."""
+    """A running sg-testbackend on 127.0.0.1:<free port>.
+
+    close_after=N: close each connection after N responses ("Connection:
+    close" sent); drop_after=N: the same without saying so; idle_timeout_ms:
+    silently close connections idle between requests; refuse_health: /healthz
+    answers 503; log: record "METHOD URL" per request (see log_lines())."""
 
     _seq = 0
 
-    def __init__(self, name, close_after=None, refuse_health=False, log=True, port=None):
+    def __init__(self, name, close_after=None, refuse_health=False, log=True, port=None,
+                 drop_after=None, idle_timeout_ms=None):
         self.name = name
         self.close_after = close_after
+        self.drop_after = drop_after
+        self.idle_timeout_ms = idle_timeout_ms
         self.refuse_health = refuse_health
         Backend._seq += 1
         tag = "%s-%d" % (re.sub(r"[^A-Za-z0-9_.-]", "_", name), Backend._seq)
@@ -266,6 +274,10 @@ class Backend:
             argv = [SG_BACKEND, "--listen", self.addr, "--name", self.name]
             if self.close_after:
                 argv += ["--close-after", str(self.close_after)]
+            if self.drop_after:
+                argv += ["--drop-after", str(self.drop_after)]
+            if self.idle_timeout_ms:
+                argv += ["--idle-timeout", str(self.idle_timeout_ms)]
             if self.log_path:
                 argv += ["--log", self.log_path]
             if self.refuse_health:
