@@ -35,6 +35,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -639,6 +640,106 @@ def on_signal(signum, frame):
     raise Terminated(signum)
 
 
+def prepare_dir(tmp):
+    os.chmod(tmp, 0o755)  # nginx workers may run as another user
+    www = os.path.join(tmp, "www")
+    os.mkdir(www)
+    os.chmod(www, 0o755)
+    with open(os.path.join(www, "big"), "wb") as f:
+        f.write(bytes((i * 7 + 3) & 0xFF for i in range(BIG_SIZE)))
+    os.chmod(os.path.join(www, "big"), 0o644)
+    write(os.path.join(tmp, "report.lua"), WRK_LUA)
+
+
+def start_servers(args, tools, tmp, nofile, children):
+    """Starts the backend and every proxy; returns (ports, servers) keyed by
+    target name. Each started Child is appended to children at once, so the
+    caller stops it whatever happens next."""
+    p1, p2, *proxy_ports = free_ports(2 + len(args.proxies))
+    ports = {"direct": p1}
+    ports.update(zip(args.proxies, proxy_ports))
+
+    nginx = tools["nginx"]
+    conf = write(f"{tmp}/backend.conf", backend_conf(tmp, nofile, p1, p2))
+    backend = Child("backend", [nginx, "-p", tmp + "/", "-e", f"{tmp}/backend-error.log",
+                                "-c", conf], tmp)
+    children.append(backend)
+    backend.wait_port(p1)
+    backend.wait_port(p2)
+
+    servers = {"direct": backend}
+    for name in args.proxies:
+        port = ports[name]
+        if name == "haproxy":
+            conf = write(f"{tmp}/haproxy.cfg", haproxy_conf(tmp, nofile, port, p1, p2))
+            argv = [tools["haproxy"], "-db", "-f", conf, "-p", f"{tmp}/haproxy.pid"]
+        elif name == "nginx":
+            conf = write(f"{tmp}/nginx.conf", nginx_proxy_conf(tmp, nofile, port, p1, p2))
+            argv = [nginx, "-p", tmp + "/", "-e", f"{tmp}/nginx-error.log", "-c", conf]
+        else:
+            conf = write(f"{tmp}/surgegate.conf", surgegate_conf(tmp, nofile, port, p1, p2))
+            argv = [args.surgegate, "-c", conf]
+        child = Child(name, argv, tmp)
+        children.append(child)
+        child.wait_port(port)
+        servers[name] = child
+
+    for name in ["direct"] + list(args.proxies):
+        check_target(name, ports[name])
+    return ports, servers
+
+
+def run_rounds(args, tmp, scen_defs, targets, ports, servers):
+    """Every scenario against every target, target after target, for each
+    round. Returns results[scenario][target] = [one dict per round]."""
+    results = {k: {} for k in args.scenarios}
+    for rnd in range(1, args.rounds + 1):
+        for k in args.scenarios:
+            scen = scen_defs[k]
+            for t in targets:
+                if "idle" in scen and t == "direct":
+                    continue  # the backend is not a proxy: no RSS row
+                servers[t].check_alive()
+                if "idle" in scen:
+                    r = run_idle(ports[t], servers[t].pid, scen["idle"])
+                    log(f"round {rnd} {k} {LABELS[t]}: RSS {r['rss_before_kib']} -> "
+                        f"{r['rss_kib']} KiB, errors {r['errors']}")
+                else:
+                    r = run_wrk(args, tmp, ports[t], scen, args.duration)
+                    log(f"round {rnd} {k} {LABELS[t]}: {r['rps']:,.0f} req/s "
+                        f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms "
+                        f"errors {r['errors']}")
+                servers[t].check_alive()
+                results[k].setdefault(t, []).append(r)
+    return results
+
+
+def header(args, tools, argv):
+    versions = [version_of([tools[n], "-v"]) for n in ("haproxy", "nginx") if n in tools]
+    versions.append(version_of([tools["wrk"], "-v"]).split(" Copyright")[0].strip())
+    lines = [f"date: {datetime.date.today().isoformat()}; machine: {os.cpu_count()} CPUs "
+             f"({cpu_model()}), Linux {platform.release()}",
+             "tools: " + "; ".join(versions),
+             f"rounds: {args.rounds}, {args.duration} s per wrk run, {args.wrk_threads} wrk "
+             f"threads; medians over rounds",
+             "command: tests/bench/bench.py " + shlex.join(argv)]
+    if args.markdown:
+        return "\n".join(f"- {x}" for x in lines)
+    return "\n".join(f"# {x}" for x in lines)
+
+
+def failures(results):
+    failed = []
+    for k, per in results.items():
+        for t, rs in per.items():
+            if sum(r["requests"] for r in rs) == 0:
+                failed.append(f"{k}/{LABELS[t]}: served no requests")
+            for r in rs:
+                if r["errors"]:
+                    failed.append(f"{k}/{LABELS[t]}: {r['errors']} errors ({r['error_detail']})")
+    return failed
+
+
 def main(argv):
     args = parse_args(argv)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -653,11 +754,11 @@ def main(argv):
 
     children, tmp = [], None
     try:
-        nginx = find_tool(args.nginx, "nginx", "/usr/sbin/nginx")
-        wrk = find_tool(args.wrk, "wrk", "/usr/bin/wrk")
-        args.wrk = wrk
-        haproxy = find_tool(args.haproxy, "haproxy", "/usr/sbin/haproxy") \
-            if "haproxy" in args.proxies else None
+        tools = {"nginx": find_tool(args.nginx, "nginx", "/usr/sbin/nginx"),
+                 "wrk": find_tool(args.wrk, "wrk", "/usr/bin/wrk")}
+        args.wrk = tools["wrk"]
+        if "haproxy" in args.proxies:
+            tools["haproxy"] = find_tool(args.haproxy, "haproxy", "/usr/sbin/haproxy")
         if "surgegate" in args.proxies and not os.access(args.surgegate, os.X_OK):
             raise BenchError(f"surgegate binary not found at {args.surgegate}: build it "
                              f"(cmake --build build) or pass --surgegate PATH")
@@ -675,87 +776,17 @@ def main(argv):
                 scen_defs["e"]["idle"] = fit
 
         tmp = tempfile.mkdtemp(prefix="sg-bench-")
-        os.chmod(tmp, 0o755)  # nginx workers may run as another user
-        os.mkdir(os.path.join(tmp, "www"))
-        os.chmod(os.path.join(tmp, "www"), 0o755)
-        with open(os.path.join(tmp, "www", "big"), "wb") as f:
-            f.write(bytes((i * 7 + 3) & 0xFF for i in range(BIG_SIZE)))
-        os.chmod(os.path.join(tmp, "www", "big"), 0o644)
-        write(os.path.join(tmp, "report.lua"), WRK_LUA)
-
-        p1, p2, *proxy_ports = free_ports(2 + len(args.proxies))
-        ports = {"direct": p1}
-        ports.update(zip(args.proxies, proxy_ports))
-
-        conf = write(os.path.join(tmp, "backend.conf"), backend_conf(tmp, nofile, p1, p2))
-        backend = Child("backend", [nginx, "-p", tmp + "/", "-e", f"{tmp}/backend-error.log",
-                                    "-c", conf], tmp)
-        children.append(backend)
-        backend.wait_port(p1)
-        backend.wait_port(p2)
-
-        servers = {"direct": backend}
-        for name in args.proxies:
-            port = ports[name]
-            if name == "haproxy":
-                conf = write(f"{tmp}/haproxy.cfg", haproxy_conf(tmp, nofile, port, p1, p2))
-                argv_ = [haproxy, "-db", "-f", conf, "-p", f"{tmp}/haproxy.pid"]
-            elif name == "nginx":
-                conf = write(f"{tmp}/nginx.conf", nginx_proxy_conf(tmp, nofile, port, p1, p2))
-                argv_ = [nginx, "-p", tmp + "/", "-e", f"{tmp}/nginx-error.log", "-c", conf]
-            else:
-                conf = write(f"{tmp}/surgegate.conf", surgegate_conf(tmp, nofile, port, p1, p2))
-                argv_ = [args.surgegate, "-c", conf]
-            child = Child(name, argv_, tmp)
-            children.append(child)
-            child.wait_port(port)
-            servers[name] = child
-
-        check_target("direct", ports["direct"])
-        for t in args.proxies:
-            check_target(t, ports[t])
+        prepare_dir(tmp)
+        ports, servers = start_servers(args, tools, tmp, nofile, children)
         # The ceiling row costs time and tells a smoke test nothing new.
         targets = ([] if args.smoke else ["direct"]) + list(args.proxies)
+        log("targets ready: " + ", ".join(f"{LABELS[t]} :{ports[t]}" for t in targets))
 
-        log(f"targets ready: " + ", ".join(f"{LABELS[t]} :{ports[t]}" for t in targets))
-        results = {k: {} for k in args.scenarios}
-        for rnd in range(1, args.rounds + 1):
-            for k in args.scenarios:
-                scen = scen_defs[k]
-                for t in targets:
-                    if "idle" in scen and t == "direct":
-                        continue  # the backend is not a proxy: no RSS row
-                    servers[t].check_alive()
-                    if "idle" in scen:
-                        r = run_idle(ports[t], servers[t].pid, scen["idle"])
-                        log(f"round {rnd} {k} {LABELS[t]}: RSS {r['rss_before_kib']} -> "
-                            f"{r['rss_kib']} KiB, errors {r['errors']}")
-                    else:
-                        r = run_wrk(args, tmp, ports[t], scen, args.duration)
-                        log(f"round {rnd} {k} {LABELS[t]}: {r['rps']:,.0f} req/s "
-                            f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms "
-                            f"errors {r['errors']}")
-                    servers[t].check_alive()
-                    results[k].setdefault(t, []).append(r)
-
-        print(f"# surgegate benchmark, {datetime.date.today().isoformat()}, "
-              f"{os.cpu_count()} x {cpu_model()}")
-        print(f"# {version_of([haproxy, '-v']) if haproxy else ''}"
-              f"{'; ' if haproxy else ''}{version_of([nginx, '-v'])}; "
-              f"{version_of([wrk, '-v']).split(' Copyright')[0]}")
-        print(f"# rounds {args.rounds}, {args.duration} s per wrk run, "
-              f"{args.wrk_threads} wrk threads; medians over rounds\n")
+        results = run_rounds(args, tmp, scen_defs, targets, ports, servers)
+        print(header(args, tools, argv) + "\n")
         print(report(results, targets, args.scenarios, scen_defs, args.rounds, args.markdown))
 
-        failed = []
-        for k, per in results.items():
-            for t, rs in per.items():
-                if sum(r["requests"] for r in rs) == 0:
-                    failed.append(f"{k}/{LABELS[t]}: served no requests")
-                for r in rs:
-                    if r["errors"]:
-                        failed.append(f"{k}/{LABELS[t]}: {r['errors']} errors "
-                                      f"({r['error_detail']})")
+        failed = failures(results)
         if failed:
             log("FAILED:\n  " + "\n  ".join(failed))
             return 1
