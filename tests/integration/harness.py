@@ -41,9 +41,9 @@ import traceback
 
 __all__ = [
     "SG_BIN", "SG_BACKEND", "TestFailure", "Skip", "free_port", "Backend", "Proxy",
-    "proxy_config", "http_get", "http_request", "raw_exchange", "raw_exchange_full",
+    "proxy_config", "pool_text", "http_get", "http_request", "raw_exchange", "raw_exchange_full",
     "parse_responses", "run", "fail", "check", "check_eq", "skip", "wait_for", "tmp_path",
-    "log", "CIDict", "Popen", "stop_process",
+    "log", "CIDict", "Popen", "stop_process", "KeepAlive", "PATTERN", "pattern_bytes",
 ]
 
 _REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -451,9 +451,38 @@ def _fmt_duration(v):
     return '"%s"' % v
 
 
+def _backend_text(b):
+    if isinstance(b, Backend):
+        b = b.addr
+    if isinstance(b, str):
+        b = {"address": b}
+    elif isinstance(b, (tuple, list)):
+        b = dict(zip(("address", "weight", "maxconn"), b))
+    item = ['address = "%s";' % b["address"]]
+    for k in ("weight", "maxconn"):
+        if b.get(k) is not None:
+            item.append("%s = %d;" % (k, b[k]))
+    return "{ %s }" % " ".join(item)
+
+
+def pool_text(name, backends, balance="roundrobin", retries=2, maxqueue=100, max_idle=None,
+              extra=""):
+    """One pool group for the `pools = ( ... )` list; backends as in
+    proxy_config()."""
+    pool = ['name = "%s";' % name, 'balance = "%s";' % balance, "retries = %d;" % retries,
+            "maxqueue = %d;" % maxqueue]
+    if max_idle is not None:
+        pool.append("max_idle = %d;" % max_idle)
+    pool.append("backends = ( %s );" % ", ".join(_backend_text(b) for b in backends))
+    if extra:
+        pool.append(extra)
+    return "{ %s }" % " ".join(pool)
+
+
 def proxy_config(frontend_port, backends, balance="roundrobin", extra_pool="", extra_top="",
                  timeouts=None, limits=None, workers=1, maxconn=1000, retries=2,
-                 maxqueue=100, max_idle=None, extra_frontend="", admin=True):
+                 maxqueue=100, max_idle=None, extra_frontend="", admin=True, routes=(),
+                 more_pools=()):
     """A complete config: one frontend "fe" on 127.0.0.1:frontend_port whose
     default pool "app" holds `backends`, every timeout set.
 
@@ -462,8 +491,11 @@ def proxy_config(frontend_port, backends, balance="roundrobin", extra_pool="", e
     timeouts / limits: dicts overriding the defaults below (a number is
     seconds, a string is written as is, e.g. "250ms"). extra_pool, extra_top,
     extra_frontend: raw config text added inside the pool, at top level, and
-    inside the frontend. admin=True puts the admin API on a private unix
-    socket (so parallel tests never share /run/surgegate)."""
+    inside the frontend. routes: (host or None, path_prefix or None, pool)
+    triples for the frontend; more_pools: pool_text() strings added after
+    "app". admin=True puts the admin API on a private unix socket (so
+    parallel tests never share /run/surgegate)."""
+    global _admin_seq
     t = {"connect": "2s", "http_request": "5s", "client": "30s", "server": "30s",
          "queue": "5s", "keepalive": "30s", "upstream_idle": "30s", "grace": "10s"}
     if timeouts:
@@ -476,40 +508,44 @@ def proxy_config(frontend_port, backends, balance="roundrobin", extra_pool="", e
             "%s = %s;" % (k, v if not isinstance(v, int) or v < 2**31 else "%dL" % v)
             for k, v in limits.items()))
     if admin is True:
-        global _admin_seq
         _admin_seq += 1
         lines.append('admin = { listen = "unix:%s"; };' % tmp_path("admin-%d.sock" % _admin_seq))
     elif admin:
         lines.append("admin = { %s };" % admin)
+    rt = ""
+    if routes:
+        items = []
+        for host, prefix, pool in routes:
+            f = []
+            if host:
+                f.append('host = "%s";' % host)
+            if prefix:
+                f.append('path_prefix = "%s";' % prefix)
+            f.append('pool = "%s";' % pool)
+            items.append("{ %s }" % " ".join(f))
+        rt = "routes = ( %s ); " % ", ".join(items)
     lines.append('frontends = ( { name = "fe"; listen = "127.0.0.1:%d"; maxconn = %d; '
-                 'default_pool = "app"; %s } );' % (frontend_port, maxconn, extra_frontend))
-    bl = []
-    for b in backends:
-        if isinstance(b, Backend):
-            b = b.addr
-        if isinstance(b, str):
-            b = {"address": b}
-        elif isinstance(b, (tuple, list)):
-            b = dict(zip(("address", "weight", "maxconn"), b))
-        item = ['address = "%s";' % b["address"]]
-        for k in ("weight", "maxconn"):
-            if b.get(k) is not None:
-                item.append("%s = %d;" % (k, b[k]))
-        bl.append("{ %s }" % " ".join(item))
-    pool = ['name = "app";', 'balance = "%s";' % balance, "retries = %d;" % retries,
-            "maxqueue = %d;" % maxqueue]
-    if max_idle is not None:
-        pool.append("max_idle = %d;" % max_idle)
-    pool.append("backends = ( %s );" % ", ".join(bl))
-    if extra_pool:
-        pool.append(extra_pool)
-    lines.append("pools = ( { %s } );" % " ".join(pool))
+                 '%sdefault_pool = "app"; %s } );' % (frontend_port, maxconn, rt, extra_frontend))
+    pools = [pool_text("app", backends, balance, retries, maxqueue, max_idle, extra_pool)]
+    pools += list(more_pools)
+    lines.append("pools = ( %s );" % ",\n          ".join(pools))
     if extra_top:
         lines.append(extra_top)
     return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------- clients
+
+# sg-testbackend's /download body: byte i is PATTERN[i % 64].
+PATTERN = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/"
+
+
+def pattern_bytes(offset, n):
+    """The n bytes of the /download pattern starting at offset."""
+    reps = (n + 2 * len(PATTERN)) // len(PATTERN)
+    start = offset % len(PATTERN)
+    return (PATTERN * reps)[start:start + n]
+
 
 class CIDict(dict):
     """Response headers: keys are stored lower-case and looked up
@@ -557,6 +593,38 @@ def http_request(port, method, path, body=None, host="test", headers=None, timeo
         return resp.status, _headers_of(resp.getheaders()), data
     finally:
         conn.close()
+
+
+class KeepAlive:
+    """A client keep-alive connection (http.client). request() returns
+    (status, headers, body). It reconnects only after a response that said
+    "Connection: close" (http.client's rule); any other close by the server
+    between requests raises, since that is what a test wants to see."""
+
+    def __init__(self, port, host="test", timeout=5):
+        self.host = host
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None):
+        hdrs = {"Host": self.host} if self.host is not None else {}
+        hdrs.update(headers or {})
+        self.conn.request(method, path, body=body, headers=hdrs)
+        resp = self.conn.getresponse()
+        data = resp.read()
+        return resp.status, _headers_of(resp.getheaders()), data
+
+    def get(self, path, headers=None):
+        return self.request("GET", path, headers=headers)
+
+    def close(self):
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
 
 def http_get(port, path, host="test", headers=None, timeout=5):
