@@ -45,4 +45,5 @@ def main():
             check_eq(total, N + 200, "requests logged by the backends")
 
 
-run(main)
+if __name__ == "__main__":
+    run(main)

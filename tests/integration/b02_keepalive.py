@@ -78,4 +78,5 @@ def main():
                     time.sleep(0.2 if i % 2 == 0 else 0.14)
 
 
-run(main)
+if __name__ == "__main__":
+    run(main)

@@ -122,4 +122,5 @@ def main():
                   "proxy peak RSS %s KiB, limit %d KiB" % (hwm, RSS_LIMIT_KIB))
 
 
-run(main)
+if __name__ == "__main__":
+    run(main)

@@ -45,7 +45,9 @@ def chunked_upload_raw(fe, payload, sizes):
 def curl_upload(fe, path_in):
     t0 = time.monotonic()
     with open(path_in, "rb") as src:
-        curl = Popen(["curl", "-sS", "--max-time", "30", "-H", "Host: test", "-T", "-",
+        # -H "Expect:": plain chunked streaming here (b07 covers 100-continue)
+        curl = Popen(["curl", "-sS", "--max-time", "30", "-H", "Host: test", "-H", "Expect:",
+                      "-T", "-",
                       "http://127.0.0.1:%d/echo" % fe],
                      stdin=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = curl.communicate(timeout=40)
@@ -112,4 +114,5 @@ def main():
             http10_echo(fe)
 
 
-run(main)
+if __name__ == "__main__":
+    run(main)

@@ -120,4 +120,5 @@ def main():
                 check(dt < FAST, "killed backend: answer took %.2fs" % dt)
 
 
-run(main)
+if __name__ == "__main__":
+    run(main)

@@ -69,4 +69,5 @@ def main():
             check_eq(rc, 0, "exit status after SIGTERM; stderr tail:\n%s" % p.stderr_text()[-2000:])
 
 
-run(main)
+if __name__ == "__main__":
+    run(main)

@@ -63,4 +63,5 @@ def main():
                 c2.close()
 
 
-run(main)
+if __name__ == "__main__":
+    run(main)
