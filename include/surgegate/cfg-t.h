@@ -33,6 +33,7 @@ struct sg_cfg_timeouts {
     /* which keys were written explicitly (for the "missing timeout" warning) */
     bool set_connect, set_http_request, set_client, set_server, set_queue, set_keepalive;
     int line;
+    int queue_line; /* line of the "queue" key (0 if not written), for lint */
 };
 
 /* Request limits ("limits" group). */
@@ -56,6 +57,7 @@ struct sg_cfg_frontend {
     char *name;
     struct sg_cfg_addr listen;
     uint32_t maxconn; /* default 10000 */
+    int maxconn_line; /* line of the "maxconn" key (0 if not written), for lint */
     struct sg_cfg_route *routes;
     size_t nroutes;
     char *default_pool; /* may be NULL: then unrouted requests get 503 */

@@ -39,4 +39,14 @@ int sg_cfg_parse_duration(const char *s, uint32_t *out_ms);
 int sg_cfg_parse_addr(const char *s, struct sg_cfg_addr *out, char *errbuf, size_t errlen);
 void sg_cfg_addr_free(struct sg_cfg_addr *a);
 
+/* "1048576", "512k", "10m", "1g" (powers of 1024) -> bytes. SG_OK or SG_ERR. */
+int sg_cfg_parse_size(const char *s, uint64_t *out);
+
+/* HTTP status lists as in health.expect_status: "200-399", "200-399,404".
+ * sg_cfg_check_status_ranges() validates the syntax (SG_OK, or SG_ERR with a
+ * reason in errbuf); sg_cfg_status_match() says whether `status` is in the
+ * list (false for a malformed list). Both are pure and thread-safe. */
+int sg_cfg_check_status_ranges(const char *s, char *errbuf, size_t errlen);
+bool sg_cfg_status_match(const char *ranges, int status);
+
 #endif

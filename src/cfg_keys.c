@@ -1,0 +1,1278 @@
+/* cfg_keys.c: the keyword table of every config section and the loaders that
+ * walk libconfig's tree with them (nginx-style table-driven config).
+ *
+ * Each section (top level, timeouts, frontend, route, pool, ...) is a table of
+ * keys; a key names its handler, the offset of its field in the section's
+ * struct and its limits. cfg_section_load() walks a group's members, reports
+ * every unknown key (with a "did you mean" hint), calls each key's handler and
+ * then reports missing required keys. Handlers check the type and value of
+ * one setting, report problems on its line and store the value; a bad value
+ * leaves the default in place so loading can go on and find the next problem.
+ * Cross checks (duplicate names and addresses, unknown pools, min <= max)
+ * follow each list. "frontends" is loaded last so that every pool is known. */
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg-internal.h"
+#include "surgegate/common.h"
+
+/* CFG_OFF(type, field): offset + 1 of a field; 0 in a table means "none". */
+#define CFG_OFF(type, field) (offsetof(type, field) + 1)
+#define CFG_FIELD(obj, off1, type) ((type *)((char *)(obj) + (off1) - 1))
+
+#define CFG_WHERE_LEN 192
+
+struct cfg_key;
+
+/* A key handler: checks setting s of key k and stores it into obj (the
+ * section's struct). `where` names the enclosing element for messages
+ * ("pool 'app'"). Problems are reported through ctx; never fails otherwise. */
+typedef void (*cfg_key_fn)(struct cfg_ctx *ctx, const config_setting_t *s,
+                           const struct cfg_key *k, void *obj, const char *where);
+
+struct cfg_section {
+    const char *name;  /* for messages: "timeouts", "a pool" */
+    const char *title; /* for "health of pool 'x'": "health"; NULL for list elements */
+    const struct cfg_key *keys; /* terminated by a key with a NULL name */
+    size_t line_off;    /* CFG_OFF of the struct's `line` */
+    size_t enabled_off; /* CFG_OFF of a bool set when the group is present, or 0 */
+};
+
+struct cfg_key {
+    const char *name;
+    cfg_key_fn fn;
+    size_t off;                    /* CFG_OFF of the field */
+    long long min, max;            /* integers; durations in ms */
+    const char *const *choices;    /* cfg_k_enum, NULL-terminated */
+    const struct cfg_section *sub; /* cfg_k_group */
+    size_t set_off;                /* CFG_OFF of a bool set when the key is written, or 0 */
+    size_t line_off;               /* CFG_OFF of an int receiving the key's line, or 0 */
+    bool required;
+};
+
+static const char CFG_ROOT_WHERE[] = "the top level";
+
+/* ---- messages ---- */
+
+static void cfg_err(struct cfg_ctx *ctx, const config_setting_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void cfg_err(struct cfg_ctx *ctx, const config_setting_t *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cfg_diag_vadd(ctx->diags, SG_CFG_ERROR, s != NULL ? (int)config_setting_source_line(s) : 0,
+                  fmt, ap);
+    va_end(ap);
+}
+
+static const char *cfg_type_name(const config_setting_t *s)
+{
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        return "an integer";
+    case CONFIG_TYPE_FLOAT:
+        return "a number with a fraction";
+    case CONFIG_TYPE_STRING:
+        return "a string";
+    case CONFIG_TYPE_BOOL:
+        return "a boolean";
+    case CONFIG_TYPE_GROUP:
+        return "a group { ... }";
+    case CONFIG_TYPE_LIST:
+        return "a list ( ... )";
+    case CONFIG_TYPE_ARRAY:
+        return "an array [ ... ]";
+    default:
+        return "of an unknown type";
+    }
+}
+
+static void cfg_type_err(struct cfg_ctx *ctx, const config_setting_t *s, const char *where,
+                         const char *expected)
+{
+    cfg_err(ctx, s, "'%s' in %s must be %s, not %s", config_setting_name(s), where, expected,
+            cfg_type_name(s));
+}
+
+static void cfg_range_err(struct cfg_ctx *ctx, const config_setting_t *s, const char *where,
+                          long long v, long long min, long long max)
+{
+    cfg_err(ctx, s, "'%s' in %s is %lld, out of range %lld..%lld", config_setting_name(s), where,
+            v, min, max);
+}
+
+/* "a, b or c" */
+static void cfg_join(const char *const *words, char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; words[i] != NULL && o < len; i++) {
+        const char *sep = i == 0 ? "" : words[i + 1] == NULL ? " or " : ", ";
+        int n = snprintf(buf + o, len - o, "%s%s", sep, words[i]);
+        if (n < 0)
+            break;
+        o += (size_t)n;
+    }
+}
+
+/* Edit distance, capped: enough to suggest 'maxconn' for 'max_conn'. */
+static size_t cfg_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t row[65];
+
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The closest of `names` to `word` if it is close enough to be a typo. */
+static const char *cfg_suggest(const char *word, const char *const *names, size_t n)
+{
+    const char *best = NULL;
+    size_t bestd = 3, wl = strlen(word);
+    for (size_t i = 0; i < n; i++) {
+        if (names[i] == NULL)
+            continue;
+        size_t d = cfg_distance(word, names[i]);
+        if (d < bestd && d < wl) {
+            bestd = d;
+            best = names[i];
+        }
+    }
+    return best;
+}
+
+/* ---- value helpers ---- */
+
+static bool cfg_is_int(const config_setting_t *s)
+{
+    return config_setting_type(s) == CONFIG_TYPE_INT || config_setting_type(s) == CONFIG_TYPE_INT64;
+}
+
+/* A string without control characters (they would end up in logs, headers
+ * and hook arguments); reports and returns NULL otherwise. */
+static const char *cfg_get_string(struct cfg_ctx *ctx, const config_setting_t *s, const char *where)
+{
+    const char *v;
+    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+        cfg_type_err(ctx, s, where, "a string");
+        return NULL;
+    }
+    v = config_setting_get_string(s);
+    if (*v == '\0') {
+        cfg_err(ctx, s, "'%s' in %s must not be empty", config_setting_name(s), where);
+        return NULL;
+    }
+    for (const char *p = v; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            cfg_err(ctx, s, "'%s' in %s contains a control character", config_setting_name(s),
+                    where);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+static void cfg_set_string(void *obj, size_t off, const char *v)
+{
+    char **field = CFG_FIELD(obj, off, char *);
+    free(*field);
+    *field = sg_xstrdup(v);
+}
+
+/* ---- handlers for scalar keys ---- */
+
+static void cfg_k_uint(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                       void *obj, const char *where)
+{
+    long long v;
+    if (!cfg_is_int(s)) {
+        cfg_type_err(ctx, s, where, "an integer");
+        return;
+    }
+    v = config_setting_get_int64(s);
+    if (v < k->min || v > k->max) {
+        cfg_range_err(ctx, s, where, v, k->min, k->max);
+        return;
+    }
+    *CFG_FIELD(obj, k->off, uint32_t) = (uint32_t)v;
+}
+
+/* Integer bytes, or a string with a k/m/g suffix. */
+static bool cfg_get_size(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                         const char *where, uint64_t *out)
+{
+    uint64_t v;
+    if (cfg_is_int(s)) {
+        long long iv = config_setting_get_int64(s);
+        if (iv < 0) {
+            cfg_range_err(ctx, s, where, iv, k->min, k->max);
+            return false;
+        }
+        v = (uint64_t)iv;
+    } else if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+        if (sg_cfg_parse_size(config_setting_get_string(s), &v) != SG_OK) {
+            cfg_err(ctx, s,
+                    "bad size '%s' for '%s' in %s: expected bytes, or a number with a suffix "
+                    "k, m or g (e.g. \"10m\")",
+                    config_setting_get_string(s), config_setting_name(s), where);
+            return false;
+        }
+    } else {
+        cfg_type_err(ctx, s, where, "a size (bytes, or a string like \"10m\")");
+        return false;
+    }
+    if (v < (uint64_t)k->min || v > (uint64_t)k->max) {
+        cfg_err(ctx, s, "'%s' in %s is %llu bytes, out of range %lld..%lld",
+                config_setting_name(s), where, (unsigned long long)v, k->min, k->max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static void cfg_k_size32(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                         void *obj, const char *where)
+{
+    uint64_t v;
+    if (cfg_get_size(ctx, s, k, where, &v))
+        *CFG_FIELD(obj, k->off, uint32_t) = (uint32_t)v;
+}
+
+static void cfg_k_size64(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                         void *obj, const char *where)
+{
+    uint64_t v;
+    if (cfg_get_size(ctx, s, k, where, &v))
+        *CFG_FIELD(obj, k->off, uint64_t) = v;
+}
+
+static void cfg_k_duration(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                           void *obj, const char *where)
+{
+    const char *why;
+    uint32_t ms = 0;
+
+    if (cfg_is_int(s)) {
+        long long v = config_setting_get_int64(s);
+        cfg_err(ctx, s, "'%s' in %s: duration needs a unit, e.g. \"%llds\" or \"%lldms\"",
+                config_setting_name(s), where, v, v);
+        return;
+    }
+    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+        cfg_type_err(ctx, s, where, "a duration string like \"5s\"");
+        return;
+    }
+    why = cfg_duration_reason(config_setting_get_string(s), &ms);
+    if (why != NULL) {
+        cfg_err(ctx, s, "bad duration '%s' for '%s' in %s: %s", config_setting_get_string(s),
+                config_setting_name(s), where, why);
+        return;
+    }
+    if (ms < k->min || ms > k->max) {
+        char lo[32], hi[32];
+        cfg_format_duration((uint32_t)k->min, lo, sizeof(lo));
+        cfg_format_duration((uint32_t)k->max, hi, sizeof(hi));
+        cfg_err(ctx, s, "'%s' in %s is %s, out of range %s..%s", config_setting_name(s), where,
+                config_setting_get_string(s), lo, hi);
+        return;
+    }
+    *CFG_FIELD(obj, k->off, uint32_t) = ms;
+}
+
+static void cfg_k_bool(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                       void *obj, const char *where)
+{
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+        cfg_type_err(ctx, s, where, "true or false");
+        return;
+    }
+    *CFG_FIELD(obj, k->off, bool) = config_setting_get_bool(s) != 0;
+}
+
+static void cfg_k_string(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                         void *obj, const char *where)
+{
+    const char *v = cfg_get_string(ctx, s, where);
+    if (v != NULL)
+        cfg_set_string(obj, k->off, v);
+}
+
+/* Frontend, pool and token names: they appear in URLs, metric labels and
+ * hook environments, so keep them to a safe alphabet. */
+static void cfg_k_name(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                       void *obj, const char *where)
+{
+    const char *v = cfg_get_string(ctx, s, where);
+    if (v == NULL)
+        return;
+    if (strlen(v) > 64 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                    "0123456789_.-") != strlen(v)) {
+        cfg_err(ctx, s,
+                "bad name '%s' in %s: use at most 64 letters, digits, '_', '-' or '.'", v,
+                where);
+        return;
+    }
+    cfg_set_string(obj, k->off, v);
+}
+
+static void cfg_k_enum(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                       void *obj, const char *where)
+{
+    const char *v = cfg_get_string(ctx, s, where);
+    char list[256];
+
+    if (v == NULL)
+        return;
+    for (size_t i = 0; k->choices[i] != NULL; i++) {
+        if (strcmp(v, k->choices[i]) == 0) {
+            cfg_set_string(obj, k->off, v);
+            return;
+        }
+    }
+    cfg_join(k->choices, list, sizeof(list));
+    cfg_err(ctx, s, "bad value '%s' for '%s' in %s: expected %s", v, config_setting_name(s),
+            where, list);
+}
+
+static void cfg_k_addr(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                       void *obj, const char *where)
+{
+    const char *v = cfg_get_string(ctx, s, where);
+    struct sg_cfg_addr addr;
+    char why[160];
+
+    if (v == NULL)
+        return;
+    if (sg_cfg_parse_addr(v, &addr, why, sizeof(why)) != SG_OK) {
+        cfg_err(ctx, s, "bad address '%s': %s", v, why);
+        return;
+    }
+    sg_cfg_addr_free(CFG_FIELD(obj, k->off, struct sg_cfg_addr));
+    *CFG_FIELD(obj, k->off, struct sg_cfg_addr) = addr;
+}
+
+static void cfg_k_admin_listen(struct cfg_ctx *ctx, const config_setting_t *s,
+                               const struct cfg_key *k, void *obj, const char *where)
+{
+    ctx->admin_listen = s;
+    cfg_k_addr(ctx, s, k, obj, where);
+}
+
+/* A path sent in a request line: "/..." of visible characters. */
+static void cfg_k_urlpath(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                          void *obj, const char *where)
+{
+    const char *v = cfg_get_string(ctx, s, where);
+    if (v == NULL)
+        return;
+    if (v[0] != '/') {
+        cfg_err(ctx, s, "'%s' in %s must start with '/', got '%s'", config_setting_name(s), where,
+                v);
+        return;
+    }
+    for (const char *p = v; *p != '\0'; p++) {
+        if (*p == ' ' || (unsigned char)*p > 0x7e) {
+            cfg_err(ctx, s, "'%s' in %s must not contain spaces or non-ASCII characters "
+                            "(percent-encode them)",
+                    config_setting_name(s), where);
+            return;
+        }
+    }
+    cfg_set_string(obj, k->off, v);
+}
+
+/* A host name as matched against or sent in a Host header. */
+static void cfg_k_host(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                       void *obj, const char *where)
+{
+    const char *v = cfg_get_string(ctx, s, where);
+    if (v == NULL)
+        return;
+    if (strpbrk(v, " /\\\"") != NULL || strlen(v) > 255) {
+        cfg_err(ctx, s, "bad host '%s' for '%s' in %s: expected a host name like "
+                        "\"api.example.com\"",
+                v, config_setting_name(s), where);
+        return;
+    }
+    cfg_set_string(obj, k->off, v);
+}
+
+static void cfg_k_method(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                         void *obj, const char *where)
+{
+    const char *v = cfg_get_string(ctx, s, where);
+    if (v == NULL)
+        return;
+    if (strlen(v) > 32 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(v)) {
+        cfg_err(ctx, s, "bad HTTP method '%s' in %s: expected an upper-case method like GET "
+                        "or HEAD",
+                v, where);
+        return;
+    }
+    cfg_set_string(obj, k->off, v);
+}
+
+static void cfg_k_status(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                         void *obj, const char *where)
+{
+    const char *v = cfg_get_string(ctx, s, where);
+    char why[128];
+    if (v == NULL)
+        return;
+    if (sg_cfg_check_status_ranges(v, why, sizeof(why)) != SG_OK) {
+        cfg_err(ctx, s, "bad status list '%s' for '%s' in %s: %s", v, config_setting_name(s),
+                where, why);
+        return;
+    }
+    cfg_set_string(obj, k->off, v);
+}
+
+/* Strings of an array or list; NULL after reporting a problem. The result is
+ * NULL-terminated and owned by the caller. */
+static char **cfg_get_strings(struct cfg_ctx *ctx, const config_setting_t *s, const char *where,
+                              const char *what)
+{
+    int n;
+    bool ok = true;
+    char **v;
+
+    if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+        cfg_type_err(ctx, s, where, what);
+        return NULL;
+    }
+    n = config_setting_length(s);
+    if (n == 0) {
+        cfg_err(ctx, s, "'%s' in %s is empty", config_setting_name(s), where);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            cfg_err(ctx, e, "element %d of '%s' in %s must be a string, not %s", i + 1,
+                    config_setting_name(s), where, cfg_type_name(e));
+            ok = false;
+        } else if (strchr(config_setting_get_string(e), '\n') != NULL) {
+            cfg_err(ctx, e, "element %d of '%s' in %s contains a newline", i + 1,
+                    config_setting_name(s), where);
+            ok = false;
+        }
+    }
+    if (!ok)
+        return NULL;
+    v = sg_xcalloc((size_t)n + 1, sizeof(*v));
+    for (int i = 0; i < n; i++)
+        v[i] = sg_xstrdup(config_setting_get_string_elem(s, i));
+    return v;
+}
+
+/* A hook: argv of a program run without a shell, so the program is an absolute path. */
+static void cfg_k_argv(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                       void *obj, const char *where)
+{
+    char **v = cfg_get_strings(ctx, s, where,
+                               "an array of strings [ \"/absolute/program\", \"arg\", ... ]");
+    if (v == NULL)
+        return;
+    if (v[0][0] != '/') {
+        cfg_err(ctx, s,
+                "'%s' in %s must start with the program's absolute path (hooks run without a "
+                "shell or $PATH), got '%s'",
+                config_setting_name(s), where, v[0]);
+        cfg_argv_free(v);
+        return;
+    }
+    cfg_argv_free(*CFG_FIELD(obj, k->off, char **));
+    *CFG_FIELD(obj, k->off, char **) = v;
+}
+
+static const char *const cfg_event_names[] = {"backend_down",   "backend_up",     "pool_degraded",
+                                              "pool_empty",     "pool_recovered", "queue_overflow",
+                                              "hook_failed",    NULL};
+
+static void cfg_k_events(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                         void *obj, const char *where)
+{
+    char **v = cfg_get_strings(ctx, s, where, "an array of event names [ \"backend_down\", ... ]");
+    bool ok = true;
+    char list[256];
+
+    if (v == NULL)
+        return;
+    for (size_t i = 0; v[i] != NULL; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        bool known = false;
+        for (size_t j = 0; cfg_event_names[j] != NULL; j++)
+            known = known || strcmp(v[i], cfg_event_names[j]) == 0;
+        if (!known) {
+            const char *hint = cfg_suggest(v[i], cfg_event_names,
+                                           SG_ARRAY_SIZE(cfg_event_names) - 1);
+            cfg_join(cfg_event_names, list, sizeof(list));
+            if (hint != NULL)
+                cfg_err(ctx, e, "unknown event '%s' in %s (did you mean '%s'?)", v[i], where,
+                        hint);
+            else
+                cfg_err(ctx, e, "unknown event '%s' in %s: expected %s", v[i], where, list);
+            ok = false;
+            continue;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(v[i], v[j]) == 0) {
+                cfg_err(ctx, e, "event '%s' is listed twice in %s", v[i], where);
+                ok = false;
+                break;
+            }
+        }
+    }
+    if (!ok) {
+        cfg_argv_free(v);
+        return;
+    }
+    cfg_argv_free(*CFG_FIELD(obj, k->off, char **));
+    *CFG_FIELD(obj, k->off, char **) = v;
+}
+
+/* above / below / target of an autoscale rule: int or float, >= 0. */
+static void cfg_k_rule_value(struct cfg_ctx *ctx, const config_setting_t *s,
+                             const struct cfg_key *k, void *obj, const char *where)
+{
+    struct sg_cfg_rule *rule = obj;
+    double v;
+
+    if (cfg_is_int(s))
+        v = (double)config_setting_get_int64(s);
+    else if (config_setting_type(s) == CONFIG_TYPE_FLOAT)
+        v = config_setting_get_float(s);
+    else {
+        cfg_type_err(ctx, s, where, "a number");
+        return;
+    }
+    if (!isfinite(v) || v < 0) {
+        cfg_err(ctx, s, "'%s' in %s is %g, it must be a number >= 0", k->name, where, v);
+        return;
+    }
+    rule->value = v;
+    rule->kind = (enum sg_cfg_rule_kind)k->min;
+}
+
+/* ---- sections ---- */
+
+static void cfg_section_load(struct cfg_ctx *ctx, const config_setting_t *g,
+                             const struct cfg_section *sec, void *obj, const char *where);
+static void cfg_k_group(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                        void *obj, const char *where);
+static void cfg_k_pools(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                        void *obj, const char *where);
+static void cfg_k_defer_frontends(struct cfg_ctx *ctx, const config_setting_t *s,
+                                  const struct cfg_key *k, void *obj, const char *where);
+static void cfg_k_routes(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                         void *obj, const char *where);
+static void cfg_k_pool_ref(struct cfg_ctx *ctx, const config_setting_t *s,
+                           const struct cfg_key *k, void *obj, const char *where);
+static void cfg_k_backends(struct cfg_ctx *ctx, const config_setting_t *s,
+                           const struct cfg_key *k, void *obj, const char *where);
+static void cfg_k_rules(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                        void *obj, const char *where);
+static void cfg_k_tokens(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                         void *obj, const char *where);
+
+#define MS_DAY (24LL * 3600 * 1000)
+
+static const char *const cfg_log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const cfg_balances[] = {"roundrobin", "leastreq", "ewma", "hash", "random",
+                                           NULL};
+static const char *const cfg_health_types[] = {"http", "tcp", NULL};
+static const char *const cfg_roles[] = {"admin", "read", NULL};
+static const char *const cfg_metrics[] = {"queue_depth",    "queue_depth_per_backend",
+                                          "inflight_per_backend", "utilization",
+                                          "latency_p50_ms", "latency_p95_ms",
+                                          "latency_p99_ms", "error_rate",
+                                          "rps_per_backend", "healthy_backends",
+                                          NULL};
+
+#define T struct sg_cfg_timeouts
+static const struct cfg_key cfg_timeout_keys[] = {
+    {.name = "connect", .fn = cfg_k_duration, .off = CFG_OFF(T, connect_ms), .min = 1,
+     .max = MS_DAY, .set_off = CFG_OFF(T, set_connect)},
+    {.name = "http_request", .fn = cfg_k_duration, .off = CFG_OFF(T, http_request_ms), .min = 1,
+     .max = MS_DAY, .set_off = CFG_OFF(T, set_http_request)},
+    {.name = "client", .fn = cfg_k_duration, .off = CFG_OFF(T, client_ms), .min = 1,
+     .max = MS_DAY, .set_off = CFG_OFF(T, set_client)},
+    {.name = "server", .fn = cfg_k_duration, .off = CFG_OFF(T, server_ms), .min = 1,
+     .max = MS_DAY, .set_off = CFG_OFF(T, set_server)},
+    {.name = "queue", .fn = cfg_k_duration, .off = CFG_OFF(T, queue_ms), .min = 1, .max = MS_DAY,
+     .set_off = CFG_OFF(T, set_queue), .line_off = CFG_OFF(T, queue_line)},
+    {.name = "keepalive", .fn = cfg_k_duration, .off = CFG_OFF(T, keepalive_ms), .min = 0,
+     .max = MS_DAY, .set_off = CFG_OFF(T, set_keepalive)},
+    {.name = "upstream_idle", .fn = cfg_k_duration, .off = CFG_OFF(T, upstream_idle_ms), .min = 0,
+     .max = MS_DAY},
+    {.name = "grace", .fn = cfg_k_duration, .off = CFG_OFF(T, grace_ms), .min = 0, .max = MS_DAY},
+    {0}};
+static const struct cfg_section cfg_sec_timeouts = {"timeouts", "timeouts", cfg_timeout_keys,
+                                                     CFG_OFF(T, line), 0};
+#undef T
+
+#define T struct sg_cfg_limits
+static const struct cfg_key cfg_limit_keys[] = {
+    {.name = "max_request_line", .fn = cfg_k_size32, .off = CFG_OFF(T, max_request_line),
+     .min = 64, .max = 1 << 20},
+    {.name = "max_header_size", .fn = cfg_k_size32, .off = CFG_OFF(T, max_header_size),
+     .min = 256, .max = 16 << 20},
+    {.name = "max_headers", .fn = cfg_k_uint, .off = CFG_OFF(T, max_headers), .min = 1,
+     .max = 10000},
+    {.name = "max_body_size", .fn = cfg_k_size64, .off = CFG_OFF(T, max_body_size), .min = 0,
+     .max = INT64_MAX},
+    {0}};
+static const struct cfg_section cfg_sec_limits = {"limits", "limits", cfg_limit_keys,
+                                                  CFG_OFF(T, line), 0};
+#undef T
+
+#define T struct sg_cfg_route
+static const struct cfg_key cfg_route_keys[] = {
+    {.name = "host", .fn = cfg_k_host, .off = CFG_OFF(T, host)},
+    {.name = "path_prefix", .fn = cfg_k_urlpath, .off = CFG_OFF(T, path_prefix)},
+    {.name = "pool", .fn = cfg_k_pool_ref, .off = CFG_OFF(T, pool), .required = true},
+    {0}};
+static const struct cfg_section cfg_sec_route = {"a route", NULL, cfg_route_keys,
+                                                 CFG_OFF(T, line), 0};
+#undef T
+
+#define T struct sg_cfg_frontend
+static const struct cfg_key cfg_frontend_keys[] = {
+    {.name = "name", .fn = cfg_k_name, .off = CFG_OFF(T, name), .required = true},
+    {.name = "listen", .fn = cfg_k_addr, .off = CFG_OFF(T, listen), .required = true},
+    {.name = "maxconn", .fn = cfg_k_uint, .off = CFG_OFF(T, maxconn), .min = 1, .max = 1000000,
+     .line_off = CFG_OFF(T, maxconn_line)},
+    {.name = "routes", .fn = cfg_k_routes},
+    {.name = "default_pool", .fn = cfg_k_pool_ref, .off = CFG_OFF(T, default_pool)},
+    {0}};
+static const struct cfg_section cfg_sec_frontend = {"a frontend", NULL, cfg_frontend_keys,
+                                                    CFG_OFF(T, line), 0};
+#undef T
+
+#define T struct sg_cfg_health
+static const struct cfg_key cfg_health_keys[] = {
+    {.name = "type", .fn = cfg_k_enum, .off = CFG_OFF(T, type), .choices = cfg_health_types},
+    {.name = "method", .fn = cfg_k_method, .off = CFG_OFF(T, method)},
+    {.name = "path", .fn = cfg_k_urlpath, .off = CFG_OFF(T, path)},
+    {.name = "host", .fn = cfg_k_host, .off = CFG_OFF(T, host)},
+    {.name = "interval", .fn = cfg_k_duration, .off = CFG_OFF(T, interval_ms), .min = 100,
+     .max = MS_DAY},
+    {.name = "timeout", .fn = cfg_k_duration, .off = CFG_OFF(T, timeout_ms), .min = 1,
+     .max = 3600 * 1000},
+    {.name = "rise", .fn = cfg_k_uint, .off = CFG_OFF(T, rise), .min = 1, .max = 1000},
+    {.name = "fall", .fn = cfg_k_uint, .off = CFG_OFF(T, fall), .min = 1, .max = 1000},
+    {.name = "expect_status", .fn = cfg_k_status, .off = CFG_OFF(T, expect_status)},
+    {0}};
+static const struct cfg_section cfg_sec_health = {"health", "health", cfg_health_keys,
+                                                  CFG_OFF(T, line), CFG_OFF(T, enabled)};
+#undef T
+
+#define T struct sg_cfg_backend
+static const struct cfg_key cfg_backend_keys[] = {
+    {.name = "address", .fn = cfg_k_addr, .off = CFG_OFF(T, address), .required = true},
+    {.name = "weight", .fn = cfg_k_uint, .off = CFG_OFF(T, weight), .min = 0, .max = 256},
+    {.name = "maxconn", .fn = cfg_k_uint, .off = CFG_OFF(T, maxconn), .min = 0, .max = 1000000},
+    {.name = "backup", .fn = cfg_k_bool, .off = CFG_OFF(T, backup)},
+    {0}};
+static const struct cfg_section cfg_sec_backend = {"a backend", NULL, cfg_backend_keys,
+                                                   CFG_OFF(T, line), 0};
+#undef T
+
+#define T struct sg_cfg_rule
+static const struct cfg_key cfg_rule_keys[] = {
+    {.name = "metric", .fn = cfg_k_enum, .off = CFG_OFF(T, metric), .choices = cfg_metrics,
+     .required = true},
+    {.name = "above", .fn = cfg_k_rule_value, .min = SG_RULE_ABOVE},
+    {.name = "below", .fn = cfg_k_rule_value, .min = SG_RULE_BELOW},
+    {.name = "target", .fn = cfg_k_rule_value, .min = SG_RULE_TARGET},
+    {.name = "for", .fn = cfg_k_duration, .off = CFG_OFF(T, for_ms), .min = 0, .max = MS_DAY},
+    {0}};
+static const struct cfg_section cfg_sec_rule = {"an autoscale rule", NULL, cfg_rule_keys,
+                                                CFG_OFF(T, line), 0};
+#undef T
+
+#define T struct sg_cfg_autoscale
+static const struct cfg_key cfg_autoscale_keys[] = {
+    {.name = "min", .fn = cfg_k_uint, .off = CFG_OFF(T, min), .min = 0, .max = 10000},
+    {.name = "max", .fn = cfg_k_uint, .off = CFG_OFF(T, max), .min = 1, .max = 10000,
+     .required = true},
+    {.name = "step", .fn = cfg_k_uint, .off = CFG_OFF(T, step), .min = 1, .max = 1000},
+    {.name = "hook_timeout", .fn = cfg_k_duration, .off = CFG_OFF(T, hook_timeout_ms),
+     .min = 1000, .max = 3600 * 1000},
+    {.name = "dry_run", .fn = cfg_k_bool, .off = CFG_OFF(T, dry_run)},
+    {.name = "scale_up_cooldown", .fn = cfg_k_duration, .off = CFG_OFF(T, scale_up_cooldown_ms),
+     .min = 0, .max = MS_DAY},
+    {.name = "scale_down_window", .fn = cfg_k_duration, .off = CFG_OFF(T, scale_down_window_ms),
+     .min = 0, .max = MS_DAY},
+    {.name = "hold_timeout", .fn = cfg_k_duration, .off = CFG_OFF(T, hold_timeout_ms), .min = 0,
+     .max = 3600 * 1000},
+    {.name = "rules", .fn = cfg_k_rules},
+    {.name = "scale_up_hook", .fn = cfg_k_argv, .off = CFG_OFF(T, scale_up_hook)},
+    {.name = "scale_down_hook", .fn = cfg_k_argv, .off = CFG_OFF(T, scale_down_hook)},
+    {0}};
+static const struct cfg_section cfg_sec_autoscale = {"autoscale", "autoscale",
+                                                     cfg_autoscale_keys, CFG_OFF(T, line),
+                                                     CFG_OFF(T, enabled)};
+#undef T
+
+#define T struct sg_cfg_pool
+static const struct cfg_key cfg_pool_keys[] = {
+    {.name = "name", .fn = cfg_k_name, .off = CFG_OFF(T, name), .required = true},
+    {.name = "balance", .fn = cfg_k_enum, .off = CFG_OFF(T, balance), .choices = cfg_balances},
+    {.name = "retries", .fn = cfg_k_uint, .off = CFG_OFF(T, retries), .min = 0, .max = 10},
+    {.name = "maxqueue", .fn = cfg_k_uint, .off = CFG_OFF(T, maxqueue), .min = 0,
+     .max = 1000000},
+    {.name = "max_idle", .fn = cfg_k_uint, .off = CFG_OFF(T, max_idle), .min = 0, .max = 10000},
+    {.name = "health", .fn = cfg_k_group, .off = CFG_OFF(T, health), .sub = &cfg_sec_health},
+    {.name = "backends", .fn = cfg_k_backends},
+    {.name = "autoscale", .fn = cfg_k_group, .off = CFG_OFF(T, autoscale),
+     .sub = &cfg_sec_autoscale},
+    {0}};
+static const struct cfg_section cfg_sec_pool = {"a pool", NULL, cfg_pool_keys, CFG_OFF(T, line),
+                                                0};
+#undef T
+
+#define T struct sg_cfg_alerts
+static const struct cfg_key cfg_alert_keys[] = {
+    {.name = "events", .fn = cfg_k_events, .off = CFG_OFF(T, events)},
+    {.name = "hook", .fn = cfg_k_argv, .off = CFG_OFF(T, hook)},
+    {0}};
+static const struct cfg_section cfg_sec_alerts = {"alerts", "alerts", cfg_alert_keys,
+                                                  CFG_OFF(T, line), 0};
+#undef T
+
+#define T struct sg_cfg_token
+static const struct cfg_key cfg_token_keys[] = {
+    {.name = "name", .fn = cfg_k_name, .off = CFG_OFF(T, name), .required = true},
+    {.name = "token", .fn = cfg_k_string, .off = CFG_OFF(T, token), .required = true},
+    {.name = "role", .fn = cfg_k_enum, .off = CFG_OFF(T, role), .choices = cfg_roles},
+    {0}};
+static const struct cfg_section cfg_sec_token = {"an admin token", NULL, cfg_token_keys,
+                                                 CFG_OFF(T, line), 0};
+#undef T
+
+#define T struct sg_cfg_admin
+static const struct cfg_key cfg_admin_keys[] = {
+    {.name = "listen", .fn = cfg_k_admin_listen, .off = CFG_OFF(T, listen)},
+    {.name = "tokens", .fn = cfg_k_tokens},
+    {0}};
+static const struct cfg_section cfg_sec_admin = {"admin", "admin", cfg_admin_keys,
+                                                 CFG_OFF(T, line), 0};
+#undef T
+
+#define T struct sg_cfg
+static const struct cfg_key cfg_root_keys[] = {
+    {.name = "workers", .fn = cfg_k_uint, .off = CFG_OFF(T, workers), .min = 0, .max = 256},
+    {.name = "log_level", .fn = cfg_k_enum, .off = CFG_OFF(T, log_level),
+     .choices = cfg_log_levels},
+    {.name = "timeouts", .fn = cfg_k_group, .off = CFG_OFF(T, timeouts),
+     .sub = &cfg_sec_timeouts},
+    {.name = "limits", .fn = cfg_k_group, .off = CFG_OFF(T, limits), .sub = &cfg_sec_limits},
+    {.name = "frontends", .fn = cfg_k_defer_frontends},
+    {.name = "pools", .fn = cfg_k_pools},
+    {.name = "alerts", .fn = cfg_k_group, .off = CFG_OFF(T, alerts), .sub = &cfg_sec_alerts},
+    {.name = "admin", .fn = cfg_k_group, .off = CFG_OFF(T, admin), .sub = &cfg_sec_admin},
+    {0}};
+static const struct cfg_section cfg_sec_root = {CFG_ROOT_WHERE, NULL, cfg_root_keys, 0, 0};
+#undef T
+
+static const struct cfg_section *const cfg_all_sections[] = {
+    &cfg_sec_root,   &cfg_sec_timeouts, &cfg_sec_limits,  &cfg_sec_frontend, &cfg_sec_route,
+    &cfg_sec_pool,   &cfg_sec_health,   &cfg_sec_backend, &cfg_sec_autoscale, &cfg_sec_rule,
+    &cfg_sec_alerts, &cfg_sec_admin,    &cfg_sec_token};
+
+static void cfg_unknown_key(struct cfg_ctx *ctx, const config_setting_t *m,
+                            const struct cfg_section *sec, const char *where)
+{
+    const char *name = config_setting_name(m);
+    const char *names[32];
+    const char *hint;
+    char homes[256];
+    size_t n = 0, o = 0, nhomes = 0;
+
+    for (const struct cfg_key *k = sec->keys; k->name != NULL && n < SG_ARRAY_SIZE(names); k++)
+        names[n++] = k->name;
+    hint = cfg_suggest(name, names, n);
+    if (hint != NULL) {
+        cfg_err(ctx, m, "unknown key '%s' in %s (did you mean '%s'?)", name, where, hint);
+        return;
+    }
+    /* a key of another section: say where it belongs */
+    homes[0] = '\0';
+    for (size_t i = 0; i < SG_ARRAY_SIZE(cfg_all_sections); i++) {
+        const struct cfg_section *other = cfg_all_sections[i];
+        if (other == sec)
+            continue;
+        for (const struct cfg_key *k = other->keys; k->name != NULL; k++) {
+            if (strcmp(k->name, name) == 0 && o < sizeof(homes)) {
+                int w = snprintf(homes + o, sizeof(homes) - o, "%s%s", nhomes ? " or " : "",
+                                 other->name);
+                o += w > 0 ? (size_t)w : 0;
+                nhomes++;
+            }
+        }
+    }
+    if (nhomes > 0)
+        cfg_err(ctx, m, "unknown key '%s' in %s ('%s' belongs in %s)", name, where, name, homes);
+    else
+        cfg_err(ctx, m, "unknown key '%s' in %s", name, where);
+}
+
+/* Loads group g into obj with the keys of sec: every member is checked,
+ * unknown keys and missing required keys are reported on their lines. */
+static void cfg_section_load(struct cfg_ctx *ctx, const config_setting_t *g,
+                             const struct cfg_section *sec, void *obj, const char *where)
+{
+    int n = config_setting_length(g);
+
+    if (sec->line_off)
+        *CFG_FIELD(obj, sec->line_off, int) = (int)config_setting_source_line(g);
+    if (sec->enabled_off)
+        *CFG_FIELD(obj, sec->enabled_off, bool) = true;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(m);
+        const struct cfg_key *k = sec->keys;
+        while (k->name != NULL && strcmp(k->name, name) != 0)
+            k++;
+        if (k->name == NULL) {
+            cfg_unknown_key(ctx, m, sec, where);
+            continue;
+        }
+        k->fn(ctx, m, k, obj, where);
+        if (k->set_off)
+            *CFG_FIELD(obj, k->set_off, bool) = true;
+        if (k->line_off)
+            *CFG_FIELD(obj, k->line_off, int) = (int)config_setting_source_line(m);
+    }
+    for (const struct cfg_key *k = sec->keys; k->name != NULL; k++) {
+        if (k->required && config_setting_get_member(g, k->name) == NULL)
+            cfg_err(ctx, g, "%s is missing the required key '%s'", where, k->name);
+    }
+}
+
+static void cfg_k_group(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                        void *obj, const char *where)
+{
+    char w[CFG_WHERE_LEN];
+    if (!config_setting_is_group(s)) {
+        cfg_type_err(ctx, s, where, "a group { ... }");
+        return;
+    }
+    if (where == CFG_ROOT_WHERE)
+        snprintf(w, sizeof(w), "%s", k->sub->title);
+    else
+        snprintf(w, sizeof(w), "%s of %s", k->sub->title, where);
+    cfg_section_load(ctx, s, k->sub, CFG_FIELD(obj, k->off, char), w);
+}
+
+/* Checks that s is a list of groups; returns its length, or -1 after
+ * reporting. Elements that are not groups are reported here. */
+static int cfg_list_of_groups(struct cfg_ctx *ctx, const config_setting_t *s, const char *where)
+{
+    int n;
+    if (!config_setting_is_list(s)) {
+        if (config_setting_is_group(s))
+            cfg_err(ctx, s, "'%s' in %s must be a list of groups ( { ... }, { ... } ), not a "
+                            "single group: wrap it in ( )",
+                    config_setting_name(s), where);
+        else
+            cfg_type_err(ctx, s, where, "a list of groups ( { ... }, { ... } )");
+        return -1;
+    }
+    n = config_setting_length(s);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        if (!config_setting_is_group(e))
+            cfg_err(ctx, e, "element %d of '%s' in %s must be a group { ... }, not %s", i + 1,
+                    config_setting_name(s), where, cfg_type_name(e));
+    }
+    return n;
+}
+
+/* The string value of member `key` of group g, or NULL. */
+static const char *cfg_member_string(const config_setting_t *g, const char *key)
+{
+    const config_setting_t *m = config_setting_get_member(g, key);
+    return m != NULL && config_setting_type(m) == CONFIG_TYPE_STRING
+               ? config_setting_get_string(m)
+               : NULL;
+}
+
+static int cfg_member_line(const config_setting_t *g, const char *key)
+{
+    const config_setting_t *m = config_setting_get_member(g, key);
+    return (int)config_setting_source_line(m != NULL ? m : g);
+}
+
+/* "pool 'app'" when the element has a usable name, else "pool #2". */
+static void cfg_element_where(char *buf, size_t len, const char *kind, const config_setting_t *e,
+                              int index)
+{
+    const char *name = cfg_member_string(e, "name");
+    if (name != NULL && *name != '\0' && strlen(name) <= 64)
+        snprintf(buf, len, "%s '%s'", kind, name);
+    else
+        snprintf(buf, len, "%s #%d", kind, index + 1);
+}
+
+/* ---- pools ---- */
+
+static void cfg_pool_check(struct cfg_ctx *ctx, const config_setting_t *e,
+                           const struct sg_cfg_pool *pool, const char *where)
+{
+    const struct sg_cfg_autoscale *as = &pool->autoscale;
+    const config_setting_t *asg = config_setting_get_member(e, "autoscale");
+
+    if (pool->health.enabled && pool->health.timeout_ms > pool->health.interval_ms) {
+        char t[32], i[32];
+        const config_setting_t *hg = config_setting_get_member(e, "health");
+        cfg_format_duration(pool->health.timeout_ms, t, sizeof(t));
+        cfg_format_duration(pool->health.interval_ms, i, sizeof(i));
+        sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(hg, "timeout"),
+                        "health timeout %s of %s is longer than its interval %s", t, where, i);
+    }
+    if (as->enabled && asg != NULL && config_setting_is_group(asg)) {
+        if (as->max != 0 && as->min > as->max)
+            sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(asg, "min"),
+                            "autoscale min (%u) is greater than max (%u) in %s", as->min,
+                            as->max, where);
+        if (config_setting_get_member(asg, "rules") == NULL)
+            cfg_err(ctx, asg, "autoscale of %s has no rules: add at least one rule", where);
+        if (!as->dry_run && as->scale_up_hook == NULL && as->scale_down_hook == NULL &&
+            config_setting_get_member(asg, "scale_up_hook") == NULL &&
+            config_setting_get_member(asg, "scale_down_hook") == NULL)
+            cfg_err(ctx, asg,
+                    "autoscale of %s has no scale_up_hook or scale_down_hook "
+                    "(set dry_run = true to only log its decisions)",
+                    where);
+    }
+    if (pool->nbackends == 0 && !(as->enabled && as->min == 0)) {
+        /* a "backends" list whose elements were all bad is already reported */
+        const config_setting_t *b = config_setting_get_member(e, "backends");
+        if (b == NULL || (config_setting_is_list(b) && config_setting_length(b) == 0))
+            cfg_err(ctx, b != NULL ? b : e,
+                    "%s has no backends (only a pool with autoscale min = 0 may start empty)",
+                    where);
+    }
+}
+
+static void cfg_k_pools(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                        void *obj, const char *where)
+{
+    struct sg_cfg *cfg = ctx->cfg;
+    const config_setting_t **elems;
+    int n = cfg_list_of_groups(ctx, s, where);
+
+    if (n < 0)
+        return;
+    cfg->pools = sg_xcalloc((size_t)n, sizeof(*cfg->pools));
+    elems = sg_xcalloc((size_t)n, sizeof(*elems));
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        struct sg_cfg_pool *pool;
+        char w[CFG_WHERE_LEN];
+        if (!config_setting_is_group(e))
+            continue;
+        pool = &cfg->pools[cfg->npools];
+        elems[cfg->npools++] = e;
+        cfg_pool_defaults(pool);
+        cfg_element_where(w, sizeof(w), "pool", e, i);
+        cfg_section_load(ctx, e, &cfg_sec_pool, pool, w);
+        cfg_pool_check(ctx, e, pool, w);
+    }
+    for (size_t i = 0; i < cfg->npools; i++) {
+        for (size_t j = 0; j < i && cfg->pools[i].name != NULL; j++) {
+            if (cfg->pools[j].name != NULL && strcmp(cfg->pools[i].name, cfg->pools[j].name) == 0) {
+                sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(elems[i], "name"),
+                                "duplicate pool name '%s' (first defined on line %d)",
+                                cfg->pools[i].name, cfg_member_line(elems[j], "name"));
+                break;
+            }
+        }
+    }
+    free(elems);
+}
+
+static void cfg_k_backends(struct cfg_ctx *ctx, const config_setting_t *s,
+                           const struct cfg_key *k, void *obj, const char *where)
+{
+    struct sg_cfg_pool *pool = obj;
+    int n = cfg_list_of_groups(ctx, s, where);
+
+    if (n < 0)
+        return;
+    pool->backends = sg_xcalloc((size_t)n, sizeof(*pool->backends));
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        struct sg_cfg_backend *be;
+        char w[CFG_WHERE_LEN];
+        if (!config_setting_is_group(e))
+            continue;
+        be = &pool->backends[pool->nbackends++];
+        cfg_backend_defaults(be);
+        snprintf(w, sizeof(w), "backend #%d of %s", i + 1, where);
+        cfg_section_load(ctx, e, &cfg_sec_backend, be, w);
+        for (size_t j = 0; j + 1 < pool->nbackends; j++) {
+            if (cfg_addr_equal(&be->address, &pool->backends[j].address)) {
+                sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(e, "address"),
+                                "duplicate backend address '%s' in %s (same as '%s' on line %d)",
+                                be->address.text, where, pool->backends[j].address.text,
+                                pool->backends[j].line);
+                break;
+            }
+        }
+    }
+}
+
+static void cfg_k_rules(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                        void *obj, const char *where)
+{
+    struct sg_cfg_autoscale *as = obj;
+    int n = cfg_list_of_groups(ctx, s, where);
+
+    if (n < 0)
+        return;
+    if (n == 0) {
+        cfg_err(ctx, s, "'rules' in %s is empty: add at least one rule", where);
+        return;
+    }
+    as->rules = sg_xcalloc((size_t)n, sizeof(*as->rules));
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        struct sg_cfg_rule *rule;
+        char w[CFG_WHERE_LEN];
+        int nkinds = 0;
+        if (!config_setting_is_group(e))
+            continue;
+        rule = &as->rules[as->nrules++];
+        snprintf(w, sizeof(w), "rule #%d of %s", i + 1, where);
+        cfg_section_load(ctx, e, &cfg_sec_rule, rule, w);
+        nkinds = (config_setting_get_member(e, "above") != NULL) +
+                 (config_setting_get_member(e, "below") != NULL) +
+                 (config_setting_get_member(e, "target") != NULL);
+        if (nkinds != 1) {
+            cfg_err(ctx, e, "%s needs exactly one of 'above', 'below' or 'target' (it has %d)", w,
+                    nkinds);
+        } else if (rule->metric != NULL && strcmp(rule->metric, "utilization") == 0 &&
+                   rule->value > 1.0) {
+            cfg_err(ctx, e, "%s: utilization is a fraction from 0 to 1, got %g", w, rule->value);
+        } else if (rule->kind == SG_RULE_TARGET && rule->value <= 0.0 &&
+                   config_setting_get_member(e, "target") != NULL) {
+            cfg_err(ctx, e, "%s: 'target' must be greater than 0", w);
+        }
+    }
+}
+
+/* ---- frontends ---- */
+
+static void cfg_k_defer_frontends(struct cfg_ctx *ctx, const config_setting_t *s,
+                                  const struct cfg_key *k, void *obj, const char *where)
+{
+    ctx->frontends = s;
+}
+
+static int cfg_pool_index(const struct sg_cfg *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->npools; i++) {
+        if (cfg->pools[i].name != NULL && strcmp(cfg->pools[i].name, name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* "pool" of a route and "default_pool" of a frontend: the name is kept and
+ * resolved to an index into cfg->pools (pools are loaded before frontends).
+ * An unknown pool in a route is reported on the route's line. */
+static void cfg_k_pool_ref(struct cfg_ctx *ctx, const config_setting_t *s,
+                           const struct cfg_key *k, void *obj, const char *where)
+{
+    const char *v = cfg_get_string(ctx, s, where);
+    bool is_route = strcmp(k->name, "pool") == 0;
+    int idx, line;
+    const char *names[64];
+    const char *hint;
+    size_t n = 0;
+
+    if (v == NULL)
+        return;
+    cfg_set_string(obj, k->off, v);
+    idx = cfg_pool_index(ctx->cfg, v);
+    if (is_route)
+        ((struct sg_cfg_route *)obj)->pool_index = idx;
+    else
+        ((struct sg_cfg_frontend *)obj)->default_pool_index = idx;
+    if (idx >= 0)
+        return;
+    for (size_t i = 0; i < ctx->cfg->npools && n < SG_ARRAY_SIZE(names); i++)
+        names[n++] = ctx->cfg->pools[i].name;
+    hint = cfg_suggest(v, names, n);
+    line = (int)config_setting_source_line(is_route ? config_setting_parent(s) : s);
+    if (hint != NULL)
+        sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, line,
+                        "unknown pool '%s' in %s (did you mean '%s'?)", v, where, hint);
+    else
+        sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, line, "unknown pool '%s' in %s", v, where);
+}
+
+static void cfg_k_routes(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                         void *obj, const char *where)
+{
+    struct sg_cfg_frontend *fe = obj;
+    int n = cfg_list_of_groups(ctx, s, where);
+
+    if (n < 0)
+        return;
+    fe->routes = sg_xcalloc((size_t)n, sizeof(*fe->routes));
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        struct sg_cfg_route *r;
+        char w[CFG_WHERE_LEN];
+        if (!config_setting_is_group(e))
+            continue;
+        r = &fe->routes[fe->nroutes++];
+        r->pool_index = -1;
+        snprintf(w, sizeof(w), "route #%d of %s", i + 1, where);
+        cfg_section_load(ctx, e, &cfg_sec_route, r, w);
+    }
+}
+
+static void cfg_load_frontends(struct cfg_ctx *ctx, const config_setting_t *s)
+{
+    struct sg_cfg *cfg = ctx->cfg;
+    const config_setting_t **elems;
+    int n = cfg_list_of_groups(ctx, s, CFG_ROOT_WHERE);
+
+    if (n < 0)
+        return;
+    if (n == 0) {
+        cfg_err(ctx, s, "'frontends' is empty: at least one frontend is required");
+        return;
+    }
+    cfg->frontends = sg_xcalloc((size_t)n, sizeof(*cfg->frontends));
+    elems = sg_xcalloc((size_t)n, sizeof(*elems));
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        struct sg_cfg_frontend *fe;
+        char w[CFG_WHERE_LEN];
+        if (!config_setting_is_group(e))
+            continue;
+        fe = &cfg->frontends[cfg->nfrontends];
+        elems[cfg->nfrontends++] = e;
+        cfg_frontend_defaults(fe);
+        cfg_element_where(w, sizeof(w), "frontend", e, i);
+        cfg_section_load(ctx, e, &cfg_sec_frontend, fe, w);
+        if (config_setting_get_member(e, "routes") == NULL &&
+            config_setting_get_member(e, "default_pool") == NULL)
+            cfg_err(ctx, e, "%s has no routes and no default_pool: every request would get 503",
+                    w);
+    }
+    for (size_t i = 0; i < cfg->nfrontends; i++) {
+        const struct sg_cfg_frontend *fe = &cfg->frontends[i];
+        for (size_t j = 0; j < i && fe->name != NULL; j++) {
+            if (cfg->frontends[j].name != NULL && strcmp(fe->name, cfg->frontends[j].name) == 0) {
+                sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(elems[i], "name"),
+                                "duplicate frontend name '%s' (first defined on line %d)",
+                                fe->name, cfg_member_line(elems[j], "name"));
+                break;
+            }
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (cfg_addr_equal(&fe->listen, &cfg->frontends[j].listen)) {
+                sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(elems[i], "listen"),
+                                "duplicate listen address '%s': frontend '%s' on line %d "
+                                "already listens there",
+                                fe->listen.text,
+                                cfg->frontends[j].name ? cfg->frontends[j].name : "?",
+                                cfg_member_line(elems[j], "listen"));
+                break;
+            }
+        }
+        if (cfg_addr_equal(&fe->listen, &cfg->admin.listen)) {
+            if (ctx->admin_listen != NULL)
+                sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(elems[i], "listen"),
+                                "duplicate listen address '%s': the admin listener on line %d "
+                                "already listens there",
+                                fe->listen.text, (int)config_setting_source_line(ctx->admin_listen));
+            else
+                sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(elems[i], "listen"),
+                                "duplicate listen address '%s': it is the default admin address",
+                                fe->listen.text);
+        }
+    }
+    free(elems);
+}
+
+/* ---- tokens ---- */
+
+static void cfg_k_tokens(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                         void *obj, const char *where)
+{
+    struct sg_cfg_admin *admin = obj;
+    int n = cfg_list_of_groups(ctx, s, where);
+
+    if (n < 0)
+        return;
+    admin->tokens = sg_xcalloc((size_t)n, sizeof(*admin->tokens));
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        struct sg_cfg_token *t;
+        char w[CFG_WHERE_LEN];
+        if (!config_setting_is_group(e))
+            continue;
+        t = &admin->tokens[admin->ntokens++];
+        t->role = sg_xstrdup("read");
+        snprintf(w, sizeof(w), "token #%d of %s", i + 1, where);
+        cfg_section_load(ctx, e, &cfg_sec_token, t, w);
+        for (size_t j = 0; j + 1 < admin->ntokens; j++) {
+            const struct sg_cfg_token *o = &admin->tokens[j];
+            if (t->name != NULL && o->name != NULL && strcmp(t->name, o->name) == 0)
+                sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(e, "name"),
+                                "duplicate token name '%s' in %s (first on line %d)", t->name,
+                                where, o->line);
+            if (t->token != NULL && o->token != NULL && strcmp(t->token, o->token) == 0)
+                sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(e, "token"),
+                                "token #%d of %s has the same secret as the token on line %d",
+                                i + 1, where, o->line);
+        }
+    }
+}
+
+/* ---- root ---- */
+
+void cfg_load_root(struct cfg_ctx *ctx, const config_setting_t *root)
+{
+    struct sg_cfg *cfg = ctx->cfg;
+
+    cfg_section_load(ctx, root, &cfg_sec_root, cfg, CFG_ROOT_WHERE);
+    if (ctx->frontends != NULL)
+        cfg_load_frontends(ctx, ctx->frontends);
+    else
+        sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, 0,
+                        "no 'frontends': at least one frontend is required");
+    if (cfg->workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->workers = n < 1 ? 1 : n > 256 ? 256 : (uint32_t)n;
+    }
+}
