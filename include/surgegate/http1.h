@@ -1,0 +1,98 @@
+/* http1.h: HTTP/1.x header collection, classification and message-head
+ * generation. Pure functions over buffers: no sockets, no event loop. */
+#ifndef SURGEGATE_HTTP1_H
+#define SURGEGATE_HTTP1_H
+
+#include <event2/buffer.h>
+
+#include "surgegate/http1-t.h"
+
+/* max_first bounds the URL (or reason phrase), max_hdr_bytes the header
+ * block (names + values + 4 bytes per line), max_headers the header count. */
+void sg_hdrs_init(struct sg_hdrs *hs, uint32_t max_first, uint32_t max_hdr_bytes,
+                  uint32_t max_headers);
+void sg_hdrs_free(struct sg_hdrs *hs);
+void sg_hdrs_reset(struct sg_hdrs *hs);
+
+/* Appenders for the llhttp span callbacks. Return SG_OK, or SG_ERR when a
+ * limit is crossed (then too_many / too_large / first_too_long says which). */
+int sg_hdrs_add_first(struct sg_hdrs *hs, const char *at, size_t len);
+int sg_hdrs_add_field(struct sg_hdrs *hs, const char *at, size_t len);
+int sg_hdrs_add_value(struct sg_hdrs *hs, const char *at, size_t len);
+/* Marks the end of a header value; returns SG_ERR when the value holds a
+ * byte that is not allowed (CR, LF, NUL or another control other than HTAB). */
+int sg_hdrs_value_done(struct sg_hdrs *hs);
+
+static inline const char *sg_hdr_name(const struct sg_hdrs *hs, const struct sg_hdr *h)
+{
+    return hs->buf + h->name_off;
+}
+static inline const char *sg_hdr_value(const struct sg_hdrs *hs, const struct sg_hdr *h)
+{
+    return hs->buf + h->val_off;
+}
+
+/* Case-insensitive comparison of a header name. */
+bool sg_hdr_name_is(const struct sg_hdrs *hs, const struct sg_hdr *h, const char *name);
+/* Finds the first header named `name`; NULL when absent. */
+const struct sg_hdr *sg_hdrs_find(const struct sg_hdrs *hs, const char *name);
+/* Counts headers named `name`. */
+unsigned sg_hdrs_count(const struct sg_hdrs *hs, const char *name);
+/* True when a comma-separated header list (all headers named `name`)
+ * contains `token` (case-insensitive). */
+bool sg_hdrs_has_token(const struct sg_hdrs *hs, const char *name, const char *token);
+
+/* Sets SG_HDR_* flags on every header: hop-by-hop ones (including those the
+ * Connection header names), framing, Host, X-Forwarded-*, Via, Expect. */
+void sg_hdrs_classify(struct sg_hdrs *hs);
+
+/* Checks llhttp leaves to the caller. Returns 0 when the request head is
+ * acceptable, else the HTTP status to answer (400) and sets *why. */
+int sg_http1_check_request(const struct sg_hdrs *hs, int http_major, int http_minor,
+                           bool has_te, bool chunked, bool has_cl, const char **why);
+
+/* Facts the request head generator needs. */
+struct sg_http1_fwd {
+    const char *method;
+    size_t method_len;
+    const char *client_ip; /* appended to X-Forwarded-For */
+    const char *proto;     /* "http" or "https" */
+    int client_minor;      /* client HTTP/1.<minor> */
+    /* framing to send: */
+    bool chunked;          /* Transfer-Encoding: chunked */
+    bool has_length;       /* Content-Length: length */
+    uint64_t length;
+    const char *default_host; /* Host to send when the client sent none (HTTP/1.0) */
+};
+
+/* Writes the request head to forward upstream into `out`: request line
+ * (origin-form URL as received), the client's end-to-end headers, merged
+ * X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, Via, regenerated
+ * framing. The headers must have been classified. */
+int sg_http1_write_request_head(struct evbuffer *out, const struct sg_hdrs *hs,
+                                const struct sg_http1_fwd *f);
+
+struct sg_http1_resp {
+    int status;
+    bool head_only;        /* no body follows (HEAD, 1xx, 204, 304) */
+    bool keep_cl;          /* HEAD/304: pass the backend's Content-Length through */
+    bool has_length;
+    uint64_t length;
+    bool chunked;          /* re-chunk the body to the client */
+    bool close;            /* Connection: close */
+    bool keepalive_10;     /* Connection: keep-alive (HTTP/1.0 client) */
+};
+
+/* Writes the response head for the client. */
+int sg_http1_write_response_head(struct evbuffer *out, const struct sg_hdrs *hs,
+                                 const struct sg_http1_resp *r);
+
+/* Writes one of the proxy's own small error responses (400, 408, 413, 414,
+ * 431, 500, 501, 502, 503 with Retry-After, 504). `close` adds Connection: close. */
+void sg_http1_write_error(struct evbuffer *out, int status, bool close);
+const char *sg_http1_reason(int status);
+
+/* Chunk framing helpers. */
+void sg_http1_chunk_header(struct evbuffer *out, size_t len);
+
+#endif

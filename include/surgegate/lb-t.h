@@ -1,0 +1,30 @@
+/* lb-t.h: the balancer interface. Each algorithm is one file (lb_*.c)
+ * exposing one const struct sg_lb_ops. */
+#ifndef SURGEGATE_LB_T_H
+#define SURGEGATE_LB_T_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sg_pool;
+struct sg_backend;
+
+/* What a pick may consider about the request. */
+struct sg_lb_req {
+    const uint32_t *exclude; /* backend ids already tried for this request */
+    size_t nexclude;
+    const char *key; /* hash key (hash balancer), may be NULL */
+    size_t keylen;
+};
+
+struct sg_lb_ops {
+    const char *name;
+    /* Per-worker state for one pool; owned by the worker. NULL on failure. */
+    void *(*state_new)(const struct sg_pool *pool);
+    void (*state_free)(void *state);
+    /* Picks a usable backend not in req->exclude, or NULL when none. Called
+     * on the owning worker's thread only; must not block. */
+    struct sg_backend *(*pick)(void *state, const struct sg_pool *pool, const struct sg_lb_req *req);
+};
+
+#endif

@@ -1,0 +1,86 @@
+/* session-t.h: one client connection and the request in progress on it. */
+#ifndef SURGEGATE_SESSION_T_H
+#define SURGEGATE_SESSION_T_H
+
+#include <llhttp.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "surgegate/http1-t.h"
+
+#define SG_SESSION_MAGIC 0x5e5510a5u
+
+struct bufferevent;
+struct evbuffer;
+struct event;
+struct sg_worker;
+struct sg_wfrontend;
+struct sg_wpool;
+struct sg_upconn;
+struct sg_pool;
+struct sg_backend;
+
+enum sg_session_state {
+    SG_SS_HEAD,    /* reading a request head (or idle between requests) */
+    SG_SS_CONNECT, /* head parsed; waiting for an upstream connection */
+    SG_SS_FORWARD, /* upstream connected: body up, response down */
+    SG_SS_DRAIN,   /* last response written; flushing, then close */
+};
+
+#define SG_SESSION_MAX_TRIES 12
+
+struct sg_session {
+    uint32_t magic;
+    enum sg_session_state state;
+    struct sg_worker *w;
+    struct sg_wfrontend *fe;
+    struct sg_session *prev, *next; /* worker's session list */
+    struct bufferevent *cbev;       /* client side; owned */
+    char client_ip[48];
+
+    llhttp_t rq, rs;          /* request and response parsers */
+    struct sg_hdrs rqh, rsh;  /* request and response heads */
+    struct evbuffer *replay;  /* forwarded head (+ small body) kept for retries */
+    struct event *timer;      /* header deadline / keep-alive idle */
+    struct event *free_ev;    /* deferred free */
+
+    struct sg_upconn *up;
+    struct sg_wpool *wp;
+    struct sg_backend *backend;
+    uint32_t tried[SG_SESSION_MAX_TRIES];
+    uint32_t ntried;
+    uint32_t retries_left;
+    uint32_t stale_retries;
+
+    uint64_t body_bytes; /* request body bytes received */
+    int pending_error;   /* status chosen by a parser callback */
+    const char *error_why;
+    uint32_t nrequests;
+
+    /* request facts */
+    bool head_started;   /* a byte of the current request arrived */
+    bool head_ready;     /* on_headers_complete fired (parser paused) */
+    bool req_has_body;
+    bool req_chunked_out;
+    bool req_done;       /* request message complete */
+    bool replayable;     /* replay holds everything sent upstream so far */
+    bool idempotent;
+    bool head_method;
+    bool expect_continue;
+    bool client_10;      /* HTTP/1.0 client */
+    bool client_close;   /* close after this response */
+    bool rq_upgrade;     /* parser stopped with HPE_PAUSED_UPGRADE */
+    bool kick;           /* run the parser once even with no new input */
+    bool client_read_paused; /* backpressure: upstream output full */
+
+    /* response facts */
+    bool resp_started;   /* a response byte arrived from upstream */
+    bool resp_head_sent; /* response head written to the client */
+    bool resp_chunked_out;
+    bool resp_done;
+    bool in_1xx;
+    bool up_read_paused; /* backpressure: client output full */
+    bool dead;           /* closed; waiting for deferred free */
+};
+
+#endif

@@ -1,0 +1,69 @@
+/* worker-t.h: per-thread state. Each worker owns an event_base, its
+ * listeners, its client sessions and its upstream connection pools; nothing
+ * in here is touched by another thread except through stop_ev. */
+#ifndef SURGEGATE_WORKER_T_H
+#define SURGEGATE_WORKER_T_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/time.h>
+
+#include "surgegate/cfg-t.h"
+#include "surgegate/pool-t.h"
+
+#define SG_WORKER_MAGIC 0x3047e1a5u
+
+struct event_base;
+struct event;
+struct evconnlistener;
+struct sg_session;
+struct sg_upconn;
+struct sg_worker;
+
+/* Per worker, per backend. */
+struct sg_wbackend {
+    struct sg_upconn *idle; /* idle keep-alive connections, most recent first */
+    uint32_t nidle;
+    uint32_t inflight; /* requests of this worker on this backend */
+};
+
+/* Per worker, per pool. */
+struct sg_wpool {
+    struct sg_pool *pool;
+    void *lb_state; /* owned; freed with pool->lb->state_free */
+    struct sg_wbackend *wb; /* pool->nbackends entries */
+};
+
+/* Per worker, per frontend. */
+struct sg_wfrontend {
+    struct sg_worker *w;
+    const struct sg_cfg_frontend *cfg;
+    int fd; /* listening socket (owned until handed to lev) */
+    struct evconnlistener *lev;
+    uint32_t nconn;   /* sessions open on this frontend in this worker */
+    uint32_t maxconn; /* this worker's share of the frontend maxconn */
+    bool gated;       /* accept paused because nconn reached maxconn */
+};
+
+struct sg_worker {
+    uint32_t magic;
+    uint32_t id;
+    struct event_base *base;
+    pthread_t thread;
+    const struct sg_cfg *cfg;
+    struct sg_pools *pools;
+    struct sg_wpool *wpools; /* cfg->npools entries */
+    struct sg_wfrontend *fes; /* cfg->nfrontends entries */
+    struct sg_session *sessions; /* live sessions, doubly linked */
+    uint32_t nsessions;
+    struct event *stop_ev;  /* activated by the main thread */
+    struct event *grace_ev; /* forced close when the grace period ends */
+    bool stopping;
+    _Atomic bool done; /* the thread's loop has ended (read by main) */
+    /* timeouts converted once */
+    struct timeval tv_connect, tv_client, tv_server, tv_upstream_idle;
+};
+
+#endif

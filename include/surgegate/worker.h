@@ -1,0 +1,26 @@
+/* worker.h: worker threads. */
+#ifndef SURGEGATE_WORKER_H
+#define SURGEGATE_WORKER_H
+
+#include "surgegate/worker-t.h"
+
+/* Creates a worker with its own event_base and binds its listeners
+ * (SO_REUSEPORT, one socket per frontend per worker). Errors (bind
+ * failure...) are logged; returns NULL. Main thread, before sg_worker_start. */
+struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_cfg *cfg,
+                                struct sg_pools *pools);
+/* Starts the worker's thread. SG_OK or SG_ERR. */
+int sg_worker_start(struct sg_worker *w);
+/* Asks the worker to stop gracefully: stop accepting, let in-flight
+ * requests finish within timeouts.grace, then close. Any thread. */
+void sg_worker_stop(struct sg_worker *w);
+/* Waits for the thread to end. Main thread. */
+void sg_worker_join(struct sg_worker *w);
+void sg_worker_free(struct sg_worker *w);
+
+/* Called by a session when it closes (accept gate, graceful stop). */
+void sg_worker_session_closed(struct sg_worker *w, struct sg_wfrontend *fe);
+
+void sg_timeval_from_ms(struct timeval *tv, uint32_t ms);
+
+#endif

@@ -1,0 +1,459 @@
+/* http1.c: HTTP/1.x header collection from llhttp spans, header classification
+ * (hop-by-hop, framing, forwarding headers), the checks llhttp leaves to the
+ * caller, and generation of forwarded heads and the proxy's own responses. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "surgegate/common.h"
+#include "surgegate/http1.h"
+
+void sg_hdrs_init(struct sg_hdrs *hs, uint32_t max_first, uint32_t max_hdr_bytes,
+                  uint32_t max_headers)
+{
+    memset(hs, 0, sizeof(*hs));
+    hs->max_first = max_first;
+    hs->max_hdr_bytes = max_hdr_bytes;
+    hs->max_headers = max_headers;
+    /* room for both parts plus a terminator per string */
+    hs->limit = max_first + max_hdr_bytes + 2 * max_headers + 16;
+}
+
+void sg_hdrs_free(struct sg_hdrs *hs)
+{
+    free(hs->buf);
+    free(hs->h);
+    hs->buf = NULL;
+    hs->h = NULL;
+}
+
+void sg_hdrs_reset(struct sg_hdrs *hs)
+{
+    hs->len = 0;
+    hs->n = 0;
+    hs->first_off = hs->first_len = 0;
+    hs->hdr_bytes = 0;
+    hs->last = SG_HCB_NONE;
+    hs->too_many = hs->too_large = hs->first_too_long = hs->folded = false;
+}
+
+/* Appends bytes to the buffer, growing it geometrically up to limit. */
+static int hdrs_append(struct sg_hdrs *hs, const char *at, size_t len)
+{
+    if ((size_t)hs->len + len + 1 > (size_t)hs->limit + 1) {
+        hs->too_large = true;
+        return SG_ERR;
+    }
+    if (hs->len + len + 1 > hs->cap) {
+        uint32_t ncap = hs->cap ? hs->cap : 1024;
+        while (ncap < hs->len + len + 1)
+            ncap *= 2;
+        if (ncap > hs->limit + 1)
+            ncap = hs->limit + 1;
+        char *nb = realloc(hs->buf, ncap);
+        if (nb == NULL)
+            return SG_ERR;
+        hs->buf = nb;
+        hs->cap = ncap;
+    }
+    memcpy(hs->buf + hs->len, at, len);
+    hs->len += (uint32_t)len;
+    hs->buf[hs->len] = '\0';
+    return SG_OK;
+}
+
+int sg_hdrs_add_first(struct sg_hdrs *hs, const char *at, size_t len)
+{
+    if (hs->first_len == 0)
+        hs->first_off = hs->len;
+    else
+        hs->len--; /* continue: overwrite the terminator */
+    if ((size_t)hs->first_len + len > hs->max_first) {
+        hs->first_too_long = true;
+        return SG_ERR;
+    }
+    if (hdrs_append(hs, at, len) != SG_OK) {
+        hs->first_too_long = true;
+        return SG_ERR;
+    }
+    hs->first_len += (uint32_t)len;
+    hs->len++; /* keep the NUL terminator */
+    return SG_OK;
+}
+
+int sg_hdrs_add_field(struct sg_hdrs *hs, const char *at, size_t len)
+{
+    if (hs->last != SG_HCB_FIELD) {
+        if (hs->n >= hs->max_headers) {
+            hs->too_many = true;
+            return SG_ERR;
+        }
+        if (hs->n == hs->hcap) {
+            uint32_t ncap = hs->hcap ? hs->hcap * 2 : 16;
+            struct sg_hdr *nh = realloc(hs->h, ncap * sizeof(*nh));
+            if (nh == NULL)
+                return SG_ERR;
+            hs->h = nh;
+            hs->hcap = ncap;
+        }
+        struct sg_hdr *h = &hs->h[hs->n++];
+        memset(h, 0, sizeof(*h));
+        h->name_off = hs->len;
+        hs->hdr_bytes += 4; /* ": " and CRLF */
+    }
+    struct sg_hdr *h = &hs->h[hs->n - 1];
+    /* name bytes are appended and the NUL moved along */
+    if (hs->last == SG_HCB_FIELD)
+        hs->len--; /* overwrite previous terminator */
+    if (hdrs_append(hs, at, len) != SG_OK)
+        return SG_ERR;
+    hs->len++;
+    h->name_len += (uint32_t)len;
+    hs->hdr_bytes += (uint32_t)len;
+    hs->last = SG_HCB_FIELD;
+    if (hs->hdr_bytes > hs->max_hdr_bytes) {
+        hs->too_large = true;
+        return SG_ERR;
+    }
+    return SG_OK;
+}
+
+int sg_hdrs_add_value(struct sg_hdrs *hs, const char *at, size_t len)
+{
+    if (hs->n == 0)
+        return SG_ERR;
+    struct sg_hdr *h = &hs->h[hs->n - 1];
+    if (hs->last == SG_HCB_VALUE && hs->last_value_seq == hs->exec_seq) {
+        hs->folded = true; /* obs-fold continuation line */
+        return SG_ERR;
+    }
+    if (hs->last == SG_HCB_VALUE_DONE) {
+        hs->folded = true;
+        return SG_ERR;
+    }
+    if (hs->last == SG_HCB_FIELD)
+        h->val_off = hs->len;
+    else
+        hs->len--; /* continue the value: overwrite its terminator */
+    if (hdrs_append(hs, at, len) != SG_OK)
+        return SG_ERR;
+    hs->len++;
+    h->val_len += (uint32_t)len;
+    hs->hdr_bytes += (uint32_t)len;
+    hs->last = SG_HCB_VALUE;
+    hs->last_value_seq = hs->exec_seq;
+    if (hs->hdr_bytes > hs->max_hdr_bytes) {
+        hs->too_large = true;
+        return SG_ERR;
+    }
+    return SG_OK;
+}
+
+int sg_hdrs_value_done(struct sg_hdrs *hs)
+{
+    if (hs->n == 0)
+        return SG_ERR;
+    struct sg_hdr *h = &hs->h[hs->n - 1];
+    if (hs->last == SG_HCB_FIELD) {
+        /* empty value */
+        if (hdrs_append(hs, "", 0) != SG_OK)
+            return SG_ERR;
+        h->val_off = hs->len;
+        hs->len++;
+    }
+    hs->last = SG_HCB_VALUE_DONE;
+    const unsigned char *v = (const unsigned char *)hs->buf + h->val_off;
+    for (uint32_t i = 0; i < h->val_len; i++) {
+        if ((v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
+            return SG_ERR;
+    }
+    /* trim trailing whitespace (llhttp keeps it); leading OWS is skipped by llhttp */
+    while (h->val_len > 0 && (v[h->val_len - 1] == ' ' || v[h->val_len - 1] == '\t'))
+        h->val_len--;
+    hs->buf[h->val_off + h->val_len] = '\0';
+    return SG_OK;
+}
+
+bool sg_hdr_name_is(const struct sg_hdrs *hs, const struct sg_hdr *h, const char *name)
+{
+    size_t n = strlen(name);
+    return h->name_len == n && strncasecmp(hs->buf + h->name_off, name, n) == 0;
+}
+
+const struct sg_hdr *sg_hdrs_find(const struct sg_hdrs *hs, const char *name)
+{
+    for (uint32_t i = 0; i < hs->n; i++)
+        if (sg_hdr_name_is(hs, &hs->h[i], name))
+            return &hs->h[i];
+    return NULL;
+}
+
+unsigned sg_hdrs_count(const struct sg_hdrs *hs, const char *name)
+{
+    unsigned c = 0;
+    for (uint32_t i = 0; i < hs->n; i++)
+        if (sg_hdr_name_is(hs, &hs->h[i], name))
+            c++;
+    return c;
+}
+
+/* Calls fn for every comma-separated, OWS-trimmed element of v[0..len). */
+static bool list_contains(const char *v, size_t len, const char *token, size_t tlen)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && v[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+            end--;
+        if (end - start == tlen && strncasecmp(v + start, token, tlen) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool sg_hdrs_has_token(const struct sg_hdrs *hs, const char *name, const char *token)
+{
+    size_t tlen = strlen(token);
+    for (uint32_t i = 0; i < hs->n; i++) {
+        const struct sg_hdr *h = &hs->h[i];
+        if (sg_hdr_name_is(hs, h, name) && list_contains(sg_hdr_value(hs, h), h->val_len, token, tlen))
+            return true;
+    }
+    return false;
+}
+
+static const struct {
+    const char *name;
+    uint16_t flag;
+} hdr_classes[] = {
+    {"connection", SG_HDR_HOPBYHOP},    {"keep-alive", SG_HDR_HOPBYHOP},
+    {"te", SG_HDR_HOPBYHOP},            {"trailer", SG_HDR_HOPBYHOP},
+    {"upgrade", SG_HDR_HOPBYHOP},       {"proxy-connection", SG_HDR_HOPBYHOP},
+    {"content-length", SG_HDR_FRAMING}, {"transfer-encoding", SG_HDR_FRAMING},
+    {"host", SG_HDR_HOST},              {"x-forwarded-for", SG_HDR_XFF},
+    {"x-forwarded-proto", SG_HDR_XFWD}, {"x-forwarded-host", SG_HDR_XFWD},
+    {"via", SG_HDR_VIA},                {"expect", SG_HDR_EXPECT},
+};
+
+void sg_hdrs_classify(struct sg_hdrs *hs)
+{
+    for (uint32_t i = 0; i < hs->n; i++) {
+        struct sg_hdr *h = &hs->h[i];
+        h->flags = 0;
+        for (size_t k = 0; k < SG_ARRAY_SIZE(hdr_classes); k++) {
+            if (sg_hdr_name_is(hs, h, hdr_classes[k].name)) {
+                h->flags = hdr_classes[k].flag;
+                break;
+            }
+        }
+    }
+    /* Headers named by Connection are hop-by-hop too (RFC 9110 7.6.1). */
+    for (uint32_t i = 0; i < hs->n; i++) {
+        const struct sg_hdr *c = &hs->h[i];
+        if (!sg_hdr_name_is(hs, c, "connection"))
+            continue;
+        const char *v = sg_hdr_value(hs, c);
+        for (uint32_t j = 0; j < hs->n; j++) {
+            struct sg_hdr *h = &hs->h[j];
+            if (h->flags & (SG_HDR_FRAMING | SG_HDR_HOST))
+                continue; /* never let Connection hide framing or Host */
+            char name[128];
+            if (h->name_len >= sizeof(name))
+                continue;
+            memcpy(name, sg_hdr_name(hs, h), h->name_len);
+            name[h->name_len] = '\0';
+            if (list_contains(v, c->val_len, name, h->name_len))
+                h->flags |= SG_HDR_HOPBYHOP;
+        }
+    }
+}
+
+int sg_http1_check_request(const struct sg_hdrs *hs, int http_major, int http_minor,
+                           bool has_te, bool chunked, bool has_cl, const char **why)
+{
+    unsigned hosts = sg_hdrs_count(hs, "host");
+    if (hosts > 1) {
+        *why = "duplicate Host";
+        return 400;
+    }
+    if (hosts == 0 && http_major == 1 && http_minor >= 1) {
+        *why = "missing Host";
+        return 400;
+    }
+    if (hosts == 1) {
+        const struct sg_hdr *h = sg_hdrs_find(hs, "host");
+        const char *v = sg_hdr_value(hs, h);
+        if (h->val_len == 0) {
+            *why = "empty Host";
+            return 400;
+        }
+        for (uint32_t i = 0; i < h->val_len; i++) {
+            unsigned char c = (unsigned char)v[i];
+            if (c <= ' ' || c == '/' || c == '\\' || c == '@' || c == '?' || c == '#' || c >= 0x7f) {
+                *why = "invalid Host";
+                return 400;
+            }
+        }
+    }
+    if (has_te && (http_major == 1 && http_minor == 0)) {
+        *why = "Transfer-Encoding in HTTP/1.0";
+        return 400;
+    }
+    if (has_te && has_cl) {
+        *why = "Content-Length with Transfer-Encoding";
+        return 400;
+    }
+    if (has_te && !chunked) {
+        *why = "Transfer-Encoding without final chunked";
+        return 400;
+    }
+    if (sg_hdrs_count(hs, "transfer-encoding") > 1) {
+        *why = "duplicate Transfer-Encoding";
+        return 400;
+    }
+    if (has_te) {
+        /* only exactly "chunked" is accepted: no codings stacked before it */
+        const struct sg_hdr *te = sg_hdrs_find(hs, "transfer-encoding");
+        if (te == NULL || strcasecmp(sg_hdr_value(hs, te), "chunked") != 0) {
+            *why = "unsupported Transfer-Encoding";
+            return 400;
+        }
+    }
+    return 0;
+}
+
+static void add_hdr_line(struct evbuffer *out, const struct sg_hdrs *hs, const struct sg_hdr *h)
+{
+    evbuffer_add(out, sg_hdr_name(hs, h), h->name_len);
+    evbuffer_add(out, ": ", 2);
+    evbuffer_add(out, sg_hdr_value(hs, h), h->val_len);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/* Writes "Name: v1, v2, extra\r\n" merging every header with `flag`. */
+static void add_merged(struct evbuffer *out, const struct sg_hdrs *hs, uint16_t flag,
+                       const char *name, const char *extra)
+{
+    evbuffer_add_printf(out, "%s: ", name);
+    for (uint32_t i = 0; i < hs->n; i++) {
+        const struct sg_hdr *h = &hs->h[i];
+        if ((h->flags & flag) && h->val_len > 0) {
+            evbuffer_add(out, sg_hdr_value(hs, h), h->val_len);
+            evbuffer_add(out, ", ", 2);
+        }
+    }
+    evbuffer_add_printf(out, "%s\r\n", extra);
+}
+
+int sg_http1_write_request_head(struct evbuffer *out, const struct sg_hdrs *hs,
+                                const struct sg_http1_fwd *f)
+{
+    evbuffer_add(out, f->method, f->method_len);
+    evbuffer_add(out, " ", 1);
+    evbuffer_add(out, hs->buf + hs->first_off, hs->first_len);
+    evbuffer_add(out, " HTTP/1.1\r\n", 11);
+    const struct sg_hdr *host = NULL;
+    for (uint32_t i = 0; i < hs->n; i++) {
+        const struct sg_hdr *h = &hs->h[i];
+        if (h->flags & SG_HDR_HOST)
+            host = h;
+        if (h->flags & SG_HDR_DROP)
+            continue;
+        add_hdr_line(out, hs, h);
+    }
+    if (host == NULL && f->default_host != NULL)
+        evbuffer_add_printf(out, "Host: %s\r\n", f->default_host);
+    add_merged(out, hs, SG_HDR_XFF, "X-Forwarded-For", f->client_ip);
+    evbuffer_add_printf(out, "X-Forwarded-Proto: %s\r\n", f->proto);
+    if (host != NULL) {
+        evbuffer_add(out, "X-Forwarded-Host: ", 18);
+        evbuffer_add(out, sg_hdr_value(hs, host), host->val_len);
+        evbuffer_add(out, "\r\n", 2);
+    }
+    add_merged(out, hs, SG_HDR_VIA, "Via", f->client_minor == 0 ? "1.0 surgegate" : "1.1 surgegate");
+    if (f->chunked)
+        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+    else if (f->has_length)
+        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)f->length);
+    evbuffer_add(out, "\r\n", 2);
+    return SG_OK;
+}
+
+int sg_http1_write_response_head(struct evbuffer *out, const struct sg_hdrs *hs,
+                                 const struct sg_http1_resp *r)
+{
+    evbuffer_add_printf(out, "HTTP/1.1 %d ", r->status);
+    if (hs->first_len > 0)
+        evbuffer_add(out, hs->buf + hs->first_off, hs->first_len);
+    else
+        evbuffer_add_printf(out, "%s", sg_http1_reason(r->status));
+    evbuffer_add(out, "\r\n", 2);
+    for (uint32_t i = 0; i < hs->n; i++) {
+        const struct sg_hdr *h = &hs->h[i];
+        if (h->flags & (SG_HDR_HOPBYHOP | SG_HDR_FRAMING)) {
+            if (r->keep_cl && sg_hdr_name_is(hs, h, "content-length"))
+                add_hdr_line(out, hs, h);
+            continue;
+        }
+        add_hdr_line(out, hs, h);
+    }
+    if (!r->head_only) {
+        if (r->chunked)
+            evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+        else if (r->has_length)
+            evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)r->length);
+    }
+    if (r->close)
+        evbuffer_add(out, "Connection: close\r\n", 19);
+    else if (r->keepalive_10)
+        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+    evbuffer_add(out, "\r\n", 2);
+    return SG_OK;
+}
+
+const char *sg_http1_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+void sg_http1_write_error(struct evbuffer *out, int status, bool close)
+{
+    const char *reason = sg_http1_reason(status);
+    char body[96];
+    int blen = snprintf(body, sizeof(body), "%d %s\n", status, reason);
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                        "Cache-Control: no-cache\r\n%s%s\r\n%s",
+                        status, reason, blen, status == 503 ? "Retry-After: 1\r\n" : "",
+                        close ? "Connection: close\r\n" : "", body);
+}
+
+void sg_http1_chunk_header(struct evbuffer *out, size_t len)
+{
+    char b[24];
+    int n = snprintf(b, sizeof(b), "%zx\r\n", len);
+    evbuffer_add(out, b, (size_t)n);
+}

@@ -1,0 +1,236 @@
+/* main.c: command line, configuration check, startup, signals, graceful
+ * stop and the demo mode. The main thread runs signals (and the demo
+ * backends); workers run the traffic. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "surgegate/cfg.h"
+#include "surgegate/common.h"
+#include "surgegate/demo.h"
+#include "surgegate/log.h"
+#include "surgegate/pool.h"
+#include "surgegate/worker.h"
+
+#include "demo_conf.h"
+
+#define SG_DEFAULT_CONFIG "/etc/surgegate/surgegate.conf"
+
+struct main_state {
+    struct event_base *base;
+    struct sg_worker **workers;
+    uint32_t nworkers;
+    int stops; /* signals received */
+    struct event *poll_ev;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: surgegate [-c FILE] [-t] [--demo] [--log-level LEVEL] [--version]\n"
+            "  -c, --config FILE   configuration file (default " SG_DEFAULT_CONFIG ")\n"
+            "  -t, --test          check the configuration and exit (0 valid, 1 invalid)\n"
+            "      --demo          run an embedded demo: proxy on 127.0.0.1:8080 and three\n"
+            "                      local backends\n"
+            "  -l, --log-level L   error, warn, info (default) or debug\n"
+            "  -v, --version       print the version and exit\n"
+            "  -h, --help          this text\n");
+}
+
+static void main_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct main_state *ms = arg;
+    ms->stops++;
+    if (ms->stops > 1) {
+        sg_log_warn("second signal: exiting now");
+        _exit(1);
+    }
+    sg_log_info("signal %d: stopping gracefully (send again to exit at once)", (int)sig);
+    for (uint32_t i = 0; i < ms->nworkers; i++)
+        sg_worker_stop(ms->workers[i]);
+    struct timeval tv = {0, 50 * 1000};
+    evtimer_add(ms->poll_ev, &tv);
+}
+
+/* Polls (only while stopping) for the workers to finish. */
+static void main_poll_stop(evutil_socket_t fd, short what, void *arg)
+{
+    struct main_state *ms = arg;
+    uint32_t done = 0;
+    for (uint32_t i = 0; i < ms->nworkers; i++)
+        done += atomic_load(&ms->workers[i]->done) ? 1 : 0;
+    if (done == ms->nworkers) {
+        event_base_loopexit(ms->base, NULL);
+        return;
+    }
+    struct timeval tv = {0, 50 * 1000};
+    evtimer_add(ms->poll_ev, &tv);
+}
+
+static void print_demo_banner(const struct sg_cfg *cfg)
+{
+    const struct sg_cfg_frontend *fe = &cfg->frontends[0];
+    printf("surgegate %s demo: proxy on http://%s, pool '%s' with %zu local backends:", SG_VERSION,
+           fe->listen.text, cfg->pools[0].name, cfg->pools[0].nbackends);
+    for (size_t i = 0; i < cfg->pools[0].nbackends; i++)
+        printf(" %s", cfg->pools[0].backends[i].address.text);
+    printf("\n\nTry:\n");
+    printf("  curl -s http://%s/\n", fe->listen.text);
+    printf("  for i in 1 2 3 4 5 6; do curl -s http://%s/; done   # round-robin\n", fe->listen.text);
+    printf("  curl -si http://%s/healthz\n", fe->listen.text);
+    printf("  wrk -t2 -c50 -d10s http://%s/   # a small surge\n", fe->listen.text);
+    printf("\nPress Ctrl-C to stop.\n");
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    const char *cfg_path = NULL;
+    bool test_only = false, demo = false;
+    const char *log_level = NULL;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
+        {"demo", no_argument, NULL, 'D'},         {"log-level", required_argument, NULL, 'l'},
+        {"version", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "c:tl:vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': cfg_path = optarg; break;
+        case 't': test_only = true; break;
+        case 'D': demo = true; break;
+        case 'l': log_level = optarg; break;
+        case 'v': printf("surgegate %s\n", SG_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "surgegate: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (demo && cfg_path != NULL) {
+        fprintf(stderr, "surgegate: --demo uses its embedded configuration; drop -c\n");
+        return 2;
+    }
+    struct sg_cfg_diags diags;
+    struct sg_cfg *cfg;
+    if (demo) {
+        sg_cfg_diags_init(&diags, "<demo>");
+        cfg = sg_cfg_load_string(sg_demo_conf, "<demo>", &diags);
+    } else {
+        if (cfg_path == NULL)
+            cfg_path = SG_DEFAULT_CONFIG;
+        sg_cfg_diags_init(&diags, cfg_path);
+        cfg = sg_cfg_load_file(cfg_path, &diags);
+    }
+    sg_cfg_diags_print(&diags, stderr);
+    if (test_only) {
+        if (cfg != NULL)
+            fprintf(stderr, "configuration file %s is valid (%zu warning%s)\n",
+                    demo ? "<demo>" : cfg_path, diags.nwarnings, diags.nwarnings == 1 ? "" : "s");
+        else
+            fprintf(stderr, "configuration file %s has %zu error%s\n", demo ? "<demo>" : cfg_path,
+                    diags.nerrors, diags.nerrors == 1 ? "" : "s");
+        sg_cfg_diags_free(&diags);
+        sg_cfg_free(cfg);
+        return cfg != NULL ? 0 : 1;
+    }
+    sg_cfg_diags_free(&diags);
+    if (cfg == NULL) {
+        fprintf(stderr, "surgegate: invalid configuration, not starting\n");
+        return 1;
+    }
+    enum sg_log_level lvl;
+    if (log_level != NULL) {
+        if (sg_log_parse_level(log_level, &lvl) != SG_OK) {
+            fprintf(stderr, "surgegate: bad log level '%s'\n", log_level);
+            sg_cfg_free(cfg);
+            return 2;
+        }
+        sg_log_set_level(lvl);
+    } else if (cfg->log_level != NULL && sg_log_parse_level(cfg->log_level, &lvl) == SG_OK) {
+        sg_log_set_level(lvl);
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    if (evthread_use_pthreads() != 0) {
+        sg_log_error("libevent has no pthreads support");
+        sg_cfg_free(cfg);
+        return 1;
+    }
+    struct main_state ms = {0};
+    ms.base = event_base_new();
+    int rc = 1;
+    struct sg_pools pools = {0};
+    struct sg_demo *dm = NULL;
+    struct event *sigterm = NULL, *sigint = NULL;
+    if (ms.base == NULL || sg_pools_build(&pools, cfg) != SG_OK)
+        goto out;
+    if (demo) {
+        dm = sg_demo_start(ms.base, cfg);
+        if (dm == NULL)
+            goto out;
+    }
+    ms.nworkers = cfg->workers;
+    ms.workers = sg_xcalloc(ms.nworkers, sizeof(*ms.workers));
+    /* Bind every listener before any thread starts: a bad port fails now. */
+    for (uint32_t i = 0; i < ms.nworkers; i++) {
+        ms.workers[i] = sg_worker_new(i, ms.nworkers, cfg, &pools);
+        if (ms.workers[i] == NULL)
+            goto out;
+    }
+    sigterm = evsignal_new(ms.base, SIGTERM, main_on_signal, &ms);
+    sigint = evsignal_new(ms.base, SIGINT, main_on_signal, &ms);
+    ms.poll_ev = evtimer_new(ms.base, main_poll_stop, &ms);
+    evsignal_add(sigterm, NULL);
+    evsignal_add(sigint, NULL);
+    uint32_t started = 0;
+    for (; started < ms.nworkers; started++)
+        if (sg_worker_start(ms.workers[started]) != SG_OK)
+            break;
+    if (started < ms.nworkers) {
+        for (uint32_t i = 0; i < started; i++)
+            sg_worker_stop(ms.workers[i]);
+        for (uint32_t i = 0; i < started; i++)
+            sg_worker_join(ms.workers[i]);
+        goto out;
+    }
+    for (size_t i = 0; i < cfg->nfrontends; i++)
+        sg_log_info("frontend '%s' listening on %s", cfg->frontends[i].name, cfg->frontends[i].listen.text);
+    sg_log_info("surgegate %s started with %u worker%s", SG_VERSION, ms.nworkers, ms.nworkers == 1 ? "" : "s");
+    if (demo)
+        print_demo_banner(cfg);
+    event_base_dispatch(ms.base);
+    for (uint32_t i = 0; i < ms.nworkers; i++)
+        sg_worker_join(ms.workers[i]);
+    sg_log_info("stopped");
+    rc = 0;
+out:
+    if (ms.workers != NULL) {
+        for (uint32_t i = 0; i < ms.nworkers; i++)
+            sg_worker_free(ms.workers[i]);
+        free(ms.workers);
+    }
+    if (sigterm)
+        event_free(sigterm);
+    if (sigint)
+        event_free(sigint);
+    if (ms.poll_ev)
+        event_free(ms.poll_ev);
+    sg_demo_free(dm);
+    sg_pools_free(&pools);
+    if (ms.base)
+        event_base_free(ms.base);
+    sg_cfg_free(cfg);
+    libevent_global_shutdown();
+    return rc;
+}
+

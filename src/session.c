@@ -1,0 +1,1008 @@
+/* session.c: the client side of the proxy and the life of one request.
+ *
+ * A session owns the client bufferevent and, while a request is in flight,
+ * one upstream connection. The request is parsed by llhttp; the parser is
+ * paused (HPE_PAUSED) at the end of the request head, so no body byte is
+ * consumed before an upstream connection is ready, and at the end of every
+ * message, so pipelined requests wait in the input buffer until the current
+ * response is complete. Responses are parsed by a second llhttp instance and
+ * re-framed for the client. Bodies stream through with backpressure: when the
+ * peer's output buffer passes SG_OUT_HIGH the reading side is disabled until
+ * the write callback sees it drained to SG_OUT_LOW.
+ *
+ * Ownership: a session is never freed inside one of its own callbacks; it is
+ * marked dead and freed from free_ev on the next loop iteration (Redis's
+ * freeClientAsync pattern). Every callback checks `dead` first. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "surgegate/common.h"
+#include "surgegate/http1.h"
+#include "surgegate/lb.h"
+#include "surgegate/log.h"
+#include "surgegate/pool.h"
+#include "surgegate/route.h"
+#include "surgegate/session.h"
+#include "surgegate/upstream.h"
+#include "surgegate/worker.h"
+
+#define SG_OUT_HIGH (256 * 1024) /* pause the producer above this */
+#define SG_OUT_LOW (64 * 1024)   /* resume it at or below this */
+#define SG_IN_HIGH (64 * 1024)   /* socket read high watermark */
+#define SG_FEED_MAX (64 * 1024)  /* bytes handed to llhttp per call */
+#define SG_REPLAY_MAX (64 * 1024) /* request bytes kept for a retry */
+#define SG_RESP_HDR_BYTES (64 * 1024)
+#define SG_RESP_HEADERS 256
+
+enum session_upfail { UPFAIL_CONNECT, UPFAIL_CONNECT_TIMEOUT, UPFAIL_RESET, UPFAIL_TIMEOUT };
+
+static void session_client_read(struct bufferevent *bev, void *arg);
+static void session_client_write(struct bufferevent *bev, void *arg);
+static void session_client_event(struct bufferevent *bev, short what, void *arg);
+static void session_up_read(struct bufferevent *bev, void *arg);
+static void session_up_write(struct bufferevent *bev, void *arg);
+static void session_up_event(struct bufferevent *bev, short what, void *arg);
+static void session_process(struct sg_session *s);
+static void session_connect(struct sg_session *s);
+static void session_finish(struct sg_session *s);
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void session_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_session *s = arg;
+    event_free(s->free_ev);
+    s->magic = 0;
+    free(s);
+}
+
+/* Closes everything the session holds and schedules its memory to be freed.
+ * Safe to call from any of the session's callbacks; idempotent. */
+static void session_close(struct sg_session *s)
+{
+    if (s->dead)
+        return;
+    s->dead = true;
+    struct sg_worker *w = s->w;
+    if (s->up != NULL) {
+        w->wpools[s->backend->pool->id].wb[s->backend->id].inflight--;
+        sg_upstream_free(s->up);
+        s->up = NULL;
+    }
+    bufferevent_free(s->cbev);
+    s->cbev = NULL;
+    event_free(s->timer);
+    if (s->replay)
+        evbuffer_free(s->replay);
+    sg_hdrs_free(&s->rqh);
+    sg_hdrs_free(&s->rsh);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    w->nsessions--;
+    event_active(s->free_ev, EV_TIMEOUT, 0);
+    sg_worker_session_closed(w, s->fe);
+}
+
+void sg_session_abort(struct sg_session *s)
+{
+    session_close(s);
+}
+
+static bool session_idle(const struct sg_session *s)
+{
+    return s->state == SG_SS_HEAD && !s->head_started;
+}
+
+void sg_session_shutdown(struct sg_session *s)
+{
+    if (s->dead)
+        return;
+    if (session_idle(s) && evbuffer_get_length(bufferevent_get_input(s->cbev)) == 0) {
+        session_close(s);
+        return;
+    }
+    s->client_close = true; /* Connection: close on the response in progress */
+}
+
+/* Writes data to the client and closes once it is flushed. */
+static void session_drain(struct sg_session *s)
+{
+    s->state = SG_SS_DRAIN;
+    event_del(s->timer);
+    bufferevent_disable(s->cbev, EV_READ);
+    bufferevent_setwatermark(s->cbev, EV_WRITE, 0, 0);
+    bufferevent_set_timeouts(s->cbev, NULL, &s->w->tv_client);
+    if (evbuffer_get_length(bufferevent_get_output(s->cbev)) == 0)
+        session_close(s);
+}
+
+/* Gives the upstream connection back (or closes it) and forgets it. */
+static void session_release_up(struct sg_session *s, bool reusable)
+{
+    if (s->up == NULL)
+        return;
+    s->w->wpools[s->backend->pool->id].wb[s->backend->id].inflight--;
+    sg_upstream_release(s->up, reusable);
+    s->up = NULL;
+}
+
+/* Answers the current request with one of the proxy's own responses. When a
+ * response is already under way the only honest thing left is to close. */
+static void session_error(struct sg_session *s, int status, const char *why)
+{
+    if (s->dead)
+        return;
+    if (s->resp_head_sent) {
+        session_close(s);
+        return;
+    }
+    session_release_up(s, false);
+    if (status >= 500)
+        sg_log_debug("%s: %d %s", s->client_ip, status, why ? why : "");
+    /* Keep the connection only when the request was read to its end. */
+    bool close = !s->req_done || s->client_close || status < 500 || s->rq_upgrade;
+    sg_http1_write_error(bufferevent_get_output(s->cbev), status, close);
+    s->resp_head_sent = true;
+    s->resp_done = true;
+    if (close) {
+        session_drain(s);
+        return;
+    }
+    session_finish(s);
+}
+
+/* The current exchange is complete on both sides: next request or close. */
+static void session_finish(struct sg_session *s)
+{
+    s->nrequests++;
+    if (s->client_close || s->w->stopping || s->rq_upgrade) {
+        session_drain(s);
+        return;
+    }
+    s->state = SG_SS_HEAD;
+    s->head_started = false;
+    s->head_ready = false;
+    s->backend = NULL;
+    llhttp_resume(&s->rq);
+    struct timeval tv;
+    sg_timeval_from_ms(&tv, s->w->cfg->timeouts.keepalive_ms);
+    evtimer_add(s->timer, &tv);
+    bufferevent_set_timeouts(s->cbev, NULL, &s->w->tv_client);
+    bufferevent_enable(s->cbev, EV_READ);
+    s->client_read_paused = false;
+    /* Pipelined requests may already be waiting in the input buffer. */
+    if (evbuffer_get_length(bufferevent_get_input(s->cbev)) > 0)
+        session_process(s);
+}
+
+/* --------------------------------------------------- request parser callbacks */
+
+static inline struct sg_session *rq_session(llhttp_t *p)
+{
+    return p->data;
+}
+
+static int rq_on_message_begin(llhttp_t *p)
+{
+    struct sg_session *s = rq_session(p);
+    sg_hdrs_reset(&s->rqh);
+    s->head_started = true;
+    s->head_ready = false;
+    s->req_done = false;
+    s->req_has_body = false;
+    s->req_chunked_out = false;
+    s->body_bytes = 0;
+    s->pending_error = 0;
+    s->error_why = NULL;
+    s->expect_continue = false;
+    s->resp_started = s->resp_head_sent = s->resp_done = false;
+    s->resp_chunked_out = false;
+    s->in_1xx = false;
+    s->ntried = 0;
+    s->stale_retries = 0;
+    s->retries_left = 0;
+    s->replayable = true;
+    return 0;
+}
+
+static int rq_on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct sg_session *s = rq_session(p);
+    if (sg_hdrs_add_first(&s->rqh, at, len) != SG_OK) {
+        s->pending_error = 414;
+        return -1;
+    }
+    return 0;
+}
+
+static int hdrs_error(struct sg_session *s, const struct sg_hdrs *hs)
+{
+    if (hs->too_many || hs->too_large)
+        s->pending_error = 431;
+    else if (hs->folded) {
+        s->pending_error = 400;
+        s->error_why = "obs-fold";
+    } else
+        s->pending_error = 400;
+    return -1;
+}
+
+static int rq_on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct sg_session *s = rq_session(p);
+    if (s->head_ready)
+        return 0; /* trailer fields: not forwarded */
+    if (sg_hdrs_add_field(&s->rqh, at, len) != SG_OK)
+        return hdrs_error(s, &s->rqh);
+    return 0;
+}
+
+static int rq_on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct sg_session *s = rq_session(p);
+    if (s->head_ready)
+        return 0;
+    if (sg_hdrs_add_value(&s->rqh, at, len) != SG_OK)
+        return hdrs_error(s, &s->rqh);
+    return 0;
+}
+
+static int rq_on_header_value_complete(llhttp_t *p)
+{
+    struct sg_session *s = rq_session(p);
+    if (s->head_ready)
+        return 0;
+    if (sg_hdrs_value_done(&s->rqh) != SG_OK) {
+        s->pending_error = 400;
+        s->error_why = "invalid header value";
+        return -1;
+    }
+    return 0;
+}
+
+/* Rewrites an absolute-form target ("http://host/path") to origin-form when
+ * its authority agrees with Host; anything else but origin-form (and "*" for
+ * OPTIONS) is refused, so the backend never sees a target that could be read
+ * two ways. */
+static int rq_check_target(struct sg_session *s)
+{
+    struct sg_hdrs *hs = &s->rqh;
+    const char *u = hs->buf + hs->first_off;
+    if (hs->first_len > 0 && u[0] == '/')
+        return 0;
+    if (hs->first_len == 1 && u[0] == '*' && s->rq.method == HTTP_OPTIONS)
+        return 0;
+    if (hs->first_len > 7 && strncasecmp(u, "http://", 7) == 0) {
+        const char *auth = u + 7;
+        const char *slash = memchr(auth, '/', hs->first_len - 7);
+        if (slash == NULL)
+            return SG_ERR;
+        size_t alen = (size_t)(slash - auth);
+        const struct sg_hdr *host = sg_hdrs_find(hs, "host");
+        if (host == NULL || host->val_len != alen || strncasecmp(sg_hdr_value(hs, host), auth, alen) != 0)
+            return SG_ERR;
+        hs->first_len -= (uint32_t)(slash - u);
+        hs->first_off += (uint32_t)(slash - u);
+        return 0;
+    }
+    return SG_ERR;
+}
+
+static int rq_on_headers_complete(llhttp_t *p)
+{
+    struct sg_session *s = rq_session(p);
+    const struct sg_cfg *cfg = s->w->cfg;
+    bool has_te = (p->flags & F_TRANSFER_ENCODING) != 0;
+    bool chunked = (p->flags & F_CHUNKED) != 0;
+    bool has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
+    const char *why = NULL;
+    int st = sg_http1_check_request(&s->rqh, p->http_major, p->http_minor, has_te, chunked, has_cl, &why);
+    if (st != 0) {
+        s->pending_error = st;
+        s->error_why = why;
+        return -1;
+    }
+    if (p->method == HTTP_CONNECT) {
+        s->pending_error = 405;
+        s->error_why = "CONNECT";
+        return -1;
+    }
+    if (rq_check_target(s) != SG_OK) {
+        s->pending_error = 400;
+        s->error_why = "request target";
+        return -1;
+    }
+    if (has_cl && cfg->limits.max_body_size > 0 && p->content_length > cfg->limits.max_body_size) {
+        s->pending_error = 413;
+        return -1;
+    }
+    sg_hdrs_classify(&s->rqh);
+    s->client_10 = (p->http_major == 1 && p->http_minor == 0);
+    s->req_has_body = chunked || (has_cl && p->content_length > 0);
+    s->req_chunked_out = chunked;
+    s->head_method = (p->method == HTTP_HEAD);
+    switch (p->method) {
+    case HTTP_GET: case HTTP_HEAD: case HTTP_PUT: case HTTP_DELETE: case HTTP_OPTIONS: case HTTP_TRACE:
+        s->idempotent = true;
+        break;
+    default:
+        s->idempotent = false;
+    }
+    s->expect_continue = sg_hdrs_has_token(&s->rqh, "expect", "100-continue");
+    if (!llhttp_should_keep_alive(p) || p->upgrade)
+        s->client_close = true; /* an Upgrade request ends the connection */
+    s->head_ready = true;
+    return HPE_PAUSED;
+}
+
+static int rq_on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct sg_session *s = rq_session(p);
+    uint64_t max = s->w->cfg->limits.max_body_size;
+    s->body_bytes += len;
+    if (max > 0 && s->body_bytes > max) {
+        s->pending_error = 413;
+        return -1;
+    }
+    SG_BUG_ON(s->up == NULL);
+    struct evbuffer *out = bufferevent_get_output(s->up->bev);
+    if (s->req_chunked_out)
+        sg_http1_chunk_header(out, len);
+    evbuffer_add(out, at, len);
+    if (s->req_chunked_out)
+        evbuffer_add(out, "\r\n", 2);
+    if (s->replayable) {
+        if (evbuffer_get_length(s->replay) + len + 32 > SG_REPLAY_MAX) {
+            s->replayable = false;
+        } else {
+            if (s->req_chunked_out)
+                sg_http1_chunk_header(s->replay, len);
+            evbuffer_add(s->replay, at, len);
+            if (s->req_chunked_out)
+                evbuffer_add(s->replay, "\r\n", 2);
+        }
+    }
+    return 0;
+}
+
+static int rq_on_message_complete(llhttp_t *p)
+{
+    struct sg_session *s = rq_session(p);
+    s->req_done = true;
+    if (s->req_chunked_out && s->up != NULL) {
+        evbuffer_add(bufferevent_get_output(s->up->bev), "0\r\n\r\n", 5);
+        if (s->replayable)
+            evbuffer_add(s->replay, "0\r\n\r\n", 5);
+    }
+    return HPE_PAUSED;
+}
+
+static llhttp_settings_t rq_settings;
+
+/* -------------------------------------------------- response parser callbacks */
+
+static int rs_on_message_begin(llhttp_t *p)
+{
+    struct sg_session *s = p->data;
+    sg_hdrs_reset(&s->rsh);
+    s->resp_started = true;
+    return 0;
+}
+
+static int rs_on_status(llhttp_t *p, const char *at, size_t len)
+{
+    struct sg_session *s = p->data;
+    return sg_hdrs_add_first(&s->rsh, at, len) == SG_OK ? 0 : -1;
+}
+
+static int rs_on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct sg_session *s = p->data;
+    if (s->resp_head_sent && !s->in_1xx)
+        return 0; /* trailers */
+    return sg_hdrs_add_field(&s->rsh, at, len) == SG_OK ? 0 : -1;
+}
+
+static int rs_on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct sg_session *s = p->data;
+    if (s->resp_head_sent && !s->in_1xx)
+        return 0;
+    return sg_hdrs_add_value(&s->rsh, at, len) == SG_OK ? 0 : -1;
+}
+
+static int rs_on_header_value_complete(llhttp_t *p)
+{
+    struct sg_session *s = p->data;
+    if (s->resp_head_sent && !s->in_1xx)
+        return 0;
+    return sg_hdrs_value_done(&s->rsh) == SG_OK ? 0 : -1;
+}
+
+static int rs_on_headers_complete(llhttp_t *p)
+{
+    struct sg_session *s = p->data;
+    struct evbuffer *out = bufferevent_get_output(s->cbev);
+    int status = p->status_code;
+    sg_hdrs_classify(&s->rsh);
+    if (status >= 100 && status < 200) {
+        if (status == 101)
+            return -1; /* we never ask for an upgrade */
+        s->in_1xx = true;
+        if (status != 100 && !s->client_10) {
+            struct sg_http1_resp r = {.status = status, .head_only = true};
+            sg_http1_write_response_head(out, &s->rsh, &r);
+        }
+        return 1;
+    }
+    struct sg_http1_resp r = {.status = status};
+    bool has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
+    bool chunked_in = (p->flags & F_CHUNKED) != 0;
+    if (s->head_method || status == 204 || status == 304) {
+        r.head_only = true;
+        r.keep_cl = status != 204;
+    } else if (has_cl && !chunked_in) {
+        r.has_length = true;
+        r.length = p->content_length;
+    } else if (!s->client_10) {
+        r.chunked = true;
+    } else {
+        s->client_close = true; /* HTTP/1.0: the close ends the body */
+    }
+    /* A response that arrives before the whole request body means the rest
+     * of the body can never be parsed reliably: close after it. */
+    if (!s->req_done || s->w->stopping)
+        s->client_close = true;
+    r.close = s->client_close;
+    r.keepalive_10 = s->client_10 && !r.close;
+    s->resp_chunked_out = r.chunked;
+    sg_http1_write_response_head(out, &s->rsh, &r);
+    s->resp_head_sent = true;
+    return r.head_only ? 1 : 0;
+}
+
+static int rs_on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct sg_session *s = p->data;
+    struct evbuffer *out = bufferevent_get_output(s->cbev);
+    if (s->resp_chunked_out)
+        sg_http1_chunk_header(out, len);
+    evbuffer_add(out, at, len);
+    if (s->resp_chunked_out)
+        evbuffer_add(out, "\r\n", 2);
+    return 0;
+}
+
+static int rs_on_message_complete(llhttp_t *p)
+{
+    struct sg_session *s = p->data;
+    if (s->in_1xx) {
+        s->in_1xx = false;
+        return 0;
+    }
+    if (s->resp_chunked_out)
+        evbuffer_add(bufferevent_get_output(s->cbev), "0\r\n\r\n", 5);
+    s->resp_done = true;
+    return HPE_PAUSED;
+}
+
+static llhttp_settings_t rs_settings;
+
+static void session_parsers_init(void)
+{
+    static bool done;
+    if (done)
+        return;
+    llhttp_settings_init(&rq_settings);
+    rq_settings.on_message_begin = rq_on_message_begin;
+    rq_settings.on_url = rq_on_url;
+    rq_settings.on_header_field = rq_on_header_field;
+    rq_settings.on_header_value = rq_on_header_value;
+    rq_settings.on_header_value_complete = rq_on_header_value_complete;
+    rq_settings.on_headers_complete = rq_on_headers_complete;
+    rq_settings.on_body = rq_on_body;
+    rq_settings.on_message_complete = rq_on_message_complete;
+    llhttp_settings_init(&rs_settings);
+    rs_settings.on_message_begin = rs_on_message_begin;
+    rs_settings.on_status = rs_on_status;
+    rs_settings.on_header_field = rs_on_header_field;
+    rs_settings.on_header_value = rs_on_header_value;
+    rs_settings.on_header_value_complete = rs_on_header_value_complete;
+    rs_settings.on_headers_complete = rs_on_headers_complete;
+    rs_settings.on_body = rs_on_body;
+    rs_settings.on_message_complete = rs_on_message_complete;
+    done = true;
+}
+
+/* ------------------------------------------------------------ request path */
+
+/* Maps a request parse failure to the status to answer. */
+static int session_parse_status(struct sg_session *s, llhttp_errno_t err)
+{
+    if (s->pending_error)
+        return s->pending_error;
+    if (s->rqh.first_too_long)
+        return 414;
+    if (s->rqh.too_many || s->rqh.too_large)
+        return 431;
+    SG_UNUSED(err);
+    return 400;
+}
+
+/* Runs the request parser over buffered client input until it pauses, needs
+ * more bytes, fails, or backpressure says stop. */
+static void session_feed_request(struct sg_session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->cbev);
+    for (;;) {
+        if (s->dead || (s->head_ready && s->state != SG_SS_FORWARD))
+            return;
+        if (s->state == SG_SS_FORWARD) {
+            if (s->req_done)
+                return;
+            if (evbuffer_get_length(bufferevent_get_output(s->up->bev)) > SG_OUT_HIGH) {
+                bufferevent_disable(s->cbev, EV_READ);
+                s->client_read_paused = true;
+                return;
+            }
+        }
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0 && !s->kick)
+            return;
+        s->kick = false;
+        struct evbuffer_iovec v;
+        const char *data = "";
+        size_t len = 0;
+        if (avail > 0 && evbuffer_peek(in, -1, NULL, &v, 1) >= 1) {
+            data = v.iov_base;
+            len = v.iov_len < SG_FEED_MAX ? v.iov_len : SG_FEED_MAX;
+        }
+        if (!s->head_started && len > 0 && s->state == SG_SS_HEAD && s->nrequests > 0) {
+            /* First byte of a later request: its header deadline starts now
+             * (the first request's deadline counts from accept). */
+            struct timeval tv;
+            sg_timeval_from_ms(&tv, s->w->cfg->timeouts.http_request_ms);
+            evtimer_add(s->timer, &tv);
+            s->head_started = true;
+        }
+        s->rqh.exec_seq++;
+        llhttp_errno_t err = llhttp_execute(&s->rq, data, len);
+        if (s->dead)
+            return;
+        if (err == HPE_OK) {
+            evbuffer_drain(in, len);
+            if (len == 0)
+                return;
+            continue;
+        }
+        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+            size_t used = (size_t)(llhttp_get_error_pos(&s->rq) - data);
+            evbuffer_drain(in, used);
+            if (err == HPE_PAUSED_UPGRADE) {
+                /* A bodyless Upgrade request: forwarded as a plain request
+                 * (Upgrade is hop-by-hop); the connection ends after it. */
+                s->rq_upgrade = true;
+                s->req_done = true;
+            }
+            if (s->head_ready && s->state == SG_SS_HEAD) {
+                event_del(s->timer);
+                bufferevent_disable(s->cbev, EV_READ);
+                session_connect(s);
+                return;
+            }
+            if (s->req_done && s->state == SG_SS_FORWARD) {
+                bufferevent_disable(s->cbev, EV_READ);
+                return;
+            }
+            /* An Upgrade request the parser stopped on between requests: the
+             * connection cannot be parsed further. */
+            session_drain(s);
+            return;
+        }
+        /* Framing or limit error: nothing after it is ever forwarded. */
+        int st = session_parse_status(s, err);
+        sg_log_debug("%s: request rejected with %d: %s (%s)", s->client_ip, st,
+                     s->error_why ? s->error_why : llhttp_get_error_reason(&s->rq),
+                     llhttp_errno_name(err));
+        if (s->up != NULL || s->state == SG_SS_CONNECT)
+            session_release_up(s, false);
+        s->req_done = false; /* forces close */
+        session_error(s, st, s->error_why);
+        return;
+    }
+}
+
+static void session_process(struct sg_session *s)
+{
+    if (s->dead)
+        return;
+    switch (s->state) {
+    case SG_SS_HEAD:
+    case SG_SS_FORWARD:
+        session_feed_request(s);
+        break;
+    case SG_SS_CONNECT:
+    case SG_SS_DRAIN:
+        break;
+    }
+}
+
+/* The upstream connection is ready: send what we have and let the body flow. */
+static void session_up_ready(struct sg_session *s)
+{
+    struct sg_upconn *c = s->up;
+    c->connected = true;
+    c->nreq++;
+    s->state = SG_SS_FORWARD;
+    llhttp_init(&s->rs, HTTP_RESPONSE, &rs_settings);
+    s->rs.data = s;
+    s->resp_started = s->resp_head_sent = s->resp_done = s->in_1xx = false;
+    bufferevent_set_timeouts(c->bev, &s->w->tv_server, &s->w->tv_server);
+    bufferevent_setwatermark(c->bev, EV_WRITE, SG_OUT_LOW, 0);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* Copy (not move) the replay buffer: a retry may need it again. */
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer_iovec vec[8];
+    struct evbuffer_ptr pos;
+    evbuffer_ptr_set(s->replay, &pos, 0, EVBUFFER_PTR_SET);
+    size_t left = evbuffer_get_length(s->replay);
+    while (left > 0) {
+        int n = evbuffer_peek(s->replay, (ev_ssize_t)left, &pos, vec, 8);
+        size_t moved = 0;
+        for (int i = 0; i < n && i < 8; i++) {
+            evbuffer_add(out, vec[i].iov_base, vec[i].iov_len);
+            moved += vec[i].iov_len;
+        }
+        if (moved == 0)
+            break;
+        left -= moved;
+        evbuffer_ptr_set(s->replay, &pos, moved, EVBUFFER_PTR_ADD);
+    }
+    if (s->req_done) {
+        return; /* everything is sent; wait for the response */
+    }
+    if (s->expect_continue && !s->client_10 && s->body_bytes == 0 && s->req_has_body) {
+        evbuffer_add(bufferevent_get_output(s->cbev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        s->expect_continue = false;
+    }
+    llhttp_resume(&s->rq);
+    s->kick = true; /* let the parser reach message-complete for bodyless requests */
+    bufferevent_set_timeouts(s->cbev, &s->w->tv_client, &s->w->tv_client);
+    bufferevent_enable(s->cbev, EV_READ);
+    session_feed_request(s);
+}
+
+static void session_fail_upstream(struct sg_session *s, enum session_upfail kind);
+
+/* Picks a backend and starts (or reuses) a connection to it. */
+static void session_connect(struct sg_session *s)
+{
+    struct sg_worker *w = s->w;
+    s->state = SG_SS_CONNECT;
+    if (s->ntried == 0) {
+        /* First attempt: route, build the forwarded head once. */
+        const struct sg_hdr *host = sg_hdrs_find(&s->rqh, "host");
+        const char *url = s->rqh.buf + s->rqh.first_off;
+        size_t plen = s->rqh.first_len;
+        const char *q = memchr(url, '?', plen);
+        if (q != NULL)
+            plen = (size_t)(q - url);
+        int pi = sg_route_pick(s->fe->cfg, host ? sg_hdr_value(&s->rqh, host) : NULL,
+                               host ? host->val_len : 0, url, plen);
+        if (pi < 0) {
+            session_error(s, 503, "no pool for request");
+            return;
+        }
+        s->wp = &w->wpools[pi];
+        s->retries_left = s->wp->pool->cfg->retries;
+        const char *mname = llhttp_method_name((llhttp_method_t)s->rq.method);
+        struct sg_http1_fwd f = {
+            .method = mname,
+            .method_len = strlen(mname),
+            .client_ip = s->client_ip,
+            .proto = "http",
+            .client_minor = s->rq.http_minor,
+            .chunked = s->req_chunked_out,
+            .has_length = (s->rq.flags & F_CONTENT_LENGTH) != 0,
+            .length = s->rq.content_length,
+            .default_host = NULL,
+        };
+        evbuffer_drain(s->replay, evbuffer_get_length(s->replay));
+        s->replayable = true;
+        /* HTTP/1.0 without Host: name the backend (filled per attempt below). */
+        if (host == NULL) {
+            struct sg_backend *b0 = s->wp->pool->nbackends ? &s->wp->pool->backends[0] : NULL;
+            f.default_host = b0 ? b0->name : "localhost";
+        }
+        sg_http1_write_request_head(s->replay, &s->rqh, &f);
+    }
+    struct sg_lb_req lr = {.exclude = s->tried, .nexclude = s->ntried};
+    struct sg_backend *b = s->wp->pool->lb->pick(s->wp->lb_state, s->wp->pool, &lr);
+    if (b == NULL && s->ntried > 0) {
+        /* Every backend was tried: allow them again (a fresh connection). */
+        lr.nexclude = 0;
+        b = s->wp->pool->lb->pick(s->wp->lb_state, s->wp->pool, &lr);
+    }
+    if (b == NULL) {
+        session_error(s, 503, "no usable backend");
+        return;
+    }
+    s->backend = b;
+    if (s->ntried < SG_SESSION_MAX_TRIES)
+        s->tried[s->ntried++] = b->id;
+    bool allow_idle = s->stale_retries == 0;
+    s->up = sg_upstream_acquire(w, b, allow_idle, session_up_read, session_up_write, session_up_event, s);
+    if (s->up == NULL) {
+        s->backend = b;
+        session_fail_upstream(s, UPFAIL_CONNECT);
+        return;
+    }
+    w->wpools[b->pool->id].wb[b->id].inflight++;
+    if (s->up->reused)
+        session_up_ready(s);
+}
+
+/* An upstream attempt failed before any response byte: retry when allowed,
+ * else answer 502/504. */
+static void session_fail_upstream(struct sg_session *s, enum session_upfail kind)
+{
+    bool was_reused = s->up != NULL && s->up->reused;
+    session_release_up(s, false);
+    if (s->resp_started) {
+        session_close(s);
+        return;
+    }
+    if (s->replayable) {
+        if (was_reused && kind == UPFAIL_RESET && s->stale_retries < 2) {
+            /* The backend closed a pooled connection as we used it: retry on
+             * a fresh connection to the same backend, at no retry cost. */
+            s->stale_retries++;
+            s->ntried--; /* same backend may be picked again */
+            session_connect(s);
+            return;
+        }
+        bool never_sent = kind == UPFAIL_CONNECT || kind == UPFAIL_CONNECT_TIMEOUT;
+        if (s->retries_left > 0 && (never_sent || s->idempotent)) {
+            s->retries_left--;
+            sg_log_debug("%s: retrying after %s failure on %s", s->client_ip,
+                         never_sent ? "connect" : "upstream", s->backend ? s->backend->name : "?");
+            session_connect(s);
+            return;
+        }
+    }
+    switch (kind) {
+    case UPFAIL_CONNECT_TIMEOUT:
+    case UPFAIL_TIMEOUT:
+        session_error(s, 504, "upstream timeout");
+        break;
+    default:
+        session_error(s, 502, "upstream failed");
+        break;
+    }
+}
+
+/* ----------------------------------------------------------- upstream side */
+
+static void session_up_read(struct bufferevent *bev, void *arg)
+{
+    struct sg_session *s = arg;
+    if (s->dead || s->up == NULL)
+        return;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    while (evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        size_t len = v.iov_len < SG_FEED_MAX ? v.iov_len : SG_FEED_MAX;
+        s->rsh.exec_seq++;
+        llhttp_errno_t err = llhttp_execute(&s->rs, v.iov_base, len);
+        if (s->dead)
+            return;
+        if (err == HPE_OK) {
+            evbuffer_drain(in, len);
+        } else if (err == HPE_PAUSED) {
+            evbuffer_drain(in, (size_t)(llhttp_get_error_pos(&s->rs) - (const char *)v.iov_base));
+            break;
+        } else {
+            sg_log_debug("%s: bad response from %s: %s", s->client_ip, s->backend->name,
+                         llhttp_get_error_reason(&s->rs));
+            session_error(s, 502, "bad response");
+            return;
+        }
+        if (evbuffer_get_length(bufferevent_get_output(s->cbev)) > SG_OUT_HIGH) {
+            bufferevent_disable(bev, EV_READ);
+            s->up_read_paused = true;
+            return;
+        }
+    }
+    if (s->resp_done) {
+        /* Reusable only when both messages ended cleanly and nothing extra came. */
+        bool reusable = s->req_done && llhttp_should_keep_alive(&s->rs) &&
+                        evbuffer_get_length(in) == 0 && !s->rq_upgrade;
+        session_release_up(s, reusable);
+        if (!s->req_done) {
+            session_drain(s);
+            return;
+        }
+        session_finish(s);
+    }
+}
+
+static void session_up_write(struct bufferevent *bev, void *arg)
+{
+    struct sg_session *s = arg;
+    if (s->dead)
+        return;
+    if (s->client_read_paused) {
+        s->client_read_paused = false;
+        bufferevent_enable(s->cbev, EV_READ);
+        session_feed_request(s);
+    }
+}
+
+static void session_up_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct sg_session *s = arg;
+    if (s->dead || s->up == NULL)
+        return;
+    if (what & BEV_EVENT_CONNECTED) {
+        session_up_ready(s);
+        return;
+    }
+    if (!s->up->connected) {
+        session_fail_upstream(s, (what & BEV_EVENT_TIMEOUT) ? UPFAIL_CONNECT_TIMEOUT : UPFAIL_CONNECT);
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && s->resp_started && !s->resp_done) {
+        /* Body delimited by close: EOF completes it. Anything else is a
+         * truncated response and the client must not see it as complete. */
+        session_up_read(bev, s);
+        if (s->dead || s->up == NULL)
+            return;
+        if (llhttp_message_needs_eof(&s->rs)) {
+            llhttp_errno_t err = llhttp_finish(&s->rs);
+            if ((err == HPE_OK || err == HPE_PAUSED) && s->resp_done) {
+                session_release_up(s, false);
+                s->client_close = s->client_close || !s->req_done;
+                session_finish(s);
+                return;
+            }
+        }
+        session_close(s);
+        return;
+    }
+    if (s->resp_started) {
+        session_close(s); /* reset or timeout mid-response */
+        return;
+    }
+    session_fail_upstream(s, (what & BEV_EVENT_TIMEOUT) ? UPFAIL_TIMEOUT : UPFAIL_RESET);
+}
+
+/* ------------------------------------------------------------- client side */
+
+static void session_client_read(struct bufferevent *bev, void *arg)
+{
+    struct sg_session *s = arg;
+    session_process(s);
+}
+
+static void session_client_write(struct bufferevent *bev, void *arg)
+{
+    struct sg_session *s = arg;
+    if (s->dead)
+        return;
+    if (s->state == SG_SS_DRAIN) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            session_close(s);
+        return;
+    }
+    if (s->up_read_paused && s->up != NULL) {
+        s->up_read_paused = false;
+        bufferevent_enable(s->up->bev, EV_READ);
+        session_up_read(s->up->bev, s);
+    }
+}
+
+static void session_client_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct sg_session *s = arg;
+    if (s->dead)
+        return;
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state == SG_SS_FORWARD &&
+        !s->req_done && !s->resp_head_sent) {
+        session_error(s, 408, "client body timeout");
+        return;
+    }
+    /* EOF, reset, or a write/read timeout: nothing more can be delivered. */
+    session_close(s);
+}
+
+/* Header deadline or keep-alive idle timer. */
+static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_session *s = arg;
+    if (s->dead || s->state != SG_SS_HEAD)
+        return;
+    if (!s->head_started && evbuffer_get_length(bufferevent_get_input(s->cbev)) == 0) {
+        session_close(s); /* idle keep-alive connection: close quietly */
+        return;
+    }
+    s->req_done = false;
+    session_error(s, 408, "request head timeout");
+}
+
+int sg_session_new(struct sg_worker *w, struct sg_wfrontend *fe, evutil_socket_t fd,
+                   const struct sockaddr *sa, int salen)
+{
+    session_parsers_init();
+    const struct sg_cfg_limits *lim = &w->cfg->limits;
+    struct sg_session *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        evutil_closesocket(fd);
+        return SG_ERR;
+    }
+    s->magic = SG_SESSION_MAGIC;
+    s->w = w;
+    s->fe = fe;
+    s->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    s->timer = evtimer_new(w->base, session_timer_cb, s);
+    s->free_ev = event_new(w->base, -1, 0, session_free_cb, s);
+    s->replay = evbuffer_new();
+    if (s->cbev == NULL || s->timer == NULL || s->free_ev == NULL || s->replay == NULL) {
+        if (s->cbev)
+            bufferevent_free(s->cbev);
+        else
+            evutil_closesocket(fd);
+        if (s->timer)
+            event_free(s->timer);
+        if (s->free_ev)
+            event_free(s->free_ev);
+        if (s->replay)
+            evbuffer_free(s->replay);
+        free(s);
+        return SG_ERR;
+    }
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, s->client_ip, sizeof(s->client_ip));
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, s->client_ip, sizeof(s->client_ip));
+    else
+        strcpy(s->client_ip, "unix");
+    SG_UNUSED(salen);
+    llhttp_init(&s->rq, HTTP_REQUEST, &rq_settings);
+    s->rq.data = s;
+    llhttp_init(&s->rs, HTTP_RESPONSE, &rs_settings);
+    s->rs.data = s;
+    sg_hdrs_init(&s->rqh, lim->max_request_line, lim->max_header_size, lim->max_headers);
+    sg_hdrs_init(&s->rsh, 8192, SG_RESP_HDR_BYTES, SG_RESP_HEADERS);
+    s->state = SG_SS_HEAD;
+
+    s->next = w->sessions;
+    if (w->sessions)
+        w->sessions->prev = s;
+    w->sessions = s;
+    w->nsessions++;
+
+    bufferevent_setcb(s->cbev, session_client_read, session_client_write, session_client_event, s);
+    bufferevent_setwatermark(s->cbev, EV_READ, 0, SG_IN_HIGH);
+    bufferevent_setwatermark(s->cbev, EV_WRITE, SG_OUT_LOW, 0);
+    bufferevent_set_timeouts(s->cbev, NULL, &w->tv_client);
+    /* The header deadline counts from accept for the first request. */
+    struct timeval tv;
+    sg_timeval_from_ms(&tv, w->cfg->timeouts.http_request_ms);
+    evtimer_add(s->timer, &tv);
+    bufferevent_enable(s->cbev, EV_READ);
+    return SG_OK;
+}

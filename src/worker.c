@@ -1,0 +1,271 @@
+/* worker.c: worker threads: event_base, SO_REUSEPORT listeners, the accept
+ * gate (frontend maxconn) and graceful stop. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "surgegate/common.h"
+#include "surgegate/lb-t.h"
+#include "surgegate/log.h"
+#include "surgegate/session.h"
+#include "surgegate/session-t.h"
+#include "surgegate/upstream.h"
+#include "surgegate/worker.h"
+
+void sg_timeval_from_ms(struct timeval *tv, uint32_t ms)
+{
+    tv->tv_sec = ms / 1000;
+    tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+}
+
+/* Makes a listening socket for one frontend. Unix sockets are bound once by
+ * worker 0 (no SO_REUSEPORT for them); TCP sockets once per worker. */
+static int worker_listen_fd(const struct sg_cfg_addr *a, uint32_t id)
+{
+    if (a->is_unix) {
+        if (id != 0)
+            return -2; /* only worker 0 serves a unix frontend */
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&a->ss;
+        unlink(un->sun_path);
+    }
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    if (!a->is_unix) {
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+            goto fail;
+        if (a->ss.ss_family == AF_INET6)
+            (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->sslen) < 0)
+        goto fail;
+    if (listen(fd, 4096) < 0)
+        goto fail;
+    return fd;
+fail:;
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+}
+
+static void worker_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                          int salen, void *arg)
+{
+    struct sg_wfrontend *fe = arg;
+    struct sg_worker *w = fe->w;
+    if (w->stopping) {
+        evutil_closesocket(fd);
+        return;
+    }
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    if (sg_session_new(w, fe, fd, sa, salen) != SG_OK)
+        return;
+    fe->nconn++;
+    if (fe->nconn >= fe->maxconn && !fe->gated) {
+        /* Accept gate: leave further connections in the kernel backlog. */
+        evconnlistener_disable(lev);
+        fe->gated = true;
+    }
+}
+
+static void worker_accept_error(struct evconnlistener *lev, void *arg)
+{
+    struct sg_wfrontend *fe = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    sg_log_warn("frontend '%s': accept failed: %s", fe->cfg->name, evutil_socket_error_to_string(err));
+    /* EMFILE/ENFILE: stop accepting until a session closes, like the gate. */
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        evconnlistener_disable(lev);
+        fe->gated = true;
+    }
+}
+
+void sg_worker_session_closed(struct sg_worker *w, struct sg_wfrontend *fe)
+{
+    SG_BUG_ON(fe->nconn == 0);
+    fe->nconn--;
+    if (fe->gated && fe->nconn < fe->maxconn && fe->lev != NULL && !w->stopping) {
+        evconnlistener_enable(fe->lev);
+        fe->gated = false;
+    }
+    if (w->stopping && w->nsessions == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void worker_grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    sg_log_info("worker %u: grace period over, closing %u connection(s)", w->id, w->nsessions);
+    while (w->sessions != NULL)
+        sg_session_abort(w->sessions);
+    event_base_loopexit(w->base, NULL);
+}
+
+static void worker_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    for (size_t i = 0; i < w->cfg->nfrontends; i++) {
+        struct sg_wfrontend *fe = &w->fes[i];
+        if (fe->lev != NULL) {
+            evconnlistener_free(fe->lev); /* closes the socket: no new connections */
+            fe->lev = NULL;
+        }
+    }
+    sg_upstream_close_idle(w);
+    struct sg_session *s = w->sessions;
+    while (s != NULL) {
+        struct sg_session *next = s->next;
+        sg_session_shutdown(s);
+        s = next;
+    }
+    if (w->nsessions == 0) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    struct timeval tv;
+    sg_timeval_from_ms(&tv, w->cfg->timeouts.grace_ms);
+    evtimer_add(w->grace_ev, &tv);
+}
+
+struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_cfg *cfg,
+                                struct sg_pools *pools)
+{
+    struct sg_worker *w = sg_xcalloc(1, sizeof(*w));
+    w->magic = SG_WORKER_MAGIC;
+    w->id = id;
+    w->cfg = cfg;
+    w->pools = pools;
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NO_CACHE_TIME); /* timers need real time */
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (w->base == NULL) {
+        sg_log_error("worker %u: cannot create event base", id);
+        free(w);
+        return NULL;
+    }
+    sg_timeval_from_ms(&w->tv_connect, cfg->timeouts.connect_ms);
+    sg_timeval_from_ms(&w->tv_client, cfg->timeouts.client_ms);
+    sg_timeval_from_ms(&w->tv_server, cfg->timeouts.server_ms);
+    sg_timeval_from_ms(&w->tv_upstream_idle, cfg->timeouts.upstream_idle_ms);
+
+    w->wpools = sg_xcalloc(pools->n, sizeof(struct sg_wpool));
+    for (size_t i = 0; i < pools->n; i++) {
+        struct sg_pool *p = &pools->pools[i];
+        w->wpools[i].pool = p;
+        w->wpools[i].lb_state = p->lb->state_new(p);
+        w->wpools[i].wb = sg_xcalloc(p->nbackends, sizeof(struct sg_wbackend));
+        if (w->wpools[i].lb_state == NULL) {
+            sg_log_error("worker %u: out of memory", id);
+            sg_worker_free(w);
+            return NULL;
+        }
+    }
+    w->fes = sg_xcalloc(cfg->nfrontends, sizeof(struct sg_wfrontend));
+    for (size_t i = 0; i < cfg->nfrontends; i++) {
+        struct sg_wfrontend *fe = &w->fes[i];
+        fe->w = w;
+        fe->cfg = &cfg->frontends[i];
+        fe->fd = -1;
+        fe->maxconn = (fe->cfg->maxconn + nworkers - 1) / nworkers;
+        if (fe->maxconn == 0)
+            fe->maxconn = 1;
+        int fd = worker_listen_fd(&fe->cfg->listen, id);
+        if (fd == -2)
+            continue;
+        if (fd < 0) {
+            sg_log_error("frontend '%s': cannot listen on %s: %s", fe->cfg->name,
+                         fe->cfg->listen.text, strerror(errno));
+            sg_worker_free(w);
+            return NULL;
+        }
+        fe->lev = evconnlistener_new(w->base, worker_accept, fe, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+        if (fe->lev == NULL) {
+            close(fd);
+            sg_log_error("frontend '%s': cannot create listener", fe->cfg->name);
+            sg_worker_free(w);
+            return NULL;
+        }
+        evconnlistener_set_error_cb(fe->lev, worker_accept_error);
+    }
+    w->stop_ev = event_new(w->base, -1, 0, worker_stop_cb, w);
+    w->grace_ev = evtimer_new(w->base, worker_grace_cb, w);
+    return w;
+}
+
+static void *worker_main(void *arg)
+{
+    struct sg_worker *w = arg;
+    event_base_dispatch(w->base);
+    /* Anything left (loop exited by grace timer) is closed here. */
+    while (w->sessions != NULL)
+        sg_session_abort(w->sessions);
+    sg_upstream_close_idle(w);
+    /* run deferred frees */
+    event_base_loop(w->base, EVLOOP_NONBLOCK);
+    atomic_store(&w->done, true);
+    return NULL;
+}
+
+int sg_worker_start(struct sg_worker *w)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0) {
+        sg_log_error("worker %u: cannot start thread: %s", w->id, strerror(rc));
+        return SG_ERR;
+    }
+    return SG_OK;
+}
+
+void sg_worker_stop(struct sg_worker *w)
+{
+    event_active(w->stop_ev, EV_READ, 0);
+}
+
+void sg_worker_join(struct sg_worker *w)
+{
+    pthread_join(w->thread, NULL);
+}
+
+void sg_worker_free(struct sg_worker *w)
+{
+    if (w == NULL)
+        return;
+    if (w->fes != NULL) {
+        for (size_t i = 0; i < w->cfg->nfrontends; i++)
+            if (w->fes[i].lev != NULL)
+                evconnlistener_free(w->fes[i].lev);
+        free(w->fes);
+    }
+    if (w->wpools != NULL) {
+        for (size_t i = 0; i < w->pools->n; i++) {
+            if (w->wpools[i].lb_state != NULL)
+                w->wpools[i].pool->lb->state_free(w->wpools[i].lb_state);
+            free(w->wpools[i].wb);
+        }
+        free(w->wpools);
+    }
+    if (w->stop_ev)
+        event_free(w->stop_ev);
+    if (w->grace_ev)
+        event_free(w->grace_ev);
+    if (w->base)
+        event_base_free(w->base);
+    free(w);
+}
