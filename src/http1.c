@@ -131,6 +131,12 @@ int sg_hdrs_add_value(struct sg_hdrs *hs, const char *at, size_t len)
         hs->folded = true;
         return SG_ERR;
     }
+    /* llhttp skips leading OWS, so a value that starts with SP/HTAB is the
+     * continuation line of a fold whose first line was empty. */
+    if (hs->last == SG_HCB_FIELD && len > 0 && (at[0] == ' ' || at[0] == '\t')) {
+        hs->folded = true;
+        return SG_ERR;
+    }
     if (hs->last == SG_HCB_FIELD)
         h->val_off = hs->len;
     else
@@ -273,9 +279,29 @@ void sg_hdrs_classify(struct sg_hdrs *hs)
     }
 }
 
+/* RFC 9110 tchar. */
+static bool http1_is_token(const char *s, size_t n)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c != 0 && strchr(extra, c) != NULL)))
+            return false;
+    }
+    return true;
+}
+
 int sg_http1_check_request(const struct sg_hdrs *hs, int http_major, int http_minor,
                            bool has_te, bool chunked, bool has_cl, const char **why)
 {
+    for (uint32_t i = 0; i < hs->n; i++) {
+        const struct sg_hdr *h = &hs->h[i];
+        if (h->name_len == 0 || !http1_is_token(sg_hdr_name(hs, h), h->name_len)) {
+            *why = "invalid header name";
+            return 400;
+        }
+    }
     unsigned hosts = sg_hdrs_count(hs, "host");
     if (hosts > 1) {
         *why = "duplicate Host";

@@ -211,6 +211,7 @@ static int rq_on_message_begin(llhttp_t *p)
     s->resp_chunked_out = false;
     s->in_1xx = false;
     s->ntried = 0;
+    s->head_lf = false;
     s->stale_retries = 0;
     s->retries_left = 0;
     s->replayable = true;
@@ -220,6 +221,12 @@ static int rq_on_message_begin(llhttp_t *p)
 static int rq_on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct sg_session *s = rq_session(p);
+    /* The request line limit counts "METHOD SP target SP HTTP/1.1". */
+    if (s->rqh.first_len == 0) {
+        size_t fixed = strlen(llhttp_method_name((llhttp_method_t)p->method)) + 10;
+        uint32_t max = s->w->cfg->limits.max_request_line;
+        s->rqh.max_first = max > fixed ? max - (uint32_t)fixed : 1;
+    }
     if (sg_hdrs_add_first(&s->rqh, at, len) != SG_OK) {
         s->pending_error = 414;
         return -1;
@@ -541,6 +548,21 @@ static int session_parse_status(struct sg_session *s, llhttp_errno_t err)
     return 400;
 }
 
+/* llhttp folds "Name:<CRLF> value" into a plain value without a trace, so
+ * the raw head bytes are scanned for a line starting with SP/HTAB (obs-fold,
+ * RFC 9112 5.2: rejected). `head_lf` carries an LF seen at the end of the
+ * previous chunk. Only head bytes are scanned: the parser pauses at the end
+ * of the head. */
+static bool session_head_has_fold(struct sg_session *s, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s->head_lf && (p[i] == ' ' || p[i] == '\t'))
+            return true;
+        s->head_lf = p[i] == '\n';
+    }
+    return false;
+}
+
 /* Runs the request parser over buffered client input until it pauses, needs
  * more bytes, fails, or backpressure says stop. */
 static void session_feed_request(struct sg_session *s)
@@ -578,9 +600,19 @@ static void session_feed_request(struct sg_session *s)
             s->head_started = true;
         }
         s->rqh.exec_seq++;
+        bool in_head = s->state == SG_SS_HEAD;
         llhttp_errno_t err = llhttp_execute(&s->rq, data, len);
         if (s->dead)
             return;
+        if (in_head && (err == HPE_OK || err == HPE_PAUSED)) {
+            size_t used = err == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&s->rq) - data);
+            if (session_head_has_fold(s, data, used)) {
+                err = HPE_USER;
+                s->pending_error = 400;
+                s->error_why = "obs-fold";
+                s->head_ready = false;
+            }
+        }
         if (err == HPE_OK) {
             evbuffer_drain(in, len);
             if (len == 0)

@@ -60,6 +60,7 @@ struct sg_session {
     /* request facts */
     bool head_started;   /* a byte of the current request arrived */
     bool head_ready;     /* on_headers_complete fired (parser paused) */
+    bool head_lf;        /* obs-fold scan: last head byte seen was LF */
     bool req_has_body;
     bool req_chunked_out;
     bool req_done;       /* request message complete */
