@@ -38,8 +38,8 @@ def main():
     with Backend("live") as live, Backend("gb") as gb, Backend("down1", refuse_health=True) as d1, \
             Backend("down2", refuse_health=True) as d2, Backend("victim") as victim:
         fe = free_port()
-        health = ('health = { type = "http"; path = "/healthz"; interval = "100ms"; '
-                  'timeout = "500ms"; rise = 1; fall = 1; expect_status = "200-399"; };')
+        health = ('health = { type = "http"; path = "/healthz"; interval = "200ms"; '
+                  'timeout = "150ms"; rise = 1; fall = 1; expect_status = "200-399"; };')
         dead = "127.0.0.1:%d" % dead_port
         cfg = proxy_config(
             fe, [live.addr], timeouts={"server": "1s", "connect": "1s"},
@@ -70,18 +70,13 @@ def main():
             check(not any("/zero/" in l for l in live.log_lines() + gb.log_lines()),
                   "a weight-0 backend received traffic")
 
-            def down_gives_503():
-                return http_get(fe, "/down/probe")[0] == 503
-            wait_for(down_gives_503, timeout=5, interval=0.1,
-                     what="503 from the pool whose backends fail health checks")
-            h = expect_error(fe, "/down/x", 503, "pool with every backend down")
-            check("Retry-After" in h, "503 without Retry-After (all backends down): %s" % dict(h))
-
             # 504
             status, h, body, dt = timed_get(fe, "/slow/?delay=3000")
             log("%-28s -> %d in %.3fs" % ("/slow/?delay=3000", status, dt))
             check_eq(status, 504, "backend slower than timeout server (body %r)" % body[:200])
-            check(0.8 <= dt < 2.9, "504 came after %.2fs, want about 1s (timeout server)" % dt)
+            sent = [l for l in live.log_lines() if l.startswith("GET /slow/")]
+            check(0.8 <= dt < 2.9, "504 came after %.2fs, want about 1s (timeout server); "
+                  "the backend received the request %d times" % (dt, len(sent)))
 
             # dead + live: retried on the live one, all 200
             for i in range(20):
@@ -118,6 +113,16 @@ def main():
                 log("%-28s -> %d in %.3fs" % ("/victim/after%d" % i, status, dt))
                 check(status in (502, 503), "killed backend: status %d, want 502 or 503" % status)
                 check(dt < FAST, "killed backend: answer took %.2fs" % dt)
+
+
+            # last, as it needs active health checks: a pool whose backends
+            # all fail /healthz answers 503 + Retry-After at once
+            def down_gives_503():
+                return http_get(fe, "/down/probe")[0] == 503
+            wait_for(down_gives_503, timeout=5, interval=0.1,
+                     what="503 from the pool whose backends fail health checks")
+            h = expect_error(fe, "/down/x", 503, "pool with every backend down")
+            check("Retry-After" in h, "503 without Retry-After (all backends down): %s" % dict(h))
 
 
 if __name__ == "__main__":
