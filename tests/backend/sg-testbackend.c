@@ -16,6 +16,7 @@
  *                         socket drains; &chunked=1 chunked, &eof=1 no length
  *                         and close to end the body
  *   ?reset_after=N        head with Content-Length: 1000000, N body bytes, RST
+ *                         (&chunked=1: a chunked head, N bytes in chunks, RST)
  *   ?reset=1              RST without sending anything
  *   ?stall=MS             do not read the request body for MS ms after the
  *                         head (the client must see backpressure)
@@ -538,11 +539,17 @@ static void conn_send_response(struct tb_conn *c)
 		return;
 	}
 	if (c->reset_after >= 0) {
+		int chunked = c->dl_chunked_q && c->http11;
 		c->close_after = 0;
-		conn_write_head(c, c->status, 1000000, 0, "application/octet-stream");
+		conn_write_head(c, c->status, chunked ? -1 : 1000000, chunked,
+				"application/octet-stream");
 		for (long long left = c->reset_after; left > 0;) {
 			size_t k = left > TB_PATTERN_SIZE ? TB_PATTERN_SIZE : (size_t)left;
+			if (chunked)
+				evbuffer_add_printf(out, "%zx\r\n", k);
 			evbuffer_add_reference(out, tb_pattern, k, NULL, NULL);
+			if (chunked)
+				evbuffer_add(out, "\r\n", 2);
 			left -= k;
 		}
 		c->close_after = 1;

@@ -7,7 +7,8 @@
   /down/...      health-checked pool, every backend failing /healthz -> 503 + Retry-After
   /slow/?delay=3000 with server = "1s"                               -> 504 after ~1s
   /mixed/...     [dead, live] pool: retries make every request 200
-  ?reset_after=N backend dies mid-response: the client must not get a
+  ?reset_after=N backend dies mid-response (Content-Length or chunked
+                 body): the client must not get a
                  complete response; its connection is closed promptly
   a killed backend -> 502/503 at once on each later request
 Every error answer must come in < 1 s (504: < 2.9 s) and be a complete,
@@ -85,15 +86,16 @@ def main():
                 check(dt < FAST, "mixed pool request %d took %.2fs" % (i, dt))
 
             # a backend dying mid-response
-            for n in (0, 1000, 200000):
-                req = b"GET /reset_mid?reset_after=%d HTTP/1.1\r\nHost: test\r\n\r\n" % n
+            for n, chunked in ((0, 0), (1000, 0), (200000, 0), (0, 1), (1000, 1), (200000, 1)):
+                req = (b"GET /reset_mid?reset_after=%d&chunked=%d HTTP/1.1\r\nHost: test\r\n\r\n"
+                       % (n, chunked))
                 t0 = time.monotonic()
                 data, how = raw_exchange_full(fe, req, timeout=5)
                 dt = time.monotonic() - t0
                 res, rest = parse_responses(data)
                 head = data[:data.find(b"\r\n\r\n") + 4] if b"\r\n\r\n" in data else data[:200]
-                log("reset_after=%d: %d bytes, connection %s after %.2fs, head %r"
-                    % (n, len(data), how, dt, head[:120]))
+                log("reset_after=%d chunked=%d: %d bytes, connection %s after %.2fs, head %r"
+                    % (n, chunked, len(data), how, dt, head[:120]))
                 complete_ok = [r for r in res if 200 <= r[0] < 300]
                 check(not complete_ok,
                       "backend reset after %d body bytes, yet the client got a complete %d "
