@@ -22,7 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import Backend, Proxy, free_port, proxy_config, run  # noqa: E402
-from rawhttp import Check, exchange, fmt_bytes  # noqa: E402
+from rawhttp import Check, exchange, fmt_bytes, fmt_lines  # noqa: E402
 
 HOST = b"Host: sg.test\r\n"
 LIMITS = {"max_request_line": 8192, "max_header_size": 32768, "max_headers": 100,
@@ -122,9 +122,9 @@ class Ctx:
         time.sleep(0.2)
         lines = self.lines_for(tag)
         if backend_silent:
-            self.chk.ok(not lines, "%s: backend never contacted" % what, repr(lines))
+            self.chk.ok(not lines, "%s: backend never contacted" % what, fmt_lines(lines))
         self.chk.ok(not [ln for ln in lines if "/smuggled" in ln],
-                    "%s: nothing after the rejected request forwarded" % what, repr(lines))
+                    "%s: nothing after the rejected request forwarded" % what, fmt_lines(lines))
         return ex
 
 
@@ -137,6 +137,8 @@ def test_request_line(c):
     # request line of 8190 bytes (8192 with CRLF) passes
     n = 8190 - len(b"GET ") - len(b" HTTP/1.1")
     c.expect_ok("request line 8190+CRLF = 8192 bytes", b"rl2", get_with_url(url_of_len(b"rl2", n)))
+    # a request-target of 8193 bytes alone -> 414
+    c.expect_reject("8193-byte URL", b"rl6", get_with_url(url_of_len(b"rl6", 8193)), 414)
     # request line of 8193 bytes without CRLF -> 414
     n = 8193 - len(b"GET ") - len(b" HTTP/1.1")
     c.expect_reject("request line 8193 bytes", b"rl3", get_with_url(url_of_len(b"rl3", n)), 414)
@@ -192,7 +194,7 @@ def test_body(c):
     time.sleep(0.2)
     for tag in (b"bd2", b"bd3", b"bd4"):
         lines = c.lines_for(tag)
-        c.chk.ok(not lines, "413 (%s): backend never contacted" % tag.decode(), repr(lines))
+        c.chk.ok(not lines, "413 (%s): backend never contacted" % tag.decode(), fmt_lines(lines))
 
     # Chunked: exactly 1000 passes (two chunks), 1001 is 413 + close.
     chunked = b"1f4\r\n" + body[:500] + b"\r\n1f4\r\n" + body[500:] + b"\r\n0\r\n\r\n"

@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import Backend, Proxy, free_port, proxy_config, run  # noqa: E402
-from rawhttp import Check, Conn, drip_exchange, exchange, fmt_bytes  # noqa: E402
+from rawhttp import Check, Conn, drip_exchange, exchange, fmt_bytes, fmt_lines  # noqa: E402
 
 HOST = b"Host: sg.test\r\n"
 # Slack for timers on a loaded 2-core machine.
@@ -47,7 +47,7 @@ def check_408(chk, be, what, ex, tag, t_from=0.0):
            "%s: connection closed by %.1fs" % (what, CLOSED_BY),
            "closed=%s after %.2fs" % (ex.closed, ex.elapsed - t_from))
     chk.ok(not lines_for(be, tag), "%s: backend never contacted" % what,
-           repr(lines_for(be, tag)))
+           fmt_lines(lines_for(be, tag)))
 
 
 def test_slowloris(chk, port, be):

@@ -11,7 +11,8 @@ import socket
 import time
 
 __all__ = ["Conn", "Exchange", "Response", "exchange", "drip_exchange", "parse_responses",
-           "head_lines", "header_values", "fmt_bytes", "Check"]
+           "bytewise",
+           "head_lines", "header_values", "fmt_bytes", "fmt_lines", "Check"]
 
 
 class Response:
@@ -107,10 +108,11 @@ def _read_until_close(s, ex, t0, deadline, stop_after_responses=None):
     ex.elapsed = time.monotonic() - t0
 
 
-def exchange(port, data, timeout=3.0, shut_wr=False, stop_after_responses=None):
+def exchange(port, data, timeout=3.0, shut_wr=False, stop_after_responses=None, gap=0.0):
     """Connect to 127.0.0.1:port, send data (bytes, or a list of byte strings
-    sent in order), then read until the peer closes or `timeout` seconds
-    have passed since connecting. shut_wr half-closes our side after sending.
+    sent in order, `gap` seconds apart), then read until the peer closes or
+    `timeout` seconds have passed since connecting. shut_wr half-closes our
+    side after sending.
     stop_after_responses=N stops reading (without waiting for a close) once N
     complete responses arrived; the socket is then closed by us."""
     ex = Exchange()
@@ -119,7 +121,9 @@ def exchange(port, data, timeout=3.0, shut_wr=False, stop_after_responses=None):
     s = _connect(port, timeout)
     try:
         parts = data if isinstance(data, (list, tuple)) else [data]
-        for p in parts:
+        for i, p in enumerate(parts):
+            if gap and i:
+                time.sleep(gap)
             try:
                 s.sendall(p)
             except (ConnectionResetError, BrokenPipeError):
@@ -213,6 +217,12 @@ class Conn:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def bytewise(data):
+    """data split into one-byte writes (for exchange(..., gap=...)): every
+    byte boundary becomes a possible read boundary in the proxy."""
+    return [data[i:i + 1] for i in range(len(data))]
 
 
 def drip_exchange(port, first, drip, interval, timeout):
@@ -385,6 +395,12 @@ def fmt_bytes(b, limit=120):
     if len(s) > limit:
         s = s[:limit] + "...(%d bytes)" % len(b)
     return s
+
+
+def fmt_lines(lines, limit=100):
+    """repr of a list of (backend log) lines, each cut to `limit` chars."""
+    return "[" + ", ".join(repr(ln if len(ln) <= limit else ln[:limit] + "...(%d chars)" % len(ln))
+                           for ln in lines) + "]"
 
 
 class Check:
