@@ -805,8 +805,11 @@ static void session_fail_upstream(struct sg_session *s, enum session_upfail kind
             session_connect(s);
             return;
         }
+        /* A response timeout is not retried: the backend is slow, and
+         * sending it the same request again multiplies the load that made it
+         * slow (the surge this proxy exists to absorb). */
         bool never_sent = kind == UPFAIL_CONNECT || kind == UPFAIL_CONNECT_TIMEOUT;
-        if (s->retries_left > 0 && (never_sent || s->idempotent)) {
+        if (s->retries_left > 0 && kind != UPFAIL_TIMEOUT && (never_sent || s->idempotent)) {
             s->retries_left--;
             sg_log_debug("%s: retrying after %s failure on %s", s->client_ip,
                          never_sent ? "connect" : "upstream", s->backend ? s->backend->name : "?");
