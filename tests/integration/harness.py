@@ -403,6 +403,15 @@ class Proxy:
         """Peak resident set (VmHWM) in KiB."""
         return _proc_status_kib(self.proc.pid, "VmHWM")
 
+    def sanitized(self):
+        """True when the binary runs under AddressSanitizer (RSS bounds do
+        not apply: ASan's shadow memory and quarantine dominate)."""
+        try:
+            with open("/proc/%d/maps" % self.proc.pid) as f:
+                return "libasan" in f.read()
+        except OSError:
+            return False
+
     def signal(self, sig):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
