@@ -212,6 +212,7 @@ static int rq_on_message_begin(llhttp_t *p)
     s->in_1xx = false;
     s->ntried = 0;
     s->head_lf = false;
+    s->chunk_ext_bytes = 0;
     s->stale_retries = 0;
     s->retries_left = 0;
     s->replayable = true;
@@ -321,6 +322,12 @@ static int rq_on_headers_complete(llhttp_t *p)
         s->error_why = why;
         return -1;
     }
+    if (p->http_major != 1) {
+        /* HTTP/0.9 has no headers to check; HTTP/2 does not speak this framing. */
+        s->pending_error = p->http_major == 0 ? 400 : 505;
+        s->error_why = "HTTP version";
+        return -1;
+    }
     if (p->method == HTTP_CONNECT) {
         s->pending_error = 405;
         s->error_why = "CONNECT";
@@ -352,6 +359,28 @@ static int rq_on_headers_complete(llhttp_t *p)
         s->client_close = true; /* an Upgrade request ends the connection */
     s->head_ready = true;
     return HPE_PAUSED;
+}
+
+/* Chunk extensions are parsed and dropped, never forwarded; their size is
+ * capped so they cannot become an unmetered stream (CVE-2024-22019). */
+#define SG_CHUNK_EXT_MAX 4096
+
+static int rq_on_chunk_ext(llhttp_t *p, const char *at, size_t len)
+{
+    struct sg_session *s = rq_session(p);
+    s->chunk_ext_bytes += len;
+    if (s->chunk_ext_bytes > SG_CHUNK_EXT_MAX) {
+        s->pending_error = 400;
+        s->error_why = "chunk extension too long";
+        return -1;
+    }
+    return 0;
+}
+
+static int rq_on_chunk_complete(llhttp_t *p)
+{
+    rq_session(p)->chunk_ext_bytes = 0;
+    return 0;
 }
 
 static int rq_on_body(llhttp_t *p, const char *at, size_t len)
@@ -520,6 +549,9 @@ static void session_parsers_init(void)
     rq_settings.on_header_value_complete = rq_on_header_value_complete;
     rq_settings.on_headers_complete = rq_on_headers_complete;
     rq_settings.on_body = rq_on_body;
+    rq_settings.on_chunk_extension_name = rq_on_chunk_ext;
+    rq_settings.on_chunk_extension_value = rq_on_chunk_ext;
+    rq_settings.on_chunk_complete = rq_on_chunk_complete;
     rq_settings.on_message_complete = rq_on_message_complete;
     llhttp_settings_init(&rs_settings);
     rs_settings.on_message_begin = rs_on_message_begin;

@@ -282,7 +282,9 @@ def judge(kind, want, sink_bytes, ex, log, vid):
     statuses = ex.statuses()
     problems = []
 
-    rejected = len(statuses) == 1 and statuses[0] is not None and 400 <= statuses[0] < 500
+    # 505 (HTTP Version Not Supported) is a rejection too, for version vectors.
+    rejected = len(statuses) == 1 and statuses[0] is not None and (
+        400 <= statuses[0] < 500 or statuses[0] == 505)
     if kind in ("head", "body") or (kind == "safe" and rejected):
         if kind == "safe" or want is None:
             exp = statuses[0] if rejected else None   # any single 4xx

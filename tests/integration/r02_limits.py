@@ -210,6 +210,19 @@ def test_body(c):
                     b"POST /sink?v=bd7 HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n"
                     + b"1388\r\n" + b"e" * 5000 + b"\r\n0\r\n\r\n", 413, backend_silent=False)
 
+    # Chunk extensions are dropped, and capped at 4 KiB per chunk so they
+    # cannot stream unmetered past max_body_size.
+    c.expect_reject("chunk extension of 8 KiB", b"bd8",
+                    b"POST /sink?v=bd8 HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n"
+                    + b"5;ext=" + b"x" * 8192 + b"\r\nhello\r\n0\r\n\r\n", 400,
+                    backend_silent=False)
+
+
+def test_versions(c):
+    c.expect_reject("HTTP/0.9 request line", b"ver1", b"GET /?v=ver1\r\n\r\n", 400)
+    c.expect_reject("HTTP/2.0 in an HTTP/1 request line", b"ver2",
+                    b"GET /?v=ver2 HTTP/2.0\r\n" + HOST + b"\r\n", 505)
+
 
 def main():
     chk = Check("r02_limits")
@@ -222,6 +235,7 @@ def main():
                 test_header_block(c)
                 test_header_count(c)
                 test_body(c)
+                test_versions(c)
                 after = exchange(port, b"GET /?v=after HTTP/1.1\r\n" + HOST
                                  + b"Connection: close\r\n\r\n", timeout=5)
                 chk.ok(after.statuses() == [200], "proxy still serves afterwards", repr(after))
