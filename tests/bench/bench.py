@@ -12,7 +12,8 @@ Scenarios:
   b  a new connection per request (Connection: close), 64 connections
   c  64 KiB responses over keep-alive, 64 connections
   d  small responses, 1000 concurrent keep-alive connections
-  e  10,000 idle keep-alive client connections: resident memory of each proxy
+  e  10,000 idle keep-alive client connections (each made one request):
+     resident memory (VmRSS) of each proxy, freshly restarted before it
 
 Medians over rounds are printed per proxy, with the ratios surgegate/HAProxy
 and surgegate/nginx (medians of the per-round ratios). --smoke runs every
@@ -148,11 +149,22 @@ class Child:
     def __init__(self, name, argv, workdir):
         self.name = name
         self.argv = argv
+        self.workdir = workdir
         self.log_path = os.path.join(workdir, f"{name}.out")
-        with open(self.log_path, "wb") as out:
-            self.proc = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL,
+        self.proc = None
+        self._spawn()
+
+    def _spawn(self):
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(self.argv, cwd=self.workdir, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=subprocess.STDOUT,
                                          preexec_fn=_child_setup, start_new_session=True)
+
+    def restart(self, port):
+        """A fresh process with the same command line, listening again."""
+        self.stop()
+        self._spawn()
+        self.wait_port(port)
 
     @property
     def pid(self):
@@ -332,7 +344,7 @@ def surgegate_conf(tmp, nofile, port, p1, p2):
 workers = 1;
 timeouts = {{ connect = "4s"; http_request = "5s"; client = "30s";
              server = "30s"; queue = "10s"; keepalive = "60s"; }};
-frontends = ( {{ name = "bench"; listen = "127.0.0.1:{port}"; maxconn = 20000;
+frontends = ( {{ name = "bench"; listen = "127.0.0.1:{port}"; maxconn = {haproxy_maxconn(nofile)};
                 default_pool = "b"; }} );
 pools = ( {{ name = "b"; balance = "roundrobin"; max_idle = 256;
             backends = ( {{ address = "127.0.0.1:{p1}"; }},
@@ -701,6 +713,9 @@ def run_rounds(args, tmp, scen_defs, targets, ports, servers):
                     continue  # the backend is not a proxy: no RSS row
                 servers[t].check_alive()
                 if "idle" in scen:
+                    # Measured on a fresh process: what the load scenarios
+                    # left in its heap would hide the cost per connection.
+                    servers[t].restart(ports[t])
                     r = run_idle(ports[t], servers[t].pid, scen["idle"])
                     log(f"round {rnd} {k} {LABELS[t]}: RSS {r['rss_before_kib']} -> "
                         f"{r['rss_kib']} KiB, errors {r['errors']}")
@@ -714,14 +729,15 @@ def run_rounds(args, tmp, scen_defs, targets, ports, servers):
     return results
 
 
-def header(args, tools, argv):
+def header(args, tools, argv, load_start):
     versions = [version_of([tools[n], "-v"]) for n in ("haproxy", "nginx") if n in tools]
     versions.append(version_of([tools["wrk"], "-v"]).split(" Copyright")[0].strip())
     lines = [f"date: {datetime.date.today().isoformat()}; machine: {os.cpu_count()} CPUs "
              f"({cpu_model()}), Linux {platform.release()}",
              "tools: " + "; ".join(versions),
              f"rounds: {args.rounds}, {args.duration} s per wrk run, {args.wrk_threads} wrk "
-             f"threads; medians over rounds",
+             f"threads; medians over rounds; load average at start {load_start:.2f}, "
+             f"at end {os.getloadavg()[0]:.2f}",
              "command: tests/bench/bench.py " + shlex.join(argv)]
     if args.markdown:
         return "\n".join(f"- {x}" for x in lines)
@@ -782,8 +798,9 @@ def main(argv):
         targets = ([] if args.smoke else ["direct"]) + list(args.proxies)
         log("targets ready: " + ", ".join(f"{LABELS[t]} :{ports[t]}" for t in targets))
 
+        load_start = os.getloadavg()[0]
         results = run_rounds(args, tmp, scen_defs, targets, ports, servers)
-        print(header(args, tools, argv) + "\n")
+        print(header(args, tools, argv, load_start) + "\n")
         print(report(results, targets, args.scenarios, scen_defs, args.rounds, args.markdown))
 
         failed = failures(results)
