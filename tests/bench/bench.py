@@ -156,9 +156,13 @@ class Child:
 
     def _spawn(self):
         with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(self.argv, cwd=self.workdir, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT,
-                                         preexec_fn=_child_setup, start_new_session=True)
+            try:
+                self.proc = subprocess.Popen(self.argv, cwd=self.workdir,
+                                             stdin=subprocess.DEVNULL, stdout=out,
+                                             stderr=subprocess.STDOUT,
+                                             preexec_fn=_child_setup, start_new_session=True)
+            except OSError as e:
+                raise BenchError(f"cannot start {self.name} ({self.argv[0]}): {e}")
 
     def restart(self, port):
         """A fresh process with the same command line, listening again."""
@@ -196,7 +200,7 @@ class Child:
                 time.sleep(0.05)
 
     def stop(self):
-        if self.proc.poll() is not None:
+        if self.proc is None or self.proc.poll() is not None:
             return
         below = descendants(self.pid)
         self.proc.send_signal(signal.SIGTERM)
@@ -638,6 +642,8 @@ def parse_args(argv):
     bad = [s for s in a.proxies if s not in PROXIES]
     if bad or not a.proxies:
         p.error(f"unknown proxy(ies) {','.join(bad)}: choose from {','.join(PROXIES)}")
+    # Servers run in a temporary directory: a relative path must not change meaning.
+    a.surgegate = os.path.abspath(a.surgegate)
     if a.smoke:
         a.rounds, a.duration = 1, 1
     if a.rounds < 1 or a.duration < 1:
