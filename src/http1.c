@@ -383,22 +383,36 @@ int sg_http1_write_request_head(struct evbuffer *out, const struct sg_hdrs *hs,
     evbuffer_add(out, " ", 1);
     evbuffer_add(out, hs->buf + hs->first_off, hs->first_len);
     evbuffer_add(out, " HTTP/1.1\r\n", 11);
-    const struct sg_hdr *host = NULL;
+    /* Host first, as clients send it: the absolute-form authority, else the
+     * client's Host, else (HTTP/1.0 without one) the default. */
+    const char *host = f->override_host;
+    size_t host_len = f->override_host_len;
+    for (uint32_t i = 0; i < hs->n && host == NULL; i++) {
+        if (hs->h[i].flags & SG_HDR_HOST) {
+            host = sg_hdr_value(hs, &hs->h[i]);
+            host_len = hs->h[i].val_len;
+        }
+    }
+    if (host == NULL && f->default_host != NULL) {
+        host = f->default_host;
+        host_len = strlen(host);
+    }
+    if (host != NULL) {
+        evbuffer_add(out, "Host: ", 6);
+        evbuffer_add(out, host, host_len);
+        evbuffer_add(out, "\r\n", 2);
+    }
     for (uint32_t i = 0; i < hs->n; i++) {
         const struct sg_hdr *h = &hs->h[i];
-        if (h->flags & SG_HDR_HOST)
-            host = h;
-        if (h->flags & SG_HDR_DROP)
+        if (h->flags & (SG_HDR_DROP | SG_HDR_HOST))
             continue;
         add_hdr_line(out, hs, h);
     }
-    if (host == NULL && f->default_host != NULL)
-        evbuffer_add_printf(out, "Host: %s\r\n", f->default_host);
     add_merged(out, hs, SG_HDR_XFF, "X-Forwarded-For", f->client_ip);
     evbuffer_add_printf(out, "X-Forwarded-Proto: %s\r\n", f->proto);
-    if (host != NULL) {
+    if (host != NULL && f->default_host != host) {
         evbuffer_add(out, "X-Forwarded-Host: ", 18);
-        evbuffer_add(out, sg_hdr_value(hs, host), host->val_len);
+        evbuffer_add(out, host, host_len);
         evbuffer_add(out, "\r\n", 2);
     }
     add_merged(out, hs, SG_HDR_VIA, "Via", f->client_minor == 0 ? "1.0 surgegate" : "1.1 surgegate");

@@ -280,14 +280,14 @@ static int rq_on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-/* Rewrites an absolute-form target ("http://host/path") to origin-form when
- * its authority agrees with Host; anything else but origin-form (and "*" for
- * OPTIONS) is refused, so the backend never sees a target that could be read
- * two ways. */
+/* Accepts origin-form, "*" for OPTIONS, and absolute-form "http://auth/path"
+ * (RFC 9112 3.2.2: the target's authority wins over any Host header; the
+ * target is forwarded in origin-form with Host set to the authority). */
 static int rq_check_target(struct sg_session *s)
 {
     struct sg_hdrs *hs = &s->rqh;
     const char *u = hs->buf + hs->first_off;
+    s->abs_host_off = s->abs_host_len = 0;
     if (hs->first_len > 0 && u[0] == '/')
         return 0;
     if (hs->first_len == 1 && u[0] == '*' && s->rq.method == HTTP_OPTIONS)
@@ -295,12 +295,13 @@ static int rq_check_target(struct sg_session *s)
     if (hs->first_len > 7 && strncasecmp(u, "http://", 7) == 0) {
         const char *auth = u + 7;
         const char *slash = memchr(auth, '/', hs->first_len - 7);
-        if (slash == NULL)
-            return SG_ERR;
-        size_t alen = (size_t)(slash - auth);
-        const struct sg_hdr *host = sg_hdrs_find(hs, "host");
-        if (host == NULL || host->val_len != alen || strncasecmp(sg_hdr_value(hs, host), auth, alen) != 0)
-            return SG_ERR;
+        if (slash == NULL || slash == auth)
+            return SG_ERR; /* "http://host" without a path, or no authority */
+        for (const char *c = auth; c < slash; c++)
+            if ((unsigned char)*c <= ' ' || *c == '@' || *c == '?' || *c == '#' || *c == '\\')
+                return SG_ERR;
+        s->abs_host_off = (uint32_t)(auth - hs->buf);
+        s->abs_host_len = (uint32_t)(slash - auth);
         hs->first_len -= (uint32_t)(slash - u);
         hs->first_off += (uint32_t)(slash - u);
         return 0;
@@ -758,13 +759,18 @@ static void session_connect(struct sg_session *s)
     if (s->ntried == 0) {
         /* First attempt: route, build the forwarded head once. */
         const struct sg_hdr *host = sg_hdrs_find(&s->rqh, "host");
+        const char *hname = host ? sg_hdr_value(&s->rqh, host) : NULL;
+        size_t hlen = host ? host->val_len : 0;
+        if (s->abs_host_len > 0) {
+            hname = s->rqh.buf + s->abs_host_off;
+            hlen = s->abs_host_len;
+        }
         const char *url = s->rqh.buf + s->rqh.first_off;
         size_t plen = s->rqh.first_len;
         const char *q = memchr(url, '?', plen);
         if (q != NULL)
             plen = (size_t)(q - url);
-        int pi = sg_route_pick(s->fe->cfg, host ? sg_hdr_value(&s->rqh, host) : NULL,
-                               host ? host->val_len : 0, url, plen);
+        int pi = sg_route_pick(s->fe->cfg, hname, hlen, url, plen);
         if (pi < 0) {
             session_error(s, 503, "no pool for request");
             return;
@@ -782,6 +788,8 @@ static void session_connect(struct sg_session *s)
             .has_length = (s->rq.flags & F_CONTENT_LENGTH) != 0,
             .length = s->rq.content_length,
             .default_host = NULL,
+            .override_host = s->abs_host_len ? s->rqh.buf + s->abs_host_off : NULL,
+            .override_host_len = s->abs_host_len,
         };
         evbuffer_drain(s->replay, evbuffer_get_length(s->replay));
         s->replayable = true;

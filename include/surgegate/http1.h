@@ -63,6 +63,8 @@ struct sg_http1_fwd {
     bool has_length;       /* Content-Length: length */
     uint64_t length;
     const char *default_host; /* Host to send when the client sent none (HTTP/1.0) */
+    const char *override_host; /* authority of an absolute-form target: replaces Host */
+    size_t override_host_len;
 };
 
 /* Writes the request head to forward upstream into `out`: request line

@@ -190,6 +190,28 @@ static void test_request_head(void **st)
     sg_hdrs_free(&hs);
 }
 
+static void test_request_head_absolute_form(void **st)
+{
+    struct sg_hdrs hs;
+    sg_hdrs_init(&hs, 8192, 32768, 100);
+    assert_int_equal(sg_hdrs_add_first(&hs, "/p", 2), SG_OK);
+    add(&hs, "Host", "wrong");
+    add(&hs, "X-A", "1");
+    sg_hdrs_classify(&hs);
+    struct evbuffer *out = evbuffer_new();
+    struct sg_http1_fwd f = {.method = "GET", .method_len = 3, .client_ip = "10.1.1.1",
+                             .proto = "http", .client_minor = 1,
+                             .override_host = "right.example:81", .override_host_len = 16};
+    sg_http1_write_request_head(out, &hs, &f);
+    char *s = buf_str(out);
+    assert_string_equal(s, "GET /p HTTP/1.1\r\nHost: right.example:81\r\nX-A: 1\r\n"
+                           "X-Forwarded-For: 10.1.1.1\r\nX-Forwarded-Proto: http\r\n"
+                           "X-Forwarded-Host: right.example:81\r\nVia: 1.1 surgegate\r\n\r\n");
+    free(s);
+    evbuffer_free(out);
+    sg_hdrs_free(&hs);
+}
+
 static void test_response_head(void **st)
 {
     struct sg_hdrs hs;
@@ -245,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_classify_connection_tokens),
         cmocka_unit_test(test_check_request),
         cmocka_unit_test(test_request_head),
+        cmocka_unit_test(test_request_head_absolute_form),
         cmocka_unit_test(test_response_head),
         cmocka_unit_test(test_error_responses),
     };
