@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/thread.h>
 
 #include "surgegate/cfg.h"
 #include "surgegate/common.h"
@@ -160,12 +159,8 @@ int main(int argc, char **argv)
         sg_log_set_level(lvl);
     }
 
+    /* No evthread locking: each event_base is used by one thread only. */
     signal(SIGPIPE, SIG_IGN);
-    if (evthread_use_pthreads() != 0) {
-        sg_log_error("libevent has no pthreads support");
-        sg_cfg_free(cfg);
-        return 1;
-    }
     struct main_state ms = {0};
     ms.base = event_base_new();
     int rc = 1;

@@ -23,6 +23,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "surgegate/common.h"
 #include "surgegate/http1.h"
@@ -54,12 +55,51 @@ static void session_process(struct sg_session *s);
 static void session_connect(struct sg_session *s);
 static void session_finish(struct sg_session *s);
 
+/* Output staging. Bytes for the client and for the backend are built in the
+ * worker's scratch buffers (w->cout, w->uout) and handed over with
+ * session_send() right after each parser run, before any other session can
+ * run: it writes straight to the socket when nothing is queued, which saves
+ * the EPOLLOUT round trip (two epoll_ctl calls and a loop pass) a bufferevent
+ * makes for every write, and queues only what the kernel did not take. */
+static void session_send(struct bufferevent *bev, struct evbuffer *data)
+{
+    if (evbuffer_get_length(data) == 0)
+        return;
+    struct evbuffer *out = bufferevent_get_output(bev);
+    if (evbuffer_get_length(out) == 0) {
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        /* A failed write leaves the bytes queued; the bufferevent then meets
+         * the same error and reports it through the event callback. */
+        if (fd >= 0)
+            (void)evbuffer_write(data, fd);
+        if (evbuffer_get_length(data) == 0)
+            return;
+    }
+    evbuffer_add_buffer(out, data);
+}
+
+static void session_flush_client(struct sg_session *s)
+{
+    if (!s->dead)
+        session_send(s->cbev, s->w->cout);
+    else
+        evbuffer_drain(s->w->cout, evbuffer_get_length(s->w->cout));
+}
+
+static void session_flush_up(struct sg_session *s)
+{
+    if (!s->dead && s->up != NULL)
+        session_send(s->up->bev, s->w->uout);
+    else
+        evbuffer_drain(s->w->uout, evbuffer_get_length(s->w->uout));
+}
+
 /* ---------------------------------------------------------------- lifecycle */
 
 static void session_free_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_session *s = arg;
-    event_free(s->free_ev);
+    event_del(&s->free_ev);
     s->magic = 0;
     free(s);
 }
@@ -79,7 +119,7 @@ static void session_close(struct sg_session *s)
     }
     bufferevent_free(s->cbev);
     s->cbev = NULL;
-    event_free(s->timer);
+    event_del(&s->timer);
     if (s->replay)
         evbuffer_free(s->replay);
     sg_hdrs_free(&s->rqh);
@@ -91,7 +131,7 @@ static void session_close(struct sg_session *s)
     if (s->next)
         s->next->prev = s->prev;
     w->nsessions--;
-    event_active(s->free_ev, EV_TIMEOUT, 0);
+    event_active(&s->free_ev, EV_TIMEOUT, 0);
     sg_worker_session_closed(w, s->fe);
 }
 
@@ -120,10 +160,9 @@ void sg_session_shutdown(struct sg_session *s)
 static void session_drain(struct sg_session *s)
 {
     s->state = SG_SS_DRAIN;
-    event_del(s->timer);
+    event_del(&s->timer);
     bufferevent_disable(s->cbev, EV_READ);
     bufferevent_setwatermark(s->cbev, EV_WRITE, 0, 0);
-    bufferevent_set_timeouts(s->cbev, NULL, &s->w->tv_client);
     if (evbuffer_get_length(bufferevent_get_output(s->cbev)) == 0)
         session_close(s);
 }
@@ -153,7 +192,8 @@ static void session_error(struct sg_session *s, int status, const char *why)
         sg_log_debug("%s: %d %s", s->client_ip, status, why ? why : "");
     /* Keep the connection only when the request was read to its end. */
     bool close = !s->req_done || s->client_close || status < 500 || s->rq_upgrade;
-    sg_http1_write_error(bufferevent_get_output(s->cbev), status, close);
+    sg_http1_write_error(s->w->cout, status, close);
+    session_flush_client(s);
     s->resp_head_sent = true;
     s->resp_done = true;
     if (close) {
@@ -178,10 +218,11 @@ static void session_finish(struct sg_session *s)
     llhttp_resume(&s->rq);
     struct timeval tv;
     sg_timeval_from_ms(&tv, s->w->cfg->timeouts.keepalive_ms);
-    evtimer_add(s->timer, &tv);
-    bufferevent_set_timeouts(s->cbev, NULL, &s->w->tv_client);
-    bufferevent_enable(s->cbev, EV_READ);
-    s->client_read_paused = false;
+    evtimer_add(&s->timer, &tv);
+    if (s->client_read_paused) {
+        s->client_read_paused = false;
+        bufferevent_enable(s->cbev, EV_READ);
+    }
     /* Pipelined requests may already be waiting in the input buffer. */
     if (evbuffer_get_length(bufferevent_get_input(s->cbev)) > 0)
         session_process(s);
@@ -394,7 +435,7 @@ static int rq_on_body(llhttp_t *p, const char *at, size_t len)
         return -1;
     }
     SG_BUG_ON(s->up == NULL);
-    struct evbuffer *out = bufferevent_get_output(s->up->bev);
+    struct evbuffer *out = s->w->uout;
     if (s->req_chunked_out)
         sg_http1_chunk_header(out, len);
     evbuffer_add(out, at, len);
@@ -419,7 +460,7 @@ static int rq_on_message_complete(llhttp_t *p)
     struct sg_session *s = rq_session(p);
     s->req_done = true;
     if (s->req_chunked_out && s->up != NULL) {
-        evbuffer_add(bufferevent_get_output(s->up->bev), "0\r\n\r\n", 5);
+        evbuffer_add(s->w->uout, "0\r\n\r\n", 5);
         if (s->replayable)
             evbuffer_add(s->replay, "0\r\n\r\n", 5);
     }
@@ -471,7 +512,7 @@ static int rs_on_header_value_complete(llhttp_t *p)
 static int rs_on_headers_complete(llhttp_t *p)
 {
     struct sg_session *s = p->data;
-    struct evbuffer *out = bufferevent_get_output(s->cbev);
+    struct evbuffer *out = s->w->cout;
     int status = p->status_code;
     sg_hdrs_classify(&s->rsh);
     if (status >= 100 && status < 200) {
@@ -513,7 +554,7 @@ static int rs_on_headers_complete(llhttp_t *p)
 static int rs_on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct sg_session *s = p->data;
-    struct evbuffer *out = bufferevent_get_output(s->cbev);
+    struct evbuffer *out = s->w->cout;
     if (s->resp_chunked_out)
         sg_http1_chunk_header(out, len);
     evbuffer_add(out, at, len);
@@ -530,7 +571,7 @@ static int rs_on_message_complete(llhttp_t *p)
         return 0;
     }
     if (s->resp_chunked_out)
-        evbuffer_add(bufferevent_get_output(s->cbev), "0\r\n\r\n", 5);
+        evbuffer_add(s->w->cout, "0\r\n\r\n", 5);
     s->resp_done = true;
     return HPE_PAUSED;
 }
@@ -629,12 +670,16 @@ static void session_feed_request(struct sg_session *s)
              * (the first request's deadline counts from accept). */
             struct timeval tv;
             sg_timeval_from_ms(&tv, s->w->cfg->timeouts.http_request_ms);
-            evtimer_add(s->timer, &tv);
+            evtimer_add(&s->timer, &tv);
             s->head_started = true;
         }
         s->rqh.exec_seq++;
         bool in_head = s->state == SG_SS_HEAD;
         llhttp_errno_t err = llhttp_execute(&s->rq, data, len);
+        if (err == HPE_OK || err == HPE_PAUSED)
+            session_flush_up(s);
+        else
+            evbuffer_drain(s->w->uout, evbuffer_get_length(s->w->uout));
         if (s->dead)
             return;
         if (in_head && (err == HPE_OK || err == HPE_PAUSED)) {
@@ -662,13 +707,13 @@ static void session_feed_request(struct sg_session *s)
                 s->req_done = true;
             }
             if (s->head_ready && s->state == SG_SS_HEAD) {
-                event_del(s->timer);
-                bufferevent_disable(s->cbev, EV_READ);
+                event_del(&s->timer);
                 session_connect(s);
                 return;
             }
             if (s->req_done && s->state == SG_SS_FORWARD) {
-                bufferevent_disable(s->cbev, EV_READ);
+                if (s->req_has_body) /* the body read timeout is over */
+                    bufferevent_set_timeouts(s->cbev, NULL, &s->w->tv_client);
                 return;
             }
             /* An Upgrade request the parser stopped on between requests: the
@@ -714,11 +759,12 @@ static void session_up_ready(struct sg_session *s)
     llhttp_init(&s->rs, HTTP_RESPONSE, &rs_settings);
     s->rs.data = s;
     s->resp_started = s->resp_head_sent = s->resp_done = s->in_1xx = false;
-    bufferevent_set_timeouts(c->bev, &s->w->tv_server, &s->w->tv_server);
-    bufferevent_setwatermark(c->bev, EV_WRITE, SG_OUT_LOW, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (!c->reused) {
+        bufferevent_set_timeouts(c->bev, &s->w->tv_server, &s->w->tv_server);
+        bufferevent_setwatermark(c->bev, EV_WRITE, SG_OUT_LOW, 0);
+    }
     /* Copy (not move) the replay buffer: a retry may need it again. */
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = s->w->uout;
     struct evbuffer_iovec vec[8];
     struct evbuffer_ptr pos;
     evbuffer_ptr_set(s->replay, &pos, 0, EVBUFFER_PTR_SET);
@@ -735,17 +781,19 @@ static void session_up_ready(struct sg_session *s)
         left -= moved;
         evbuffer_ptr_set(s->replay, &pos, moved, EVBUFFER_PTR_ADD);
     }
+    session_flush_up(s);
     if (s->req_done) {
         return; /* everything is sent; wait for the response */
     }
     if (s->expect_continue && !s->client_10 && s->body_bytes == 0 && s->req_has_body) {
-        evbuffer_add(bufferevent_get_output(s->cbev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        evbuffer_add(s->w->cout, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        session_flush_client(s);
         s->expect_continue = false;
     }
     llhttp_resume(&s->rq);
     s->kick = true; /* let the parser reach message-complete for bodyless requests */
-    bufferevent_set_timeouts(s->cbev, &s->w->tv_client, &s->w->tv_client);
-    bufferevent_enable(s->cbev, EV_READ);
+    if (s->req_has_body && s->body_bytes == 0) /* inactivity limit while the body arrives */
+        bufferevent_set_timeouts(s->cbev, &s->w->tv_client, &s->w->tv_client);
     session_feed_request(s);
 }
 
@@ -883,6 +931,10 @@ static void session_up_read(struct bufferevent *bev, void *arg)
         size_t len = v.iov_len < SG_FEED_MAX ? v.iov_len : SG_FEED_MAX;
         s->rsh.exec_seq++;
         llhttp_errno_t err = llhttp_execute(&s->rs, v.iov_base, len);
+        if (err == HPE_OK || err == HPE_PAUSED)
+            session_flush_client(s);
+        else
+            evbuffer_drain(s->w->cout, evbuffer_get_length(s->w->cout));
         if (s->dead)
             return;
         if (err == HPE_OK) {
@@ -948,6 +1000,7 @@ static void session_up_event(struct bufferevent *bev, short what, void *arg)
             return;
         if (llhttp_message_needs_eof(&s->rs)) {
             llhttp_errno_t err = llhttp_finish(&s->rs);
+            session_flush_client(s);
             if ((err == HPE_OK || err == HPE_PAUSED) && s->resp_done) {
                 session_release_up(s, false);
                 s->client_close = s->client_close || !s->req_done;
@@ -1000,6 +1053,14 @@ static void session_client_event(struct bufferevent *bev, short what, void *arg)
         session_error(s, 408, "client body timeout");
         return;
     }
+    /* Half-close: a client that shut its side after a complete request still
+     * gets its response; then the connection ends. */
+    if ((what & BEV_EVENT_EOF) && (s->state == SG_SS_CONNECT || s->state == SG_SS_FORWARD) &&
+        (s->req_done || !s->req_has_body)) {
+        s->client_close = true;
+        bufferevent_disable(bev, EV_READ);
+        return;
+    }
     /* EOF, reset, or a write/read timeout: nothing more can be delivered. */
     session_close(s);
 }
@@ -1032,18 +1093,14 @@ int sg_session_new(struct sg_worker *w, struct sg_wfrontend *fe, evutil_socket_t
     s->w = w;
     s->fe = fe;
     s->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    s->timer = evtimer_new(w->base, session_timer_cb, s);
-    s->free_ev = event_new(w->base, -1, 0, session_free_cb, s);
+    evtimer_assign(&s->timer, w->base, session_timer_cb, s);
+    event_assign(&s->free_ev, w->base, -1, 0, session_free_cb, s);
     s->replay = evbuffer_new();
-    if (s->cbev == NULL || s->timer == NULL || s->free_ev == NULL || s->replay == NULL) {
+    if (s->cbev == NULL || s->replay == NULL) {
         if (s->cbev)
             bufferevent_free(s->cbev);
         else
             evutil_closesocket(fd);
-        if (s->timer)
-            event_free(s->timer);
-        if (s->free_ev)
-            event_free(s->free_ev);
         if (s->replay)
             evbuffer_free(s->replay);
         free(s);
@@ -1077,7 +1134,7 @@ int sg_session_new(struct sg_worker *w, struct sg_wfrontend *fe, evutil_socket_t
     /* The header deadline counts from accept for the first request. */
     struct timeval tv;
     sg_timeval_from_ms(&tv, w->cfg->timeouts.http_request_ms);
-    evtimer_add(s->timer, &tv);
+    evtimer_add(&s->timer, &tv);
     bufferevent_enable(s->cbev, EV_READ);
     return SG_OK;
 }

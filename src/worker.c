@@ -4,10 +4,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -117,6 +119,8 @@ static void worker_grace_cb(evutil_socket_t fd, short what, void *arg)
 static void worker_stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_worker *w = arg;
+    uint64_t v;
+    (void)!read(fd, &v, sizeof(v));
     if (w->stopping)
         return;
     w->stopping = true;
@@ -148,16 +152,22 @@ struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_
 {
     struct sg_worker *w = sg_xcalloc(1, sizeof(*w));
     w->magic = SG_WORKER_MAGIC;
+    w->stop_fd = -1;
     w->id = id;
     w->cfg = cfg;
     w->pools = pools;
+    /* The base belongs to this worker alone: no locks (the main thread
+     * reaches it only through stop_fd). */
     struct event_config *ec = event_config_new();
-    event_config_set_flag(ec, EVENT_BASE_FLAG_NO_CACHE_TIME); /* timers need real time */
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     w->base = event_base_new_with_config(ec);
     event_config_free(ec);
-    if (w->base == NULL) {
-        sg_log_error("worker %u: cannot create event base", id);
-        free(w);
+    w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->cout = evbuffer_new();
+    w->uout = evbuffer_new();
+    if (w->base == NULL || w->stop_fd < 0 || w->cout == NULL || w->uout == NULL) {
+        sg_log_error("worker %u: cannot create event base: %s", id, strerror(errno));
+        sg_worker_free(w);
         return NULL;
     }
     sg_timeval_from_ms(&w->tv_connect, cfg->timeouts.connect_ms);
@@ -204,7 +214,8 @@ struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_
         }
         evconnlistener_set_error_cb(fe->lev, worker_accept_error);
     }
-    w->stop_ev = event_new(w->base, -1, 0, worker_stop_cb, w);
+    w->stop_ev = event_new(w->base, w->stop_fd, EV_READ | EV_PERSIST, worker_stop_cb, w);
+    event_add(w->stop_ev, NULL);
     w->grace_ev = evtimer_new(w->base, worker_grace_cb, w);
     return w;
 }
@@ -235,7 +246,8 @@ int sg_worker_start(struct sg_worker *w)
 
 void sg_worker_stop(struct sg_worker *w)
 {
-    event_active(w->stop_ev, EV_READ, 0);
+    uint64_t one = 1;
+    (void)!write(w->stop_fd, &one, sizeof(one));
 }
 
 void sg_worker_join(struct sg_worker *w)
@@ -247,13 +259,13 @@ void sg_worker_free(struct sg_worker *w)
 {
     if (w == NULL)
         return;
-    if (w->fes != NULL) {
+    if (w->fes != NULL && w->cfg != NULL) {
         for (size_t i = 0; i < w->cfg->nfrontends; i++)
             if (w->fes[i].lev != NULL)
                 evconnlistener_free(w->fes[i].lev);
         free(w->fes);
     }
-    if (w->wpools != NULL) {
+    if (w->wpools != NULL && w->pools != NULL) {
         for (size_t i = 0; i < w->pools->n; i++) {
             if (w->wpools[i].lb_state != NULL)
                 w->wpools[i].pool->lb->state_free(w->wpools[i].lb_state);
@@ -263,6 +275,12 @@ void sg_worker_free(struct sg_worker *w)
     }
     if (w->stop_ev)
         event_free(w->stop_ev);
+    if (w->stop_fd > 0)
+        close(w->stop_fd);
+    if (w->cout)
+        evbuffer_free(w->cout);
+    if (w->uout)
+        evbuffer_free(w->uout);
     if (w->grace_ev)
         event_free(w->grace_ev);
     if (w->base)

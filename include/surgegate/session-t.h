@@ -2,6 +2,7 @@
 #ifndef SURGEGATE_SESSION_T_H
 #define SURGEGATE_SESSION_T_H
 
+#include <event2/event_struct.h>
 #include <llhttp.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,7 +13,6 @@
 
 struct bufferevent;
 struct evbuffer;
-struct event;
 struct sg_worker;
 struct sg_wfrontend;
 struct sg_wpool;
@@ -41,8 +41,8 @@ struct sg_session {
     llhttp_t rq, rs;          /* request and response parsers */
     struct sg_hdrs rqh, rsh;  /* request and response heads */
     struct evbuffer *replay;  /* forwarded head (+ small body) kept for retries */
-    struct event *timer;      /* header deadline / keep-alive idle */
-    struct event *free_ev;    /* deferred free */
+    struct event timer;       /* header deadline / keep-alive idle */
+    struct event free_ev;     /* deferred free */
 
     struct sg_upconn *up;
     struct sg_wpool *wp;

@@ -17,6 +17,7 @@
 
 struct event_base;
 struct event;
+struct evbuffer;
 struct evconnlistener;
 struct sg_session;
 struct sg_upconn;
@@ -58,7 +59,9 @@ struct sg_worker {
     struct sg_wfrontend *fes; /* cfg->nfrontends entries */
     struct sg_session *sessions; /* live sessions, doubly linked */
     uint32_t nsessions;
-    struct event *stop_ev;  /* activated by the main thread */
+    struct evbuffer *cout, *uout; /* staging for bytes to a client / a backend (session.c) */
+    int stop_fd;            /* eventfd: the main thread writes to ask for a stop */
+    struct event *stop_ev;  /* reads stop_fd */
     struct event *grace_ev; /* forced close when the grace period ends */
     bool stopping;
     _Atomic bool done; /* the thread's loop has ended (read by main) */
