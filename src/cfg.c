@@ -238,14 +238,16 @@ void sg_cfg_free(struct sg_cfg *cfg)
  * 1). The pre-scan walks the text with libconfig's lexical rules (comments,
  * strings, names, numbers) and appends the 'L' itself, so every integer keeps
  * its value and range checks see what the user wrote. It also refuses
- * @include: messages could not name the included file's lines. Line numbers
+ * @include (messages could not name the included file's lines) and reports a
+ * string or comment left open at the end of the text, which libconfig 1.5
+ * may accept while dropping what follows. Line numbers
  * are unchanged: nothing is inserted but 'L' and nothing removed but @include
  * lines, which are blanked. */
 
 static bool cfg_is_name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-' || c == '*';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '*';
 }
 
 static bool cfg_is_digit(char c)
@@ -341,6 +343,7 @@ static char *cfg_prescan(const char *text, struct sg_cfg_diags *d)
             while (*p != '\0' && *p != '\n')
                 out[o++] = *p++;
         } else if (c == '/' && p[1] == '*') {
+            int start = line;
             out[o++] = *p++;
             out[o++] = *p++;
             while (*p != '\0' && !(p[0] == '*' && p[1] == '/')) {
@@ -351,9 +354,13 @@ static char *cfg_prescan(const char *text, struct sg_cfg_diags *d)
             if (*p != '\0') {
                 out[o++] = *p++;
                 out[o++] = *p++;
+            } else {
+                /* libconfig 1.5 silently drops the rest of the file */
+                sg_cfg_diag_add(d, SG_CFG_ERROR, start, "comment is not closed: missing '*/'");
             }
             line_start = false;
         } else if (c == '"') {
+            int start = line;
             out[o++] = *p++;
             while (*p != '\0' && *p != '"') {
                 if (*p == '\\' && p[1] != '\0')
@@ -364,6 +371,8 @@ static char *cfg_prescan(const char *text, struct sg_cfg_diags *d)
             }
             if (*p == '"')
                 out[o++] = *p++;
+            else /* libconfig 1.5 may accept it and drop the string */
+                sg_cfg_diag_add(d, SG_CFG_ERROR, start, "string is not closed: missing '\"'");
             line_start = false;
         } else if (c == '@' && line_start && strncmp(p, "@include", 8) == 0) {
             sg_cfg_diag_add(d, SG_CFG_ERROR, line,

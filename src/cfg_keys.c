@@ -19,25 +19,25 @@
 #include "surgegate/common.h"
 
 /* CFG_OFF(type, field): offset + 1 of a field; 0 in a table means "none". */
-#define CFG_OFF(type, field) (offsetof(type, field) + 1)
-#define CFG_FIELD(obj, off1, type) ((type *)((char *)(obj) + (off1) - 1))
+#define CFG_OFF(type, field)       (offsetof(type, field) + 1)
+#define CFG_FIELD(obj, off1, type) ((type *)((char *)(obj) + (off1)-1))
 
-#define CFG_WHERE_LEN 192
+#define CFG_WHERE_LEN              192
 
 struct cfg_key;
 
 /* A key handler: checks setting s of key k and stores it into obj (the
  * section's struct). `where` names the enclosing element for messages
  * ("pool 'app'"). Problems are reported through ctx; never fails otherwise. */
-typedef void (*cfg_key_fn)(struct cfg_ctx *ctx, const config_setting_t *s,
-                           const struct cfg_key *k, void *obj, const char *where);
+typedef void (*cfg_key_fn)(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                           void *obj, const char *where);
 
 struct cfg_section {
-    const char *name;  /* for messages: "timeouts", "a pool" */
-    const char *title; /* for "health of pool 'x'": "health"; NULL for list elements */
+    const char *name;           /* for messages: "timeouts", "a pool" */
+    const char *title;          /* for "health of pool 'x'": "health"; NULL for list elements */
     const struct cfg_key *keys; /* terminated by a key with a NULL name */
-    size_t line_off;    /* CFG_OFF of the struct's `line` */
-    size_t enabled_off; /* CFG_OFF of a bool set when the group is present, or 0 */
+    size_t line_off;            /* CFG_OFF of the struct's `line` */
+    size_t enabled_off;         /* CFG_OFF of a bool set when the group is present, or 0 */
 };
 
 struct cfg_key {
@@ -62,8 +62,8 @@ static void cfg_err(struct cfg_ctx *ctx, const config_setting_t *s, const char *
 {
     va_list ap;
     va_start(ap, fmt);
-    cfg_diag_vadd(ctx->diags, SG_CFG_ERROR, s != NULL ? (int)config_setting_source_line(s) : 0,
-                  fmt, ap);
+    cfg_diag_vadd(ctx->diags, SG_CFG_ERROR, s != NULL ? (int)config_setting_source_line(s) : 0, fmt,
+                  ap);
     va_end(ap);
 }
 
@@ -100,8 +100,8 @@ static void cfg_type_err(struct cfg_ctx *ctx, const config_setting_t *s, const c
 static void cfg_range_err(struct cfg_ctx *ctx, const config_setting_t *s, const char *where,
                           long long v, long long min, long long max)
 {
-    cfg_err(ctx, s, "'%s' in %s is %lld, out of range %lld..%lld", config_setting_name(s), where,
-            v, min, max);
+    cfg_err(ctx, s, "'%s' in %s is %lld, out of range %lld..%lld", config_setting_name(s), where, v,
+            min, max);
 }
 
 /* "a, b or c" */
@@ -243,8 +243,8 @@ static bool cfg_get_size(struct cfg_ctx *ctx, const config_setting_t *s, const s
         return false;
     }
     if (v < (uint64_t)k->min || v > (uint64_t)k->max) {
-        cfg_err(ctx, s, "'%s' in %s is %llu bytes, out of range %lld..%lld",
-                config_setting_name(s), where, (unsigned long long)v, k->min, k->max);
+        cfg_err(ctx, s, "'%s' in %s is %llu bytes, out of range %lld..%lld", config_setting_name(s),
+                where, (unsigned long long)v, k->min, k->max);
         return false;
     }
     *out = v;
@@ -328,8 +328,7 @@ static void cfg_k_name(struct cfg_ctx *ctx, const config_setting_t *s, const str
         return;
     if (strlen(v) > 64 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                     "0123456789_.-") != strlen(v)) {
-        cfg_err(ctx, s,
-                "bad name '%s' in %s: use at most 64 letters, digits, '_', '-' or '.'", v,
+        cfg_err(ctx, s, "bad name '%s' in %s: use at most 64 letters, digits, '_', '-' or '.'", v,
                 where);
         return;
     }
@@ -351,8 +350,8 @@ static void cfg_k_enum(struct cfg_ctx *ctx, const config_setting_t *s, const str
         }
     }
     cfg_join(k->choices, list, sizeof(list));
-    cfg_err(ctx, s, "bad value '%s' for '%s' in %s: expected %s", v, config_setting_name(s),
-            where, list);
+    cfg_err(ctx, s, "bad value '%s' for '%s' in %s: expected %s", v, config_setting_name(s), where,
+            list);
 }
 
 static void cfg_k_addr(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
@@ -393,8 +392,9 @@ static void cfg_k_urlpath(struct cfg_ctx *ctx, const config_setting_t *s, const 
     }
     for (const char *p = v; *p != '\0'; p++) {
         if (*p == ' ' || (unsigned char)*p > 0x7e) {
-            cfg_err(ctx, s, "'%s' in %s must not contain spaces or non-ASCII characters "
-                            "(percent-encode them)",
+            cfg_err(ctx, s,
+                    "'%s' in %s must not contain spaces or non-ASCII characters "
+                    "(percent-encode them)",
                     config_setting_name(s), where);
             return;
         }
@@ -410,8 +410,9 @@ static void cfg_k_host(struct cfg_ctx *ctx, const config_setting_t *s, const str
     if (v == NULL)
         return;
     if (strpbrk(v, " /\\\"") != NULL || strlen(v) > 255) {
-        cfg_err(ctx, s, "bad host '%s' for '%s' in %s: expected a host name like "
-                        "\"api.example.com\"",
+        cfg_err(ctx, s,
+                "bad host '%s' for '%s' in %s: expected a host name like "
+                "\"api.example.com\"",
                 v, config_setting_name(s), where);
         return;
     }
@@ -425,8 +426,9 @@ static void cfg_k_method(struct cfg_ctx *ctx, const config_setting_t *s, const s
     if (v == NULL)
         return;
     if (strlen(v) > 32 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(v)) {
-        cfg_err(ctx, s, "bad HTTP method '%s' in %s: expected an upper-case method like GET "
-                        "or HEAD",
+        cfg_err(ctx, s,
+                "bad HTTP method '%s' in %s: expected an upper-case method like GET "
+                "or HEAD",
                 v, where);
         return;
     }
@@ -441,8 +443,8 @@ static void cfg_k_status(struct cfg_ctx *ctx, const config_setting_t *s, const s
     if (v == NULL)
         return;
     if (sg_cfg_check_status_ranges(v, why, sizeof(why)) != SG_OK) {
-        cfg_err(ctx, s, "bad status list '%s' for '%s' in %s: %s", v, config_setting_name(s),
-                where, why);
+        cfg_err(ctx, s, "bad status list '%s' for '%s' in %s: %s", v, config_setting_name(s), where,
+                why);
         return;
     }
     cfg_set_string(obj, k->off, v);
@@ -506,9 +508,9 @@ static void cfg_k_argv(struct cfg_ctx *ctx, const config_setting_t *s, const str
     *CFG_FIELD(obj, k->off, char **) = v;
 }
 
-static const char *const cfg_event_names[] = {"backend_down",   "backend_up",     "pool_degraded",
-                                              "pool_empty",     "pool_recovered", "queue_overflow",
-                                              "hook_failed",    NULL};
+static const char *const cfg_event_names[] = {
+    "backend_down",   "backend_up",     "pool_degraded", "pool_empty",
+    "pool_recovered", "queue_overflow", "hook_failed",   NULL};
 
 static void cfg_k_events(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
                          void *obj, const char *where)
@@ -525,12 +527,11 @@ static void cfg_k_events(struct cfg_ctx *ctx, const config_setting_t *s, const s
         for (size_t j = 0; cfg_event_names[j] != NULL; j++)
             known = known || strcmp(v[i], cfg_event_names[j]) == 0;
         if (!known) {
-            const char *hint = cfg_suggest(v[i], cfg_event_names,
-                                           SG_ARRAY_SIZE(cfg_event_names) - 1);
+            const char *hint =
+                cfg_suggest(v[i], cfg_event_names, SG_ARRAY_SIZE(cfg_event_names) - 1);
             cfg_join(cfg_event_names, list, sizeof(list));
             if (hint != NULL)
-                cfg_err(ctx, e, "unknown event '%s' in %s (did you mean '%s'?)", v[i], where,
-                        hint);
+                cfg_err(ctx, e, "unknown event '%s' in %s (did you mean '%s'?)", v[i], where, hint);
             else
                 cfg_err(ctx, e, "unknown event '%s' in %s: expected %s", v[i], where, list);
             ok = false;
@@ -587,10 +588,10 @@ static void cfg_k_defer_frontends(struct cfg_ctx *ctx, const config_setting_t *s
                                   const struct cfg_key *k, void *obj, const char *where);
 static void cfg_k_routes(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
                          void *obj, const char *where);
-static void cfg_k_pool_ref(struct cfg_ctx *ctx, const config_setting_t *s,
-                           const struct cfg_key *k, void *obj, const char *where);
-static void cfg_k_backends(struct cfg_ctx *ctx, const config_setting_t *s,
-                           const struct cfg_key *k, void *obj, const char *where);
+static void cfg_k_pool_ref(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                           void *obj, const char *where);
+static void cfg_k_backends(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                           void *obj, const char *where);
 static void cfg_k_rules(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
                         void *obj, const char *where);
 static void cfg_k_tokens(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
@@ -599,50 +600,94 @@ static void cfg_k_tokens(struct cfg_ctx *ctx, const config_setting_t *s, const s
 #define MS_DAY (24LL * 3600 * 1000)
 
 static const char *const cfg_log_levels[] = {"error", "warn", "info", "debug", NULL};
-static const char *const cfg_balances[] = {"roundrobin", "leastreq", "ewma", "hash", "random",
-                                           NULL};
+static const char *const cfg_balances[] = {"roundrobin", "leastreq", "ewma",
+                                           "hash",       "random",   NULL};
 static const char *const cfg_health_types[] = {"http", "tcp", NULL};
 static const char *const cfg_roles[] = {"admin", "read", NULL};
-static const char *const cfg_metrics[] = {"queue_depth",    "queue_depth_per_backend",
-                                          "inflight_per_backend", "utilization",
-                                          "latency_p50_ms", "latency_p95_ms",
-                                          "latency_p99_ms", "error_rate",
-                                          "rps_per_backend", "healthy_backends",
+static const char *const cfg_metrics[] = {"queue_depth",
+                                          "queue_depth_per_backend",
+                                          "inflight_per_backend",
+                                          "utilization",
+                                          "latency_p50_ms",
+                                          "latency_p95_ms",
+                                          "latency_p99_ms",
+                                          "error_rate",
+                                          "rps_per_backend",
+                                          "healthy_backends",
                                           NULL};
 
 #define T struct sg_cfg_timeouts
 static const struct cfg_key cfg_timeout_keys[] = {
-    {.name = "connect", .fn = cfg_k_duration, .off = CFG_OFF(T, connect_ms), .min = 1,
-     .max = MS_DAY, .set_off = CFG_OFF(T, set_connect)},
-    {.name = "http_request", .fn = cfg_k_duration, .off = CFG_OFF(T, http_request_ms), .min = 1,
-     .max = MS_DAY, .set_off = CFG_OFF(T, set_http_request)},
-    {.name = "client", .fn = cfg_k_duration, .off = CFG_OFF(T, client_ms), .min = 1,
-     .max = MS_DAY, .set_off = CFG_OFF(T, set_client)},
-    {.name = "server", .fn = cfg_k_duration, .off = CFG_OFF(T, server_ms), .min = 1,
-     .max = MS_DAY, .set_off = CFG_OFF(T, set_server)},
-    {.name = "queue", .fn = cfg_k_duration, .off = CFG_OFF(T, queue_ms), .min = 1, .max = MS_DAY,
-     .set_off = CFG_OFF(T, set_queue), .line_off = CFG_OFF(T, queue_line)},
-    {.name = "keepalive", .fn = cfg_k_duration, .off = CFG_OFF(T, keepalive_ms), .min = 0,
-     .max = MS_DAY, .set_off = CFG_OFF(T, set_keepalive)},
-    {.name = "upstream_idle", .fn = cfg_k_duration, .off = CFG_OFF(T, upstream_idle_ms), .min = 0,
+    {.name = "connect",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, connect_ms),
+     .min = 1,
+     .max = MS_DAY,
+     .set_off = CFG_OFF(T, set_connect)},
+    {.name = "http_request",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, http_request_ms),
+     .min = 1,
+     .max = MS_DAY,
+     .set_off = CFG_OFF(T, set_http_request)},
+    {.name = "client",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, client_ms),
+     .min = 1,
+     .max = MS_DAY,
+     .set_off = CFG_OFF(T, set_client)},
+    {.name = "server",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, server_ms),
+     .min = 1,
+     .max = MS_DAY,
+     .set_off = CFG_OFF(T, set_server)},
+    {.name = "queue",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, queue_ms),
+     .min = 1,
+     .max = MS_DAY,
+     .set_off = CFG_OFF(T, set_queue),
+     .line_off = CFG_OFF(T, queue_line)},
+    {.name = "keepalive",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, keepalive_ms),
+     .min = 0,
+     .max = MS_DAY,
+     .set_off = CFG_OFF(T, set_keepalive)},
+    {.name = "upstream_idle",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, upstream_idle_ms),
+     .min = 0,
      .max = MS_DAY},
     {.name = "grace", .fn = cfg_k_duration, .off = CFG_OFF(T, grace_ms), .min = 0, .max = MS_DAY},
     {0}};
 static const struct cfg_section cfg_sec_timeouts = {"timeouts", "timeouts", cfg_timeout_keys,
-                                                     CFG_OFF(T, line), 0};
+                                                    CFG_OFF(T, line), 0};
 #undef T
 
 #define T struct sg_cfg_limits
-static const struct cfg_key cfg_limit_keys[] = {
-    {.name = "max_request_line", .fn = cfg_k_size32, .off = CFG_OFF(T, max_request_line),
-     .min = 64, .max = 1 << 20},
-    {.name = "max_header_size", .fn = cfg_k_size32, .off = CFG_OFF(T, max_header_size),
-     .min = 256, .max = 16 << 20},
-    {.name = "max_headers", .fn = cfg_k_uint, .off = CFG_OFF(T, max_headers), .min = 1,
-     .max = 10000},
-    {.name = "max_body_size", .fn = cfg_k_size64, .off = CFG_OFF(T, max_body_size), .min = 0,
-     .max = INT64_MAX},
-    {0}};
+static const struct cfg_key cfg_limit_keys[] = {{.name = "max_request_line",
+                                                 .fn = cfg_k_size32,
+                                                 .off = CFG_OFF(T, max_request_line),
+                                                 .min = 64,
+                                                 .max = 1 << 20},
+                                                {.name = "max_header_size",
+                                                 .fn = cfg_k_size32,
+                                                 .off = CFG_OFF(T, max_header_size),
+                                                 .min = 256,
+                                                 .max = 16 << 20},
+                                                {.name = "max_headers",
+                                                 .fn = cfg_k_uint,
+                                                 .off = CFG_OFF(T, max_headers),
+                                                 .min = 1,
+                                                 .max = 10000},
+                                                {.name = "max_body_size",
+                                                 .fn = cfg_k_size64,
+                                                 .off = CFG_OFF(T, max_body_size),
+                                                 .min = 0,
+                                                 .max = INT64_MAX},
+                                                {0}};
 static const struct cfg_section cfg_sec_limits = {"limits", "limits", cfg_limit_keys,
                                                   CFG_OFF(T, line), 0};
 #undef T
@@ -653,15 +698,19 @@ static const struct cfg_key cfg_route_keys[] = {
     {.name = "path_prefix", .fn = cfg_k_urlpath, .off = CFG_OFF(T, path_prefix)},
     {.name = "pool", .fn = cfg_k_pool_ref, .off = CFG_OFF(T, pool), .required = true},
     {0}};
-static const struct cfg_section cfg_sec_route = {"a route", NULL, cfg_route_keys,
-                                                 CFG_OFF(T, line), 0};
+static const struct cfg_section cfg_sec_route = {"a route", NULL, cfg_route_keys, CFG_OFF(T, line),
+                                                 0};
 #undef T
 
 #define T struct sg_cfg_frontend
 static const struct cfg_key cfg_frontend_keys[] = {
     {.name = "name", .fn = cfg_k_name, .off = CFG_OFF(T, name), .required = true},
     {.name = "listen", .fn = cfg_k_addr, .off = CFG_OFF(T, listen), .required = true},
-    {.name = "maxconn", .fn = cfg_k_uint, .off = CFG_OFF(T, maxconn), .min = 1, .max = 1000000,
+    {.name = "maxconn",
+     .fn = cfg_k_uint,
+     .off = CFG_OFF(T, maxconn),
+     .min = 1,
+     .max = 1000000,
      .line_off = CFG_OFF(T, maxconn_line)},
     {.name = "routes", .fn = cfg_k_routes},
     {.name = "default_pool", .fn = cfg_k_pool_ref, .off = CFG_OFF(T, default_pool)},
@@ -676,9 +725,15 @@ static const struct cfg_key cfg_health_keys[] = {
     {.name = "method", .fn = cfg_k_method, .off = CFG_OFF(T, method)},
     {.name = "path", .fn = cfg_k_urlpath, .off = CFG_OFF(T, path)},
     {.name = "host", .fn = cfg_k_host, .off = CFG_OFF(T, host)},
-    {.name = "interval", .fn = cfg_k_duration, .off = CFG_OFF(T, interval_ms), .min = 100,
+    {.name = "interval",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, interval_ms),
+     .min = 100,
      .max = MS_DAY},
-    {.name = "timeout", .fn = cfg_k_duration, .off = CFG_OFF(T, timeout_ms), .min = 1,
+    {.name = "timeout",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, timeout_ms),
+     .min = 1,
      .max = 3600 * 1000},
     {.name = "rise", .fn = cfg_k_uint, .off = CFG_OFF(T, rise), .min = 1, .max = 1000},
     {.name = "fall", .fn = cfg_k_uint, .off = CFG_OFF(T, fall), .min = 1, .max = 1000},
@@ -701,7 +756,10 @@ static const struct cfg_section cfg_sec_backend = {"a backend", NULL, cfg_backen
 
 #define T struct sg_cfg_rule
 static const struct cfg_key cfg_rule_keys[] = {
-    {.name = "metric", .fn = cfg_k_enum, .off = CFG_OFF(T, metric), .choices = cfg_metrics,
+    {.name = "metric",
+     .fn = cfg_k_enum,
+     .off = CFG_OFF(T, metric),
+     .choices = cfg_metrics,
      .required = true},
     {.name = "above", .fn = cfg_k_rule_value, .min = SG_RULE_ABOVE},
     {.name = "below", .fn = cfg_k_rule_value, .min = SG_RULE_BELOW},
@@ -715,25 +773,40 @@ static const struct cfg_section cfg_sec_rule = {"an autoscale rule", NULL, cfg_r
 #define T struct sg_cfg_autoscale
 static const struct cfg_key cfg_autoscale_keys[] = {
     {.name = "min", .fn = cfg_k_uint, .off = CFG_OFF(T, min), .min = 0, .max = 10000},
-    {.name = "max", .fn = cfg_k_uint, .off = CFG_OFF(T, max), .min = 1, .max = 10000,
+    {.name = "max",
+     .fn = cfg_k_uint,
+     .off = CFG_OFF(T, max),
+     .min = 1,
+     .max = 10000,
      .required = true},
     {.name = "step", .fn = cfg_k_uint, .off = CFG_OFF(T, step), .min = 1, .max = 1000},
-    {.name = "hook_timeout", .fn = cfg_k_duration, .off = CFG_OFF(T, hook_timeout_ms),
-     .min = 1000, .max = 3600 * 1000},
+    {.name = "hook_timeout",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, hook_timeout_ms),
+     .min = 1000,
+     .max = 3600 * 1000},
     {.name = "dry_run", .fn = cfg_k_bool, .off = CFG_OFF(T, dry_run)},
-    {.name = "scale_up_cooldown", .fn = cfg_k_duration, .off = CFG_OFF(T, scale_up_cooldown_ms),
-     .min = 0, .max = MS_DAY},
-    {.name = "scale_down_window", .fn = cfg_k_duration, .off = CFG_OFF(T, scale_down_window_ms),
-     .min = 0, .max = MS_DAY},
-    {.name = "hold_timeout", .fn = cfg_k_duration, .off = CFG_OFF(T, hold_timeout_ms), .min = 0,
+    {.name = "scale_up_cooldown",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, scale_up_cooldown_ms),
+     .min = 0,
+     .max = MS_DAY},
+    {.name = "scale_down_window",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, scale_down_window_ms),
+     .min = 0,
+     .max = MS_DAY},
+    {.name = "hold_timeout",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, hold_timeout_ms),
+     .min = 0,
      .max = 3600 * 1000},
     {.name = "rules", .fn = cfg_k_rules},
     {.name = "scale_up_hook", .fn = cfg_k_argv, .off = CFG_OFF(T, scale_up_hook)},
     {.name = "scale_down_hook", .fn = cfg_k_argv, .off = CFG_OFF(T, scale_down_hook)},
     {0}};
-static const struct cfg_section cfg_sec_autoscale = {"autoscale", "autoscale",
-                                                     cfg_autoscale_keys, CFG_OFF(T, line),
-                                                     CFG_OFF(T, enabled)};
+static const struct cfg_section cfg_sec_autoscale = {"autoscale", "autoscale", cfg_autoscale_keys,
+                                                     CFG_OFF(T, line), CFG_OFF(T, enabled)};
 #undef T
 
 #define T struct sg_cfg_pool
@@ -741,16 +814,16 @@ static const struct cfg_key cfg_pool_keys[] = {
     {.name = "name", .fn = cfg_k_name, .off = CFG_OFF(T, name), .required = true},
     {.name = "balance", .fn = cfg_k_enum, .off = CFG_OFF(T, balance), .choices = cfg_balances},
     {.name = "retries", .fn = cfg_k_uint, .off = CFG_OFF(T, retries), .min = 0, .max = 10},
-    {.name = "maxqueue", .fn = cfg_k_uint, .off = CFG_OFF(T, maxqueue), .min = 0,
-     .max = 1000000},
+    {.name = "maxqueue", .fn = cfg_k_uint, .off = CFG_OFF(T, maxqueue), .min = 0, .max = 1000000},
     {.name = "max_idle", .fn = cfg_k_uint, .off = CFG_OFF(T, max_idle), .min = 0, .max = 10000},
     {.name = "health", .fn = cfg_k_group, .off = CFG_OFF(T, health), .sub = &cfg_sec_health},
     {.name = "backends", .fn = cfg_k_backends},
-    {.name = "autoscale", .fn = cfg_k_group, .off = CFG_OFF(T, autoscale),
+    {.name = "autoscale",
+     .fn = cfg_k_group,
+     .off = CFG_OFF(T, autoscale),
      .sub = &cfg_sec_autoscale},
     {0}};
-static const struct cfg_section cfg_sec_pool = {"a pool", NULL, cfg_pool_keys, CFG_OFF(T, line),
-                                                0};
+static const struct cfg_section cfg_sec_pool = {"a pool", NULL, cfg_pool_keys, CFG_OFF(T, line), 0};
 #undef T
 
 #define T struct sg_cfg_alerts
@@ -777,17 +850,18 @@ static const struct cfg_key cfg_admin_keys[] = {
     {.name = "listen", .fn = cfg_k_admin_listen, .off = CFG_OFF(T, listen)},
     {.name = "tokens", .fn = cfg_k_tokens},
     {0}};
-static const struct cfg_section cfg_sec_admin = {"admin", "admin", cfg_admin_keys,
-                                                 CFG_OFF(T, line), 0};
+static const struct cfg_section cfg_sec_admin = {"admin", "admin", cfg_admin_keys, CFG_OFF(T, line),
+                                                 0};
 #undef T
 
 #define T struct sg_cfg
 static const struct cfg_key cfg_root_keys[] = {
     {.name = "workers", .fn = cfg_k_uint, .off = CFG_OFF(T, workers), .min = 0, .max = 256},
-    {.name = "log_level", .fn = cfg_k_enum, .off = CFG_OFF(T, log_level),
+    {.name = "log_level",
+     .fn = cfg_k_enum,
+     .off = CFG_OFF(T, log_level),
      .choices = cfg_log_levels},
-    {.name = "timeouts", .fn = cfg_k_group, .off = CFG_OFF(T, timeouts),
-     .sub = &cfg_sec_timeouts},
+    {.name = "timeouts", .fn = cfg_k_group, .off = CFG_OFF(T, timeouts), .sub = &cfg_sec_timeouts},
     {.name = "limits", .fn = cfg_k_group, .off = CFG_OFF(T, limits), .sub = &cfg_sec_limits},
     {.name = "frontends", .fn = cfg_k_defer_frontends},
     {.name = "pools", .fn = cfg_k_pools},
@@ -798,7 +872,7 @@ static const struct cfg_section cfg_sec_root = {CFG_ROOT_WHERE, NULL, cfg_root_k
 #undef T
 
 static const struct cfg_section *const cfg_all_sections[] = {
-    &cfg_sec_root,   &cfg_sec_timeouts, &cfg_sec_limits,  &cfg_sec_frontend, &cfg_sec_route,
+    &cfg_sec_root,   &cfg_sec_timeouts, &cfg_sec_limits,  &cfg_sec_frontend,  &cfg_sec_route,
     &cfg_sec_pool,   &cfg_sec_health,   &cfg_sec_backend, &cfg_sec_autoscale, &cfg_sec_rule,
     &cfg_sec_alerts, &cfg_sec_admin,    &cfg_sec_token};
 
@@ -894,8 +968,9 @@ static int cfg_list_of_groups(struct cfg_ctx *ctx, const config_setting_t *s, co
     int n;
     if (!config_setting_is_list(s)) {
         if (config_setting_is_group(s))
-            cfg_err(ctx, s, "'%s' in %s must be a list of groups ( { ... }, { ... } ), not a "
-                            "single group: wrap it in ( )",
+            cfg_err(ctx, s,
+                    "'%s' in %s must be a list of groups ( { ... }, { ... } ), not a "
+                    "single group: wrap it in ( )",
                     config_setting_name(s), where);
         else
             cfg_type_err(ctx, s, where, "a list of groups ( { ... }, { ... } )");
@@ -915,9 +990,8 @@ static int cfg_list_of_groups(struct cfg_ctx *ctx, const config_setting_t *s, co
 static const char *cfg_member_string(const config_setting_t *g, const char *key)
 {
     const config_setting_t *m = config_setting_get_member(g, key);
-    return m != NULL && config_setting_type(m) == CONFIG_TYPE_STRING
-               ? config_setting_get_string(m)
-               : NULL;
+    return m != NULL && config_setting_type(m) == CONFIG_TYPE_STRING ? config_setting_get_string(m)
+                                                                     : NULL;
 }
 
 static int cfg_member_line(const config_setting_t *g, const char *key)
@@ -956,8 +1030,8 @@ static void cfg_pool_check(struct cfg_ctx *ctx, const config_setting_t *e,
     if (as->enabled && asg != NULL && config_setting_is_group(asg)) {
         if (as->max != 0 && as->min > as->max)
             sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(asg, "min"),
-                            "autoscale min (%u) is greater than max (%u) in %s", as->min,
-                            as->max, where);
+                            "autoscale min (%u) is greater than max (%u) in %s", as->min, as->max,
+                            where);
         if (config_setting_get_member(asg, "rules") == NULL)
             cfg_err(ctx, asg, "autoscale of %s has no rules: add at least one rule", where);
         if (!as->dry_run && as->scale_up_hook == NULL && as->scale_down_hook == NULL &&
@@ -1015,8 +1089,8 @@ static void cfg_k_pools(struct cfg_ctx *ctx, const config_setting_t *s, const st
     free(elems);
 }
 
-static void cfg_k_backends(struct cfg_ctx *ctx, const config_setting_t *s,
-                           const struct cfg_key *k, void *obj, const char *where)
+static void cfg_k_backends(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                           void *obj, const char *where)
 {
     struct sg_cfg_pool *pool = obj;
     int n = cfg_list_of_groups(ctx, s, where);
@@ -1105,8 +1179,8 @@ static int cfg_pool_index(const struct sg_cfg *cfg, const char *name)
 /* "pool" of a route and "default_pool" of a frontend: the name is kept and
  * resolved to an index into cfg->pools (pools are loaded before frontends).
  * An unknown pool in a route is reported on the route's line. */
-static void cfg_k_pool_ref(struct cfg_ctx *ctx, const config_setting_t *s,
-                           const struct cfg_key *k, void *obj, const char *where)
+static void cfg_k_pool_ref(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                           void *obj, const char *where)
 {
     const char *v = cfg_get_string(ctx, s, where);
     bool is_route = strcmp(k->name, "pool") == 0;
@@ -1185,16 +1259,15 @@ static void cfg_load_frontends(struct cfg_ctx *ctx, const config_setting_t *s)
         cfg_section_load(ctx, e, &cfg_sec_frontend, fe, w);
         if (config_setting_get_member(e, "routes") == NULL &&
             config_setting_get_member(e, "default_pool") == NULL)
-            cfg_err(ctx, e, "%s has no routes and no default_pool: every request would get 503",
-                    w);
+            cfg_err(ctx, e, "%s has no routes and no default_pool: every request would get 503", w);
     }
     for (size_t i = 0; i < cfg->nfrontends; i++) {
         const struct sg_cfg_frontend *fe = &cfg->frontends[i];
         for (size_t j = 0; j < i && fe->name != NULL; j++) {
             if (cfg->frontends[j].name != NULL && strcmp(fe->name, cfg->frontends[j].name) == 0) {
                 sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(elems[i], "name"),
-                                "duplicate frontend name '%s' (first defined on line %d)",
-                                fe->name, cfg_member_line(elems[j], "name"));
+                                "duplicate frontend name '%s' (first defined on line %d)", fe->name,
+                                cfg_member_line(elems[j], "name"));
                 break;
             }
         }
@@ -1214,7 +1287,8 @@ static void cfg_load_frontends(struct cfg_ctx *ctx, const config_setting_t *s)
                 sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(elems[i], "listen"),
                                 "duplicate listen address '%s': the admin listener on line %d "
                                 "already listens there",
-                                fe->listen.text, (int)config_setting_source_line(ctx->admin_listen));
+                                fe->listen.text,
+                                (int)config_setting_source_line(ctx->admin_listen));
             else
                 sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(elems[i], "listen"),
                                 "duplicate listen address '%s': it is the default admin address",

@@ -27,17 +27,17 @@
 #endif
 
 /* Every timeout set: configs built on it have no "timeout not set" warning. */
-#define TIMEOUTS                                                                         \
-    "timeouts = { connect = \"4s\"; http_request = \"5s\"; client = \"30s\";\n"          \
+#define TIMEOUTS                                                                \
+    "timeouts = { connect = \"4s\"; http_request = \"5s\"; client = \"30s\";\n" \
     "             server = \"30s\"; queue = \"10s\"; keepalive = \"60s\"; };\n"
 
 /* A small valid config (lines 1-2 timeouts, 3 frontend, 4-5 pool); OK_BODY
  * is the same without the timeouts (3 lines). */
 #define OK_CONFIG TIMEOUTS OK_BODY
-#define OK_BODY                                                                          \
-    "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 100; "      \
-    "default_pool = \"app\"; } );\n"                                                     \
-    "pools = ( { name = \"app\";\n"                                                      \
+#define OK_BODY                                                                    \
+    "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 100; " \
+    "default_pool = \"app\"; } );\n"                                               \
+    "pools = ( { name = \"app\";\n"                                                \
     "            backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n"
 
 /* ---- helpers ---- */
@@ -158,8 +158,20 @@ static void test_duration(void **state)
     assert_int_equal(ms, 1193u * 3600000u);
 
     ms = 42;
-    const char *bad[] = {"5", "", "s", "5x", "1.5s", "-1s", " 5s", "5 s", "5S", "5sec",
-                         "4294967296ms", "1194h", "99999999999999999999s", "5ss"};
+    const char *bad[] = {"5",
+                         "",
+                         "s",
+                         "5x",
+                         "1.5s",
+                         "-1s",
+                         " 5s",
+                         "5 s",
+                         "5S",
+                         "5sec",
+                         "4294967296ms",
+                         "1194h",
+                         "99999999999999999999s",
+                         "5ss"};
     for (size_t i = 0; i < SG_ARRAY_SIZE(bad); i++) {
         if (sg_cfg_parse_duration(bad[i], &ms) != SG_ERR)
             fail_msg("duration '%s' accepted", bad[i]);
@@ -180,8 +192,8 @@ static void test_size(void **state)
     assert_int_equal(v, 10 * 1024 * 1024);
     assert_int_equal(sg_cfg_parse_size("2G", &v), SG_OK);
     assert_true(v == 2ULL * 1024 * 1024 * 1024);
-    const char *bad[] = {"", "k", "10q", "10mb", "-1", "1.5m", " 1k", "99999999999999999999",
-                         "17179869184g"};
+    const char *bad[] = {
+        "", "k", "10q", "10mb", "-1", "1.5m", " 1k", "99999999999999999999", "17179869184g"};
     for (size_t i = 0; i < SG_ARRAY_SIZE(bad); i++) {
         if (sg_cfg_parse_size(bad[i], &v) != SG_ERR)
             fail_msg("size '%s' accepted", bad[i]);
@@ -273,8 +285,8 @@ static void test_status_ranges(void **state)
     assert_int_equal(sg_cfg_check_status_ranges("200-399", err, sizeof(err)), SG_OK);
     assert_int_equal(sg_cfg_check_status_ranges("200-399,404", err, sizeof(err)), SG_OK);
     assert_int_equal(sg_cfg_check_status_ranges("200, 204 ,301-302", err, sizeof(err)), SG_OK);
-    const char *bad[] = {"", "200-", "-200", "399-200", "200,", "2000", "99", "600",
-                         "200;404", "abc", "200-399,,404", "20x"};
+    const char *bad[] = {"",   "200-", "-200",    "399-200", "200,",         "2000",
+                         "99", "600",  "200;404", "abc",     "200-399,,404", "20x"};
     for (size_t i = 0; i < SG_ARRAY_SIZE(bad); i++) {
         if (sg_cfg_check_status_ranges(bad[i], err, sizeof(err)) != SG_ERR)
             fail_msg("status list '%s' accepted", bad[i]);
@@ -315,8 +327,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->timeouts.upstream_idle_ms, 30000);
     assert_int_equal(cfg->timeouts.grace_ms, 10000);
     assert_false(cfg->timeouts.set_connect || cfg->timeouts.set_http_request ||
-                 cfg->timeouts.set_client || cfg->timeouts.set_server ||
-                 cfg->timeouts.set_queue || cfg->timeouts.set_keepalive);
+                 cfg->timeouts.set_client || cfg->timeouts.set_server || cfg->timeouts.set_queue ||
+                 cfg->timeouts.set_keepalive);
     assert_int_equal(cfg->limits.max_request_line, 8192);
     assert_int_equal(cfg->limits.max_header_size, 32768);
     assert_int_equal(cfg->limits.max_headers, 100);
@@ -370,36 +382,36 @@ static void test_defaults(void **state)
 }
 
 static const char FULL_CONFIG[] =
-    "workers = 3;\n"                                                         /* 1 */
-    "log_level = \"debug\";\n"                                               /* 2 */
-    "timeouts = { connect = \"1s\"; http_request = \"2s\"; client = \"3s\";\n" /* 3 */
-    "  server = \"4s\"; queue = \"1500ms\"; keepalive = \"6s\";\n"           /* 4 */
-    "  upstream_idle = \"7s\"; grace = \"1m\"; };\n"                         /* 5 */
-    "limits = { max_request_line = 4096; max_header_size = \"16k\";\n"       /* 6 */
-    "  max_headers = 50; max_body_size = 10737418240; };\n"                  /* 7 */
+    "workers = 3;\n"                                                            /* 1 */
+    "log_level = \"debug\";\n"                                                  /* 2 */
+    "timeouts = { connect = \"1s\"; http_request = \"2s\"; client = \"3s\";\n"  /* 3 */
+    "  server = \"4s\"; queue = \"1500ms\"; keepalive = \"6s\";\n"              /* 4 */
+    "  upstream_idle = \"7s\"; grace = \"1m\"; };\n"                            /* 5 */
+    "limits = { max_request_line = 4096; max_header_size = \"16k\";\n"          /* 6 */
+    "  max_headers = 50; max_body_size = 10737418240; };\n"                     /* 7 */
     "frontends = ( { name = \"web\"; listen = \"[::1]:8080\"; maxconn = 500;\n" /* 8 */
     "  routes = ( { host = \"api.example.com\"; path_prefix = \"/api/\"; pool = \"api\"; },\n"
-    "             { path_prefix = \"/\"; pool = \"app\"; } );\n"             /* 10 */
-    "  default_pool = \"app\"; },\n"                                         /* 11 */
+    "             { path_prefix = \"/\"; pool = \"app\"; } );\n" /* 10 */
+    "  default_pool = \"app\"; },\n"                             /* 11 */
     "  { name = \"admin-fe\"; listen = \"unix:/tmp/sg-fe.sock\"; maxconn = 10;\n"
-    "    routes = ( { host = \"x\"; pool = \"api\"; } ); } );\n"            /* 13 */
+    "    routes = ( { host = \"x\"; pool = \"api\"; } ); } );\n" /* 13 */
     "pools = ( { name = \"app\"; balance = \"ewma\"; retries = 0; maxqueue = 7; max_idle = 0;\n"
     "  health = { type = \"tcp\"; method = \"HEAD\"; path = \"/h\"; host = \"h.example\";\n"
     "             interval = \"5s\"; timeout = \"500ms\"; rise = 4; fall = 5;\n"
-    "             expect_status = \"200-299,404\"; };\n"                     /* 17 */
+    "             expect_status = \"200-299,404\"; };\n" /* 17 */
     "  backends = ( { address = \"127.0.0.1:9001\"; weight = 0; maxconn = 10; },\n"
     "               { address = \"localhost:9002\"; weight = 256; backup = true; } );\n"
     "  autoscale = { min = 0; max = 9; step = 3; hook_timeout = \"45s\"; dry_run = true;\n"
     "    scale_up_cooldown = \"2m\"; scale_down_window = \"10m\"; hold_timeout = \"20s\";\n"
-    "    rules = ( { metric = \"queue_depth\"; above = 10; for = \"30s\"; },\n"  /* 22 */
+    "    rules = ( { metric = \"queue_depth\"; above = 10; for = \"30s\"; },\n" /* 22 */
     "              { metric = \"utilization\"; below = 0.25; },\n"
     "              { metric = \"latency_p99_ms\"; target = 250.5; } );\n"
     "    scale_up_hook = [ \"/bin/up\", \"a b\", \"c\" ];\n"
-    "    scale_down_hook = ( \"/bin/down\" ); }; },\n"                       /* 26 */
+    "    scale_down_hook = ( \"/bin/down\" ); }; },\n" /* 26 */
     "  { name = \"api\"; backends = ( { address = \"unix:/tmp/api.sock\"; } ); } );\n"
     "alerts = { events = [ \"backend_down\", \"hook_failed\" ];\n"
     "           hook = [ \"/usr/bin/alert\", \"--to\", \"ops\" ]; };\n"
-    "admin = { listen = \"127.0.0.1:9900\";\n"                               /* 30 */
+    "admin = { listen = \"127.0.0.1:9900\";\n" /* 30 */
     "  tokens = ( { name = \"ops\"; token = \"s3cret\"; role = \"admin\"; },\n"
     "             { name = \"graf\"; token = \"other\"; } ); };\n";
 
@@ -422,8 +434,8 @@ static void test_full(void **state)
     assert_int_equal(cfg->timeouts.upstream_idle_ms, 7000);
     assert_int_equal(cfg->timeouts.grace_ms, 60000);
     assert_true(cfg->timeouts.set_connect && cfg->timeouts.set_http_request &&
-                cfg->timeouts.set_client && cfg->timeouts.set_server &&
-                cfg->timeouts.set_queue && cfg->timeouts.set_keepalive);
+                cfg->timeouts.set_client && cfg->timeouts.set_server && cfg->timeouts.set_queue &&
+                cfg->timeouts.set_keepalive);
     assert_int_equal(cfg->timeouts.line, 3);
     assert_int_equal(cfg->limits.max_request_line, 4096);
     assert_int_equal(cfg->limits.max_header_size, 16384);
@@ -522,7 +534,8 @@ static void test_workers_auto(void **state)
     struct sg_cfg *cfg = expect_clean("workers = 0;\n" OK_CONFIG);
     assert_true(cfg->workers >= 1 && cfg->workers <= 256);
     sg_cfg_free(cfg);
-    expect_error("workers = 257;\n" OK_CONFIG, 1, "'workers' in the top level is 257, out of range 0..256");
+    expect_error("workers = 257;\n" OK_CONFIG, 1,
+                 "'workers' in the top level is 257, out of range 0..256");
     expect_error("workers = -1;\n" OK_CONFIG, 1, "out of range");
 }
 
@@ -543,6 +556,26 @@ static void test_syntax_error(void **state)
     expect_error(OK_CONFIG "workers = 1;\nworkers = 2;\n", 7, "duplicate setting name");
     expect_error(OK_CONFIG "x = [ 1, \"a\" ];\n", 6, "mismatched element type");
     expect_error(OK_CONFIG "pools = ( { name = \"unterminated; } );\n", 6, "");
+
+    /* libconfig 1.5 would accept these and drop the rest of the text */
+    cfg = load(OK_CONFIG "alerts = { hook = [ \"/bin/a\",\n \"b ]; };\n", &d);
+    assert_null(cfg);
+    assert_true(has_diag(&d, SG_CFG_ERROR, 7, "string is not closed"));
+    sg_cfg_diags_free(&d);
+    cfg = load(OK_CONFIG "/* workers = 2;\n log_level = \"debug\";\n", &d);
+    assert_null(cfg);
+    assert_int_equal(d.n, 1);
+    assert_true(has_diag(&d, SG_CFG_ERROR, 6, "comment is not closed: missing '*/'"));
+    sg_cfg_diags_free(&d);
+    /* comments and strings may hold anything, including numbers and @include */
+    cfg = expect_clean(
+        "# 99999999999999999999999 @include\n"
+        "/* 4294967297\n @include \"x\" */ // 1e99999\n" OK_CONFIG
+        "alerts = { hook = [ \"/bin/a\", \"99999999999999999999999\", \"a\\\"b\" ]; };\n");
+    assert_string_equal(cfg->alerts.hook[1], "99999999999999999999999");
+    assert_string_equal(cfg->alerts.hook[2], "a\"b");
+    assert_int_equal(cfg->frontends[0].line, 6);
+    sg_cfg_free(cfg);
 }
 
 static void test_unknown_keys(void **state)
@@ -553,51 +586,56 @@ static void test_unknown_keys(void **state)
     expect_error("timeouts = { connect = \"1s\"; clinet = \"5s\"; };\n" OK_BODY, 1,
                  "unknown key 'clinet' in timeouts (did you mean 'client'?)");
     expect_error("limits = { max_body = 5; };\n" OK_CONFIG, 1, "unknown key 'max_body' in limits");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\";\n"
-                 "  max_conn = 5; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 4, "unknown key 'max_conn' in frontend 'web' (did you mean 'maxconn'?)");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\";\n"
-                 "  foo = 1;\n"
-                 "  backends = ( { address = \"127.0.0.1:9001\"; wieght = 2; } ); } );\n",
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\";\n"
+        "  max_conn = 5; default_pool = \"app\"; } );\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        4, "unknown key 'max_conn' in frontend 'web' (did you mean 'maxconn'?)");
+    expect_error(TIMEOUTS "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; "
+                          "default_pool = \"app\"; } );\n"
+                          "pools = ( { name = \"app\";\n"
+                          "  foo = 1;\n"
+                          "  backends = ( { address = \"127.0.0.1:9001\"; wieght = 2; } ); } );\n",
                  5, "unknown key 'foo' in pool 'app'");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\";\n"
-                 "  backends = ( { address = \"127.0.0.1:9001\"; wieght = 2; } ); } );\n",
+    expect_error(TIMEOUTS "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; "
+                          "default_pool = \"app\"; } );\n"
+                          "pools = ( { name = \"app\";\n"
+                          "  backends = ( { address = \"127.0.0.1:9001\"; wieght = 2; } ); } );\n",
                  5, "unknown key 'wieght' in backend #1 of pool 'app' (did you mean 'weight'?)");
     expect_error(OK_CONFIG "alerts = { hooks = [ \"/bin/x\" ]; };\n", 6,
                  "unknown key 'hooks' in alerts (did you mean 'hook'?)");
-    expect_error(OK_CONFIG "admin = { tokens = ( { name = \"a\"; token = \"b\"; level = \"read\"; } ); };\n",
+    expect_error(OK_CONFIG
+                 "admin = { tokens = ( { name = \"a\"; token = \"b\"; level = \"read\"; } ); };\n",
                  6, "unknown key 'level' in token #1 of admin");
 }
 
 static void test_wrong_types(void **state)
 {
     (void)state;
-    expect_error("workers = \"4\";\n" OK_CONFIG, 1, "'workers' in the top level must be an integer, not a string");
+    expect_error("workers = \"4\";\n" OK_CONFIG, 1,
+                 "'workers' in the top level must be an integer, not a string");
     expect_error("timeouts = \"5s\";\n" OK_BODY, 1, "'timeouts' in the top level must be a group");
     expect_error("log_level = 3;\n" OK_CONFIG, 1, "'log_level' in the top level must be a string");
-    expect_error(TIMEOUTS
-                 "frontends = { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; };\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 3, "must be a list of groups ( { ... }, { ... } ), not a single group");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; backup = 1; } ); } );\n",
+    expect_error(
+        TIMEOUTS
+        "frontends = { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; };\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        3, "must be a list of groups ( { ... }, { ... } ), not a single group");
+    expect_error(TIMEOUTS "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; "
+                          "default_pool = \"app\"; } );\n"
+                          "pools = ( { name = \"app\"; backends = ( { address = "
+                          "\"127.0.0.1:9001\"; backup = 1; } ); } );\n",
                  4, "'backup' in backend #1 of pool 'app' must be true or false, not an integer");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; health = { rise = \"2\"; };\n"
-                 "  backends = ( \"127.0.0.1:9001\" ); } );\n",
+    expect_error(TIMEOUTS "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; "
+                          "default_pool = \"app\"; } );\n"
+                          "pools = ( { name = \"app\"; health = { rise = \"2\"; };\n"
+                          "  backends = ( \"127.0.0.1:9001\" ); } );\n",
                  4, "'rise' in health of pool 'app' must be an integer, not a string");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\";\n"
-                 "  backends = ( \"127.0.0.1:9001\" ); } );\n",
+    expect_error(TIMEOUTS "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; "
+                          "default_pool = \"app\"; } );\n"
+                          "pools = ( { name = \"app\";\n"
+                          "  backends = ( \"127.0.0.1:9001\" ); } );\n",
                  5, "element 1 of 'backends' in pool 'app' must be a group { ... }, not a string");
     expect_error(OK_CONFIG "alerts = { hook = \"/bin/alert\"; };\n", 6,
                  "'hook' in alerts must be an array of strings");
@@ -605,22 +643,24 @@ static void test_wrong_types(void **state)
                  "element 2 of 'hook' in alerts must be a string, not an integer");
     expect_error("limits = { max_headers = 1.5; };\n" OK_CONFIG, 1,
                  "must be an integer, not a number with a fraction");
-    expect_error(OK_CONFIG "admin = { listen = 9900; };\n", 6, "'listen' in admin must be a string");
+    expect_error(OK_CONFIG "admin = { listen = 9900; };\n", 6,
+                 "'listen' in admin must be a string");
 }
 
 static void test_bad_addresses(void **state)
 {
     (void)state;
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\";\n"
-                 "  listen = \"www.example.com:80\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 4, "bad address 'www.example.com:80': host must be a numeric IP address");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; backends = (\n"
-                 "  { address = \"127.0.0.1:9001\"; },\n"
-                 "  { address = \"127.0.0.1:70000\"; } ); } );\n",
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\";\n"
+        "  listen = \"www.example.com:80\"; default_pool = \"app\"; } );\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        4, "bad address 'www.example.com:80': host must be a numeric IP address");
+    expect_error(TIMEOUTS "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; "
+                          "default_pool = \"app\"; } );\n"
+                          "pools = ( { name = \"app\"; backends = (\n"
+                          "  { address = \"127.0.0.1:9001\"; },\n"
+                          "  { address = \"127.0.0.1:70000\"; } ); } );\n",
                  6, "bad address '127.0.0.1:70000': bad port '70000'");
     expect_error(OK_CONFIG "admin = { listen = \"::1:9900\"; };\n", 6,
                  "bad address '::1:9900': IPv6 addresses need brackets");
@@ -642,77 +682,98 @@ static void test_bad_durations(void **state)
     expect_error("timeouts = { connect = \"0ms\"; };\n" OK_BODY, 1,
                  "'connect' in timeouts is 0ms, out of range 1ms..24h");
     expect_error("timeouts = { grace = \"25h\"; };\n" OK_BODY, 1, "out of range 0ms..24h");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; health = { interval = \"50ms\"; timeout = \"10ms\"; };\n"
-                 "  backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 4, "'interval' in health of pool 'app' is 50ms, out of range 100ms..24h");
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } "
+        ");\n"
+        "pools = ( { name = \"app\"; health = { interval = \"50ms\"; timeout = \"10ms\"; };\n"
+        "  backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        4, "'interval' in health of pool 'app' is 50ms, out of range 100ms..24h");
 }
 
 static void test_ranges(void **state)
 {
     (void)state;
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 0; default_pool = "
+        "\"app\"; } );\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        3, "'maxconn' in frontend 'web' is 0, out of range 1..1000000");
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } "
+        ");\n"
+        "pools = ( { name = \"app\"; retries = 11;\n"
+        "  backends = ( { address = \"127.0.0.1:9001\"; weight = 257; maxconn = -1; } ); } );\n",
+        4, "'retries' in pool 'app' is 11, out of range 0..10");
     expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 0; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 3, "'maxconn' in frontend 'web' is 0, out of range 1..1000000");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; retries = 11;\n"
-                 "  backends = ( { address = \"127.0.0.1:9001\"; weight = 257; maxconn = -1; } ); } );\n",
-                 4, "'retries' in pool 'app' is 11, out of range 0..10");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
+                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = "
+                 "\"app\"; } );\n"
                  "pools = ( { name = \"app\";\n"
                  "  backends = ( { address = \"127.0.0.1:9001\"; weight = 257; } ); } );\n",
                  5, "'weight' in backend #1 of pool 'app' is 257, out of range 0..256");
     /* 2^32 + 1: libconfig alone would truncate it to 1 */
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 4294967297;\n"
-                 "  default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 3, "is 4294967297, out of range 1..1000000");
-    expect_error("limits = { max_headers = 0x100000000; };\n" OK_CONFIG, 1, "is 4294967296, out of range");
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 4294967297;\n"
+        "  default_pool = \"app\"; } );\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        3, "is 4294967297, out of range 1..1000000");
+    expect_error("limits = { max_headers = 0x100000000; };\n" OK_CONFIG, 1,
+                 "is 4294967296, out of range");
     expect_error("limits = {\n max_body_size = 99999999999999999999; };\n" OK_CONFIG, 2,
                  "integer '99999999999999999999' is too large");
     expect_error("limits = { max_body_size = \"10x\"; };\n" OK_CONFIG, 1,
                  "bad size '10x' for 'max_body_size' in limits");
     expect_error("limits = { max_body_size = -5; };\n" OK_CONFIG, 1, "out of range");
     expect_error("log_level = \"verbose\";\n" OK_CONFIG, 1,
-                 "bad value 'verbose' for 'log_level' in the top level: expected error, warn, info or debug");
+                 "bad value 'verbose' for 'log_level' in the top level: expected error, warn, info "
+                 "or debug");
 }
 
 static void test_duplicates(void **state)
 {
     (void)state;
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; },\n"
+        "              { name = \"web\"; listen = \"127.0.0.1:8081\"; default_pool = \"app\"; } "
+        ");\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        4, "duplicate frontend name 'web' (first defined on line 3)");
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; },\n"
+        "              { name = \"web2\"; listen = \"localhost:8080\"; default_pool = \"app\"; } "
+        ");\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        4, "duplicate listen address 'localhost:8080': frontend 'web' on line 3");
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:9900\"; default_pool = \"app\"; } "
+        ");\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n"
+        "admin = { listen = \"127.0.0.1:9900\"; };\n",
+        3, "duplicate listen address '127.0.0.1:9900': the admin listener on line 5");
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } "
+        ");\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); },\n"
+        "          {\n"
+        "            name = \"app\"; backends = ( { address = \"127.0.0.1:9002\"; } ); } );\n",
+        6, "duplicate pool name 'app' (first defined on line 4)");
     expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; },\n"
-                 "              { name = \"web\"; listen = \"127.0.0.1:8081\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 4, "duplicate frontend name 'web' (first defined on line 3)");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; },\n"
-                 "              { name = \"web2\"; listen = \"localhost:8080\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 4, "duplicate listen address 'localhost:8080': frontend 'web' on line 3");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:9900\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n"
-                 "admin = { listen = \"127.0.0.1:9900\"; };\n",
-                 3, "duplicate listen address '127.0.0.1:9900': the admin listener on line 5");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); },\n"
-                 "          {\n"
-                 "            name = \"app\"; backends = ( { address = \"127.0.0.1:9002\"; } ); } );\n",
-                 6, "duplicate pool name 'app' (first defined on line 4)");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
+                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = "
+                 "\"app\"; } );\n"
                  "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; },\n"
                  "   { address = \"127.0.0.1:9001\"; weight = 2; } ); } );\n",
-                 5, "duplicate backend address '127.0.0.1:9001' in pool 'app' (same as '127.0.0.1:9001' on line 4)");
+                 5,
+                 "duplicate backend address '127.0.0.1:9001' in pool 'app' (same as "
+                 "'127.0.0.1:9001' on line 4)");
     expect_error(OK_CONFIG "admin = { tokens = ( { name = \"a\"; token = \"x\"; },\n"
-                 "                        { name = \"a\"; token = \"y\"; } ); };\n",
+                           "                        { name = \"a\"; token = \"y\"; } ); };\n",
                  7, "duplicate token name 'a'");
     expect_error(OK_CONFIG "alerts = { events = [ \"pool_empty\", \"pool_empty\" ]; };\n", 6,
                  "event 'pool_empty' is listed twice");
@@ -722,24 +783,27 @@ static void test_unknown_pool(void **state)
 {
     (void)state;
     /* the route's line, not the line of its "pool" key */
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\";\n"
-                 "  routes = ( { host = \"a.example\";\n"
-                 "               pool = \"apii\"; } );\n"
-                 "  default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); },\n"
-                 "          { name = \"api\"; backends = ( { address = \"127.0.0.1:9002\"; } ); } );\n",
-                 4, "unknown pool 'apii' in route #1 of frontend 'web' (did you mean 'api'?)");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\";\n"
-                 "  default_pool = \"nothing\"; } );\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 4, "unknown pool 'nothing' in frontend 'web'");
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\";\n"
+        "  routes = ( { host = \"a.example\";\n"
+        "               pool = \"apii\"; } );\n"
+        "  default_pool = \"app\"; } );\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); },\n"
+        "          { name = \"api\"; backends = ( { address = \"127.0.0.1:9002\"; } ); } );\n",
+        4, "unknown pool 'apii' in route #1 of frontend 'web' (did you mean 'api'?)");
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\";\n"
+        "  default_pool = \"nothing\"; } );\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        4, "unknown pool 'nothing' in frontend 'web'");
     /* pools written after frontends are still known */
-    struct sg_cfg *cfg = expect_clean("frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; "
-                                      "maxconn = 100; default_pool = \"app\"; } );\n"
-                                      "pools = ( { name = \"app\"; backends = ( { address = "
-                                      "\"127.0.0.1:9001\"; } ); } );\n" TIMEOUTS);
+    struct sg_cfg *cfg =
+        expect_clean("frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; "
+                     "maxconn = 100; default_pool = \"app\"; } );\n"
+                     "pools = ( { name = \"app\"; backends = ( { address = "
+                     "\"127.0.0.1:9001\"; } ); } );\n" TIMEOUTS);
     assert_int_equal(cfg->frontends[0].default_pool_index, 0);
     sg_cfg_free(cfg);
 }
@@ -747,49 +811,59 @@ static void test_unknown_pool(void **state)
 static void test_structure(void **state)
 {
     (void)state;
-    expect_error(TIMEOUTS "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 0, "at least one frontend is required");
-    expect_error(TIMEOUTS "frontends = ();\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 3, "'frontends' is empty");
-    expect_error(TIMEOUTS
-                 "frontends = ( { listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 3, "frontend #1 is missing the required key 'name'");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; } );\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 3, "frontend 'web' has no routes and no default_pool");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; } );\n",
+    expect_error(
+        TIMEOUTS
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        0, "at least one frontend is required");
+    expect_error(
+        TIMEOUTS
+        "frontends = ();\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        3, "'frontends' is empty");
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        3, "frontend #1 is missing the required key 'name'");
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; } );\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        3, "frontend 'web' has no routes and no default_pool");
+    expect_error(TIMEOUTS "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; "
+                          "default_pool = \"app\"; } );\n"
+                          "pools = ( { name = \"app\"; } );\n",
                  4, "pool 'app' has no backends");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; backends = (); } );\n",
+    expect_error(TIMEOUTS "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; "
+                          "default_pool = \"app\"; } );\n"
+                          "pools = ( { name = \"app\"; backends = (); } );\n",
                  4, "pool 'app' has no backends");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"my app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 4, "bad name 'my app'");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\";\n"
-                 "  routes = ( { path_prefix = \"api\"; pool = \"app\"; } ); } );\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 4, "'path_prefix' in route #1 of frontend 'web' must start with '/'");
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\";\n"
-                 "  routes = ( { path_prefix = \"/api\"; } ); } );\n"
-                 "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-                 4, "route #1 of frontend 'web' is missing the required key 'pool'");
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } "
+        ");\n"
+        "pools = ( { name = \"my app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        4, "bad name 'my app'");
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\";\n"
+        "  routes = ( { path_prefix = \"api\"; pool = \"app\"; } ); } );\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        4, "'path_prefix' in route #1 of frontend 'web' must start with '/'");
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\";\n"
+        "  routes = ( { path_prefix = \"/api\"; } ); } );\n"
+        "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        4, "route #1 of frontend 'web' is missing the required key 'pool'");
     expect_error(OK_CONFIG "@include \"other.conf\"\n", 6, "@include is not supported");
 }
 
-#define POOL_WITH(health_or_autoscale)                                                   \
-    TIMEOUTS                                                                             \
+#define POOL_WITH(health_or_autoscale)                                                            \
+    TIMEOUTS                                                                                      \
     "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n" \
-    "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } );\n"    \
-    health_or_autoscale " } );\n"
+    "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } "                 \
+    ");\n" health_or_autoscale " } );\n"
 
 static void test_health(void **state)
 {
@@ -806,7 +880,8 @@ static void test_health(void **state)
     expect_error(POOL_WITH("health = { host = \"\"; };"), 5, "must not be empty");
     expect_error(POOL_WITH("health = {\n interval = \"1s\";\n timeout = \"2s\"; };"), 7,
                  "health timeout 2s of pool 'app' is longer than its interval 1s");
-    expect_error(POOL_WITH("health = { rise = 0; };"), 5, "'rise' in health of pool 'app' is 0, out of range 1..1000");
+    expect_error(POOL_WITH("health = { rise = 0; };"), 5,
+                 "'rise' in health of pool 'app' is 0, out of range 1..1000");
 }
 
 static void test_autoscale(void **state)
@@ -814,18 +889,20 @@ static void test_autoscale(void **state)
     (void)state;
     /* an empty pool is fine when autoscale may start it from zero */
     struct sg_cfg *cfg = expect_clean(
-        TIMEOUTS
-        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; maxconn = 10; } );\n"
-        "pools = ( { name = \"app\"; autoscale = { min = 0; max = 4;\n"
-        "  rules = ( { metric = \"queue_depth\"; above = 5; } );\n"
-        "  scale_up_hook = [ \"/etc/surgegate/hooks/local-spawn\" ]; }; } );\n");
+        TIMEOUTS "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = "
+                 "\"app\"; maxconn = 10; } );\n"
+                 "pools = ( { name = \"app\"; autoscale = { min = 0; max = 4;\n"
+                 "  rules = ( { metric = \"queue_depth\"; above = 5; } );\n"
+                 "  scale_up_hook = [ \"/etc/surgegate/hooks/local-spawn\" ]; }; } );\n");
     assert_int_equal(cfg->pools[0].nbackends, 0);
     sg_cfg_free(cfg);
-    expect_error(TIMEOUTS
-                 "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } );\n"
-                 "pools = ( { name = \"app\"; autoscale = { min = 1; max = 4;\n"
-                 "  rules = ( { metric = \"queue_depth\"; above = 5; } ); dry_run = true; }; } );\n",
-                 4, "pool 'app' has no backends");
+    expect_error(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\"; } "
+        ");\n"
+        "pools = ( { name = \"app\"; autoscale = { min = 1; max = 4;\n"
+        "  rules = ( { metric = \"queue_depth\"; above = 5; } ); dry_run = true; }; } );\n",
+        4, "pool 'app' has no backends");
 
 #define AS(body) POOL_WITH("autoscale = {\n" body " };")
     expect_error(AS("min = 5; max = 2; dry_run = true;\n"
@@ -842,7 +919,9 @@ static void test_autoscale(void **state)
                  7, "bad value 'cpu' for 'metric' in rule #1 of autoscale of pool 'app'");
     expect_error(AS("max = 3; dry_run = true;\n"
                     "rules = ( { metric = \"queue_depth\"; above = 5; below = 1; } );"),
-                 7, "rule #1 of autoscale of pool 'app' needs exactly one of 'above', 'below' or 'target' (it has 2)");
+                 7,
+                 "rule #1 of autoscale of pool 'app' needs exactly one of 'above', 'below' or "
+                 "'target' (it has 2)");
     expect_error(AS("max = 3; dry_run = true;\n"
                     "rules = ( { metric = \"queue_depth\"; for = \"10s\"; } );"),
                  7, "needs exactly one of 'above', 'below' or 'target' (it has 0)");
@@ -861,9 +940,11 @@ static void test_autoscale(void **state)
     expect_error(AS("max = 3; dry_run = true;\n"
                     "rules = ( { metric = \"queue_depth\"; above = 5; for = 30; } );"),
                  7, "duration needs a unit");
-    expect_error(AS("max = 3; rules = ( { metric = \"queue_depth\"; above = 5; } );\n"
-                    "scale_up_hook = [ \"aws\", \"asg\" ];"),
-                 7, "'scale_up_hook' in autoscale of pool 'app' must start with the program's absolute path");
+    expect_error(
+        AS("max = 3; rules = ( { metric = \"queue_depth\"; above = 5; } );\n"
+           "scale_up_hook = [ \"aws\", \"asg\" ];"),
+        7,
+        "'scale_up_hook' in autoscale of pool 'app' must start with the program's absolute path");
     expect_error(AS("max = 3; rules = ( { metric = \"queue_depth\"; above = 5; } );\n"
                     "scale_down_hook = [ ];"),
                  7, "'scale_down_hook' in autoscale of pool 'app' is empty");
@@ -884,15 +965,15 @@ static void test_alerts(void **state)
 static void test_all_errors_at_once(void **state)
 {
     const char *text =
-        "workers = 300;\n"                                                        /* 1 */
-        "timeouts = { connect = 4; };\n"                                          /* 2 */
-        "frontends = ( { name = \"web\"; listen = \"example.com:80\";\n"          /* 3 */
-        "  routes = ( { pool = \"nope\"; } ); default_pool = \"app\"; },\n"       /* 4 */
+        "workers = 300;\n"                                                              /* 1 */
+        "timeouts = { connect = 4; };\n"                                                /* 2 */
+        "frontends = ( { name = \"web\"; listen = \"example.com:80\";\n"                /* 3 */
+        "  routes = ( { pool = \"nope\"; } ); default_pool = \"app\"; },\n"             /* 4 */
         "  { name = \"web\"; listen = \"127.0.0.1:81\"; default_pool = \"app\"; } );\n" /* 5 */
-        "pools = ( { name = \"app\"; balance = \"fastest\";\n"                    /* 6 */
-        "  backends = ( { address = \"127.0.0.1:9001\"; weight = 999; } ); },\n"  /* 7 */
-        "  { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n" /* 8 */
-        "colour = \"blue\";\n";                                                   /* 9 */
+        "pools = ( { name = \"app\"; balance = \"fastest\";\n"                          /* 6 */
+        "  backends = ( { address = \"127.0.0.1:9001\"; weight = 999; } ); },\n"        /* 7 */
+        "  { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n"  /* 8 */
+        "colour = \"blue\";\n";                                                         /* 9 */
     struct sg_cfg_diags d;
     struct sg_cfg *cfg;
     (void)state;
@@ -926,17 +1007,19 @@ static void test_warn_backend_capacity(void **state)
     (void)state;
     need_nofile(500 + 550 + 64);
 
-    cfg = load(TIMEOUTS
-               "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\";\n"
-               "  maxconn = 500; default_pool = \"app\";\n"
-               "  routes = ( { path_prefix = \"/api/\"; pool = \"api\"; } ); } );\n"
-               "pools = ( { name = \"app\"; backends = (\n"
-               "    { address = \"127.0.0.1:9001\"; maxconn = 100; },\n"
-               "    { address = \"127.0.0.1:9002\"; maxconn = 100; },\n"
-               "    { address = \"127.0.0.1:9003\"; maxconn = 0; backup = true; } ); },\n"
-               "  { name = \"api\"; backends = ( { address = \"127.0.0.1:9101\"; maxconn = 50; } ); },\n"
-               "  { name = \"unused\"; backends = ( { address = \"127.0.0.1:9201\"; maxconn = 1000; } ); } );\n",
-               &d);
+    cfg = load(
+        TIMEOUTS
+        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\";\n"
+        "  maxconn = 500; default_pool = \"app\";\n"
+        "  routes = ( { path_prefix = \"/api/\"; pool = \"api\"; } ); } );\n"
+        "pools = ( { name = \"app\"; backends = (\n"
+        "    { address = \"127.0.0.1:9001\"; maxconn = 100; },\n"
+        "    { address = \"127.0.0.1:9002\"; maxconn = 100; },\n"
+        "    { address = \"127.0.0.1:9003\"; maxconn = 0; backup = true; } ); },\n"
+        "  { name = \"api\"; backends = ( { address = \"127.0.0.1:9101\"; maxconn = 50; } ); },\n"
+        "  { name = \"unused\"; backends = ( { address = \"127.0.0.1:9201\"; maxconn = 1000; } ); "
+        "} );\n",
+        &d);
     assert_non_null(cfg);
     if (d.n != 1)
         dump(&d);
@@ -947,16 +1030,18 @@ static void test_warn_backend_capacity(void **state)
     sg_cfg_diags_free(&d);
 
     /* an unlimited backend: total unknown, no warning */
-    cfg = expect_clean(TIMEOUTS
-                       "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 500; default_pool = \"app\"; } );\n"
-                       "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; maxconn = 100; },\n"
-                       "    { address = \"127.0.0.1:9002\"; } ); } );\n");
+    cfg = expect_clean(TIMEOUTS "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; "
+                                "maxconn = 500; default_pool = \"app\"; } );\n"
+                                "pools = ( { name = \"app\"; backends = ( { address = "
+                                "\"127.0.0.1:9001\"; maxconn = 100; },\n"
+                                "    { address = \"127.0.0.1:9002\"; } ); } );\n");
     sg_cfg_free(cfg);
     /* enough capacity: no warning */
-    cfg = expect_clean(TIMEOUTS
-                       "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 200; default_pool = \"app\"; } );\n"
-                       "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; maxconn = 100; },\n"
-                       "    { address = \"127.0.0.1:9002\"; maxconn = 100; } ); } );\n");
+    cfg = expect_clean(TIMEOUTS "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; "
+                                "maxconn = 200; default_pool = \"app\"; } );\n"
+                                "pools = ( { name = \"app\"; backends = ( { address = "
+                                "\"127.0.0.1:9001\"; maxconn = 100; },\n"
+                                "    { address = \"127.0.0.1:9002\"; maxconn = 100; } ); } );\n");
     sg_cfg_free(cfg);
 }
 
@@ -964,13 +1049,12 @@ static void test_warn_nofile(void **state)
 {
     struct sg_cfg_diags d;
     struct sg_cfg *cfg;
-    const char *text = TIMEOUTS
-        "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\";\n"
-        "  maxconn = 1000; default_pool = \"app\"; } );\n"
-        "pools = ( { name = \"app\"; backends = (\n"
-        "  { address = \"127.0.0.1:9001\"; maxconn = 300; },\n"
-        "  { address = \"127.0.0.1:9002\"; maxconn = 300; },\n"
-        "  { address = \"127.0.0.1:9003\"; maxconn = 400; } ); } );\n";
+    const char *text = TIMEOUTS "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\";\n"
+                                "  maxconn = 1000; default_pool = \"app\"; } );\n"
+                                "pools = ( { name = \"app\"; backends = (\n"
+                                "  { address = \"127.0.0.1:9001\"; maxconn = 300; },\n"
+                                "  { address = \"127.0.0.1:9002\"; maxconn = 300; },\n"
+                                "  { address = \"127.0.0.1:9003\"; maxconn = 400; } ); } );\n";
     (void)state;
 
     set_nofile(256);
@@ -1017,12 +1101,14 @@ static void test_warn_queue_client(void **state)
     struct sg_cfg *cfg;
     (void)state;
 
-    cfg = load("timeouts = { connect = \"4s\"; http_request = \"5s\"; client = \"30s\";\n"
-               "  server = \"30s\";\n"
-               "  queue = \"1m\"; keepalive = \"60s\"; };\n"
-               "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 100; default_pool = \"app\"; } );\n"
-               "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-               &d);
+    cfg =
+        load("timeouts = { connect = \"4s\"; http_request = \"5s\"; client = \"30s\";\n"
+             "  server = \"30s\";\n"
+             "  queue = \"1m\"; keepalive = \"60s\"; };\n"
+             "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 100; "
+             "default_pool = \"app\"; } );\n"
+             "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+             &d);
     assert_non_null(cfg);
     assert_int_equal(d.n, 1);
     assert_true(has_diag(&d, SG_CFG_WARNING, 3,
@@ -1042,14 +1128,17 @@ static void test_warn_missing_timeouts(void **state)
     sg_cfg_free(cfg);
     sg_cfg_diags_free(&d);
 
-    cfg = load("workers = 1;\n"
-               "timeouts = { connect = \"4s\"; client = \"30s\"; queue = \"5s\"; };\n"
-               "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 100; default_pool = \"app\"; } );\n"
-               "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
-               &d);
+    cfg =
+        load("workers = 1;\n"
+             "timeouts = { connect = \"4s\"; client = \"30s\"; queue = \"5s\"; };\n"
+             "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 100; "
+             "default_pool = \"app\"; } );\n"
+             "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+             &d);
     assert_non_null(cfg);
     assert_int_equal(d.n, 2);
-    assert_true(has_diag(&d, SG_CFG_WARNING, 2, "timeout 'http_request' not set, using default 5s"));
+    assert_true(
+        has_diag(&d, SG_CFG_WARNING, 2, "timeout 'http_request' not set, using default 5s"));
     assert_true(has_diag(&d, SG_CFG_WARNING, 2, "timeout 'server' not set, using default 30s"));
     sg_cfg_free(cfg);
     sg_cfg_diags_free(&d);
