@@ -35,13 +35,13 @@
 #include "surgegate/upstream.h"
 #include "surgegate/worker.h"
 
-#define SG_OUT_HIGH (256 * 1024) /* pause the producer above this */
-#define SG_OUT_LOW (64 * 1024)   /* resume it at or below this */
-#define SG_IN_HIGH (64 * 1024)   /* socket read high watermark */
-#define SG_FEED_MAX (64 * 1024)  /* bytes handed to llhttp per call */
-#define SG_REPLAY_MAX (64 * 1024) /* request bytes kept for a retry */
+#define SG_OUT_HIGH       (256 * 1024) /* pause the producer above this */
+#define SG_OUT_LOW        (64 * 1024)  /* resume it at or below this */
+#define SG_IN_HIGH        (64 * 1024)  /* socket read high watermark */
+#define SG_FEED_MAX       (64 * 1024)  /* bytes handed to llhttp per call */
+#define SG_REPLAY_MAX     (64 * 1024)  /* request bytes kept for a retry */
 #define SG_RESP_HDR_BYTES (64 * 1024)
-#define SG_RESP_HEADERS 256
+#define SG_RESP_HEADERS   256
 
 enum session_upfail { UPFAIL_CONNECT, UPFAIL_CONNECT_TIMEOUT, UPFAIL_RESET, UPFAIL_TIMEOUT };
 
@@ -253,6 +253,7 @@ static int rq_on_message_begin(llhttp_t *p)
     s->in_1xx = false;
     s->ntried = 0;
     s->head_lf = false;
+    s->req_body_left = 0;
     s->chunk_ext_bytes = 0;
     s->stale_retries = 0;
     s->retries_left = 0;
@@ -358,7 +359,8 @@ static int rq_on_headers_complete(llhttp_t *p)
     bool chunked = (p->flags & F_CHUNKED) != 0;
     bool has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
     const char *why = NULL;
-    int st = sg_http1_check_request(&s->rqh, p->http_major, p->http_minor, has_te, chunked, has_cl, &why);
+    int st = sg_http1_check_request(&s->rqh, p->http_major, p->http_minor, has_te, chunked, has_cl,
+                                    &why);
     if (st != 0) {
         s->pending_error = st;
         s->error_why = why;
@@ -390,7 +392,12 @@ static int rq_on_headers_complete(llhttp_t *p)
     s->req_chunked_out = chunked;
     s->head_method = (p->method == HTTP_HEAD);
     switch (p->method) {
-    case HTTP_GET: case HTTP_HEAD: case HTTP_PUT: case HTTP_DELETE: case HTTP_OPTIONS: case HTTP_TRACE:
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_PUT:
+    case HTTP_DELETE:
+    case HTTP_OPTIONS:
+    case HTTP_TRACE:
         s->idempotent = true;
         break;
     default:
@@ -548,7 +555,16 @@ static int rs_on_headers_complete(llhttp_t *p)
     s->resp_chunked_out = r.chunked;
     sg_http1_write_response_head(out, &s->rsh, &r);
     s->resp_head_sent = true;
-    return r.head_only ? 1 : 0;
+    if (r.head_only)
+        return 1;
+    if (r.has_length) {
+        if (r.length == 0)
+            return 0; /* llhttp completes the message at once */
+        /* Content-Length body: moved without parsing (session_up_read). */
+        s->resp_body_left = r.length;
+        return HPE_PAUSED;
+    }
+    return 0;
 }
 
 static int rs_on_body(llhttp_t *p, const char *at, size_t len)
@@ -637,6 +653,28 @@ static bool session_head_has_fold(struct sg_session *s, const char *p, size_t n)
     return false;
 }
 
+/* Copies the next n input bytes into the replay buffer while the request
+ * is still small enough to be sent again on a retry. */
+static void session_keep_for_replay(struct sg_session *s, struct evbuffer *in, size_t n)
+{
+    if (!s->replayable)
+        return;
+    if (evbuffer_get_length(s->replay) + n > SG_REPLAY_MAX) {
+        s->replayable = false;
+        return;
+    }
+    struct evbuffer_iovec vec[8];
+    int cnt = evbuffer_peek(in, (ev_ssize_t)n, NULL, vec, 8);
+    size_t left = n;
+    for (int i = 0; i < cnt && i < 8 && left > 0; i++) {
+        size_t k = vec[i].iov_len < left ? vec[i].iov_len : left;
+        evbuffer_add(s->replay, vec[i].iov_base, k);
+        left -= k;
+    }
+    if (left > 0)
+        s->replayable = false; /* more pieces than peeked: give up replay */
+}
+
 /* Runs the request parser over buffered client input until it pauses, needs
  * more bytes, fails, or backpressure says stop. */
 static void session_feed_request(struct sg_session *s)
@@ -655,6 +693,25 @@ static void session_feed_request(struct sg_session *s)
             }
         }
         size_t avail = evbuffer_get_length(in);
+        if (s->state == SG_SS_FORWARD && s->req_body_left > 0) {
+            if (avail == 0)
+                return;
+            size_t n = avail < s->req_body_left ? avail : (size_t)s->req_body_left;
+            session_keep_for_replay(s, in, n);
+            evbuffer_remove_buffer(in, s->w->uout, n);
+            s->req_body_left -= n;
+            s->body_bytes += n;
+            session_flush_up(s);
+            if (s->req_body_left == 0) {
+                /* What on_message_complete would do, then a clean parser for
+                 * the next request on this connection. */
+                s->req_done = true;
+                llhttp_reset(&s->rq);
+                bufferevent_set_timeouts(s->cbev, NULL, &s->w->tv_client);
+                return;
+            }
+            continue;
+        }
         if (avail == 0 && !s->kick)
             return;
         s->kick = false;
@@ -759,6 +816,7 @@ static void session_up_ready(struct sg_session *s)
     llhttp_init(&s->rs, HTTP_RESPONSE, &rs_settings);
     s->rs.data = s;
     s->resp_started = s->resp_head_sent = s->resp_done = s->in_1xx = false;
+    s->resp_body_left = 0;
     if (!c->reused) {
         bufferevent_set_timeouts(c->bev, &s->w->tv_server, &s->w->tv_server);
         bufferevent_setwatermark(c->bev, EV_WRITE, SG_OUT_LOW, 0);
@@ -790,8 +848,15 @@ static void session_up_ready(struct sg_session *s)
         session_flush_client(s);
         s->expect_continue = false;
     }
-    llhttp_resume(&s->rq);
-    s->kick = true; /* let the parser reach message-complete for bodyless requests */
+    if (!s->req_chunked_out && s->req_has_body) {
+        /* Content-Length body: moved without parsing (session_feed_request);
+         * the parser stays paused and is reset when the body is complete.
+         * On a retry the replay buffer already carried body_bytes of it. */
+        s->req_body_left = s->rq.content_length - s->body_bytes;
+    } else {
+        llhttp_resume(&s->rq);
+        s->kick = true; /* let the parser reach message-complete for bodyless requests */
+    }
     if (s->req_has_body && s->body_bytes == 0) /* inactivity limit while the body arrives */
         bufferevent_set_timeouts(s->cbev, &s->w->tv_client, &s->w->tv_client);
     session_feed_request(s);
@@ -863,7 +928,8 @@ static void session_connect(struct sg_session *s)
     if (s->ntried < SG_SESSION_MAX_TRIES)
         s->tried[s->ntried++] = b->id;
     bool allow_idle = s->stale_retries == 0;
-    s->up = sg_upstream_acquire(w, b, allow_idle, session_up_read, session_up_write, session_up_event, s);
+    s->up = sg_upstream_acquire(w, b, allow_idle, session_up_read, session_up_write,
+                                session_up_event, s);
     if (s->up == NULL) {
         s->backend = b;
         session_fail_upstream(s, UPFAIL_CONNECT);
@@ -924,29 +990,41 @@ static void session_up_read(struct bufferevent *bev, void *arg)
     if (s->dead || s->up == NULL)
         return;
     struct evbuffer *in = bufferevent_get_input(bev);
-    while (evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-            break;
-        size_t len = v.iov_len < SG_FEED_MAX ? v.iov_len : SG_FEED_MAX;
-        s->rsh.exec_seq++;
-        llhttp_errno_t err = llhttp_execute(&s->rs, v.iov_base, len);
-        if (err == HPE_OK || err == HPE_PAUSED)
+    while (evbuffer_get_length(in) > 0 && !s->resp_done) {
+        if (s->resp_body_left > 0) {
+            /* Content-Length body: move whole chains, no copy, no parsing. */
+            size_t n = evbuffer_get_length(in);
+            if (n > s->resp_body_left)
+                n = (size_t)s->resp_body_left;
+            evbuffer_remove_buffer(in, s->w->cout, n);
+            s->resp_body_left -= n;
             session_flush_client(s);
-        else
-            evbuffer_drain(s->w->cout, evbuffer_get_length(s->w->cout));
-        if (s->dead)
-            return;
-        if (err == HPE_OK) {
-            evbuffer_drain(in, len);
-        } else if (err == HPE_PAUSED) {
-            evbuffer_drain(in, (size_t)(llhttp_get_error_pos(&s->rs) - (const char *)v.iov_base));
-            break;
+            if (s->resp_body_left == 0)
+                s->resp_done = true;
         } else {
-            sg_log_debug("%s: bad response from %s: %s", s->client_ip, s->backend->name,
-                         llhttp_get_error_reason(&s->rs));
-            session_error(s, 502, "bad response");
-            return;
+            struct evbuffer_iovec v;
+            if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+                break;
+            size_t len = v.iov_len < SG_FEED_MAX ? v.iov_len : SG_FEED_MAX;
+            s->rsh.exec_seq++;
+            llhttp_errno_t err = llhttp_execute(&s->rs, v.iov_base, len);
+            if (err == HPE_OK || err == HPE_PAUSED)
+                session_flush_client(s);
+            else
+                evbuffer_drain(s->w->cout, evbuffer_get_length(s->w->cout));
+            if (s->dead)
+                return;
+            if (err == HPE_OK) {
+                evbuffer_drain(in, len);
+            } else if (err == HPE_PAUSED) {
+                evbuffer_drain(in,
+                               (size_t)(llhttp_get_error_pos(&s->rs) - (const char *)v.iov_base));
+            } else {
+                sg_log_debug("%s: bad response from %s: %s", s->client_ip, s->backend->name,
+                             llhttp_get_error_reason(&s->rs));
+                session_error(s, 502, "bad response");
+                return;
+            }
         }
         if (evbuffer_get_length(bufferevent_get_output(s->cbev)) > SG_OUT_HIGH) {
             bufferevent_disable(bev, EV_READ);
@@ -989,7 +1067,8 @@ static void session_up_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (!s->up->connected) {
-        session_fail_upstream(s, (what & BEV_EVENT_TIMEOUT) ? UPFAIL_CONNECT_TIMEOUT : UPFAIL_CONNECT);
+        session_fail_upstream(s,
+                              (what & BEV_EVENT_TIMEOUT) ? UPFAIL_CONNECT_TIMEOUT : UPFAIL_CONNECT);
         return;
     }
     if ((what & BEV_EVENT_EOF) && s->resp_started && !s->resp_done) {
@@ -1107,9 +1186,11 @@ int sg_session_new(struct sg_worker *w, struct sg_wfrontend *fe, evutil_socket_t
         return SG_ERR;
     }
     if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, s->client_ip, sizeof(s->client_ip));
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, s->client_ip,
+                  sizeof(s->client_ip));
     else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, s->client_ip, sizeof(s->client_ip));
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, s->client_ip,
+                  sizeof(s->client_ip));
     else
         strcpy(s->client_ip, "unix");
     SG_UNUSED(salen);

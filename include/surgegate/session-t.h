@@ -53,6 +53,8 @@ struct sg_session {
     uint32_t stale_retries;
 
     uint64_t body_bytes; /* request body bytes received */
+    uint64_t req_body_left;  /* Content-Length request body bytes still to move */
+    uint64_t resp_body_left; /* Content-Length response body bytes still to move */
     uint32_t abs_host_off, abs_host_len; /* authority of an absolute-form target */
     uint32_t chunk_ext_bytes; /* chunk extension bytes in the current chunk */
     int pending_error;   /* status chosen by a parser callback */
