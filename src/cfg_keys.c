@@ -1345,6 +1345,12 @@ void cfg_load_root(struct cfg_ctx *ctx, const config_setting_t *root)
     else
         sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, 0,
                         "no 'frontends': at least one frontend is required");
+    /* an alerts group without "events" alerts on every event */
+    if (cfg->alerts.line > 0 && cfg->alerts.events == NULL) {
+        cfg->alerts.events = sg_xcalloc(SG_ARRAY_SIZE(cfg_event_names), sizeof(char *));
+        for (size_t i = 0; cfg_event_names[i] != NULL; i++)
+            cfg->alerts.events[i] = sg_xstrdup(cfg_event_names[i]);
+    }
     if (cfg->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->workers = n < 1 ? 1 : n > 256 ? 256 : (uint32_t)n;

@@ -953,7 +953,18 @@ static void test_autoscale(void **state)
 
 static void test_alerts(void **state)
 {
+    struct sg_cfg *cfg;
+    size_t n = 0;
     (void)state;
+    /* no "events": every event */
+    cfg = expect_clean(OK_CONFIG "alerts = { hook = [ \"/bin/alert\" ]; };\n");
+    while (cfg->alerts.events[n] != NULL)
+        n++;
+    assert_int_equal(n, 7);
+    assert_string_equal(cfg->alerts.events[0], "backend_down");
+    assert_string_equal(cfg->alerts.events[6], "hook_failed");
+    sg_cfg_free(cfg);
+    expect_error(OK_CONFIG "alerts = { events = [ ]; };\n", 6, "'events' in alerts is empty");
     expect_error(OK_CONFIG "alerts = { events = [ \"backend_dwn\" ]; };\n", 6,
                  "unknown event 'backend_dwn' in alerts (did you mean 'backend_down'?)");
     expect_error(OK_CONFIG "alerts = { events = [ \"everything\" ]; };\n", 6,
