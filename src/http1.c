@@ -21,10 +21,36 @@ void sg_hdrs_init(struct sg_hdrs *hs, uint32_t max_first, uint32_t max_hdr_bytes
 
 void sg_hdrs_free(struct sg_hdrs *hs)
 {
-    free(hs->buf);
-    free(hs->h);
+    sg_hdrs_park(hs);
+}
+
+void sg_hdrs_park(struct sg_hdrs *hs)
+{
+    struct sg_hdrs_cache *c = hs->cache;
+    if (hs->buf != NULL) {
+        if (c != NULL && hs->cap == SG_HDRS_BUF0 && c->nbuf < SG_HDRS_CACHE)
+            c->buf[c->nbuf++] = hs->buf;
+        else
+            free(hs->buf);
+    }
+    if (hs->h != NULL) {
+        if (c != NULL && hs->hcap == SG_HDRS_H0 && c->nh < SG_HDRS_CACHE)
+            c->h[c->nh++] = hs->h;
+        else
+            free(hs->h);
+    }
     hs->buf = NULL;
     hs->h = NULL;
+    hs->cap = hs->hcap = 0;
+    sg_hdrs_reset(hs);
+}
+
+void sg_hdrs_cache_free(struct sg_hdrs_cache *c)
+{
+    while (c->nbuf > 0)
+        free(c->buf[--c->nbuf]);
+    while (c->nh > 0)
+        free(c->h[--c->nh]);
 }
 
 void sg_hdrs_reset(struct sg_hdrs *hs)
@@ -44,8 +70,12 @@ static int hdrs_append(struct sg_hdrs *hs, const char *at, size_t len)
         hs->too_large = true;
         return SG_ERR;
     }
+    if (hs->buf == NULL && hs->cache != NULL && hs->cache->nbuf > 0) {
+        hs->buf = hs->cache->buf[--hs->cache->nbuf];
+        hs->cap = SG_HDRS_BUF0;
+    }
     if (hs->len + len + 1 > hs->cap) {
-        uint32_t ncap = hs->cap ? hs->cap : 1024;
+        uint32_t ncap = hs->cap ? hs->cap : SG_HDRS_BUF0;
         while (ncap < hs->len + len + 1)
             ncap *= 2;
         if (ncap > hs->limit + 1)
@@ -88,8 +118,12 @@ int sg_hdrs_add_field(struct sg_hdrs *hs, const char *at, size_t len)
             hs->too_many = true;
             return SG_ERR;
         }
+        if (hs->h == NULL && hs->cache != NULL && hs->cache->nh > 0) {
+            hs->h = hs->cache->h[--hs->cache->nh];
+            hs->hcap = SG_HDRS_H0;
+        }
         if (hs->n == hs->hcap) {
-            uint32_t ncap = hs->hcap ? hs->hcap * 2 : 16;
+            uint32_t ncap = hs->hcap ? hs->hcap * 2 : SG_HDRS_H0;
             struct sg_hdr *nh = realloc(hs->h, ncap * sizeof(*nh));
             if (nh == NULL)
                 return SG_ERR;

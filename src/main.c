@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -118,6 +119,13 @@ int main(int argc, char **argv)
     if (demo && cfg_path != NULL) {
         fprintf(stderr, "surgegate: --demo uses its embedded configuration; drop -c\n");
         return 2;
+    }
+    /* Take the hard open-file limit as ours (as nginx's worker_rlimit_nofile
+     * would): before loading, so `-t` warns against what will be in force. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
     }
     struct sg_cfg_diags diags;
     struct sg_cfg *cfg;

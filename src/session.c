@@ -215,6 +215,10 @@ static void session_finish(struct sg_session *s)
     s->head_started = false;
     s->head_ready = false;
     s->backend = NULL;
+    /* Idle until the next request: hold no header or replay memory. */
+    sg_hdrs_park(&s->rqh);
+    sg_hdrs_park(&s->rsh);
+    evbuffer_drain(s->replay, evbuffer_get_length(s->replay));
     llhttp_resume(&s->rq);
     struct timeval tv;
     sg_timeval_from_ms(&tv, s->w->cfg->timeouts.keepalive_ms);
@@ -1200,6 +1204,8 @@ int sg_session_new(struct sg_worker *w, struct sg_wfrontend *fe, evutil_socket_t
     s->rs.data = s;
     sg_hdrs_init(&s->rqh, lim->max_request_line, lim->max_header_size, lim->max_headers);
     sg_hdrs_init(&s->rsh, 8192, SG_RESP_HDR_BYTES, SG_RESP_HEADERS);
+    s->rqh.cache = &w->hcache;
+    s->rsh.cache = &w->hcache;
     s->state = SG_SS_HEAD;
 
     s->next = w->sessions;

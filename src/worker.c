@@ -14,6 +14,7 @@
 #include <event2/listener.h>
 
 #include "surgegate/common.h"
+#include "surgegate/http1.h"
 #include "surgegate/lb-t.h"
 #include "surgegate/log.h"
 #include "surgegate/session.h"
@@ -277,6 +278,7 @@ void sg_worker_free(struct sg_worker *w)
         event_free(w->stop_ev);
     if (w->stop_fd > 0)
         close(w->stop_fd);
+    sg_hdrs_cache_free(&w->hcache);
     if (w->cout)
         evbuffer_free(w->cout);
     if (w->uout)

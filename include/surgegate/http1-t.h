@@ -24,6 +24,19 @@ struct sg_hdr {
 #define SG_HDR_EXPECT 0x40   /* Expect (answered by the proxy) */
 #define SG_HDR_DROP (SG_HDR_HOPBYHOP | SG_HDR_FRAMING | SG_HDR_XFF | SG_HDR_XFWD | SG_HDR_VIA | SG_HDR_EXPECT)
 
+#define SG_HDRS_BUF0 1024 /* first buffer size */
+#define SG_HDRS_H0 16      /* first header-index size */
+#define SG_HDRS_CACHE 256  /* parked buffers kept per worker */
+
+/* Buffers of the first size, parked by idle sessions and reused by busy
+ * ones, so that idle keep-alive connections hold no header memory and busy
+ * ones do not malloc per request. One per worker; no locking. */
+struct sg_hdrs_cache {
+    char *buf[SG_HDRS_CACHE];
+    struct sg_hdr *h[SG_HDRS_CACHE];
+    uint32_t nbuf, nh;
+};
+
 /* A message head being collected from llhttp callbacks. The buffer holds the
  * URL (requests) or reason phrase (responses) followed by header names and
  * values; it grows up to `limit` bytes. Owned by a session; reused between
@@ -42,6 +55,7 @@ struct sg_hdrs {
      * same header inside one execute call; a value merely split across reads
      * arrives in different calls. The caller bumps exec_seq per execute. */
     uint32_t exec_seq, last_value_seq;
+    struct sg_hdrs_cache *cache; /* may be NULL */
 };
 
 enum { SG_HCB_NONE, SG_HCB_FIELD, SG_HCB_VALUE, SG_HCB_VALUE_DONE };

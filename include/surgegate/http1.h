@@ -12,6 +12,11 @@
 void sg_hdrs_init(struct sg_hdrs *hs, uint32_t max_first, uint32_t max_hdr_bytes,
                   uint32_t max_headers);
 void sg_hdrs_free(struct sg_hdrs *hs);
+/* Gives the buffers back (to hs->cache when they have the first size and it
+ * has room, else to the allocator); the next append takes them again. */
+void sg_hdrs_park(struct sg_hdrs *hs);
+/* Frees every parked buffer. */
+void sg_hdrs_cache_free(struct sg_hdrs_cache *c);
 void sg_hdrs_reset(struct sg_hdrs *hs);
 
 /* Appenders for the llhttp span callbacks. Return SG_OK, or SG_ERR when a

@@ -11,6 +11,7 @@
 #include <sys/time.h>
 
 #include "surgegate/cfg-t.h"
+#include "surgegate/http1-t.h"
 #include "surgegate/pool-t.h"
 
 #define SG_WORKER_MAGIC 0x3047e1a5u
@@ -60,6 +61,7 @@ struct sg_worker {
     struct sg_session *sessions; /* live sessions, doubly linked */
     uint32_t nsessions;
     struct evbuffer *cout, *uout; /* staging for bytes to a client / a backend (session.c) */
+    struct sg_hdrs_cache hcache; /* parked header buffers (http1.c) */
     int stop_fd;            /* eventfd: the main thread writes to ask for a stop */
     struct event *stop_ev;  /* reads stop_fd */
     struct event *grace_ev; /* forced close when the grace period ends */

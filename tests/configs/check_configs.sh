@@ -22,7 +22,7 @@ bin=$2
 src=$3
 
 # The RLIMIT_NOFILE warning depends on the limit: make it the same everywhere.
-ulimit -Sn 1024 2>/dev/null || true
+ulimit -n 1024 2>/dev/null || true  # soft and hard: surgegate raises soft to hard
 
 failures=0
 checked=0
