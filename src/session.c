@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 
 #include <event2/buffer.h>
@@ -61,17 +62,25 @@ static void session_finish(struct sg_session *s);
  * run: it writes straight to the socket when nothing is queued, which saves
  * the EPOLLOUT round trip (two epoll_ctl calls and a loop pass) a bufferevent
  * makes for every write, and queues only what the kernel did not take. */
-static void session_send(struct bufferevent *bev, struct evbuffer *data)
+static void session_send(struct bufferevent *bev, struct evbuffer *data, bool more)
 {
-    if (evbuffer_get_length(data) == 0)
+    size_t len = evbuffer_get_length(data);
+    if (len == 0)
         return;
     struct evbuffer *out = bufferevent_get_output(bev);
-    if (evbuffer_get_length(out) == 0) {
-        evutil_socket_t fd = bufferevent_getfd(bev);
-        /* A failed write leaves the bytes queued; the bufferevent then meets
-         * the same error and reports it through the event callback. */
-        if (fd >= 0)
-            (void)evbuffer_write(data, fd);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (evbuffer_get_length(out) == 0 && fd >= 0) {
+        /* evbuffer_iovec has struct iovec's layout (libevent guarantees it). */
+        struct evbuffer_iovec v[16];
+        int n = evbuffer_peek(data, (ev_ssize_t)len, NULL, v, 16);
+        struct msghdr mh = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)(n < 16 ? n : 16)};
+        /* MSG_MORE while the rest of a known-length body is on its way lets
+         * the kernel send full segments instead of one per backend read. A
+         * failed send leaves the bytes queued; the bufferevent then meets the
+         * same error and reports it through the event callback. */
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+        if (w > 0)
+            evbuffer_drain(data, (size_t)w);
         if (evbuffer_get_length(data) == 0)
             return;
     }
@@ -81,7 +90,7 @@ static void session_send(struct bufferevent *bev, struct evbuffer *data)
 static void session_flush_client(struct sg_session *s)
 {
     if (!s->dead)
-        session_send(s->cbev, s->w->cout);
+        session_send(s->cbev, s->w->cout, s->resp_body_left > 0);
     else
         evbuffer_drain(s->w->cout, evbuffer_get_length(s->w->cout));
 }
@@ -89,7 +98,7 @@ static void session_flush_client(struct sg_session *s)
 static void session_flush_up(struct sg_session *s)
 {
     if (!s->dead && s->up != NULL)
-        session_send(s->up->bev, s->w->uout);
+        session_send(s->up->bev, s->w->uout, s->req_body_left > 0);
     else
         evbuffer_drain(s->w->uout, evbuffer_get_length(s->w->uout));
 }

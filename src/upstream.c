@@ -17,7 +17,11 @@
 #include "surgegate/upstream.h"
 #include "surgegate/worker.h"
 
-#define SG_UP_READ_HIGH (64 * 1024)
+/* Bytes libevent may read from a backend in one go. No read watermark: the
+ * session moves everything read straight to the client and disables reading
+ * itself when the client falls behind, so a watermark would only add an
+ * epoll_ctl pair per large response. */
+#define SG_UP_MAX_READ (256 * 1024)
 
 static struct sg_wbackend *upstream_wb(struct sg_upconn *c)
 {
@@ -86,7 +90,7 @@ struct sg_upconn *sg_upstream_acquire(struct sg_worker *w, struct sg_backend *b,
         return NULL;
     }
     bufferevent_setcb(c->bev, readcb, writecb, eventcb, arg);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, SG_UP_READ_HIGH);
+    bufferevent_set_max_single_read(c->bev, SG_UP_MAX_READ);
     /* While connecting, the write timeout is the connect timeout. */
     bufferevent_set_timeouts(c->bev, NULL, &w->tv_connect);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
