@@ -1003,15 +1003,17 @@ static void session_up_read(struct bufferevent *bev, void *arg)
     if (s->dead || s->up == NULL)
         return;
     struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *cout = s->w->cout;
+    /* Everything staged from this read goes out in one send, so a response
+     * head and its body share a segment. */
     while (evbuffer_get_length(in) > 0 && !s->resp_done) {
         if (s->resp_body_left > 0) {
             /* Content-Length body: move whole chains, no copy, no parsing. */
             size_t n = evbuffer_get_length(in);
             if (n > s->resp_body_left)
                 n = (size_t)s->resp_body_left;
-            evbuffer_remove_buffer(in, s->w->cout, n);
+            evbuffer_remove_buffer(in, cout, n);
             s->resp_body_left -= n;
-            session_flush_client(s);
             if (s->resp_body_left == 0)
                 s->resp_done = true;
         } else {
@@ -1021,10 +1023,6 @@ static void session_up_read(struct bufferevent *bev, void *arg)
             size_t len = v.iov_len < SG_FEED_MAX ? v.iov_len : SG_FEED_MAX;
             s->rsh.exec_seq++;
             llhttp_errno_t err = llhttp_execute(&s->rs, v.iov_base, len);
-            if (err == HPE_OK || err == HPE_PAUSED)
-                session_flush_client(s);
-            else
-                evbuffer_drain(s->w->cout, evbuffer_get_length(s->w->cout));
             if (s->dead)
                 return;
             if (err == HPE_OK) {
@@ -1035,16 +1033,22 @@ static void session_up_read(struct bufferevent *bev, void *arg)
             } else {
                 sg_log_debug("%s: bad response from %s: %s", s->client_ip, s->backend->name,
                              llhttp_get_error_reason(&s->rs));
+                evbuffer_drain(cout, evbuffer_get_length(cout));
                 session_error(s, 502, "bad response");
                 return;
             }
         }
-        if (evbuffer_get_length(bufferevent_get_output(s->cbev)) > SG_OUT_HIGH) {
-            bufferevent_disable(bev, EV_READ);
-            s->up_read_paused = true;
-            return;
+        if (evbuffer_get_length(cout) + evbuffer_get_length(bufferevent_get_output(s->cbev)) >
+            SG_OUT_HIGH) {
+            session_flush_client(s);
+            if (evbuffer_get_length(bufferevent_get_output(s->cbev)) > SG_OUT_HIGH) {
+                bufferevent_disable(bev, EV_READ);
+                s->up_read_paused = true;
+                return;
+            }
         }
     }
+    session_flush_client(s);
     if (s->resp_done) {
         /* Reusable only when both messages ended cleanly and nothing extra came. */
         bool reusable = s->req_done && llhttp_should_keep_alive(&s->rs) &&
