@@ -90,7 +90,10 @@ class Terminated(BaseException):
 
 
 def log(msg):
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
+    try:
+        print(f"bench: {msg}", file=sys.stderr, flush=True)
+    except OSError:
+        pass  # stderr gone (a closed pipe): the run and its cleanup go on
 
 
 # ---------------------------------------------------------------- processes
@@ -589,14 +592,16 @@ def cpu_model():
     return platform.processor() or "unknown CPU"
 
 
-def version_of(argv):
+def version_of(argv, any_status=False):
+    """First line a tool prints about its version, "?" when it cannot say
+    (wrk prints its version with the usage text and exits 1: any_status)."""
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=10,
                              stdin=subprocess.DEVNULL)
-        text = (out.stdout + out.stderr).strip().splitlines()
-        return text[0] if text else "?"
-    except OSError:
+    except (OSError, subprocess.TimeoutExpired):
         return "?"
+    text = (out.stdout + out.stderr).strip().splitlines()
+    return text[0] if text and (out.returncode == 0 or any_status) else "?"
 
 
 # --------------------------------------------------------------------- main
@@ -737,7 +742,13 @@ def run_rounds(args, tmp, scen_defs, targets, ports, servers):
 
 def header(args, tools, argv, load_start):
     versions = [version_of([tools[n], "-v"]) for n in ("haproxy", "nginx") if n in tools]
-    versions.append(version_of([tools["wrk"], "-v"]).split(" Copyright")[0].strip())
+    wrk = version_of([tools["wrk"], "-v"], any_status=True)
+    versions.append(wrk.split(" Copyright")[0].strip())
+    if "surgegate" in args.proxies:
+        sg = version_of([args.surgegate, "--version"])
+        here = os.path.dirname(os.path.abspath(__file__))
+        commit = version_of(["git", "-C", here, "describe", "--always", "--dirty"])
+        versions.append(f"{sg} (source {commit})" if commit != "?" else sg)
     lines = [f"date: {datetime.date.today().isoformat()}; machine: {os.cpu_count()} CPUs "
              f"({cpu_model()}), Linux {platform.release()}",
              "tools: " + "; ".join(versions),
