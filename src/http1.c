@@ -387,36 +387,80 @@ int sg_http1_check_request(const struct sg_hdrs *hs, int http_major, int http_mi
     return 0;
 }
 
-static void add_hdr_line(struct evbuffer *out, const struct sg_hdrs *hs, const struct sg_hdr *h)
+/* Head writer: heads are written into one region reserved in the output
+ * evbuffer (no intermediate copy, no printf), sized from an upper bound
+ * computed before writing. */
+struct head_writer {
+    char *p;
+};
+
+static inline void hw_put(struct head_writer *w, const char *s, size_t n)
 {
-    evbuffer_add(out, sg_hdr_name(hs, h), h->name_len);
-    evbuffer_add(out, ": ", 2);
-    evbuffer_add(out, sg_hdr_value(hs, h), h->val_len);
-    evbuffer_add(out, "\r\n", 2);
+    memcpy(w->p, s, n);
+    w->p += n;
+}
+
+#define HW_LIT(w, lit) hw_put((w), (lit), sizeof(lit) - 1)
+
+static void hw_u64(struct head_writer *w, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    while (n > 0)
+        *w->p++ = tmp[--n];
+}
+
+static void hw_line(struct head_writer *w, const struct sg_hdrs *hs, const struct sg_hdr *h)
+{
+    hw_put(w, sg_hdr_name(hs, h), h->name_len);
+    HW_LIT(w, ": ");
+    hw_put(w, sg_hdr_value(hs, h), h->val_len);
+    HW_LIT(w, "\r\n");
 }
 
 /* Writes "Name: v1, v2, extra\r\n" merging every header with `flag`. */
-static void add_merged(struct evbuffer *out, const struct sg_hdrs *hs, uint16_t flag,
-                       const char *name, const char *extra)
+static void hw_merged(struct head_writer *w, const struct sg_hdrs *hs, uint16_t flag,
+                      const char *name, size_t name_len, const char *extra)
 {
-    evbuffer_add_printf(out, "%s: ", name);
+    hw_put(w, name, name_len);
+    HW_LIT(w, ": ");
     for (uint32_t i = 0; i < hs->n; i++) {
         const struct sg_hdr *h = &hs->h[i];
         if ((h->flags & flag) && h->val_len > 0) {
-            evbuffer_add(out, sg_hdr_value(hs, h), h->val_len);
-            evbuffer_add(out, ", ", 2);
+            hw_put(w, sg_hdr_value(hs, h), h->val_len);
+            HW_LIT(w, ", ");
         }
     }
-    evbuffer_add_printf(out, "%s\r\n", extra);
+    hw_put(w, extra, strlen(extra));
+    HW_LIT(w, "\r\n");
+}
+
+/* Reserves `bound` contiguous bytes in out; SG_ERR when memory is short. */
+static int hw_begin(struct head_writer *w, struct evbuffer *out, size_t bound,
+                    struct evbuffer_iovec *vec)
+{
+    if (evbuffer_reserve_space(out, (ev_ssize_t)bound, vec, 1) < 1 || vec->iov_len < bound)
+        return SG_ERR;
+    w->p = vec->iov_base;
+    return SG_OK;
+}
+
+static int hw_end(struct head_writer *w, struct evbuffer *out, struct evbuffer_iovec *vec,
+                  size_t bound)
+{
+    size_t used = (size_t)(w->p - (char *)vec->iov_base);
+    SG_BUG_ON(used > bound);
+    vec->iov_len = used;
+    return evbuffer_commit_space(out, vec, 1) == 0 ? SG_OK : SG_ERR;
 }
 
 int sg_http1_write_request_head(struct evbuffer *out, const struct sg_hdrs *hs,
                                 const struct sg_http1_fwd *f)
 {
-    evbuffer_add(out, f->method, f->method_len);
-    evbuffer_add(out, " ", 1);
-    evbuffer_add(out, hs->buf + hs->first_off, hs->first_len);
-    evbuffer_add(out, " HTTP/1.1\r\n", 11);
     /* Host first, as clients send it: the absolute-form authority, else the
      * client's Host, else (HTTP/1.0 without one) the default. */
     const char *host = f->override_host;
@@ -431,63 +475,92 @@ int sg_http1_write_request_head(struct evbuffer *out, const struct sg_hdrs *hs,
         host = f->default_host;
         host_len = strlen(host);
     }
+    /* hs->len covers the target and every name and value once; each line
+     * adds at most 4 bytes, each merged value 2. */
+    size_t bound = (size_t)hs->len + 6 * (size_t)hs->n + f->method_len + 2 * host_len +
+                   strlen(f->client_ip) + strlen(f->proto) + 256;
+    struct evbuffer_iovec vec;
+    struct head_writer w;
+    if (hw_begin(&w, out, bound, &vec) != SG_OK)
+        return SG_ERR;
+    hw_put(&w, f->method, f->method_len);
+    HW_LIT(&w, " ");
+    hw_put(&w, hs->buf + hs->first_off, hs->first_len);
+    HW_LIT(&w, " HTTP/1.1\r\n");
     if (host != NULL) {
-        evbuffer_add(out, "Host: ", 6);
-        evbuffer_add(out, host, host_len);
-        evbuffer_add(out, "\r\n", 2);
+        HW_LIT(&w, "Host: ");
+        hw_put(&w, host, host_len);
+        HW_LIT(&w, "\r\n");
     }
     for (uint32_t i = 0; i < hs->n; i++) {
         const struct sg_hdr *h = &hs->h[i];
         if (h->flags & (SG_HDR_DROP | SG_HDR_HOST))
             continue;
-        add_hdr_line(out, hs, h);
+        hw_line(&w, hs, h);
     }
-    add_merged(out, hs, SG_HDR_XFF, "X-Forwarded-For", f->client_ip);
-    evbuffer_add_printf(out, "X-Forwarded-Proto: %s\r\n", f->proto);
+    hw_merged(&w, hs, SG_HDR_XFF, "X-Forwarded-For", 15, f->client_ip);
+    HW_LIT(&w, "X-Forwarded-Proto: ");
+    hw_put(&w, f->proto, strlen(f->proto));
+    HW_LIT(&w, "\r\n");
     if (host != NULL && f->default_host != host) {
-        evbuffer_add(out, "X-Forwarded-Host: ", 18);
-        evbuffer_add(out, host, host_len);
-        evbuffer_add(out, "\r\n", 2);
+        HW_LIT(&w, "X-Forwarded-Host: ");
+        hw_put(&w, host, host_len);
+        HW_LIT(&w, "\r\n");
     }
-    add_merged(out, hs, SG_HDR_VIA, "Via", f->client_minor == 0 ? "1.0 surgegate" : "1.1 surgegate");
-    if (f->chunked)
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-    else if (f->has_length)
-        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)f->length);
-    evbuffer_add(out, "\r\n", 2);
-    return SG_OK;
+    hw_merged(&w, hs, SG_HDR_VIA, "Via", 3, f->client_minor == 0 ? "1.0 surgegate" : "1.1 surgegate");
+    if (f->chunked) {
+        HW_LIT(&w, "Transfer-Encoding: chunked\r\n");
+    } else if (f->has_length) {
+        HW_LIT(&w, "Content-Length: ");
+        hw_u64(&w, f->length);
+        HW_LIT(&w, "\r\n");
+    }
+    HW_LIT(&w, "\r\n");
+    return hw_end(&w, out, &vec, bound);
 }
 
 int sg_http1_write_response_head(struct evbuffer *out, const struct sg_hdrs *hs,
                                  const struct sg_http1_resp *r)
 {
-    evbuffer_add_printf(out, "HTTP/1.1 %d ", r->status);
-    if (hs->first_len > 0)
-        evbuffer_add(out, hs->buf + hs->first_off, hs->first_len);
-    else
-        evbuffer_add_printf(out, "%s", sg_http1_reason(r->status));
-    evbuffer_add(out, "\r\n", 2);
+    size_t bound = (size_t)hs->len + 4 * (size_t)hs->n + 160;
+    struct evbuffer_iovec vec;
+    struct head_writer w;
+    if (hw_begin(&w, out, bound, &vec) != SG_OK)
+        return SG_ERR;
+    HW_LIT(&w, "HTTP/1.1 ");
+    hw_u64(&w, (uint64_t)(r->status % 1000));
+    HW_LIT(&w, " ");
+    if (hs->first_len > 0) {
+        hw_put(&w, hs->buf + hs->first_off, hs->first_len);
+    } else {
+        const char *reason = sg_http1_reason(r->status);
+        hw_put(&w, reason, strlen(reason));
+    }
+    HW_LIT(&w, "\r\n");
     for (uint32_t i = 0; i < hs->n; i++) {
         const struct sg_hdr *h = &hs->h[i];
         if (h->flags & (SG_HDR_HOPBYHOP | SG_HDR_FRAMING)) {
             if (r->keep_cl && sg_hdr_name_is(hs, h, "content-length"))
-                add_hdr_line(out, hs, h);
+                hw_line(&w, hs, h);
             continue;
         }
-        add_hdr_line(out, hs, h);
+        hw_line(&w, hs, h);
     }
     if (!r->head_only) {
-        if (r->chunked)
-            evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-        else if (r->has_length)
-            evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)r->length);
+        if (r->chunked) {
+            HW_LIT(&w, "Transfer-Encoding: chunked\r\n");
+        } else if (r->has_length) {
+            HW_LIT(&w, "Content-Length: ");
+            hw_u64(&w, r->length);
+            HW_LIT(&w, "\r\n");
+        }
     }
     if (r->close)
-        evbuffer_add(out, "Connection: close\r\n", 19);
+        HW_LIT(&w, "Connection: close\r\n");
     else if (r->keepalive_10)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-    evbuffer_add(out, "\r\n", 2);
-    return SG_OK;
+        HW_LIT(&w, "Connection: keep-alive\r\n");
+    HW_LIT(&w, "\r\n");
+    return hw_end(&w, out, &vec, bound);
 }
 
 const char *sg_http1_reason(int status)
@@ -528,7 +601,14 @@ void sg_http1_write_error(struct evbuffer *out, int status, bool close)
 
 void sg_http1_chunk_header(struct evbuffer *out, size_t len)
 {
+    static const char hex[] = "0123456789abcdef";
     char b[24];
-    int n = snprintf(b, sizeof(b), "%zx\r\n", len);
-    evbuffer_add(out, b, (size_t)n);
+    int n = (int)sizeof(b);
+    b[--n] = '\n';
+    b[--n] = '\r';
+    do {
+        b[--n] = hex[len & 0xf];
+        len >>= 4;
+    } while (len > 0);
+    evbuffer_add(out, b + n, sizeof(b) - (size_t)n);
 }
