@@ -1,6 +1,6 @@
 /* session.c: the client side of the proxy and the life of one request.
  *
- * A session owns the client bufferevent and, while a request is in flight,
+ * A session owns the client connection (conn.c) and, while a request is in flight,
  * one upstream connection. The request is parsed by llhttp; the parser is
  * paused (HPE_PAUSED) at the end of the request head, so no body byte is
  * consumed before an upstream connection is ready, and at the end of every
@@ -22,11 +22,11 @@
 #include <sys/un.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
 #include "surgegate/common.h"
+#include "surgegate/conn.h"
 #include "surgegate/http1.h"
 #include "surgegate/lb.h"
 #include "surgegate/log.h"
@@ -46,12 +46,12 @@
 
 enum session_upfail { UPFAIL_CONNECT, UPFAIL_CONNECT_TIMEOUT, UPFAIL_RESET, UPFAIL_TIMEOUT };
 
-static void session_client_read(struct bufferevent *bev, void *arg);
-static void session_client_write(struct bufferevent *bev, void *arg);
-static void session_client_event(struct bufferevent *bev, short what, void *arg);
-static void session_up_read(struct bufferevent *bev, void *arg);
-static void session_up_write(struct bufferevent *bev, void *arg);
-static void session_up_event(struct bufferevent *bev, short what, void *arg);
+static void session_client_read(struct sg_conn *bev, void *arg);
+static void session_client_write(struct sg_conn *bev, void *arg);
+static void session_client_event(struct sg_conn *bev, short what, void *arg);
+static void session_up_read(struct sg_conn *bev, void *arg);
+static void session_up_write(struct sg_conn *bev, void *arg);
+static void session_up_event(struct sg_conn *bev, short what, void *arg);
 static void session_process(struct sg_session *s);
 static void session_connect(struct sg_session *s);
 static void session_finish(struct sg_session *s);
@@ -60,37 +60,12 @@ static void session_finish(struct sg_session *s);
  * worker's scratch buffers (w->cout, w->uout) and handed over with
  * session_send() right after each parser run, before any other session can
  * run: it writes straight to the socket when nothing is queued, which saves
- * the EPOLLOUT round trip (two epoll_ctl calls and a loop pass) a bufferevent
- * makes for every write, and queues only what the kernel did not take. */
-static void session_send(struct bufferevent *bev, struct evbuffer *data, bool more)
-{
-    size_t len = evbuffer_get_length(data);
-    if (len == 0)
-        return;
-    struct evbuffer *out = bufferevent_get_output(bev);
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    if (evbuffer_get_length(out) == 0 && fd >= 0) {
-        /* evbuffer_iovec has struct iovec's layout (libevent guarantees it). */
-        struct evbuffer_iovec v[16];
-        int n = evbuffer_peek(data, (ev_ssize_t)len, NULL, v, 16);
-        struct msghdr mh = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)(n < 16 ? n : 16)};
-        /* MSG_MORE while the rest of a known-length body is on its way lets
-         * the kernel send full segments instead of one per backend read. A
-         * failed send leaves the bytes queued; the bufferevent then meets the
-         * same error and reports it through the event callback. */
-        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
-        if (w > 0)
-            evbuffer_drain(data, (size_t)w);
-        if (evbuffer_get_length(data) == 0)
-            return;
-    }
-    evbuffer_add_buffer(out, data);
-}
-
+ * the EPOLLOUT round trip (two epoll_ctl calls and a loop pass) that waiting
+ * for writability costs, and queues only what the kernel did not take. */
 static void session_flush_client(struct sg_session *s)
 {
     if (!s->dead)
-        session_send(s->cbev, s->w->cout, s->resp_body_left > 0);
+        sg_conn_send(&s->cc, s->w->cout, s->resp_body_left > 0);
     else
         evbuffer_drain(s->w->cout, evbuffer_get_length(s->w->cout));
 }
@@ -98,7 +73,7 @@ static void session_flush_client(struct sg_session *s)
 static void session_flush_up(struct sg_session *s)
 {
     if (!s->dead && s->up != NULL)
-        session_send(s->up->bev, s->w->uout, s->req_body_left > 0);
+        sg_conn_send(&s->up->conn, s->w->uout, s->req_body_left > 0);
     else
         evbuffer_drain(s->w->uout, evbuffer_get_length(s->w->uout));
 }
@@ -126,8 +101,8 @@ static void session_close(struct sg_session *s)
         sg_upstream_free(s->up);
         s->up = NULL;
     }
-    bufferevent_free(s->cbev);
-    s->cbev = NULL;
+    sg_conn_close(&s->cc);
+    
     event_del(&s->timer);
     if (s->replay)
         evbuffer_free(s->replay);
@@ -158,7 +133,7 @@ void sg_session_shutdown(struct sg_session *s)
 {
     if (s->dead)
         return;
-    if (session_idle(s) && evbuffer_get_length(bufferevent_get_input(s->cbev)) == 0) {
+    if (session_idle(s) && evbuffer_get_length(s->cc.in) == 0) {
         session_close(s);
         return;
     }
@@ -170,9 +145,9 @@ static void session_drain(struct sg_session *s)
 {
     s->state = SG_SS_DRAIN;
     event_del(&s->timer);
-    bufferevent_disable(s->cbev, EV_READ);
-    bufferevent_setwatermark(s->cbev, EV_WRITE, 0, 0);
-    if (evbuffer_get_length(bufferevent_get_output(s->cbev)) == 0)
+    sg_conn_read_off(&s->cc);
+    sg_conn_set_write_low(&s->cc, 0);
+    if (evbuffer_get_length(s->cc.out) == 0)
         session_close(s);
 }
 
@@ -234,10 +209,10 @@ static void session_finish(struct sg_session *s)
     evtimer_add(&s->timer, &tv);
     if (s->client_read_paused) {
         s->client_read_paused = false;
-        bufferevent_enable(s->cbev, EV_READ);
+        sg_conn_read_on(&s->cc);
     }
     /* Pipelined requests may already be waiting in the input buffer. */
-    if (evbuffer_get_length(bufferevent_get_input(s->cbev)) > 0)
+    if (evbuffer_get_length(s->cc.in) > 0)
         session_process(s);
 }
 
@@ -690,17 +665,17 @@ static void session_keep_for_replay(struct sg_session *s, struct evbuffer *in, s
 
 /* Runs the request parser over buffered client input until it pauses, needs
  * more bytes, fails, or backpressure says stop. */
-static void session_feed_request(struct sg_session *s)
+static void session_feed_request_run(struct sg_session *s)
 {
-    struct evbuffer *in = bufferevent_get_input(s->cbev);
+    struct evbuffer *in = s->cc.in;
     for (;;) {
         if (s->dead || (s->head_ready && s->state != SG_SS_FORWARD))
             return;
         if (s->state == SG_SS_FORWARD) {
             if (s->req_done)
                 return;
-            if (evbuffer_get_length(bufferevent_get_output(s->up->bev)) > SG_OUT_HIGH) {
-                bufferevent_disable(s->cbev, EV_READ);
+            if (evbuffer_get_length(s->up->conn.out) > SG_OUT_HIGH) {
+                sg_conn_read_off(&s->cc);
                 s->client_read_paused = true;
                 return;
             }
@@ -720,7 +695,7 @@ static void session_feed_request(struct sg_session *s)
                  * the next request on this connection. */
                 s->req_done = true;
                 llhttp_reset(&s->rq);
-                bufferevent_set_timeouts(s->cbev, NULL, &s->w->tv_client);
+                sg_conn_set_timeouts(&s->cc, NULL, &s->w->tv_client);
                 return;
             }
             continue;
@@ -783,7 +758,7 @@ static void session_feed_request(struct sg_session *s)
             }
             if (s->req_done && s->state == SG_SS_FORWARD) {
                 if (s->req_has_body) /* the body read timeout is over */
-                    bufferevent_set_timeouts(s->cbev, NULL, &s->w->tv_client);
+                    sg_conn_set_timeouts(&s->cc, NULL, &s->w->tv_client);
                 return;
             }
             /* An Upgrade request the parser stopped on between requests: the
@@ -802,6 +777,14 @@ static void session_feed_request(struct sg_session *s)
         session_error(s, st, s->error_why);
         return;
     }
+}
+
+/* Feeds the parser, then lets the socket read again if its input had filled up. */
+static void session_feed_request(struct sg_session *s)
+{
+    session_feed_request_run(s);
+    if (!s->dead)
+        sg_conn_input_drained(&s->cc);
 }
 
 static void session_process(struct sg_session *s)
@@ -831,8 +814,8 @@ static void session_up_ready(struct sg_session *s)
     s->resp_started = s->resp_head_sent = s->resp_done = s->in_1xx = false;
     s->resp_body_left = 0;
     if (!c->reused) {
-        bufferevent_set_timeouts(c->bev, &s->w->tv_server, &s->w->tv_server);
-        bufferevent_setwatermark(c->bev, EV_WRITE, SG_OUT_LOW, 0);
+        sg_conn_set_timeouts(&c->conn, &s->w->tv_server, &s->w->tv_server);
+        sg_conn_set_write_low(&c->conn, SG_OUT_LOW);
     }
     /* Copy (not move) the replay buffer: a retry may need it again. */
     struct evbuffer *out = s->w->uout;
@@ -871,7 +854,7 @@ static void session_up_ready(struct sg_session *s)
         s->kick = true; /* let the parser reach message-complete for bodyless requests */
     }
     if (s->req_has_body && s->body_bytes == 0) /* inactivity limit while the body arrives */
-        bufferevent_set_timeouts(s->cbev, &s->w->tv_client, &s->w->tv_client);
+        sg_conn_set_timeouts(&s->cc, &s->w->tv_client, &s->w->tv_client);
     session_feed_request(s);
 }
 
@@ -997,12 +980,12 @@ static void session_fail_upstream(struct sg_session *s, enum session_upfail kind
 
 /* ----------------------------------------------------------- upstream side */
 
-static void session_up_read(struct bufferevent *bev, void *arg)
+static void session_up_read(struct sg_conn *bev, void *arg)
 {
     struct sg_session *s = arg;
     if (s->dead || s->up == NULL)
         return;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = (bev)->in;
     struct evbuffer *cout = s->w->cout;
     /* Everything staged from this read goes out in one send, so a response
      * head and its body share a segment. */
@@ -1038,11 +1021,11 @@ static void session_up_read(struct bufferevent *bev, void *arg)
                 return;
             }
         }
-        if (evbuffer_get_length(cout) + evbuffer_get_length(bufferevent_get_output(s->cbev)) >
+        if (evbuffer_get_length(cout) + evbuffer_get_length(s->cc.out) >
             SG_OUT_HIGH) {
             session_flush_client(s);
-            if (evbuffer_get_length(bufferevent_get_output(s->cbev)) > SG_OUT_HIGH) {
-                bufferevent_disable(bev, EV_READ);
+            if (evbuffer_get_length(s->cc.out) > SG_OUT_HIGH) {
+                sg_conn_read_off(bev);
                 s->up_read_paused = true;
                 return;
             }
@@ -1062,33 +1045,33 @@ static void session_up_read(struct bufferevent *bev, void *arg)
     }
 }
 
-static void session_up_write(struct bufferevent *bev, void *arg)
+static void session_up_write(struct sg_conn *bev, void *arg)
 {
     struct sg_session *s = arg;
     if (s->dead)
         return;
     if (s->client_read_paused) {
         s->client_read_paused = false;
-        bufferevent_enable(s->cbev, EV_READ);
+        sg_conn_read_on(&s->cc);
         session_feed_request(s);
     }
 }
 
-static void session_up_event(struct bufferevent *bev, short what, void *arg)
+static void session_up_event(struct sg_conn *bev, short what, void *arg)
 {
     struct sg_session *s = arg;
     if (s->dead || s->up == NULL)
         return;
-    if (what & BEV_EVENT_CONNECTED) {
+    if (what & SG_CONN_CONNECTED) {
         session_up_ready(s);
         return;
     }
     if (!s->up->connected) {
         session_fail_upstream(s,
-                              (what & BEV_EVENT_TIMEOUT) ? UPFAIL_CONNECT_TIMEOUT : UPFAIL_CONNECT);
+                              (what & SG_CONN_TIMEOUT) ? UPFAIL_CONNECT_TIMEOUT : UPFAIL_CONNECT);
         return;
     }
-    if ((what & BEV_EVENT_EOF) && s->resp_started && !s->resp_done) {
+    if ((what & SG_CONN_EOF) && s->resp_started && !s->resp_done) {
         /* Body delimited by close: EOF completes it. Anything else is a
          * truncated response and the client must not see it as complete. */
         session_up_read(bev, s);
@@ -1111,50 +1094,50 @@ static void session_up_event(struct bufferevent *bev, short what, void *arg)
         session_close(s); /* reset or timeout mid-response */
         return;
     }
-    session_fail_upstream(s, (what & BEV_EVENT_TIMEOUT) ? UPFAIL_TIMEOUT : UPFAIL_RESET);
+    session_fail_upstream(s, (what & SG_CONN_TIMEOUT) ? UPFAIL_TIMEOUT : UPFAIL_RESET);
 }
 
 /* ------------------------------------------------------------- client side */
 
-static void session_client_read(struct bufferevent *bev, void *arg)
+static void session_client_read(struct sg_conn *bev, void *arg)
 {
     struct sg_session *s = arg;
     session_process(s);
 }
 
-static void session_client_write(struct bufferevent *bev, void *arg)
+static void session_client_write(struct sg_conn *bev, void *arg)
 {
     struct sg_session *s = arg;
     if (s->dead)
         return;
     if (s->state == SG_SS_DRAIN) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        if (evbuffer_get_length((bev)->out) == 0)
             session_close(s);
         return;
     }
     if (s->up_read_paused && s->up != NULL) {
         s->up_read_paused = false;
-        bufferevent_enable(s->up->bev, EV_READ);
-        session_up_read(s->up->bev, s);
+        sg_conn_read_on(&s->up->conn);
+        session_up_read(&s->up->conn, s);
     }
 }
 
-static void session_client_event(struct bufferevent *bev, short what, void *arg)
+static void session_client_event(struct sg_conn *bev, short what, void *arg)
 {
     struct sg_session *s = arg;
     if (s->dead)
         return;
-    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->state == SG_SS_FORWARD &&
+    if ((what & SG_CONN_TIMEOUT) && (what & SG_CONN_READING) && s->state == SG_SS_FORWARD &&
         !s->req_done && !s->resp_head_sent) {
         session_error(s, 408, "client body timeout");
         return;
     }
     /* Half-close: a client that shut its side after a complete request still
      * gets its response; then the connection ends. */
-    if ((what & BEV_EVENT_EOF) && (s->state == SG_SS_CONNECT || s->state == SG_SS_FORWARD) &&
+    if ((what & SG_CONN_EOF) && (s->state == SG_SS_CONNECT || s->state == SG_SS_FORWARD) &&
         (s->req_done || !s->req_has_body)) {
         s->client_close = true;
-        bufferevent_disable(bev, EV_READ);
+        sg_conn_read_off(bev);
         return;
     }
     /* EOF, reset, or a write/read timeout: nothing more can be delivered. */
@@ -1167,7 +1150,7 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct sg_session *s = arg;
     if (s->dead || s->state != SG_SS_HEAD)
         return;
-    if (!s->head_started && evbuffer_get_length(bufferevent_get_input(s->cbev)) == 0) {
+    if (!s->head_started && evbuffer_get_length(s->cc.in) == 0) {
         session_close(s); /* idle keep-alive connection: close quietly */
         return;
     }
@@ -1188,17 +1171,15 @@ int sg_session_new(struct sg_worker *w, struct sg_wfrontend *fe, evutil_socket_t
     s->magic = SG_SESSION_MAGIC;
     s->w = w;
     s->fe = fe;
-    s->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (sg_conn_init(&s->cc, w->base, fd) != SG_OK) { /* closes fd */
+        free(s);
+        return SG_ERR;
+    }
     evtimer_assign(&s->timer, w->base, session_timer_cb, s);
     event_assign(&s->free_ev, w->base, -1, 0, session_free_cb, s);
     s->replay = evbuffer_new();
-    if (s->cbev == NULL || s->replay == NULL) {
-        if (s->cbev)
-            bufferevent_free(s->cbev);
-        else
-            evutil_closesocket(fd);
-        if (s->replay)
-            evbuffer_free(s->replay);
+    if (s->replay == NULL) {
+        sg_conn_close(&s->cc);
         free(s);
         return SG_ERR;
     }
@@ -1227,14 +1208,14 @@ int sg_session_new(struct sg_worker *w, struct sg_wfrontend *fe, evutil_socket_t
     w->sessions = s;
     w->nsessions++;
 
-    bufferevent_setcb(s->cbev, session_client_read, session_client_write, session_client_event, s);
-    bufferevent_setwatermark(s->cbev, EV_READ, 0, SG_IN_HIGH);
-    bufferevent_setwatermark(s->cbev, EV_WRITE, SG_OUT_LOW, 0);
-    bufferevent_set_timeouts(s->cbev, NULL, &w->tv_client);
+    sg_conn_setcb(&s->cc, session_client_read, session_client_write, session_client_event, s);
+    s->cc.read_high = SG_IN_HIGH;
+    sg_conn_set_write_low(&s->cc, SG_OUT_LOW);
+    sg_conn_set_timeouts(&s->cc, NULL, &w->tv_client);
     /* The header deadline counts from accept for the first request. */
     struct timeval tv;
     sg_timeval_from_ms(&tv, w->cfg->timeouts.http_request_ms);
     evtimer_add(&s->timer, &tv);
-    bufferevent_enable(s->cbev, EV_READ);
+    sg_conn_read_on(&s->cc);
     return SG_OK;
 }

@@ -8,16 +8,16 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "surgegate/common.h"
+#include "surgegate/conn.h"
 #include "surgegate/log.h"
 #include "surgegate/pool.h"
 #include "surgegate/upstream.h"
 #include "surgegate/worker.h"
 
-/* Bytes libevent may read from a backend in one go. No read watermark: the
+/* Bytes read from a backend in one go. No read watermark: the
  * session moves everything read straight to the client and disables reading
  * itself when the client falls behind, so a watermark would only add an
  * epoll_ctl pair per large response. */
@@ -47,26 +47,26 @@ void sg_upstream_free(struct sg_upconn *c)
     SG_CHECK_MAGIC(c, SG_UPCONN_MAGIC);
     if (c->idle)
         upstream_unlink_idle(c);
-    bufferevent_free(c->bev); /* BEV_OPT_CLOSE_ON_FREE: closes the socket */
+    sg_conn_close(&c->conn);
     c->magic = 0;
     free(c);
 }
 
 /* Any event on an idle connection (close, reset, stray bytes, idle timeout)
  * retires it: an idle backend connection has nothing legitimate to say. */
-static void upstream_idle_read(struct bufferevent *bev, void *arg)
+static void upstream_idle_read(struct sg_conn *conn, void *arg)
 {
     sg_upstream_free(arg);
 }
 
-static void upstream_idle_event(struct bufferevent *bev, short what, void *arg)
+static void upstream_idle_event(struct sg_conn *conn, short what, void *arg)
 {
     sg_upstream_free(arg);
 }
 
 struct sg_upconn *sg_upstream_acquire(struct sg_worker *w, struct sg_backend *b, bool allow_idle,
-                                      bufferevent_data_cb readcb, bufferevent_data_cb writecb,
-                                      bufferevent_event_cb eventcb, void *arg)
+                                      sg_conn_data_cb readcb, sg_conn_data_cb writecb,
+                                      sg_conn_event_cb eventcb, void *arg)
 {
     struct sg_wbackend *wb = &w->wpools[b->pool->id].wb[b->id];
     struct sg_upconn *c;
@@ -74,8 +74,8 @@ struct sg_upconn *sg_upstream_acquire(struct sg_worker *w, struct sg_backend *b,
         c = wb->idle;
         upstream_unlink_idle(c);
         c->reused = true;
-        bufferevent_setcb(c->bev, readcb, writecb, eventcb, arg);
-        bufferevent_set_timeouts(c->bev, &w->tv_server, &w->tv_server);
+        sg_conn_setcb(&c->conn, readcb, writecb, eventcb, arg);
+        sg_conn_set_timeouts(&c->conn, &w->tv_server, &w->tv_server);
         return c;
     }
     c = calloc(1, sizeof(*c));
@@ -84,28 +84,14 @@ struct sg_upconn *sg_upstream_acquire(struct sg_worker *w, struct sg_backend *b,
     c->magic = SG_UPCONN_MAGIC;
     c->w = w;
     c->b = b;
-    c->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL) {
+    if (sg_conn_connect(&c->conn, w->base, (const struct sockaddr *)&b->ss, b->sslen,
+                        &w->tv_connect) != SG_OK) {
         free(c);
         return NULL;
     }
-    bufferevent_setcb(c->bev, readcb, writecb, eventcb, arg);
-    bufferevent_set_max_single_read(c->bev, SG_UP_MAX_READ);
-    /* While connecting, the write timeout is the connect timeout. */
-    bufferevent_set_timeouts(c->bev, NULL, &w->tv_connect);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&b->ss, (int)b->sslen) < 0) {
-        /* Immediate failure: report it through the event callback like any
-         * other connect error so callers have one path. */
-        bufferevent_free(c->bev);
-        free(c);
-        return NULL;
-    }
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
-    if (fd >= 0 && b->ss.ss_family != AF_UNIX) {
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
+    sg_conn_setcb(&c->conn, readcb, writecb, eventcb, arg);
+    c->conn.read_size = SG_UP_MAX_READ;
+    sg_conn_read_on(&c->conn);
     return c;
 }
 
@@ -116,14 +102,13 @@ void sg_upstream_release(struct sg_upconn *c, bool reusable)
     struct sg_wbackend *wb = upstream_wb(c);
     uint32_t max_idle = c->b->pool->cfg->max_idle;
     if (!reusable || w->stopping || wb->nidle >= max_idle || !c->connected ||
-        evbuffer_get_length(bufferevent_get_input(c->bev)) != 0 ||
-        evbuffer_get_length(bufferevent_get_output(c->bev)) != 0) {
+        evbuffer_get_length(c->conn.in) != 0 || evbuffer_get_length(c->conn.out) != 0) {
         sg_upstream_free(c);
         return;
     }
-    bufferevent_setcb(c->bev, upstream_idle_read, NULL, upstream_idle_event, c);
-    bufferevent_set_timeouts(c->bev, &w->tv_upstream_idle, NULL);
-    bufferevent_enable(c->bev, EV_READ);
+    sg_conn_setcb(&c->conn, upstream_idle_read, NULL, upstream_idle_event, c);
+    sg_conn_set_timeouts(&c->conn, &w->tv_upstream_idle, NULL);
+    sg_conn_read_on(&c->conn);
     c->idle = true;
     c->prev = NULL;
     c->next = wb->idle;

@@ -7,11 +7,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "surgegate/conn-t.h"
 #include "surgegate/http1-t.h"
 
 #define SG_SESSION_MAGIC 0x5e5510a5u
 
-struct bufferevent;
 struct evbuffer;
 struct sg_worker;
 struct sg_wfrontend;
@@ -35,7 +35,7 @@ struct sg_session {
     struct sg_worker *w;
     struct sg_wfrontend *fe;
     struct sg_session *prev, *next; /* worker's session list */
-    struct bufferevent *cbev;       /* client side; owned */
+    struct sg_conn cc;              /* client side; owned */
     char client_ip[48];
 
     llhttp_t rq, rs;          /* request and response parsers */

@@ -5,9 +5,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "surgegate/conn-t.h"
+
 #define SG_UPCONN_MAGIC 0x0bc0a11eu
 
-struct bufferevent;
 struct sg_worker;
 struct sg_backend;
 
@@ -17,7 +18,7 @@ struct sg_upconn {
     uint32_t magic;
     struct sg_worker *w;
     struct sg_backend *b;
-    struct bufferevent *bev;
+    struct sg_conn conn;
     struct sg_upconn *prev, *next; /* idle list links */
     bool idle;      /* in the idle list */
     bool connected; /* connect completed */

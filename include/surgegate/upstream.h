@@ -2,19 +2,19 @@
 #ifndef SURGEGATE_UPSTREAM_H
 #define SURGEGATE_UPSTREAM_H
 
-#include <event2/bufferevent.h>
+#include "surgegate/conn.h"
 
 #include "surgegate/upstream-t.h"
 
 /* Returns a connection to backend b for the calling worker: the most recently
  * idled keep-alive connection when allow_idle and one exists (c->reused set,
  * c->connected set), else a new non-blocking connect in progress (the
- * BEV_EVENT_CONNECTED event reports completion to eventcb). Callbacks are
+ * SG_CONN_CONNECTED event reports completion to eventcb). Callbacks are
  * installed before return. NULL when no socket could be made. The caller
  * owns the result and gives it back with sg_upstream_release/_free. */
 struct sg_upconn *sg_upstream_acquire(struct sg_worker *w, struct sg_backend *b, bool allow_idle,
-                                      bufferevent_data_cb readcb, bufferevent_data_cb writecb,
-                                      bufferevent_event_cb eventcb, void *arg);
+                                      sg_conn_data_cb readcb, sg_conn_data_cb writecb,
+                                      sg_conn_event_cb eventcb, void *arg);
 
 /* Gives a connection back after a complete exchange. When reusable and the
  * idle pool has room it is parked (read enabled to notice a close, idle

@@ -1,0 +1,50 @@
+/* conn-t.h: a non-blocking stream socket with input and output buffers.
+ *
+ * The proxy's own replacement for libevent's bufferevent on the hot path:
+ * reads go straight into reserved evbuffer space with readv (bufferevent
+ * asks FIONREAD first: one more syscall per read), writes are attempted at
+ * once with sendmsg and only what the kernel refuses is queued behind an
+ * EPOLLOUT event. Owned by exactly one session or upstream connection. */
+#ifndef SURGEGATE_CONN_T_H
+#define SURGEGATE_CONN_T_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/time.h>
+
+#include <event2/event_struct.h>
+
+/* Event callback flags (same meanings as libevent's BEV_EVENT_*). */
+#define SG_CONN_READING   0x01
+#define SG_CONN_WRITING   0x02
+#define SG_CONN_EOF       0x10
+#define SG_CONN_ERROR     0x20
+#define SG_CONN_TIMEOUT   0x40
+#define SG_CONN_CONNECTED 0x80
+
+struct evbuffer;
+struct sg_conn;
+
+typedef void (*sg_conn_data_cb)(struct sg_conn *c, void *arg);
+typedef void (*sg_conn_event_cb)(struct sg_conn *c, short what, void *arg);
+
+struct sg_conn {
+    int fd; /* -1 when closed */
+    struct event rev, wev;
+    struct evbuffer *in, *out;
+    sg_conn_data_cb readcb;   /* new bytes in `in` */
+    sg_conn_data_cb writecb;  /* `out` drained to write_low or below */
+    sg_conn_event_cb eventcb; /* SG_CONN_* */
+    void *arg;
+    struct timeval rto, wto; /* inactivity limits; zero = none */
+    size_t read_size;        /* bytes asked of each read */
+    size_t read_high;        /* stop reading while `in` holds this much; 0 = never */
+    size_t write_low;
+    int pending_err;  /* connect() failed at once: reported from wev */
+    bool reading;     /* the caller wants reads */
+    bool read_armed;  /* rev is added */
+    bool write_armed; /* wev is added */
+    bool connecting;
+};
+
+#endif
