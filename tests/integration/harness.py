@@ -346,7 +346,7 @@ class Proxy:
     _seq = 0
 
     def __init__(self, config_text, listen_port=None, args=(), check_exit=True,
-                 ready_timeout=10.0):
+                 ready_timeout=10.0, wrapper=()):
         Proxy._seq += 1
         self.config_path = tmp_path("surgegate-%d.conf" % Proxy._seq)
         self.stderr_path = tmp_path("surgegate-%d.stderr" % Proxy._seq)
@@ -366,7 +366,8 @@ class Proxy:
             fail("surgegate not built: %s (set SG_BIN)" % SG_BIN)
         out = open(self.stdout_path, "wb")
         err = open(self.stderr_path, "wb")
-        self.proc = Popen([SG_BIN, "-c", self.config_path] + list(args),
+        # wrapper: a command prefix, e.g. valgrind with its options
+        self.proc = Popen(list(wrapper) + [SG_BIN, "-c", self.config_path] + list(args),
                           stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         out.close()
         err.close()
