@@ -40,7 +40,8 @@ static void demo_handle(struct evhttp_request *req, void *arg)
         evbuffer_add_printf(out, "ok\n");
     } else {
         db->served++;
-        evbuffer_add_printf(out, "hello from %s (%s), request #%lu\n", db->name, db->addr, db->served);
+        evbuffer_add_printf(out, "hello from %s (%s), request #%lu\n", db->name, db->addr,
+                            db->served);
     }
     evhttp_send_reply(req, 200, "OK", out);
     evbuffer_free(out);

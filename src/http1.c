@@ -261,7 +261,8 @@ bool sg_hdrs_has_token(const struct sg_hdrs *hs, const char *name, const char *t
     size_t tlen = strlen(token);
     for (uint32_t i = 0; i < hs->n; i++) {
         const struct sg_hdr *h = &hs->h[i];
-        if (sg_hdr_name_is(hs, h, name) && list_contains(sg_hdr_value(hs, h), h->val_len, token, tlen))
+        if (sg_hdr_name_is(hs, h, name) &&
+            list_contains(sg_hdr_value(hs, h), h->val_len, token, tlen))
             return true;
     }
     return false;
@@ -271,13 +272,20 @@ static const struct {
     const char *name;
     uint16_t flag;
 } hdr_classes[] = {
-    {"connection", SG_HDR_HOPBYHOP},    {"keep-alive", SG_HDR_HOPBYHOP},
-    {"te", SG_HDR_HOPBYHOP},            {"trailer", SG_HDR_HOPBYHOP},
-    {"upgrade", SG_HDR_HOPBYHOP},       {"proxy-connection", SG_HDR_HOPBYHOP},
-    {"content-length", SG_HDR_FRAMING}, {"transfer-encoding", SG_HDR_FRAMING},
-    {"host", SG_HDR_HOST},              {"x-forwarded-for", SG_HDR_XFF},
-    {"x-forwarded-proto", SG_HDR_XFWD}, {"x-forwarded-host", SG_HDR_XFWD},
-    {"via", SG_HDR_VIA},                {"expect", SG_HDR_EXPECT},
+    {"connection", SG_HDR_HOPBYHOP},
+    {"keep-alive", SG_HDR_HOPBYHOP},
+    {"te", SG_HDR_HOPBYHOP},
+    {"trailer", SG_HDR_HOPBYHOP},
+    {"upgrade", SG_HDR_HOPBYHOP},
+    {"proxy-connection", SG_HDR_HOPBYHOP},
+    {"content-length", SG_HDR_FRAMING},
+    {"transfer-encoding", SG_HDR_FRAMING},
+    {"host", SG_HDR_HOST},
+    {"x-forwarded-for", SG_HDR_XFF},
+    {"x-forwarded-proto", SG_HDR_XFWD},
+    {"x-forwarded-host", SG_HDR_XFWD},
+    {"via", SG_HDR_VIA},
+    {"expect", SG_HDR_EXPECT},
 };
 
 void sg_hdrs_classify(struct sg_hdrs *hs)
@@ -326,8 +334,8 @@ static bool http1_is_token(const char *s, size_t n)
     return true;
 }
 
-int sg_http1_check_request(const struct sg_hdrs *hs, int http_major, int http_minor,
-                           bool has_te, bool chunked, bool has_cl, const char **why)
+int sg_http1_check_request(const struct sg_hdrs *hs, int http_major, int http_minor, bool has_te,
+                           bool chunked, bool has_cl, const char **why)
 {
     for (uint32_t i = 0; i < hs->n; i++) {
         const struct sg_hdr *h = &hs->h[i];
@@ -354,7 +362,8 @@ int sg_http1_check_request(const struct sg_hdrs *hs, int http_major, int http_mi
         }
         for (uint32_t i = 0; i < h->val_len; i++) {
             unsigned char c = (unsigned char)v[i];
-            if (c <= ' ' || c == '/' || c == '\\' || c == '@' || c == '?' || c == '#' || c >= 0x7f) {
+            if (c <= ' ' || c == '/' || c == '\\' || c == '@' || c == '?' || c == '#' ||
+                c >= 0x7f) {
                 *why = "invalid Host";
                 return 400;
             }
@@ -507,7 +516,8 @@ int sg_http1_write_request_head(struct evbuffer *out, const struct sg_hdrs *hs,
         hw_put(&w, host, host_len);
         HW_LIT(&w, "\r\n");
     }
-    hw_merged(&w, hs, SG_HDR_VIA, "Via", 3, f->client_minor == 0 ? "1.0 surgegate" : "1.1 surgegate");
+    hw_merged(&w, hs, SG_HDR_VIA, "Via", 3,
+              f->client_minor == 0 ? "1.0 surgegate" : "1.1 surgegate");
     if (f->chunked) {
         HW_LIT(&w, "Transfer-Encoding: chunked\r\n");
     } else if (f->has_length) {
@@ -566,24 +576,42 @@ int sg_http1_write_response_head(struct evbuffer *out, const struct sg_hdrs *hs,
 const char *sg_http1_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 

@@ -49,7 +49,8 @@ static struct sg_backend *rr_pick_set(struct rr_state *st, const struct sg_pool 
     return best;
 }
 
-static struct sg_backend *rr_pick(void *state, const struct sg_pool *pool, const struct sg_lb_req *req)
+static struct sg_backend *rr_pick(void *state, const struct sg_pool *pool,
+                                  const struct sg_lb_req *req)
 {
     struct rr_state *st = state;
     struct sg_backend *b = rr_pick_set(st, pool, req, false);

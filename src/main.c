@@ -4,8 +4,8 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <sys/resource.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -31,15 +31,14 @@ struct main_state {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: surgegate [-c FILE] [-t] [--demo] [--log-level LEVEL] [--version]\n"
-            "  -c, --config FILE   configuration file (default " SG_DEFAULT_CONFIG ")\n"
-            "  -t, --test          check the configuration and exit (0 valid, 1 invalid)\n"
-            "      --demo          run an embedded demo: proxy on 127.0.0.1:8080 and three\n"
-            "                      local backends\n"
-            "  -l, --log-level L   error, warn, info (default) or debug\n"
-            "  -v, --version       print the version and exit\n"
-            "  -h, --help          this text\n");
+    fprintf(out, "usage: surgegate [-c FILE] [-t] [--demo] [--log-level LEVEL] [--version]\n"
+                 "  -c, --config FILE   configuration file (default " SG_DEFAULT_CONFIG ")\n"
+                 "  -t, --test          check the configuration and exit (0 valid, 1 invalid)\n"
+                 "      --demo          run an embedded demo: proxy on 127.0.0.1:8080 and three\n"
+                 "                      local backends\n"
+                 "  -l, --log-level L   error, warn, info (default) or debug\n"
+                 "  -v, --version       print the version and exit\n"
+                 "  -h, --help          this text\n");
 }
 
 static void main_on_signal(evutil_socket_t sig, short what, void *arg)
@@ -81,7 +80,8 @@ static void print_demo_banner(const struct sg_cfg *cfg)
         printf(" %s", cfg->pools[0].backends[i].address.text);
     printf("\n\nTry:\n");
     printf("  curl -s http://%s/\n", fe->listen.text);
-    printf("  for i in 1 2 3 4 5 6; do curl -s http://%s/; done   # round-robin\n", fe->listen.text);
+    printf("  for i in 1 2 3 4 5 6; do curl -s http://%s/; done   # round-robin\n",
+           fe->listen.text);
     printf("  curl -si http://%s/healthz\n", fe->listen.text);
     printf("  wrk -t2 -c50 -d10s http://%s/   # a small surge\n", fe->listen.text);
     printf("\nPress Ctrl-C to stop.\n");
@@ -94,21 +94,38 @@ int main(int argc, char **argv)
     bool test_only = false, demo = false;
     const char *log_level = NULL;
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
-        {"demo", no_argument, NULL, 'D'},         {"log-level", required_argument, NULL, 'l'},
-        {"version", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {"test", no_argument, NULL, 't'},
+        {"demo", no_argument, NULL, 'D'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"version", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "c:tl:vh", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': cfg_path = optarg; break;
-        case 't': test_only = true; break;
-        case 'D': demo = true; break;
-        case 'l': log_level = optarg; break;
-        case 'v': printf("surgegate %s\n", SG_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'c':
+            cfg_path = optarg;
+            break;
+        case 't':
+            test_only = true;
+            break;
+        case 'D':
+            demo = true;
+            break;
+        case 'l':
+            log_level = optarg;
+            break;
+        case 'v':
+            printf("surgegate %s\n", SG_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -207,8 +224,10 @@ int main(int argc, char **argv)
         goto out;
     }
     for (size_t i = 0; i < cfg->nfrontends; i++)
-        sg_log_info("frontend '%s' listening on %s", cfg->frontends[i].name, cfg->frontends[i].listen.text);
-    sg_log_info("surgegate %s started with %u worker%s", SG_VERSION, ms.nworkers, ms.nworkers == 1 ? "" : "s");
+        sg_log_info("frontend '%s' listening on %s", cfg->frontends[i].name,
+                    cfg->frontends[i].listen.text);
+    sg_log_info("surgegate %s started with %u worker%s", SG_VERSION, ms.nworkers,
+                ms.nworkers == 1 ? "" : "s");
     if (demo)
         print_demo_banner(cfg);
     event_base_dispatch(ms.base);
@@ -236,4 +255,3 @@ out:
     libevent_global_shutdown();
     return rc;
 }
-

@@ -102,7 +102,7 @@ static void session_close(struct sg_session *s)
         s->up = NULL;
     }
     sg_conn_close(&s->cc);
-    
+
     event_del(&s->timer);
     if (s->replay)
         evbuffer_free(s->replay);
@@ -1021,8 +1021,7 @@ static void session_up_read(struct sg_conn *bev, void *arg)
                 return;
             }
         }
-        if (evbuffer_get_length(cout) + evbuffer_get_length(s->cc.out) >
-            SG_OUT_HIGH) {
+        if (evbuffer_get_length(cout) + evbuffer_get_length(s->cc.out) > SG_OUT_HIGH) {
             session_flush_client(s);
             if (evbuffer_get_length(s->cc.out) > SG_OUT_HIGH) {
                 sg_conn_read_off(bev);

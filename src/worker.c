@@ -17,8 +17,8 @@
 #include "surgegate/http1.h"
 #include "surgegate/lb-t.h"
 #include "surgegate/log.h"
-#include "surgegate/session.h"
 #include "surgegate/session-t.h"
+#include "surgegate/session.h"
 #include "surgegate/upstream.h"
 #include "surgegate/worker.h"
 
@@ -88,7 +88,8 @@ static void worker_accept_error(struct evconnlistener *lev, void *arg)
 {
     struct sg_wfrontend *fe = arg;
     int err = EVUTIL_SOCKET_ERROR();
-    sg_log_warn("frontend '%s': accept failed: %s", fe->cfg->name, evutil_socket_error_to_string(err));
+    sg_log_warn("frontend '%s': accept failed: %s", fe->cfg->name,
+                evutil_socket_error_to_string(err));
     /* EMFILE/ENFILE: stop accepting until a session closes, like the gate. */
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         evconnlistener_disable(lev);

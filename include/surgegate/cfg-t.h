@@ -15,21 +15,21 @@
 
 /* A listen or backend address. "host:port", "[v6]:port" or "unix:/path". */
 struct sg_cfg_addr {
-    char *text;                   /* as written in the config */
-    struct sockaddr_storage ss;   /* resolved numerically (no DNS at load time) */
+    char *text;                 /* as written in the config */
+    struct sockaddr_storage ss; /* resolved numerically (no DNS at load time) */
     socklen_t sslen;
     bool is_unix;
 };
 
 struct sg_cfg_timeouts {
-    uint32_t connect_ms;      /* "connect",      default 4s  */
-    uint32_t http_request_ms; /* "http_request", default 5s: whole request head deadline */
-    uint32_t client_ms;       /* "client",       default 30s: client inactivity mid-request */
-    uint32_t server_ms;       /* "server",       default 30s: backend inactivity */
-    uint32_t queue_ms;        /* "queue",        default 10s */
-    uint32_t keepalive_ms;    /* "keepalive",    default 60s: idle client between requests */
-    uint32_t upstream_idle_ms;/* "upstream_idle",default 30s: idle pooled backend connection */
-    uint32_t grace_ms;        /* "grace",        default 10s: graceful stop */
+    uint32_t connect_ms;       /* "connect",      default 4s  */
+    uint32_t http_request_ms;  /* "http_request", default 5s: whole request head deadline */
+    uint32_t client_ms;        /* "client",       default 30s: client inactivity mid-request */
+    uint32_t server_ms;        /* "server",       default 30s: backend inactivity */
+    uint32_t queue_ms;         /* "queue",        default 10s */
+    uint32_t keepalive_ms;     /* "keepalive",    default 60s: idle client between requests */
+    uint32_t upstream_idle_ms; /* "upstream_idle",default 30s: idle pooled backend connection */
+    uint32_t grace_ms;         /* "grace",        default 10s: graceful stop */
     /* which keys were written explicitly (for the "missing timeout" warning) */
     bool set_connect, set_http_request, set_client, set_server, set_queue, set_keepalive;
     int line;
@@ -38,10 +38,10 @@ struct sg_cfg_timeouts {
 
 /* Request limits ("limits" group). */
 struct sg_cfg_limits {
-    uint32_t max_request_line;  /* default 8192 -> 414 */
-    uint32_t max_header_size;   /* default 32768 -> 431 (whole header block) */
-    uint32_t max_headers;       /* default 100 -> 431 */
-    uint64_t max_body_size;     /* default 0 = unlimited -> 413 */
+    uint32_t max_request_line; /* default 8192 -> 414 */
+    uint32_t max_header_size;  /* default 32768 -> 431 (whole header block) */
+    uint32_t max_headers;      /* default 100 -> 431 */
+    uint64_t max_body_size;    /* default 0 = unlimited -> 413 */
     int line;
 };
 
@@ -66,16 +66,16 @@ struct sg_cfg_frontend {
 };
 
 struct sg_cfg_health {
-    bool enabled;          /* a "health" group was given */
-    char *type;            /* "http" or "tcp" */
-    char *method;          /* default "GET" */
-    char *path;            /* default "/" */
-    char *host;            /* Host header, default backend address */
-    uint32_t interval_ms;  /* default 2s */
-    uint32_t timeout_ms;   /* default 1s */
-    uint32_t rise;         /* default 2 */
-    uint32_t fall;         /* default 3 */
-    char *expect_status;   /* "200-399" ranges, comma separated */
+    bool enabled;         /* a "health" group was given */
+    char *type;           /* "http" or "tcp" */
+    char *method;         /* default "GET" */
+    char *path;           /* default "/" */
+    char *host;           /* Host header, default backend address */
+    uint32_t interval_ms; /* default 2s */
+    uint32_t timeout_ms;  /* default 1s */
+    uint32_t rise;        /* default 2 */
+    uint32_t fall;        /* default 3 */
+    char *expect_status;  /* "200-399" ranges, comma separated */
     int line;
 };
 

@@ -8,13 +8,13 @@
 #include <stdlib.h>
 
 /* One set of return codes everywhere (nginx style). */
-#define SG_OK 0
-#define SG_ERR (-1)
-#define SG_AGAIN (-2)
-#define SG_DECLINED (-3)
+#define SG_OK            0
+#define SG_ERR           (-1)
+#define SG_AGAIN         (-2)
+#define SG_DECLINED      (-3)
 
 #define SG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define SG_UNUSED(x) ((void)(x))
+#define SG_UNUSED(x)     ((void)(x))
 
 /* Invariant checks: they stay on in every build; a broken invariant is a bug,
  * and continuing would corrupt state or traffic. */
@@ -29,8 +29,8 @@
 /* Magic numbers on long-lived objects (Varnish style). */
 #define SG_CHECK_MAGIC(p, m) SG_BUG_ON((p) == NULL || (p)->magic != (m))
 
-#define SG_LIKELY(x) __builtin_expect(!!(x), 1)
-#define SG_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define SG_LIKELY(x)         __builtin_expect(!!(x), 1)
+#define SG_UNLIKELY(x)       __builtin_expect(!!(x), 0)
 
 /* Allocation that aborts on failure: used for startup-time structures only;
  * the request path handles allocation failure by failing the request. */

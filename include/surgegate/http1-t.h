@@ -14,18 +14,20 @@ struct sg_hdr {
 };
 
 /* Header flags. */
-#define SG_HDR_HOPBYHOP 0x01 /* Connection, Keep-Alive, TE, Trailer, Upgrade, Proxy-Connection,
-                                or named by Connection: never forwarded */
-#define SG_HDR_FRAMING 0x02  /* Content-Length / Transfer-Encoding: regenerated, never forwarded */
-#define SG_HDR_HOST 0x04
-#define SG_HDR_XFF 0x08      /* X-Forwarded-For (merged into ours) */
-#define SG_HDR_XFWD 0x10     /* X-Forwarded-Proto / -Host (replaced by ours) */
-#define SG_HDR_VIA 0x20      /* Via (merged into ours) */
-#define SG_HDR_EXPECT 0x40   /* Expect (answered by the proxy) */
-#define SG_HDR_DROP (SG_HDR_HOPBYHOP | SG_HDR_FRAMING | SG_HDR_XFF | SG_HDR_XFWD | SG_HDR_VIA | SG_HDR_EXPECT)
+#define SG_HDR_HOPBYHOP                                                                        \
+    0x01                    /* Connection, Keep-Alive, TE, Trailer, Upgrade, Proxy-Connection, \
+                               or named by Connection: never forwarded */
+#define SG_HDR_FRAMING 0x02 /* Content-Length / Transfer-Encoding: regenerated, never forwarded */
+#define SG_HDR_HOST    0x04
+#define SG_HDR_XFF     0x08 /* X-Forwarded-For (merged into ours) */
+#define SG_HDR_XFWD    0x10 /* X-Forwarded-Proto / -Host (replaced by ours) */
+#define SG_HDR_VIA     0x20 /* Via (merged into ours) */
+#define SG_HDR_EXPECT  0x40 /* Expect (answered by the proxy) */
+#define SG_HDR_DROP \
+    (SG_HDR_HOPBYHOP | SG_HDR_FRAMING | SG_HDR_XFF | SG_HDR_XFWD | SG_HDR_VIA | SG_HDR_EXPECT)
 
-#define SG_HDRS_BUF0 1024 /* first buffer size */
-#define SG_HDRS_H0 16      /* first header-index size */
+#define SG_HDRS_BUF0  1024 /* first buffer size */
+#define SG_HDRS_H0    16   /* first header-index size */
 #define SG_HDRS_CACHE 256  /* parked buffers kept per worker */
 
 /* Buffers of the first size, parked by idle sessions and reused by busy
@@ -43,13 +45,13 @@ struct sg_hdrs_cache {
  * messages with sg_hdrs_reset() so steady-state traffic does not allocate. */
 struct sg_hdrs {
     char *buf;
-    uint32_t len, cap, limit;    /* buffer bytes: used, allocated, most allowed */
+    uint32_t len, cap, limit; /* buffer bytes: used, allocated, most allowed */
     uint32_t max_first, max_hdr_bytes;
     uint32_t first_off, first_len; /* URL or reason phrase */
     struct sg_hdr *h;
     uint32_t n, hcap, max_headers;
-    uint32_t hdr_bytes;          /* header block size as counted for the limit */
-    uint8_t last;                /* last callback seen: SG_HCB_* */
+    uint32_t hdr_bytes; /* header block size as counted for the limit */
+    uint8_t last;       /* last callback seen: SG_HCB_* */
     bool too_many, too_large, first_too_long, folded;
     /* llhttp reports an obs-fold continuation as a second value span of the
      * same header inside one execute call; a value merely split across reads

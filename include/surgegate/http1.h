@@ -53,8 +53,8 @@ void sg_hdrs_classify(struct sg_hdrs *hs);
 
 /* Checks llhttp leaves to the caller. Returns 0 when the request head is
  * acceptable, else the HTTP status to answer (400) and sets *why. */
-int sg_http1_check_request(const struct sg_hdrs *hs, int http_major, int http_minor,
-                           bool has_te, bool chunked, bool has_cl, const char **why);
+int sg_http1_check_request(const struct sg_hdrs *hs, int http_major, int http_minor, bool has_te,
+                           bool chunked, bool has_cl, const char **why);
 
 /* Facts the request head generator needs. */
 struct sg_http1_fwd {
@@ -64,10 +64,10 @@ struct sg_http1_fwd {
     const char *proto;     /* "http" or "https" */
     int client_minor;      /* client HTTP/1.<minor> */
     /* framing to send: */
-    bool chunked;          /* Transfer-Encoding: chunked */
-    bool has_length;       /* Content-Length: length */
+    bool chunked;    /* Transfer-Encoding: chunked */
+    bool has_length; /* Content-Length: length */
     uint64_t length;
-    const char *default_host; /* Host to send when the client sent none (HTTP/1.0) */
+    const char *default_host;  /* Host to send when the client sent none (HTTP/1.0) */
     const char *override_host; /* authority of an absolute-form target: replaces Host */
     size_t override_host_len;
 };
@@ -81,13 +81,13 @@ int sg_http1_write_request_head(struct evbuffer *out, const struct sg_hdrs *hs,
 
 struct sg_http1_resp {
     int status;
-    bool head_only;        /* no body follows (HEAD, 1xx, 204, 304) */
-    bool keep_cl;          /* HEAD/304: pass the backend's Content-Length through */
+    bool head_only; /* no body follows (HEAD, 1xx, 204, 304) */
+    bool keep_cl;   /* HEAD/304: pass the backend's Content-Length through */
     bool has_length;
     uint64_t length;
-    bool chunked;          /* re-chunk the body to the client */
-    bool close;            /* Connection: close */
-    bool keepalive_10;     /* Connection: keep-alive (HTTP/1.0 client) */
+    bool chunked;      /* re-chunk the body to the client */
+    bool close;        /* Connection: close */
+    bool keepalive_10; /* Connection: keep-alive (HTTP/1.0 client) */
 };
 
 /* Writes the response head for the client. */

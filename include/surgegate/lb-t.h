@@ -24,7 +24,8 @@ struct sg_lb_ops {
     void (*state_free)(void *state);
     /* Picks a usable backend not in req->exclude, or NULL when none. Called
      * on the owning worker's thread only; must not block. */
-    struct sg_backend *(*pick)(void *state, const struct sg_pool *pool, const struct sg_lb_req *req);
+    struct sg_backend *(*pick)(void *state, const struct sg_pool *pool,
+                               const struct sg_lb_req *req);
 };
 
 #endif

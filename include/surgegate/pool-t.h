@@ -17,7 +17,7 @@
 #include "surgegate/cfg-t.h"
 
 #define SG_BACKEND_MAGIC 0x5b6e0b1du
-#define SG_POOL_MAGIC 0x5b0017a1u
+#define SG_POOL_MAGIC    0x5b0017a1u
 
 enum sg_backend_state { SG_BACKEND_UP = 0, SG_BACKEND_DOWN, SG_BACKEND_DRAIN, SG_BACKEND_MAINT };
 

@@ -38,11 +38,11 @@ struct sg_session {
     struct sg_conn cc;              /* client side; owned */
     char client_ip[48];
 
-    llhttp_t rq, rs;          /* request and response parsers */
-    struct sg_hdrs rqh, rsh;  /* request and response heads */
-    struct evbuffer *replay;  /* forwarded head (+ small body) kept for retries */
-    struct event timer;       /* header deadline / keep-alive idle */
-    struct event free_ev;     /* deferred free */
+    llhttp_t rq, rs;         /* request and response parsers */
+    struct sg_hdrs rqh, rsh; /* request and response heads */
+    struct evbuffer *replay; /* forwarded head (+ small body) kept for retries */
+    struct event timer;      /* header deadline / keep-alive idle */
+    struct event free_ev;    /* deferred free */
 
     struct sg_upconn *up;
     struct sg_wpool *wp;
@@ -52,30 +52,30 @@ struct sg_session {
     uint32_t retries_left;
     uint32_t stale_retries;
 
-    uint64_t body_bytes; /* request body bytes received */
-    uint64_t req_body_left;  /* Content-Length request body bytes still to move */
-    uint64_t resp_body_left; /* Content-Length response body bytes still to move */
+    uint64_t body_bytes;                 /* request body bytes received */
+    uint64_t req_body_left;              /* Content-Length request body bytes still to move */
+    uint64_t resp_body_left;             /* Content-Length response body bytes still to move */
     uint32_t abs_host_off, abs_host_len; /* authority of an absolute-form target */
-    uint32_t chunk_ext_bytes; /* chunk extension bytes in the current chunk */
-    int pending_error;   /* status chosen by a parser callback */
+    uint32_t chunk_ext_bytes;            /* chunk extension bytes in the current chunk */
+    int pending_error;                   /* status chosen by a parser callback */
     const char *error_why;
     uint32_t nrequests;
 
     /* request facts */
-    bool head_started;   /* a byte of the current request arrived */
-    bool head_ready;     /* on_headers_complete fired (parser paused) */
-    bool head_lf;        /* obs-fold scan: last head byte seen was LF */
+    bool head_started; /* a byte of the current request arrived */
+    bool head_ready;   /* on_headers_complete fired (parser paused) */
+    bool head_lf;      /* obs-fold scan: last head byte seen was LF */
     bool req_has_body;
     bool req_chunked_out;
-    bool req_done;       /* request message complete */
-    bool replayable;     /* replay holds everything sent upstream so far */
+    bool req_done;   /* request message complete */
+    bool replayable; /* replay holds everything sent upstream so far */
     bool idempotent;
     bool head_method;
     bool expect_continue;
-    bool client_10;      /* HTTP/1.0 client */
-    bool client_close;   /* close after this response */
-    bool rq_upgrade;     /* parser stopped with HPE_PAUSED_UPGRADE */
-    bool kick;           /* run the parser once even with no new input */
+    bool client_10;          /* HTTP/1.0 client */
+    bool client_close;       /* close after this response */
+    bool rq_upgrade;         /* parser stopped with HPE_PAUSED_UPGRADE */
+    bool kick;               /* run the parser once even with no new input */
     bool client_read_paused; /* backpressure: upstream output full */
 
     /* response facts */

@@ -20,10 +20,10 @@ struct sg_upconn {
     struct sg_backend *b;
     struct sg_conn conn;
     struct sg_upconn *prev, *next; /* idle list links */
-    bool idle;      /* in the idle list */
-    bool connected; /* connect completed */
-    bool reused;    /* taken from the idle list (may be stale) */
-    uint32_t nreq;  /* requests sent on it */
+    bool idle;                     /* in the idle list */
+    bool connected;                /* connect completed */
+    bool reused;                   /* taken from the idle list (may be stale) */
+    uint32_t nreq;                 /* requests sent on it */
 };
 
 #endif

@@ -34,7 +34,7 @@ struct sg_wbackend {
 /* Per worker, per pool. */
 struct sg_wpool {
     struct sg_pool *pool;
-    void *lb_state; /* owned; freed with pool->lb->state_free */
+    void *lb_state;         /* owned; freed with pool->lb->state_free */
     struct sg_wbackend *wb; /* pool->nbackends entries */
 };
 
@@ -56,15 +56,15 @@ struct sg_worker {
     pthread_t thread;
     const struct sg_cfg *cfg;
     struct sg_pools *pools;
-    struct sg_wpool *wpools; /* cfg->npools entries */
-    struct sg_wfrontend *fes; /* cfg->nfrontends entries */
+    struct sg_wpool *wpools;     /* cfg->npools entries */
+    struct sg_wfrontend *fes;    /* cfg->nfrontends entries */
     struct sg_session *sessions; /* live sessions, doubly linked */
     uint32_t nsessions;
     struct evbuffer *cout, *uout; /* staging for bytes to a client / a backend (session.c) */
-    struct sg_hdrs_cache hcache; /* parked header buffers (http1.c) */
-    int stop_fd;            /* eventfd: the main thread writes to ask for a stop */
-    struct event *stop_ev;  /* reads stop_fd */
-    struct event *grace_ev; /* forced close when the grace period ends */
+    struct sg_hdrs_cache hcache;  /* parked header buffers (http1.c) */
+    int stop_fd;                  /* eventfd: the main thread writes to ask for a stop */
+    struct event *stop_ev;        /* reads stop_fd */
+    struct event *grace_ev;       /* forced close when the grace period ends */
     bool stopping;
     _Atomic bool done; /* the thread's loop has ended (read by main) */
     /* timeouts converted once */

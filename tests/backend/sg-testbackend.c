@@ -61,13 +61,13 @@
 
 #include <llhttp.h>
 
-#define TB_PATTERN_SIZE (64 * 1024)          /* static download block */
-#define TB_OUT_LOW (256 * 1024)              /* refill / resume below this */
-#define TB_OUT_HIGH (1024 * 1024)            /* stop producing above this */
-#define TB_IN_HIGH (1024 * 1024)             /* stop reading above this */
-#define TB_MAX_HEAD (1024 * 1024)            /* request head cap */
-#define TB_MAX_URL (64 * 1024)
-#define TB_MAX_HDR 8192                      /* one header field or value */
+#define TB_PATTERN_SIZE (64 * 1024)   /* static download block */
+#define TB_OUT_LOW      (256 * 1024)  /* refill / resume below this */
+#define TB_OUT_HIGH     (1024 * 1024) /* stop producing above this */
+#define TB_IN_HIGH      (1024 * 1024) /* stop reading above this */
+#define TB_MAX_HEAD     (1024 * 1024) /* request head cap */
+#define TB_MAX_URL      (64 * 1024)
+#define TB_MAX_HDR      8192 /* one header field or value */
 #define TB_RST_DELAY_MS 100
 
 enum tb_kind { TB_DEFAULT, TB_ECHO, TB_HEADERS, TB_SINK, TB_DOWNLOAD, TB_STATS, TB_HEALTH };
@@ -75,69 +75,69 @@ enum tb_pause { TB_P_NONE, TB_P_BEGIN, TB_P_HEADERS, TB_P_COMPLETE };
 enum tb_timer { TB_T_NONE, TB_T_DELAY, TB_T_STALL, TB_T_IDLE };
 
 struct tb_conn {
-	struct bufferevent *bev;
-	struct event *timer;
-	enum tb_timer tmode;     /* what c->timer is armed for */
-	llhttp_t parser;
-	enum tb_pause pause;     /* why the last llhttp_execute() paused */
-	int kick;                /* run a zero-length execute after a head pause */
-	int busy;                /* a response is pending (timer or stream) */
-	int closing;             /* close once the output is flushed */
-	int rst;                 /* ... with an RST instead of a FIN */
-	int rst_armed;           /* RST timer running */
-	int read_paused;         /* reading stopped for output backpressure */
-	int peer_eof;
-	int counted;             /* counted in "connections" */
-	unsigned responses;
+    struct bufferevent *bev;
+    struct event *timer;
+    enum tb_timer tmode; /* what c->timer is armed for */
+    llhttp_t parser;
+    enum tb_pause pause; /* why the last llhttp_execute() paused */
+    int kick;            /* run a zero-length execute after a head pause */
+    int busy;            /* a response is pending (timer or stream) */
+    int closing;         /* close once the output is flushed */
+    int rst;             /* ... with an RST instead of a FIN */
+    int rst_armed;       /* RST timer running */
+    int read_paused;     /* reading stopped for output backpressure */
+    int peer_eof;
+    int counted; /* counted in "connections" */
+    unsigned responses;
 
-	/* request being parsed */
-	int in_head;
-	int in_message;          /* between message begin and complete */
-	struct evbuffer *head;   /* raw head bytes */
-	char url[TB_MAX_URL + 1];
-	size_t url_len;
-	int url_overflow;
-	char hfield[TB_MAX_HDR + 1];
-	size_t hfield_len;
-	char hvalue[TB_MAX_HDR + 1];
-	size_t hvalue_len;
-	int expect_continue;
-	int keepalive;           /* from llhttp at headers/message complete */
-	int is_head;
-	int http11;              /* client speaks >= HTTP/1.1 */
-	int req_chunked;
-	int req_has_cl;
-	uint64_t req_cl;
-	uint64_t body_bytes;
+    /* request being parsed */
+    int in_head;
+    int in_message;        /* between message begin and complete */
+    struct evbuffer *head; /* raw head bytes */
+    char url[TB_MAX_URL + 1];
+    size_t url_len;
+    int url_overflow;
+    char hfield[TB_MAX_HDR + 1];
+    size_t hfield_len;
+    char hvalue[TB_MAX_HDR + 1];
+    size_t hvalue_len;
+    int expect_continue;
+    int keepalive; /* from llhttp at headers/message complete */
+    int is_head;
+    int http11; /* client speaks >= HTTP/1.1 */
+    int req_chunked;
+    int req_has_cl;
+    uint64_t req_cl;
+    uint64_t body_bytes;
 
-	/* response */
-	enum tb_kind kind;
-	int status;
-	long delay_ms;
-	int want_close;
-	int garbage;
-	long long reset_after;   /* -1: not asked */
-	int reset_now;
-	long stall_ms;
-	uint64_t dl_bytes;
-	int dl_chunked_q;
-	int dl_eof_q;
-	int echo_chunked;        /* echo body framed as chunks */
-	int echo_close_delim;    /* echo body delimited by close */
-	int head_sent;           /* a response head went out for this request */
-	int close_after;         /* this response ends the connection */
+    /* response */
+    enum tb_kind kind;
+    int status;
+    long delay_ms;
+    int want_close;
+    int garbage;
+    long long reset_after; /* -1: not asked */
+    int reset_now;
+    long stall_ms;
+    uint64_t dl_bytes;
+    int dl_chunked_q;
+    int dl_eof_q;
+    int echo_chunked;     /* echo body framed as chunks */
+    int echo_close_delim; /* echo body delimited by close */
+    int head_sent;        /* a response head went out for this request */
+    int close_after;      /* this response ends the connection */
 
-	/* download stream */
-	int streaming;
-	uint64_t dl_left;
-	int dl_chunked;
+    /* download stream */
+    int streaming;
+    uint64_t dl_left;
+    int dl_chunked;
 };
 
 static struct event_base *tb_base;
 static const char *tb_name = "backend";
-static unsigned long tb_close_after;     /* 0: unlimited */
-static unsigned long tb_drop_after;      /* 0: never */
-static long tb_idle_ms;                  /* 0: never */
+static unsigned long tb_close_after; /* 0: unlimited */
+static unsigned long tb_drop_after;  /* 0: never */
+static long tb_idle_ms;              /* 0: never */
 static FILE *tb_log;
 static int tb_refuse_health;
 static unsigned long long tb_stat_conns, tb_stat_reqs, tb_stat_accepted;
@@ -149,175 +149,197 @@ static int conn_check_close(struct tb_conn *c);
 
 static const char *tb_reason(int status)
 {
-	switch (status) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 206: return "Partial Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 408: return "Request Timeout";
-	case 413: return "Content Too Large";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Status";
-	}
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Status";
+    }
 }
 
 static int tb_status_has_body(int status)
 {
-	return !(status == 204 || status == 304 || (status >= 100 && status < 200));
+    return !(status == 204 || status == 304 || (status >= 100 && status < 200));
 }
 
 static void tb_fail(const char *fmt, ...)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("sg-testbackend: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(2);
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("sg-testbackend: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
 }
 
 /* ---- request parsing callbacks (never free the connection here) ---- */
 
 static struct tb_conn *conn_of(llhttp_t *p)
 {
-	return p->data;
+    return p->data;
 }
 
 static int tb_on_message_begin(llhttp_t *p)
 {
-	struct tb_conn *c = conn_of(p);
-	c->url_len = 0;
-	c->url_overflow = 0;
-	c->hfield_len = c->hvalue_len = 0;
-	c->expect_continue = 0;
-	c->body_bytes = 0;
-	c->kind = TB_DEFAULT;
-	c->status = 200;
-	c->delay_ms = 0;
-	c->want_close = 0;
-	c->garbage = 0;
-	c->reset_after = -1;
-	c->reset_now = 0;
-	c->stall_ms = 0;
-	c->in_message = 1;
-	c->dl_bytes = 0;
-	c->dl_chunked_q = 0;
-	c->dl_eof_q = 0;
-	c->echo_chunked = 0;
-	c->echo_close_delim = 0;
-	c->head_sent = 0;
-	c->close_after = 0;
-	evbuffer_drain(c->head, evbuffer_get_length(c->head));
-	c->pause = TB_P_BEGIN;
-	return HPE_PAUSED;
+    struct tb_conn *c = conn_of(p);
+    c->url_len = 0;
+    c->url_overflow = 0;
+    c->hfield_len = c->hvalue_len = 0;
+    c->expect_continue = 0;
+    c->body_bytes = 0;
+    c->kind = TB_DEFAULT;
+    c->status = 200;
+    c->delay_ms = 0;
+    c->want_close = 0;
+    c->garbage = 0;
+    c->reset_after = -1;
+    c->reset_now = 0;
+    c->stall_ms = 0;
+    c->in_message = 1;
+    c->dl_bytes = 0;
+    c->dl_chunked_q = 0;
+    c->dl_eof_q = 0;
+    c->echo_chunked = 0;
+    c->echo_close_delim = 0;
+    c->head_sent = 0;
+    c->close_after = 0;
+    evbuffer_drain(c->head, evbuffer_get_length(c->head));
+    c->pause = TB_P_BEGIN;
+    return HPE_PAUSED;
 }
 
 static int tb_on_url(llhttp_t *p, const char *at, size_t len)
 {
-	struct tb_conn *c = conn_of(p);
-	if (c->url_len + len > TB_MAX_URL) {
-		c->url_overflow = 1;
-		return 0;
-	}
-	memcpy(c->url + c->url_len, at, len);
-	c->url_len += len;
-	c->url[c->url_len] = '\0';
-	return 0;
+    struct tb_conn *c = conn_of(p);
+    if (c->url_len + len > TB_MAX_URL) {
+        c->url_overflow = 1;
+        return 0;
+    }
+    memcpy(c->url + c->url_len, at, len);
+    c->url_len += len;
+    c->url[c->url_len] = '\0';
+    return 0;
 }
 
 static int tb_on_header_field(llhttp_t *p, const char *at, size_t len)
 {
-	struct tb_conn *c = conn_of(p);
-	size_t n = len;
-	if (c->hfield_len + n > TB_MAX_HDR)
-		n = TB_MAX_HDR - c->hfield_len;
-	memcpy(c->hfield + c->hfield_len, at, n);
-	c->hfield_len += n;
-	c->hfield[c->hfield_len] = '\0';
-	return 0;
+    struct tb_conn *c = conn_of(p);
+    size_t n = len;
+    if (c->hfield_len + n > TB_MAX_HDR)
+        n = TB_MAX_HDR - c->hfield_len;
+    memcpy(c->hfield + c->hfield_len, at, n);
+    c->hfield_len += n;
+    c->hfield[c->hfield_len] = '\0';
+    return 0;
 }
 
 static int tb_on_header_value(llhttp_t *p, const char *at, size_t len)
 {
-	struct tb_conn *c = conn_of(p);
-	size_t n = len;
-	if (c->hvalue_len + n > TB_MAX_HDR)
-		n = TB_MAX_HDR - c->hvalue_len;
-	memcpy(c->hvalue + c->hvalue_len, at, n);
-	c->hvalue_len += n;
-	c->hvalue[c->hvalue_len] = '\0';
-	return 0;
+    struct tb_conn *c = conn_of(p);
+    size_t n = len;
+    if (c->hvalue_len + n > TB_MAX_HDR)
+        n = TB_MAX_HDR - c->hvalue_len;
+    memcpy(c->hvalue + c->hvalue_len, at, n);
+    c->hvalue_len += n;
+    c->hvalue[c->hvalue_len] = '\0';
+    return 0;
 }
 
 static int tb_on_header_value_complete(llhttp_t *p)
 {
-	struct tb_conn *c = conn_of(p);
-	if (strcasecmp(c->hfield, "expect") == 0 && strcasecmp(c->hvalue, "100-continue") == 0)
-		c->expect_continue = 1;
-	c->hfield_len = c->hvalue_len = 0;
-	c->hfield[0] = c->hvalue[0] = '\0';
-	return 0;
+    struct tb_conn *c = conn_of(p);
+    if (strcasecmp(c->hfield, "expect") == 0 && strcasecmp(c->hvalue, "100-continue") == 0)
+        c->expect_continue = 1;
+    c->hfield_len = c->hvalue_len = 0;
+    c->hfield[0] = c->hvalue[0] = '\0';
+    return 0;
 }
 
 static int tb_on_headers_complete(llhttp_t *p)
 {
-	struct tb_conn *c = conn_of(p);
-	c->keepalive = llhttp_should_keep_alive(p);
-	c->is_head = llhttp_get_method(p) == HTTP_HEAD;
-	c->http11 = llhttp_get_http_major(p) > 1 ||
-		    (llhttp_get_http_major(p) == 1 && llhttp_get_http_minor(p) >= 1);
-	c->req_chunked = (p->flags & F_CHUNKED) != 0;
-	c->req_has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
-	c->req_cl = c->req_has_cl ? p->content_length : 0;
-	c->pause = TB_P_HEADERS;
-	return HPE_PAUSED;
+    struct tb_conn *c = conn_of(p);
+    c->keepalive = llhttp_should_keep_alive(p);
+    c->is_head = llhttp_get_method(p) == HTTP_HEAD;
+    c->http11 = llhttp_get_http_major(p) > 1 ||
+                (llhttp_get_http_major(p) == 1 && llhttp_get_http_minor(p) >= 1);
+    c->req_chunked = (p->flags & F_CHUNKED) != 0;
+    c->req_has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
+    c->req_cl = c->req_has_cl ? p->content_length : 0;
+    c->pause = TB_P_HEADERS;
+    return HPE_PAUSED;
 }
 
 static void conn_write_echo(struct tb_conn *c, const char *at, size_t len)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	if (len == 0)
-		return;
-	if (c->echo_chunked) {
-		evbuffer_add_printf(out, "%zx\r\n", len);
-		evbuffer_add(out, at, len);
-		evbuffer_add(out, "\r\n", 2);
-	} else {
-		evbuffer_add(out, at, len);
-	}
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (len == 0)
+        return;
+    if (c->echo_chunked) {
+        evbuffer_add_printf(out, "%zx\r\n", len);
+        evbuffer_add(out, at, len);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_add(out, at, len);
+    }
 }
 
 static int tb_on_body(llhttp_t *p, const char *at, size_t len)
 {
-	struct tb_conn *c = conn_of(p);
-	c->body_bytes += len;
-	if (c->kind == TB_ECHO && !c->is_head)
-		conn_write_echo(c, at, len);
-	return 0;
+    struct tb_conn *c = conn_of(p);
+    c->body_bytes += len;
+    if (c->kind == TB_ECHO && !c->is_head)
+        conn_write_echo(c, at, len);
+    return 0;
 }
 
 static int tb_on_message_complete(llhttp_t *p)
 {
-	struct tb_conn *c = conn_of(p);
-	c->keepalive = llhttp_should_keep_alive(p);
-	c->in_message = 0;
-	c->pause = TB_P_COMPLETE;
-	return HPE_PAUSED;
+    struct tb_conn *c = conn_of(p);
+    c->keepalive = llhttp_should_keep_alive(p);
+    c->in_message = 0;
+    c->pause = TB_P_COMPLETE;
+    return HPE_PAUSED;
 }
 
 /* ---- responses ---- */
@@ -326,664 +348,673 @@ static int tb_on_message_complete(llhttp_t *p)
  * chunked: Transfer-Encoding: chunked. The Connection header follows
  * c->close_after, which the caller has decided. */
 static void conn_write_head(struct tb_conn *c, int status, long long len, int chunked,
-			    const char *ctype)
+                            const char *ctype)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nX-Backend: %s\r\n", status, tb_reason(status),
-			    tb_name);
-	if (ctype)
-		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
-	if (chunked)
-		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
-	else if (len >= 0)
-		evbuffer_add_printf(out, "Content-Length: %lld\r\n", len);
-	if (c->close_after)
-		evbuffer_add_printf(out, "Connection: close\r\n");
-	else if (!c->http11)
-		evbuffer_add_printf(out, "Connection: keep-alive\r\n");
-	evbuffer_add(out, "\r\n", 2);
-	c->head_sent = 1;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nX-Backend: %s\r\n", status, tb_reason(status),
+                        tb_name);
+    if (ctype)
+        evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+    if (chunked)
+        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+    else if (len >= 0)
+        evbuffer_add_printf(out, "Content-Length: %lld\r\n", len);
+    if (c->close_after)
+        evbuffer_add_printf(out, "Connection: close\r\n");
+    else if (!c->http11)
+        evbuffer_add_printf(out, "Connection: keep-alive\r\n");
+    evbuffer_add(out, "\r\n", 2);
+    c->head_sent = 1;
 }
 
 /* A complete response with an in-memory body. */
 static void conn_write_simple(struct tb_conn *c, int status, const char *ctype, const void *body,
-			      size_t len)
+                              size_t len)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	if (!tb_status_has_body(status)) {
-		conn_write_head(c, status, -1, 0, NULL);
-		return;
-	}
-	conn_write_head(c, status, (long long)len, 0, ctype);
-	if (!c->is_head && len)
-		evbuffer_add(out, body, len);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (!tb_status_has_body(status)) {
+        conn_write_head(c, status, -1, 0, NULL);
+        return;
+    }
+    conn_write_head(c, status, (long long)len, 0, ctype);
+    if (!c->is_head && len)
+        evbuffer_add(out, body, len);
 }
 
 static void conn_decide_close(struct tb_conn *c)
 {
-	c->close_after = !c->keepalive || c->want_close || c->garbage || c->dl_eof_q ||
-			 (tb_close_after && c->responses + 1 >= tb_close_after);
+    c->close_after = !c->keepalive || c->want_close || c->garbage || c->dl_eof_q ||
+                     (tb_close_after && c->responses + 1 >= tb_close_after);
 }
 
 static uint64_t tb_parse_u64(const char *s, size_t n)
 {
-	char tmp[32];
-	if (n >= sizeof(tmp))
-		n = sizeof(tmp) - 1;
-	memcpy(tmp, s, n);
-	tmp[n] = '\0';
-	return strtoull(tmp, NULL, 10);
+    char tmp[32];
+    if (n >= sizeof(tmp))
+        n = sizeof(tmp) - 1;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    return strtoull(tmp, NULL, 10);
 }
 
 static int tb_path_is(const char *path, size_t plen, const char *want)
 {
-	return strlen(want) == plen && memcmp(path, want, plen) == 0;
+    return strlen(want) == plen && memcmp(path, want, plen) == 0;
 }
 
 /* Splits c->url into path and query and sets the request's behaviour. */
 static void conn_parse_target(struct tb_conn *c)
 {
-	const char *url = c->url;
-	const char *q = strchr(url, '?');
-	size_t plen = q ? (size_t)(q - url) : strlen(url);
-	const char *path = url;
+    const char *url = c->url;
+    const char *q = strchr(url, '?');
+    size_t plen = q ? (size_t)(q - url) : strlen(url);
+    const char *path = url;
 
-	/* absolute-form: skip scheme://authority */
-	if (plen > 7 && (strncasecmp(url, "http://", 7) == 0)) {
-		const char *slash = memchr(url + 7, '/', plen - 7);
-		path = slash ? slash : url + plen;
-		plen = (size_t)(url + plen - path);
-	}
-	if (tb_path_is(path, plen, "/echo"))
-		c->kind = TB_ECHO;
-	else if (tb_path_is(path, plen, "/headers"))
-		c->kind = TB_HEADERS;
-	else if (tb_path_is(path, plen, "/sink"))
-		c->kind = TB_SINK;
-	else if (tb_path_is(path, plen, "/download"))
-		c->kind = TB_DOWNLOAD;
-	else if (tb_path_is(path, plen, "/__stats"))
-		c->kind = TB_STATS;
-	else if (tb_path_is(path, plen, "/healthz"))
-		c->kind = TB_HEALTH;
+    /* absolute-form: skip scheme://authority */
+    if (plen > 7 && (strncasecmp(url, "http://", 7) == 0)) {
+        const char *slash = memchr(url + 7, '/', plen - 7);
+        path = slash ? slash : url + plen;
+        plen = (size_t)(url + plen - path);
+    }
+    if (tb_path_is(path, plen, "/echo"))
+        c->kind = TB_ECHO;
+    else if (tb_path_is(path, plen, "/headers"))
+        c->kind = TB_HEADERS;
+    else if (tb_path_is(path, plen, "/sink"))
+        c->kind = TB_SINK;
+    else if (tb_path_is(path, plen, "/download"))
+        c->kind = TB_DOWNLOAD;
+    else if (tb_path_is(path, plen, "/__stats"))
+        c->kind = TB_STATS;
+    else if (tb_path_is(path, plen, "/healthz"))
+        c->kind = TB_HEALTH;
 
-	if (!q)
-		return;
-	for (const char *s = q + 1; *s;) {
-		const char *amp = strchr(s, '&');
-		size_t n = amp ? (size_t)(amp - s) : strlen(s);
-		const char *eq = memchr(s, '=', n);
-		size_t klen = eq ? (size_t)(eq - s) : n;
-		const char *v = eq ? eq + 1 : s + n;
-		size_t vlen = eq ? n - klen - 1 : 0;
-		uint64_t num = tb_parse_u64(v, vlen);
+    if (!q)
+        return;
+    for (const char *s = q + 1; *s;) {
+        const char *amp = strchr(s, '&');
+        size_t n = amp ? (size_t)(amp - s) : strlen(s);
+        const char *eq = memchr(s, '=', n);
+        size_t klen = eq ? (size_t)(eq - s) : n;
+        const char *v = eq ? eq + 1 : s + n;
+        size_t vlen = eq ? n - klen - 1 : 0;
+        uint64_t num = tb_parse_u64(v, vlen);
 #define KEY(k) (klen == strlen(k) && memcmp(s, k, klen) == 0)
-		if (KEY("status") && num >= 100 && num <= 999)
-			c->status = (int)num;
-		else if (KEY("delay"))
-			c->delay_ms = num > 600000 ? 600000 : (long)num;
-		else if (KEY("bytes"))
-			c->dl_bytes = num;
-		else if (KEY("chunked"))
-			c->dl_chunked_q = num != 0;
-		else if (KEY("eof"))
-			c->dl_eof_q = num != 0;
-		else if (KEY("reset_after"))
-			c->reset_after = num > 1000000 ? 1000000 : (long long)num;
-		else if (KEY("reset"))
-			c->reset_now = num != 0;
-		else if (KEY("stall"))
-			c->stall_ms = num > 600000 ? 600000 : (long)num;
-		else if (KEY("close"))
-			c->want_close = num != 0;
-		else if (KEY("garbage"))
-			c->garbage = num != 0;
+        if (KEY("status") && num >= 100 && num <= 999)
+            c->status = (int)num;
+        else if (KEY("delay"))
+            c->delay_ms = num > 600000 ? 600000 : (long)num;
+        else if (KEY("bytes"))
+            c->dl_bytes = num;
+        else if (KEY("chunked"))
+            c->dl_chunked_q = num != 0;
+        else if (KEY("eof"))
+            c->dl_eof_q = num != 0;
+        else if (KEY("reset_after"))
+            c->reset_after = num > 1000000 ? 1000000 : (long long)num;
+        else if (KEY("reset"))
+            c->reset_now = num != 0;
+        else if (KEY("stall"))
+            c->stall_ms = num > 600000 ? 600000 : (long)num;
+        else if (KEY("close"))
+            c->want_close = num != 0;
+        else if (KEY("garbage"))
+            c->garbage = num != 0;
 #undef KEY
-		s += n;
-		if (*s == '&')
-			s++;
-	}
+        s += n;
+        if (*s == '&')
+            s++;
+    }
 }
 
 /* Called once the request head is complete (parser paused there). */
 static void conn_on_head(struct tb_conn *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	const char *method = llhttp_method_name((llhttp_method_t)llhttp_get_method(&c->parser));
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    const char *method = llhttp_method_name((llhttp_method_t)llhttp_get_method(&c->parser));
 
-	conn_parse_target(c);
-	if (c->kind != TB_STATS) {
-		tb_stat_reqs++;
-		if (!c->counted) {
-			c->counted = 1;
-			tb_stat_conns++;
-		}
-		if (tb_log) {
-			fprintf(tb_log, "%s %s\n", method, c->url);
-			fflush(tb_log);
-		}
-	}
-	if (c->expect_continue && c->http11 && (c->req_chunked || c->req_cl > 0))
-		evbuffer_add_printf(out, "HTTP/1.1 100 Continue\r\n\r\n");
+    conn_parse_target(c);
+    if (c->kind != TB_STATS) {
+        tb_stat_reqs++;
+        if (!c->counted) {
+            c->counted = 1;
+            tb_stat_conns++;
+        }
+        if (tb_log) {
+            fprintf(tb_log, "%s %s\n", method, c->url);
+            fflush(tb_log);
+        }
+    }
+    if (c->expect_continue && c->http11 && (c->req_chunked || c->req_cl > 0))
+        evbuffer_add_printf(out, "HTTP/1.1 100 Continue\r\n\r\n");
 
-	if (c->kind == TB_ECHO && !c->garbage && c->reset_after < 0 && !c->reset_now &&
-	    c->delay_ms == 0) {
-		/* Stream the body back as it arrives. */
-		conn_decide_close(c);
-		if (c->req_has_cl) {
-			conn_write_head(c, c->status, (long long)c->req_cl, 0,
-					"application/octet-stream");
-		} else if (c->req_chunked && c->http11 && !c->is_head) {
-			c->echo_chunked = 1;
-			conn_write_head(c, c->status, -1, 1, "application/octet-stream");
-		} else if (c->req_chunked) {
-			c->echo_close_delim = 1;
-			c->close_after = 1;
-			conn_write_head(c, c->status, -1, 0, "application/octet-stream");
-		} else {
-			conn_write_head(c, c->status, 0, 0, "application/octet-stream");
-		}
-	}
+    if (c->kind == TB_ECHO && !c->garbage && c->reset_after < 0 && !c->reset_now &&
+        c->delay_ms == 0) {
+        /* Stream the body back as it arrives. */
+        conn_decide_close(c);
+        if (c->req_has_cl) {
+            conn_write_head(c, c->status, (long long)c->req_cl, 0, "application/octet-stream");
+        } else if (c->req_chunked && c->http11 && !c->is_head) {
+            c->echo_chunked = 1;
+            conn_write_head(c, c->status, -1, 1, "application/octet-stream");
+        } else if (c->req_chunked) {
+            c->echo_close_delim = 1;
+            c->close_after = 1;
+            conn_write_head(c, c->status, -1, 0, "application/octet-stream");
+        } else {
+            conn_write_head(c, c->status, 0, 0, "application/octet-stream");
+        }
+    }
 }
 
 /* Queues as much of the download as the output watermark allows. Returns 1
  * once the whole body is queued. */
 static int conn_fill_download(struct tb_conn *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	while (c->dl_left > 0 && evbuffer_get_length(out) < TB_OUT_HIGH) {
-		size_t n = c->dl_left > TB_PATTERN_SIZE ? TB_PATTERN_SIZE : (size_t)c->dl_left;
-		if (c->dl_chunked)
-			evbuffer_add_printf(out, "%zx\r\n", n);
-		evbuffer_add_reference(out, tb_pattern, n, NULL, NULL);
-		if (c->dl_chunked)
-			evbuffer_add(out, "\r\n", 2);
-		c->dl_left -= n;
-	}
-	if (c->dl_left > 0)
-		return 0;
-	if (c->dl_chunked)
-		evbuffer_add(out, "0\r\n\r\n", 5);
-	return 1;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    while (c->dl_left > 0 && evbuffer_get_length(out) < TB_OUT_HIGH) {
+        size_t n = c->dl_left > TB_PATTERN_SIZE ? TB_PATTERN_SIZE : (size_t)c->dl_left;
+        if (c->dl_chunked)
+            evbuffer_add_printf(out, "%zx\r\n", n);
+        evbuffer_add_reference(out, tb_pattern, n, NULL, NULL);
+        if (c->dl_chunked)
+            evbuffer_add(out, "\r\n", 2);
+        c->dl_left -= n;
+    }
+    if (c->dl_left > 0)
+        return 0;
+    if (c->dl_chunked)
+        evbuffer_add(out, "0\r\n\r\n", 5);
+    return 1;
 }
 
 /* The response has been queued completely: allow the next request. */
 static void conn_finish_response(struct tb_conn *c)
 {
-	c->responses++;
-	c->busy = 0;
-	c->streaming = 0;
-	if (c->close_after || (tb_drop_after && c->responses >= tb_drop_after)) {
-		c->closing = 1;
-		bufferevent_disable(c->bev, EV_READ);
-	}
+    c->responses++;
+    c->busy = 0;
+    c->streaming = 0;
+    if (c->close_after || (tb_drop_after && c->responses >= tb_drop_after)) {
+        c->closing = 1;
+        bufferevent_disable(c->bev, EV_READ);
+    }
 }
 
 /* Writes the response for a fully received request (after any delay). */
 static void conn_send_response(struct tb_conn *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	char body[256];
-	int n;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    char body[256];
+    int n;
 
-	if (c->reset_now) {
-		c->close_after = 1;
-		c->rst = 1;
-		conn_finish_response(c);
-		return;
-	}
-	if (c->garbage) {
-		evbuffer_add_printf(out, "NOT HTTP\r\n\r\n");
-		c->close_after = 1;
-		conn_finish_response(c);
-		return;
-	}
-	if (c->reset_after >= 0) {
-		int chunked = c->dl_chunked_q && c->http11;
-		c->close_after = 0;
-		conn_write_head(c, c->status, chunked ? -1 : 1000000, chunked,
-				"application/octet-stream");
-		for (long long left = c->reset_after; left > 0;) {
-			size_t k = left > TB_PATTERN_SIZE ? TB_PATTERN_SIZE : (size_t)left;
-			if (chunked)
-				evbuffer_add_printf(out, "%zx\r\n", k);
-			evbuffer_add_reference(out, tb_pattern, k, NULL, NULL);
-			if (chunked)
-				evbuffer_add(out, "\r\n", 2);
-			left -= k;
-		}
-		c->close_after = 1;
-		c->rst = 1;
-		conn_finish_response(c);
-		return;
-	}
-	if (c->kind == TB_ECHO && c->head_sent) {
-		if (c->echo_chunked)
-			evbuffer_add(out, "0\r\n\r\n", 5);
-		conn_finish_response(c);
-		return;
-	}
-	conn_decide_close(c);
-	switch (c->kind) {
-	case TB_STATS:
-		n = snprintf(body, sizeof(body),
-			     "{\"connections\":%llu,\"requests\":%llu,\"accepted\":%llu}\n",
-			     tb_stat_conns, tb_stat_reqs, tb_stat_accepted);
-		conn_write_simple(c, 200, "application/json", body, (size_t)n);
-		break;
-	case TB_HEALTH:
-		if (tb_refuse_health)
-			conn_write_simple(c, 503, "text/plain", "down\n", 5);
-		else
-			conn_write_simple(c, c->status, "text/plain", "ok", 2);
-		break;
-	case TB_SINK:
-		n = snprintf(body, sizeof(body), "{\"bytes\":%" PRIu64 "}", c->body_bytes);
-		conn_write_simple(c, c->status, "application/json", body, (size_t)n);
-		break;
-	case TB_HEADERS: {
-		size_t len = evbuffer_get_length(c->head);
-		if (!tb_status_has_body(c->status)) {
-			conn_write_head(c, c->status, -1, 0, NULL);
-			break;
-		}
-		conn_write_head(c, c->status, (long long)len, 0, "text/plain");
-		if (!c->is_head)
-			evbuffer_add_buffer(out, c->head);
-		break;
-	}
-	case TB_ECHO: /* delayed echo: the body was not kept, answer empty */
-		conn_write_simple(c, c->status, "application/octet-stream", "", 0);
-		break;
-	case TB_DOWNLOAD:
-		if (!tb_status_has_body(c->status)) {
-			conn_write_head(c, c->status, -1, 0, NULL);
-			break;
-		}
-		c->dl_chunked = 0;
-		if (c->dl_eof_q) {
-			c->close_after = 1;
-			conn_write_head(c, c->status, -1, 0, "application/octet-stream");
-		} else if (c->dl_chunked_q && c->http11) {
-			c->dl_chunked = 1;
-			conn_write_head(c, c->status, -1, 1, "application/octet-stream");
-		} else if (c->dl_chunked_q) {
-			c->close_after = 1;
-			conn_write_head(c, c->status, -1, 0, "application/octet-stream");
-		} else {
-			conn_write_head(c, c->status, (long long)c->dl_bytes, 0,
-					"application/octet-stream");
-		}
-		if (c->is_head)
-			break;
-		c->dl_left = c->dl_bytes;
-		if (!conn_fill_download(c)) {
-			c->streaming = 1;
-			c->busy = 1;
-			return; /* the write callback continues */
-		}
-		break;
-	case TB_DEFAULT:
-	default:
-		n = snprintf(body, sizeof(body), "%s\n", tb_name);
-		conn_write_simple(c, c->status, "text/plain", body, (size_t)n);
-		break;
-	}
-	conn_finish_response(c);
+    if (c->reset_now) {
+        c->close_after = 1;
+        c->rst = 1;
+        conn_finish_response(c);
+        return;
+    }
+    if (c->garbage) {
+        evbuffer_add_printf(out, "NOT HTTP\r\n\r\n");
+        c->close_after = 1;
+        conn_finish_response(c);
+        return;
+    }
+    if (c->reset_after >= 0) {
+        int chunked = c->dl_chunked_q && c->http11;
+        c->close_after = 0;
+        conn_write_head(c, c->status, chunked ? -1 : 1000000, chunked, "application/octet-stream");
+        for (long long left = c->reset_after; left > 0;) {
+            size_t k = left > TB_PATTERN_SIZE ? TB_PATTERN_SIZE : (size_t)left;
+            if (chunked)
+                evbuffer_add_printf(out, "%zx\r\n", k);
+            evbuffer_add_reference(out, tb_pattern, k, NULL, NULL);
+            if (chunked)
+                evbuffer_add(out, "\r\n", 2);
+            left -= k;
+        }
+        c->close_after = 1;
+        c->rst = 1;
+        conn_finish_response(c);
+        return;
+    }
+    if (c->kind == TB_ECHO && c->head_sent) {
+        if (c->echo_chunked)
+            evbuffer_add(out, "0\r\n\r\n", 5);
+        conn_finish_response(c);
+        return;
+    }
+    conn_decide_close(c);
+    switch (c->kind) {
+    case TB_STATS:
+        n = snprintf(body, sizeof(body),
+                     "{\"connections\":%llu,\"requests\":%llu,\"accepted\":%llu}\n", tb_stat_conns,
+                     tb_stat_reqs, tb_stat_accepted);
+        conn_write_simple(c, 200, "application/json", body, (size_t)n);
+        break;
+    case TB_HEALTH:
+        if (tb_refuse_health)
+            conn_write_simple(c, 503, "text/plain", "down\n", 5);
+        else
+            conn_write_simple(c, c->status, "text/plain", "ok", 2);
+        break;
+    case TB_SINK:
+        n = snprintf(body, sizeof(body), "{\"bytes\":%" PRIu64 "}", c->body_bytes);
+        conn_write_simple(c, c->status, "application/json", body, (size_t)n);
+        break;
+    case TB_HEADERS: {
+        size_t len = evbuffer_get_length(c->head);
+        if (!tb_status_has_body(c->status)) {
+            conn_write_head(c, c->status, -1, 0, NULL);
+            break;
+        }
+        conn_write_head(c, c->status, (long long)len, 0, "text/plain");
+        if (!c->is_head)
+            evbuffer_add_buffer(out, c->head);
+        break;
+    }
+    case TB_ECHO: /* delayed echo: the body was not kept, answer empty */
+        conn_write_simple(c, c->status, "application/octet-stream", "", 0);
+        break;
+    case TB_DOWNLOAD:
+        if (!tb_status_has_body(c->status)) {
+            conn_write_head(c, c->status, -1, 0, NULL);
+            break;
+        }
+        c->dl_chunked = 0;
+        if (c->dl_eof_q) {
+            c->close_after = 1;
+            conn_write_head(c, c->status, -1, 0, "application/octet-stream");
+        } else if (c->dl_chunked_q && c->http11) {
+            c->dl_chunked = 1;
+            conn_write_head(c, c->status, -1, 1, "application/octet-stream");
+        } else if (c->dl_chunked_q) {
+            c->close_after = 1;
+            conn_write_head(c, c->status, -1, 0, "application/octet-stream");
+        } else {
+            conn_write_head(c, c->status, (long long)c->dl_bytes, 0, "application/octet-stream");
+        }
+        if (c->is_head)
+            break;
+        c->dl_left = c->dl_bytes;
+        if (!conn_fill_download(c)) {
+            c->streaming = 1;
+            c->busy = 1;
+            return; /* the write callback continues */
+        }
+        break;
+    case TB_DEFAULT:
+    default:
+        n = snprintf(body, sizeof(body), "%s\n", tb_name);
+        conn_write_simple(c, c->status, "text/plain", body, (size_t)n);
+        break;
+    }
+    conn_finish_response(c);
 }
 
 static void conn_respond(struct tb_conn *c)
 {
-	if (c->delay_ms > 0) {
-		struct timeval tv = { c->delay_ms / 1000, (c->delay_ms % 1000) * 1000 };
-		c->busy = 1;
-		c->tmode = TB_T_DELAY;
-		evtimer_add(c->timer, &tv);
-		return;
-	}
-	conn_send_response(c);
+    if (c->delay_ms > 0) {
+        struct timeval tv = {c->delay_ms / 1000, (c->delay_ms % 1000) * 1000};
+        c->busy = 1;
+        c->tmode = TB_T_DELAY;
+        evtimer_add(c->timer, &tv);
+        return;
+    }
+    conn_send_response(c);
 }
 
 static void conn_bad_request(struct tb_conn *c)
 {
-	static const char msg[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
-				  "Content-Length: 12\r\nConnection: close\r\n\r\nbad request\n";
-	if (!c->head_sent)
-		evbuffer_add(bufferevent_get_output(c->bev), msg, sizeof(msg) - 1);
-	c->closing = 1;
-	bufferevent_disable(c->bev, EV_READ);
+    static const char msg[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                              "Content-Length: 12\r\nConnection: close\r\n\r\nbad request\n";
+    if (!c->head_sent)
+        evbuffer_add(bufferevent_get_output(c->bev), msg, sizeof(msg) - 1);
+    c->closing = 1;
+    bufferevent_disable(c->bev, EV_READ);
 }
 
 /* Feeds buffered input to the parser until a response is pending, the input
  * is exhausted, or output backpressure stops it. Never frees c. */
 static void conn_process(struct tb_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	static const char zero[1];
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    static const char zero[1];
 
-	while (!c->busy && !c->closing) {
-		struct evbuffer_iovec v;
-		const char *data;
-		size_t len, used;
-		enum llhttp_errno err;
+    while (!c->busy && !c->closing) {
+        struct evbuffer_iovec v;
+        const char *data;
+        size_t len, used;
+        enum llhttp_errno err;
 
-		if (evbuffer_get_length(out) > TB_OUT_HIGH) {
-			c->read_paused = 1;
-			bufferevent_disable(c->bev, EV_READ);
-			return;
-		}
-		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0) {
-			if (!c->kick)
-				break;
-			data = zero;
-			len = 0;
-		} else {
-			data = v.iov_base;
-			len = v.iov_len;
-		}
-		c->kick = 0;
-		c->pause = TB_P_NONE;
-		err = llhttp_execute(&c->parser, data, len);
-		used = len;
-		if (err == HPE_PAUSED) {
-			used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
-			llhttp_resume(&c->parser);
-		} else if (err != HPE_OK) {
-			conn_bad_request(c);
-			return;
-		}
-		if (c->in_head) {
-			evbuffer_remove_buffer(in, c->head, used);
-			if (evbuffer_get_length(c->head) > TB_MAX_HEAD) {
-				conn_bad_request(c);
-				return;
-			}
-		} else {
-			evbuffer_drain(in, used);
-		}
-		switch (c->pause) {
-		case TB_P_BEGIN:
-			c->in_head = 1;
-			break;
-		case TB_P_HEADERS:
-			c->in_head = 0;
-			c->kick = 1;
-			if (c->url_overflow) {
-				conn_bad_request(c);
-				return;
-			}
-			conn_on_head(c);
-			if (c->stall_ms > 0 && (c->req_chunked || c->req_cl > 0)) {
-				struct timeval tv = { c->stall_ms / 1000,
-						      (c->stall_ms % 1000) * 1000 };
-				c->busy = 1;
-				c->tmode = TB_T_STALL;
-				bufferevent_disable(c->bev, EV_READ);
-				evtimer_add(c->timer, &tv);
-			}
-			break;
-		case TB_P_COMPLETE:
-			conn_respond(c);
-			break;
-		case TB_P_NONE:
-			break;
-		}
-	}
-	if (!c->busy && !c->closing && c->peer_eof && evbuffer_get_length(in) == 0) {
-		c->closing = 1;
-	}
-	if (tb_idle_ms > 0 && !c->busy && !c->closing && !c->in_message &&
-	    evbuffer_get_length(in) == 0 && c->tmode != TB_T_IDLE) {
-		struct timeval tv = { tb_idle_ms / 1000, (tb_idle_ms % 1000) * 1000 };
-		c->tmode = TB_T_IDLE;
-		evtimer_add(c->timer, &tv);
-	}
+        if (evbuffer_get_length(out) > TB_OUT_HIGH) {
+            c->read_paused = 1;
+            bufferevent_disable(c->bev, EV_READ);
+            return;
+        }
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0) {
+            if (!c->kick)
+                break;
+            data = zero;
+            len = 0;
+        } else {
+            data = v.iov_base;
+            len = v.iov_len;
+        }
+        c->kick = 0;
+        c->pause = TB_P_NONE;
+        err = llhttp_execute(&c->parser, data, len);
+        used = len;
+        if (err == HPE_PAUSED) {
+            used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
+            llhttp_resume(&c->parser);
+        } else if (err != HPE_OK) {
+            conn_bad_request(c);
+            return;
+        }
+        if (c->in_head) {
+            evbuffer_remove_buffer(in, c->head, used);
+            if (evbuffer_get_length(c->head) > TB_MAX_HEAD) {
+                conn_bad_request(c);
+                return;
+            }
+        } else {
+            evbuffer_drain(in, used);
+        }
+        switch (c->pause) {
+        case TB_P_BEGIN:
+            c->in_head = 1;
+            break;
+        case TB_P_HEADERS:
+            c->in_head = 0;
+            c->kick = 1;
+            if (c->url_overflow) {
+                conn_bad_request(c);
+                return;
+            }
+            conn_on_head(c);
+            if (c->stall_ms > 0 && (c->req_chunked || c->req_cl > 0)) {
+                struct timeval tv = {c->stall_ms / 1000, (c->stall_ms % 1000) * 1000};
+                c->busy = 1;
+                c->tmode = TB_T_STALL;
+                bufferevent_disable(c->bev, EV_READ);
+                evtimer_add(c->timer, &tv);
+            }
+            break;
+        case TB_P_COMPLETE:
+            conn_respond(c);
+            break;
+        case TB_P_NONE:
+            break;
+        }
+    }
+    if (!c->busy && !c->closing && c->peer_eof && evbuffer_get_length(in) == 0) {
+        c->closing = 1;
+    }
+    if (tb_idle_ms > 0 && !c->busy && !c->closing && !c->in_message &&
+        evbuffer_get_length(in) == 0 && c->tmode != TB_T_IDLE) {
+        struct timeval tv = {tb_idle_ms / 1000, (tb_idle_ms % 1000) * 1000};
+        c->tmode = TB_T_IDLE;
+        evtimer_add(c->timer, &tv);
+    }
 }
 
 static void conn_free(struct tb_conn *c)
 {
-	if (c->timer)
-		event_free(c->timer);
-	if (c->bev)
-		bufferevent_free(c->bev);
-	if (c->head)
-		evbuffer_free(c->head);
-	free(c);
+    if (c->timer)
+        event_free(c->timer);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->head)
+        evbuffer_free(c->head);
+    free(c);
 }
 
 static void conn_rst_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct tb_conn *c = arg;
-	struct linger lg = { 1, 0 };
-	(void)fd;
-	(void)what;
-	setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	conn_free(c);
+    struct tb_conn *c = arg;
+    struct linger lg = {1, 0};
+    (void)fd;
+    (void)what;
+    setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    conn_free(c);
 }
 
 /* Frees c when it is closing and its output has been flushed. Returns 1 if
  * c is gone (or about to be, for an RST). */
 static int conn_check_close(struct tb_conn *c)
 {
-	if (c->rst_armed)
-		return 1;
-	if (!c->closing || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
-		return 0;
-	if (c->rst) {
-		struct timeval tv = { 0, TB_RST_DELAY_MS * 1000 };
-		c->rst_armed = 1;
-		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-		event_free(c->timer);
-		c->timer = evtimer_new(tb_base, conn_rst_cb, c);
-		evtimer_add(c->timer, &tv);
-		return 1;
-	}
-	conn_free(c);
-	return 1;
+    if (c->rst_armed)
+        return 1;
+    if (!c->closing || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        return 0;
+    if (c->rst) {
+        struct timeval tv = {0, TB_RST_DELAY_MS * 1000};
+        c->rst_armed = 1;
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        event_free(c->timer);
+        c->timer = evtimer_new(tb_base, conn_rst_cb, c);
+        evtimer_add(c->timer, &tv);
+        return 1;
+    }
+    conn_free(c);
+    return 1;
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
-	struct tb_conn *c = arg;
-	(void)bev;
-	if (c->tmode == TB_T_IDLE) {
-		evtimer_del(c->timer);
-		c->tmode = TB_T_NONE;
-	}
-	conn_process(c);
-	conn_check_close(c);
+    struct tb_conn *c = arg;
+    (void)bev;
+    if (c->tmode == TB_T_IDLE) {
+        evtimer_del(c->timer);
+        c->tmode = TB_T_NONE;
+    }
+    conn_process(c);
+    conn_check_close(c);
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct tb_conn *c = arg;
-	struct evbuffer *out = bufferevent_get_output(bev);
+    struct tb_conn *c = arg;
+    struct evbuffer *out = bufferevent_get_output(bev);
 
-	if (c->rst_armed)
-		return;
-	if (c->streaming && evbuffer_get_length(out) < TB_OUT_LOW) {
-		if (conn_fill_download(c))
-			conn_finish_response(c);
-	}
-	if (c->read_paused && evbuffer_get_length(out) < TB_OUT_LOW) {
-		c->read_paused = 0;
-		if (!c->peer_eof)
-			bufferevent_enable(bev, EV_READ);
-	}
-	conn_process(c);
-	conn_check_close(c);
+    if (c->rst_armed)
+        return;
+    if (c->streaming && evbuffer_get_length(out) < TB_OUT_LOW) {
+        if (conn_fill_download(c))
+            conn_finish_response(c);
+    }
+    if (c->read_paused && evbuffer_get_length(out) < TB_OUT_LOW) {
+        c->read_paused = 0;
+        if (!c->peer_eof)
+            bufferevent_enable(bev, EV_READ);
+    }
+    conn_process(c);
+    conn_check_close(c);
 }
 
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct tb_conn *c = arg;
-	enum tb_timer mode = c->tmode;
-	(void)fd;
-	(void)what;
-	c->tmode = TB_T_NONE;
-	switch (mode) {
-	case TB_T_IDLE:
-		conn_free(c); /* silently, as a backend's keep-alive timeout does */
-		return;
-	case TB_T_STALL:
-		c->busy = 0;
-		if (!c->peer_eof)
-			bufferevent_enable(c->bev, EV_READ);
-		break;
-	case TB_T_DELAY:
-		conn_send_response(c);
-		break;
-	case TB_T_NONE:
-		break;
-	}
-	conn_process(c);
-	conn_check_close(c);
+    struct tb_conn *c = arg;
+    enum tb_timer mode = c->tmode;
+    (void)fd;
+    (void)what;
+    c->tmode = TB_T_NONE;
+    switch (mode) {
+    case TB_T_IDLE:
+        conn_free(c); /* silently, as a backend's keep-alive timeout does */
+        return;
+    case TB_T_STALL:
+        c->busy = 0;
+        if (!c->peer_eof)
+            bufferevent_enable(c->bev, EV_READ);
+        break;
+    case TB_T_DELAY:
+        conn_send_response(c);
+        break;
+    case TB_T_NONE:
+        break;
+    }
+    conn_process(c);
+    conn_check_close(c);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct tb_conn *c = arg;
-	(void)bev;
-	if (c->rst_armed)
-		return;
-	if (what & BEV_EVENT_EOF) {
-		/* Requests already buffered are still answered (a client may
-		 * half-close after sending); a partial request is dropped. */
-		c->peer_eof = 1;
-		conn_process(c);
-		if (!c->busy && !c->read_paused)
-			c->closing = 1;
-		conn_check_close(c);
-		return;
-	}
-	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-		conn_free(c);
+    struct tb_conn *c = arg;
+    (void)bev;
+    if (c->rst_armed)
+        return;
+    if (what & BEV_EVENT_EOF) {
+        /* Requests already buffered are still answered (a client may
+         * half-close after sending); a partial request is dropped. */
+        c->peer_eof = 1;
+        conn_process(c);
+        if (!c->busy && !c->read_paused)
+            c->closing = 1;
+        conn_check_close(c);
+        return;
+    }
+    if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+        conn_free(c);
 }
 
 static void tb_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-			 int socklen, void *arg)
+                         int socklen, void *arg)
 {
-	struct tb_conn *c = calloc(1, sizeof(*c));
-	(void)l;
-	(void)sa;
-	(void)socklen;
-	(void)arg;
-	if (!c) {
-		evutil_closesocket(fd);
-		return;
-	}
-	tb_stat_accepted++;
-	c->bev = bufferevent_socket_new(tb_base, fd, BEV_OPT_CLOSE_ON_FREE);
-	c->timer = evtimer_new(tb_base, conn_timer_cb, c);
-	c->head = evbuffer_new();
-	if (!c->bev || !c->timer || !c->head) {
-		if (!c->bev)
-			evutil_closesocket(fd);
-		conn_free(c);
-		return;
-	}
-	llhttp_init(&c->parser, HTTP_REQUEST, &tb_settings);
-	c->parser.data = c;
-	bufferevent_set_max_single_read(c->bev, 256 * 1024);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, TB_IN_HIGH);
-	bufferevent_setwatermark(c->bev, EV_WRITE, TB_OUT_LOW, 0);
-	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    struct tb_conn *c = calloc(1, sizeof(*c));
+    (void)l;
+    (void)sa;
+    (void)socklen;
+    (void)arg;
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    tb_stat_accepted++;
+    c->bev = bufferevent_socket_new(tb_base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(tb_base, conn_timer_cb, c);
+    c->head = evbuffer_new();
+    if (!c->bev || !c->timer || !c->head) {
+        if (!c->bev)
+            evutil_closesocket(fd);
+        conn_free(c);
+        return;
+    }
+    llhttp_init(&c->parser, HTTP_REQUEST, &tb_settings);
+    c->parser.data = c;
+    bufferevent_set_max_single_read(c->bev, 256 * 1024);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, TB_IN_HIGH);
+    bufferevent_setwatermark(c->bev, EV_WRITE, TB_OUT_LOW, 0);
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
 static void tb_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
-	(void)sig;
-	(void)what;
-	(void)arg;
-	event_base_loopexit(tb_base, NULL);
+    (void)sig;
+    (void)what;
+    (void)arg;
+    event_base_loopexit(tb_base, NULL);
 }
 
 static void tb_usage(void)
 {
-	fprintf(stderr, "usage: sg-testbackend --listen HOST:PORT --name NAME [--close-after N] "
-			"[--drop-after N] [--idle-timeout MS] [--log FILE] [--refuse-health]\n");
-	exit(2);
+    fprintf(stderr, "usage: sg-testbackend --listen HOST:PORT --name NAME [--close-after N] "
+                    "[--drop-after N] [--idle-timeout MS] [--log FILE] [--refuse-health]\n");
+    exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "close-after", required_argument, NULL, 'c' },
-		{ "drop-after", required_argument, NULL, 'd' },
-		{ "idle-timeout", required_argument, NULL, 'i' },
-		{ "log", required_argument, NULL, 'L' },
-		{ "refuse-health", no_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *listen_addr = NULL;
-	struct sockaddr_storage ss;
-	int sslen = sizeof(ss);
-	struct evconnlistener *lst;
-	struct event *sigterm, *sigint;
-	int opt;
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"name", required_argument, NULL, 'n'},
+        {"close-after", required_argument, NULL, 'c'},
+        {"drop-after", required_argument, NULL, 'd'},
+        {"idle-timeout", required_argument, NULL, 'i'},
+        {"log", required_argument, NULL, 'L'},
+        {"refuse-health", no_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *listen_addr = NULL;
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    struct evconnlistener *lst;
+    struct event *sigterm, *sigint;
+    int opt;
 
-	while ((opt = getopt_long(argc, argv, "l:n:c:d:i:L:rh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'l': listen_addr = optarg; break;
-		case 'n': tb_name = optarg; break;
-		case 'c': tb_close_after = strtoul(optarg, NULL, 10); break;
-		case 'd': tb_drop_after = strtoul(optarg, NULL, 10); break;
-		case 'i': tb_idle_ms = strtol(optarg, NULL, 10); break;
-		case 'L':
-			tb_log = fopen(optarg, "a");
-			if (!tb_log)
-				tb_fail("cannot open log %s: %s", optarg, strerror(errno));
-			break;
-		case 'r': tb_refuse_health = 1; break;
-		default: tb_usage();
-		}
-	}
-	if (!listen_addr || optind != argc)
-		tb_usage();
-	for (size_t i = 0; i < sizeof(tb_pattern); i++)
-		tb_pattern[i] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/"[i % 64];
+    while ((opt = getopt_long(argc, argv, "l:n:c:d:i:L:rh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'l':
+            listen_addr = optarg;
+            break;
+        case 'n':
+            tb_name = optarg;
+            break;
+        case 'c':
+            tb_close_after = strtoul(optarg, NULL, 10);
+            break;
+        case 'd':
+            tb_drop_after = strtoul(optarg, NULL, 10);
+            break;
+        case 'i':
+            tb_idle_ms = strtol(optarg, NULL, 10);
+            break;
+        case 'L':
+            tb_log = fopen(optarg, "a");
+            if (!tb_log)
+                tb_fail("cannot open log %s: %s", optarg, strerror(errno));
+            break;
+        case 'r':
+            tb_refuse_health = 1;
+            break;
+        default:
+            tb_usage();
+        }
+    }
+    if (!listen_addr || optind != argc)
+        tb_usage();
+    for (size_t i = 0; i < sizeof(tb_pattern); i++)
+        tb_pattern[i] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/"[i % 64];
 
-	llhttp_settings_init(&tb_settings);
-	tb_settings.on_message_begin = tb_on_message_begin;
-	tb_settings.on_url = tb_on_url;
-	tb_settings.on_header_field = tb_on_header_field;
-	tb_settings.on_header_value = tb_on_header_value;
-	tb_settings.on_header_value_complete = tb_on_header_value_complete;
-	tb_settings.on_headers_complete = tb_on_headers_complete;
-	tb_settings.on_body = tb_on_body;
-	tb_settings.on_message_complete = tb_on_message_complete;
+    llhttp_settings_init(&tb_settings);
+    tb_settings.on_message_begin = tb_on_message_begin;
+    tb_settings.on_url = tb_on_url;
+    tb_settings.on_header_field = tb_on_header_field;
+    tb_settings.on_header_value = tb_on_header_value;
+    tb_settings.on_header_value_complete = tb_on_header_value_complete;
+    tb_settings.on_headers_complete = tb_on_headers_complete;
+    tb_settings.on_body = tb_on_body;
+    tb_settings.on_message_complete = tb_on_message_complete;
 
-	signal(SIGPIPE, SIG_IGN);
-	memset(&ss, 0, sizeof(ss));
-	if (evutil_parse_sockaddr_port(listen_addr, (struct sockaddr *)&ss, &sslen) != 0)
-		tb_fail("bad --listen address '%s'", listen_addr);
-	tb_base = event_base_new();
-	if (!tb_base)
-		tb_fail("event_base_new failed");
-	lst = evconnlistener_new_bind(tb_base, tb_accept_cb, NULL,
-				      LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 1024,
-				      (struct sockaddr *)&ss, sslen);
-	if (!lst)
-		tb_fail("cannot listen on %s: %s", listen_addr, strerror(errno));
-	sigterm = evsignal_new(tb_base, SIGTERM, tb_signal_cb, NULL);
-	sigint = evsignal_new(tb_base, SIGINT, tb_signal_cb, NULL);
-	evsignal_add(sigterm, NULL);
-	evsignal_add(sigint, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    memset(&ss, 0, sizeof(ss));
+    if (evutil_parse_sockaddr_port(listen_addr, (struct sockaddr *)&ss, &sslen) != 0)
+        tb_fail("bad --listen address '%s'", listen_addr);
+    tb_base = event_base_new();
+    if (!tb_base)
+        tb_fail("event_base_new failed");
+    lst = evconnlistener_new_bind(tb_base, tb_accept_cb, NULL,
+                                  LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE, 1024,
+                                  (struct sockaddr *)&ss, sslen);
+    if (!lst)
+        tb_fail("cannot listen on %s: %s", listen_addr, strerror(errno));
+    sigterm = evsignal_new(tb_base, SIGTERM, tb_signal_cb, NULL);
+    sigint = evsignal_new(tb_base, SIGINT, tb_signal_cb, NULL);
+    evsignal_add(sigterm, NULL);
+    evsignal_add(sigint, NULL);
 
-	printf("ready\n");
-	fflush(stdout);
-	event_base_dispatch(tb_base);
+    printf("ready\n");
+    fflush(stdout);
+    event_base_dispatch(tb_base);
 
-	evconnlistener_free(lst);
-	event_free(sigterm);
-	event_free(sigint);
-	if (tb_log)
-		fclose(tb_log);
-	/* live connections are reclaimed by process exit */
-	return 0;
+    evconnlistener_free(lst);
+    event_free(sigterm);
+    event_free(sigint);
+    if (tb_log)
+        fclose(tb_log);
+    /* live connections are reclaimed by process exit */
+    return 0;
 }

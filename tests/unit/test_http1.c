@@ -136,11 +136,13 @@ static void test_check_request(void **st)
     struct sg_hdrs hs;
     const char *why;
     sg_hdrs_init(&hs, 8192, 32768, 100);
-    assert_int_equal(sg_http1_check_request(&hs, 1, 1, false, false, false, &why), 400); /* no Host */
+    assert_int_equal(sg_http1_check_request(&hs, 1, 1, false, false, false, &why),
+                     400);                                                             /* no Host */
     assert_int_equal(sg_http1_check_request(&hs, 1, 0, false, false, false, &why), 0); /* 1.0 ok */
     add(&hs, "Host", "a.example:80");
     assert_int_equal(sg_http1_check_request(&hs, 1, 1, false, false, false, &why), 0);
-    assert_int_equal(sg_http1_check_request(&hs, 1, 0, true, true, false, &why), 400); /* 1.0 + TE */
+    assert_int_equal(sg_http1_check_request(&hs, 1, 0, true, true, false, &why),
+                     400);                                                            /* 1.0 + TE */
     assert_int_equal(sg_http1_check_request(&hs, 1, 1, true, true, true, &why), 400); /* CL + TE */
     add(&hs, "Host", "b");
     assert_int_equal(sg_http1_check_request(&hs, 1, 1, false, false, false, &why), 400); /* dup */
@@ -173,8 +175,12 @@ static void test_request_head(void **st)
     add(&hs, "Accept", "*/*");
     sg_hdrs_classify(&hs);
     struct evbuffer *out = evbuffer_new();
-    struct sg_http1_fwd f = {.method = "POST", .method_len = 4, .client_ip = "127.0.0.1",
-                             .proto = "http", .client_minor = 1, .chunked = true};
+    struct sg_http1_fwd f = {.method = "POST",
+                             .method_len = 4,
+                             .client_ip = "127.0.0.1",
+                             .proto = "http",
+                             .client_minor = 1,
+                             .chunked = true};
     sg_http1_write_request_head(out, &hs, &f);
     char *s = buf_str(out);
     assert_string_equal(s, "POST /x?y=1 HTTP/1.1\r\n"
@@ -199,9 +205,13 @@ static void test_request_head_absolute_form(void **st)
     add(&hs, "X-A", "1");
     sg_hdrs_classify(&hs);
     struct evbuffer *out = evbuffer_new();
-    struct sg_http1_fwd f = {.method = "GET", .method_len = 3, .client_ip = "10.1.1.1",
-                             .proto = "http", .client_minor = 1,
-                             .override_host = "right.example:81", .override_host_len = 16};
+    struct sg_http1_fwd f = {.method = "GET",
+                             .method_len = 3,
+                             .client_ip = "10.1.1.1",
+                             .proto = "http",
+                             .client_minor = 1,
+                             .override_host = "right.example:81",
+                             .override_host_len = 16};
     sg_http1_write_request_head(out, &hs, &f);
     char *s = buf_str(out);
     assert_string_equal(s, "GET /p HTTP/1.1\r\nHost: right.example:81\r\nX-A: 1\r\n"
