@@ -194,6 +194,8 @@ int main(int argc, char **argv)
     struct event *sigterm = NULL, *sigint = NULL;
     if (ms.base == NULL || sg_pools_build(&pools, cfg) != SG_OK)
         goto out;
+    if (cfg->alerts.hook != NULL)
+        sg_log_warn("alerts: alert hooks are not active in this version");
     if (demo) {
         dm = sg_demo_start(ms.base, cfg);
         if (dm == NULL)

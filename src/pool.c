@@ -43,9 +43,23 @@ int sg_pools_build(struct sg_pools *ps, const struct sg_cfg *cfg)
         p->lb = sg_lb_find(cp->balance);
         if (p->lb == NULL) {
             /* Algorithms not built yet fall back to round-robin, loudly. */
-            sg_log_warn("pool '%s': balance '%s' is not available in this build, using roundrobin",
+            sg_log_warn("pool '%s': balance '%s' is not active in this version, using roundrobin",
                         cp->name, cp->balance);
             p->lb = &sg_lb_roundrobin;
+        }
+        /* Settings this build checks but does not act on yet: say so once
+         * at startup rather than let an operator believe they protect them. */
+        if (cp->health.enabled)
+            sg_log_warn("pool '%s': health checks are not active in this version "
+                        "(every backend is treated as up)", cp->name);
+        if (cp->autoscale.enabled)
+            sg_log_warn("pool '%s': autoscale rules are not active in this version", cp->name);
+        for (size_t j = 0; j < cp->nbackends; j++) {
+            if (cp->backends[j].maxconn > 0) {
+                sg_log_warn("pool '%s': backend maxconn (queueing) is not active in this "
+                            "version: requests are not limited per backend", cp->name);
+                break;
+            }
         }
         p->nbackends = cp->nbackends;
         p->backends = sg_xcalloc(cp->nbackends, sizeof(struct sg_backend));
