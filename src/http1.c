@@ -640,3 +640,12 @@ void sg_http1_chunk_header(struct evbuffer *out, size_t len)
     } while (len > 0);
     evbuffer_add(out, b + n, sizeof(b) - (size_t)n);
 }
+
+void sg_http1_body_piece(struct evbuffer *out, const char *at, size_t len, bool chunked)
+{
+    if (chunked)
+        sg_http1_chunk_header(out, len);
+    evbuffer_add(out, at, len);
+    if (chunked)
+        evbuffer_add(out, "\r\n", 2);
+}

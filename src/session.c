@@ -430,22 +430,12 @@ static int rq_on_body(llhttp_t *p, const char *at, size_t len)
         return -1;
     }
     SG_BUG_ON(s->up == NULL);
-    struct evbuffer *out = s->w->uout;
-    if (s->req_chunked_out)
-        sg_http1_chunk_header(out, len);
-    evbuffer_add(out, at, len);
-    if (s->req_chunked_out)
-        evbuffer_add(out, "\r\n", 2);
+    sg_http1_body_piece(s->w->uout, at, len, s->req_chunked_out);
     if (s->replayable) {
-        if (evbuffer_get_length(s->replay) + len + 32 > SG_REPLAY_MAX) {
+        if (evbuffer_get_length(s->replay) + len + 32 > SG_REPLAY_MAX)
             s->replayable = false;
-        } else {
-            if (s->req_chunked_out)
-                sg_http1_chunk_header(s->replay, len);
-            evbuffer_add(s->replay, at, len);
-            if (s->req_chunked_out)
-                evbuffer_add(s->replay, "\r\n", 2);
-        }
+        else
+            sg_http1_body_piece(s->replay, at, len, s->req_chunked_out);
     }
     return 0;
 }
@@ -558,12 +548,7 @@ static int rs_on_headers_complete(llhttp_t *p)
 static int rs_on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct sg_session *s = p->data;
-    struct evbuffer *out = s->w->cout;
-    if (s->resp_chunked_out)
-        sg_http1_chunk_header(out, len);
-    evbuffer_add(out, at, len);
-    if (s->resp_chunked_out)
-        evbuffer_add(out, "\r\n", 2);
+    sg_http1_body_piece(s->w->cout, at, len, s->resp_chunked_out);
     return 0;
 }
 

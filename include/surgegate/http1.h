@@ -101,5 +101,7 @@ const char *sg_http1_reason(int status);
 
 /* Chunk framing helpers. */
 void sg_http1_chunk_header(struct evbuffer *out, size_t len);
+/* Appends a piece of body, framed as one chunk when `chunked`. */
+void sg_http1_body_piece(struct evbuffer *out, const char *at, size_t len, bool chunked);
 
 #endif

@@ -1265,7 +1265,7 @@ static void test_shipped_configs(void **state)
         assert_non_null(cfg);
         if (i == 0) {
             assert_int_equal(d.n, 0);
-            assert_int_equal(cfg->workers, 2);
+            assert_int_equal(cfg->workers, 1);
             assert_string_equal(cfg->frontends[0].name, "demo");
             assert_string_equal(cfg->frontends[0].listen.text, "127.0.0.1:8080");
             assert_int_equal(cfg->pools[0].nbackends, 3);
