@@ -140,15 +140,40 @@ void sg_session_shutdown(struct sg_session *s)
     s->client_close = true; /* Connection: close on the response in progress */
 }
 
-/* Writes data to the client and closes once it is flushed. */
+#define SG_LINGER_MS 2000
+
+/* The last response is out: close, or linger first. Closing a socket whose
+ * receive queue holds unread bytes makes the kernel send RST, which can
+ * destroy the response still on its way to the client (a 400 or 413 answered
+ * before the body was read). So when the request was not read to its end,
+ * stop writing (FIN), discard what still arrives until the client closes or
+ * SG_LINGER_MS pass, then close: nginx's lingering close. */
+static void session_drain_done(struct sg_session *s)
+{
+    if (!s->linger) {
+        session_close(s);
+        return;
+    }
+    s->state = SG_SS_LINGER;
+    (void)shutdown(s->cc.fd, SHUT_WR);
+    evbuffer_drain(s->cc.in, evbuffer_get_length(s->cc.in));
+    struct timeval tv;
+    sg_timeval_from_ms(&tv, SG_LINGER_MS);
+    evtimer_add(&s->timer, &tv);
+    sg_conn_set_timeouts(&s->cc, NULL, NULL);
+    sg_conn_read_on(&s->cc);
+}
+
+/* Writes what is queued to the client, then closes (or lingers). */
 static void session_drain(struct sg_session *s)
 {
     s->state = SG_SS_DRAIN;
+    s->linger = !s->req_done || evbuffer_get_length(s->cc.in) > 0;
     event_del(&s->timer);
     sg_conn_read_off(&s->cc);
     sg_conn_set_write_low(&s->cc, 0);
     if (evbuffer_get_length(s->cc.out) == 0)
-        session_close(s);
+        session_drain_done(s);
 }
 
 /* Gives the upstream connection back (or closes it) and forgets it. */
@@ -781,6 +806,10 @@ static void session_process(struct sg_session *s)
     case SG_SS_FORWARD:
         session_feed_request(s);
         break;
+    case SG_SS_LINGER:
+        evbuffer_drain(s->cc.in, evbuffer_get_length(s->cc.in));
+        sg_conn_input_drained(&s->cc);
+        break;
     case SG_SS_CONNECT:
     case SG_SS_DRAIN:
         break;
@@ -1095,8 +1124,8 @@ static void session_client_write(struct sg_conn *bev, void *arg)
     if (s->dead)
         return;
     if (s->state == SG_SS_DRAIN) {
-        if (evbuffer_get_length((bev)->out) == 0)
-            session_close(s);
+        if (evbuffer_get_length(bev->out) == 0)
+            session_drain_done(s);
         return;
     }
     if (s->up_read_paused && s->up != NULL) {
@@ -1132,6 +1161,10 @@ static void session_client_event(struct sg_conn *bev, short what, void *arg)
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_session *s = arg;
+    if (!s->dead && s->state == SG_SS_LINGER) {
+        session_close(s);
+        return;
+    }
     if (s->dead || s->state != SG_SS_HEAD)
         return;
     if (!s->head_started && evbuffer_get_length(s->cc.in) == 0) {

@@ -25,6 +25,7 @@ enum sg_session_state {
     SG_SS_CONNECT, /* head parsed; waiting for an upstream connection */
     SG_SS_FORWARD, /* upstream connected: body up, response down */
     SG_SS_DRAIN,   /* last response written; flushing, then close */
+    SG_SS_LINGER,  /* flushed and shut for writing; discarding input, then close */
 };
 
 #define SG_SESSION_MAX_TRIES 12
@@ -85,6 +86,7 @@ struct sg_session {
     bool resp_done;
     bool in_1xx;
     bool up_read_paused; /* backpressure: client output full */
+    bool linger;         /* unread request bytes: lingering close */
     bool dead;           /* closed; waiting for deferred free */
 };
 

@@ -218,6 +218,49 @@ def test_body(c):
                     backend_silent=False)
 
 
+def test_linger(c):
+    """A 413 answered while the client is still sending a large body must
+    reach the client: the proxy stops writing, discards the rest and only
+    then closes (a plain close with unread input sends RST, which can
+    destroy the 413 before the client reads it)."""
+    import socket
+    import threading
+    for i in range(3):
+        s = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        head = (b"POST /sink?v=lg%d HTTP/1.1\r\n" % i + HOST
+                + b"Content-Length: 4000000\r\n\r\n")
+        # The head crosses max_body_size only through the declared length,
+        # so the 413 goes out at once; keep sending the body meanwhile.
+        err = []
+
+        def pump():
+            try:
+                s.sendall(head + b"x" * 4000000)
+            except OSError as e:
+                err.append(e)
+        t = threading.Thread(target=pump, daemon=True)
+        t.start()
+        got = b""
+        deadline = time.monotonic() + 5
+        try:
+            while time.monotonic() < deadline:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except OSError as e:
+            got += b"<%s>" % type(e).__name__.encode()
+        t.join(6)
+        s.close()
+        c.chk.ok(got.startswith(b"HTTP/1.1 413"),
+                 "lingering close: 413 read intact while the body is still being sent (%d)" % i,
+                 fmt_bytes(got, 200))
+        c.chk.ok(not got.endswith(b"Error>") and not err,
+                 "lingering close: the connection ends with FIN after the body, not RST (%d)" % i,
+                 "reader: %s, sender: %r" % (fmt_bytes(got[-40:], 40), err))
+
+
 def test_versions(c):
     c.expect_reject("HTTP/0.9 request line", b"ver1", b"GET /?v=ver1\r\n\r\n", 400)
     c.expect_reject("HTTP/2.0 in an HTTP/1 request line", b"ver2",
@@ -236,6 +279,7 @@ def main():
                 test_header_count(c)
                 test_body(c)
                 test_versions(c)
+                test_linger(c)
                 after = exchange(port, b"GET /?v=after HTTP/1.1\r\n" + HOST
                                  + b"Connection: close\r\n\r\n", timeout=5)
                 chk.ok(after.statuses() == [200], "proxy still serves afterwards", repr(after))
