@@ -111,7 +111,8 @@ def _read_until_close(s, ex, t0, deadline, stop_after_responses=None):
 def exchange(port, data, timeout=3.0, shut_wr=False, stop_after_responses=None, gap=0.0):
     """Connect to 127.0.0.1:port, send data (bytes, or a list of byte strings
     sent in order, `gap` seconds apart), then read until the peer closes or
-    `timeout` seconds have passed since connecting. shut_wr half-closes our
+    `timeout` seconds have passed since connecting (with a gap: since the
+    last write). shut_wr half-closes our
     side after sending.
     stop_after_responses=N stops reading (without waiting for a close) once N
     complete responses arrived; the socket is then closed by us."""
@@ -135,6 +136,10 @@ def exchange(port, data, timeout=3.0, shut_wr=False, stop_after_responses=None, 
                 s.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
+        if gap:
+            # Slow writes (a loaded machine can stretch each gap many times)
+            # must not eat the time left to read the answer.
+            deadline = max(deadline, time.monotonic() + timeout)
         _read_until_close(s, ex, t0, deadline, stop_after_responses)
     finally:
         s.close()
