@@ -26,19 +26,22 @@ static void rr_state_free(void *state)
     free(state);
 }
 
-/* Picks among usable backends with `backup` equal to want_backup. */
-static struct sg_backend *rr_pick_set(struct rr_state *st, const struct sg_pool *pool,
-                                      const struct sg_lb_req *req, bool want_backup)
+static struct sg_backend *rr_pick(void *state, const struct sg_pool *pool,
+                                  const struct sg_lb_req *req)
 {
+    struct rr_state *st = state;
+    bool backup = sg_lb_use_backup(pool, req);
+    uint64_t now = sg_lb_now(req);
     int64_t total = 0;
     struct sg_backend *best = NULL;
     int64_t *best_cur = NULL;
     for (size_t i = 0; i < pool->nbackends && i < st->n; i++) {
         struct sg_backend *b = &pool->backends[i];
-        if (b->backup != want_backup || !sg_backend_usable(b) || sg_lb_excluded(req, b->id))
+        if (!sg_lb_eligible(b, req, backup))
             continue;
-        st->current[i] += b->weight;
-        total += b->weight;
+        int64_t wt = sg_backend_weight(b, now);
+        st->current[i] += wt;
+        total += wt;
         if (best == NULL || st->current[i] > *best_cur) {
             best = b;
             best_cur = &st->current[i];
@@ -47,16 +50,6 @@ static struct sg_backend *rr_pick_set(struct rr_state *st, const struct sg_pool 
     if (best != NULL)
         *best_cur -= total;
     return best;
-}
-
-static struct sg_backend *rr_pick(void *state, const struct sg_pool *pool,
-                                  const struct sg_lb_req *req)
-{
-    struct rr_state *st = state;
-    struct sg_backend *b = rr_pick_set(st, pool, req, false);
-    if (b == NULL)
-        b = rr_pick_set(st, pool, req, true);
-    return b;
 }
 
 const struct sg_lb_ops sg_lb_roundrobin = {

@@ -10,9 +10,11 @@
 
 #include <event2/event.h>
 
+#include "surgegate/admin.h"
 #include "surgegate/cfg.h"
 #include "surgegate/common.h"
 #include "surgegate/demo.h"
+#include "surgegate/health.h"
 #include "surgegate/log.h"
 #include "surgegate/pool.h"
 #include "surgegate/worker.h"
@@ -27,7 +29,22 @@ struct main_state {
     uint32_t nworkers;
     int stops; /* signals received */
     struct event *poll_ev;
+    struct sg_health *health;
+    struct sg_admin *admin;
 };
+
+/* A backend changed state (health check, ejection, admin call): a backend
+ * that became usable starts its slow-start ramp, and every worker drops idle
+ * connections to unusable backends and lets queued requests try again. */
+static void main_backend_changed(struct sg_backend *b, void *arg)
+{
+    struct main_state *ms = arg;
+    uint64_t now = sg_now_ms();
+    if (b->pool->slowstart_ms > 0 && sg_backend_usable(b, now))
+        atomic_store(&b->ramp_from, now);
+    for (uint32_t i = 0; i < ms->nworkers; i++)
+        sg_worker_kick(ms->workers[i]);
+}
 
 static void usage(FILE *out)
 {
@@ -50,6 +67,10 @@ static void main_on_signal(evutil_socket_t sig, short what, void *arg)
         _exit(1);
     }
     sg_log_info("signal %d: stopping gracefully (send again to exit at once)", (int)sig);
+    sg_health_stop(ms->health);
+    ms->health = NULL;
+    sg_admin_stop(ms->admin);
+    ms->admin = NULL;
     for (uint32_t i = 0; i < ms->nworkers; i++)
         sg_worker_stop(ms->workers[i]);
     struct timeval tv = {0, 50 * 1000};
@@ -225,6 +246,23 @@ int main(int argc, char **argv)
             sg_worker_join(ms.workers[i]);
         goto out;
     }
+    ms.health = sg_health_start(ms.base, &pools, main_backend_changed, &ms);
+    if (ms.health == NULL) {
+        main_on_signal(SIGTERM, 0, &ms);
+        event_base_dispatch(ms.base);
+        for (uint32_t i = 0; i < ms.nworkers; i++)
+            sg_worker_join(ms.workers[i]);
+        goto out;
+    }
+    ms.admin = sg_admin_start(ms.base, cfg, &pools, main_backend_changed, &ms);
+    if (ms.admin == NULL && cfg->admin.line != 0) {
+        sg_log_error("admin: the configured admin listener could not start");
+        main_on_signal(SIGTERM, 0, &ms);
+        event_base_dispatch(ms.base);
+        for (uint32_t i = 0; i < ms.nworkers; i++)
+            sg_worker_join(ms.workers[i]);
+        goto out;
+    }
     for (size_t i = 0; i < cfg->nfrontends; i++)
         sg_log_info("frontend '%s' listening on %s", cfg->frontends[i].name,
                     cfg->frontends[i].listen.text);
@@ -238,6 +276,8 @@ int main(int argc, char **argv)
     sg_log_info("stopped");
     rc = 0;
 out:
+    sg_health_stop(ms.health);
+    sg_admin_stop(ms.admin);
     if (ms.workers != NULL) {
         for (uint32_t i = 0; i < ms.nworkers; i++)
             sg_worker_free(ms.workers[i]);

@@ -16,8 +16,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -30,7 +32,9 @@
 #include "surgegate/http1.h"
 #include "surgegate/lb.h"
 #include "surgegate/log.h"
+#include "surgegate/outlier.h"
 #include "surgegate/pool.h"
+#include "surgegate/queue.h"
 #include "surgegate/route.h"
 #include "surgegate/session.h"
 #include "surgegate/upstream.h"
@@ -88,6 +92,35 @@ static void session_free_cb(evutil_socket_t fd, short what, void *arg)
     free(s);
 }
 
+/* Gives back the request slot on s->backend (kicking the pool's queue). */
+static void session_put_slot(struct sg_session *s)
+{
+    if (!s->slot)
+        return;
+    s->slot = false;
+    sg_queue_put_slot(s->w, s->backend);
+}
+
+/* The request leaves the pool's active count (and its retry count). */
+static void session_req_end(struct sg_session *s)
+{
+    if (s->queued) {
+        sg_queue_cancel(s->w, &s->qe);
+        s->queued = false;
+    }
+    if (s->wp == NULL)
+        return;
+    struct sg_pool *p = s->wp->pool;
+    if (s->retrying) {
+        s->retrying = false;
+        atomic_fetch_sub_explicit(&p->retries_active, 1, memory_order_relaxed);
+    }
+    if (s->active) {
+        s->active = false;
+        atomic_fetch_sub_explicit(&p->active, 1, memory_order_relaxed);
+    }
+}
+
 /* Closes everything the session holds and schedules its memory to be freed.
  * Safe to call from any of the session's callbacks; idempotent. */
 static void session_close(struct sg_session *s)
@@ -97,10 +130,11 @@ static void session_close(struct sg_session *s)
     s->dead = true;
     struct sg_worker *w = s->w;
     if (s->up != NULL) {
-        w->wpools[s->backend->pool->id].wb[s->backend->id].inflight--;
         sg_upstream_free(s->up);
         s->up = NULL;
     }
+    session_put_slot(s);
+    session_req_end(s);
     sg_conn_close(&s->cc);
 
     event_del(&s->timer);
@@ -179,11 +213,12 @@ static void session_drain(struct sg_session *s)
 /* Gives the upstream connection back (or closes it) and forgets it. */
 static void session_release_up(struct sg_session *s, bool reusable)
 {
-    if (s->up == NULL)
-        return;
-    s->w->wpools[s->backend->pool->id].wb[s->backend->id].inflight--;
-    sg_upstream_release(s->up, reusable);
-    s->up = NULL;
+    if (s->up != NULL) {
+        sg_upstream_release(s->up, reusable);
+        s->up = NULL;
+    }
+    /* After the connection is parked, so a queued request can reuse it. */
+    session_put_slot(s);
 }
 
 /* Answers the current request with one of the proxy's own responses. When a
@@ -197,6 +232,7 @@ static void session_error(struct sg_session *s, int status, const char *why)
         return;
     }
     session_release_up(s, false);
+    session_req_end(s);
     if (status >= 500)
         sg_log_debug("%s: %d %s", s->client_ip, status, why ? why : "");
     /* Keep the connection only when the request was read to its end. */
@@ -216,6 +252,7 @@ static void session_error(struct sg_session *s, int status, const char *why)
 static void session_finish(struct sg_session *s)
 {
     s->nrequests++;
+    session_req_end(s);
     if (s->client_close || s->w->stopping || s->rq_upgrade) {
         session_drain(s);
         return;
@@ -534,6 +571,16 @@ static int rs_on_headers_complete(llhttp_t *p)
             sg_http1_write_response_head(out, &s->rsh, &r);
         }
         return 1;
+    }
+    struct sg_backend *b = s->backend;
+    if (b != NULL) {
+        uint64_t now = sg_now_ms();
+        if (status >= 500)
+            atomic_fetch_add_explicit(&b->failures, 1, memory_order_relaxed);
+        sg_outlier_observe(b, status >= 500, now);
+        const struct sg_lb_ops *lb = s->wp->pool->lb;
+        if (lb->observe != NULL)
+            lb->observe(s->wp->lb_state, b, now, sg_now_us() - s->attempt_us);
     }
     struct sg_http1_resp r = {.status = status};
     bool has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
@@ -873,6 +920,52 @@ static void session_up_ready(struct sg_session *s)
 }
 
 static void session_fail_upstream(struct sg_session *s, enum session_upfail kind);
+static void session_enqueue(struct sg_session *s, struct sg_lb_req *lr);
+static void session_on_grant(struct sg_qentry *e);
+static void session_connect_to(struct sg_session *s, struct sg_backend *b);
+
+/* The hash balancer's key for the current request, per the pool's hash_key:
+ * the client address, the request target, a header value or a cookie value.
+ * Points into the request head (or client_ip); empty when absent. */
+static void session_hash_key(struct sg_session *s, const char *spec)
+{
+    s->hkey = NULL;
+    s->hkeylen = 0;
+    if (spec == NULL || strcmp(spec, "source") == 0) {
+        s->hkey = s->client_ip;
+        s->hkeylen = strlen(s->client_ip);
+    } else if (strcmp(spec, "uri") == 0) {
+        s->hkey = s->rqh.buf + s->rqh.first_off;
+        s->hkeylen = s->rqh.first_len;
+    } else if (strncmp(spec, "header:", 7) == 0) {
+        const struct sg_hdr *h = sg_hdrs_find(&s->rqh, spec + 7);
+        if (h != NULL) {
+            s->hkey = sg_hdr_value(&s->rqh, h);
+            s->hkeylen = h->val_len;
+        }
+    } else if (strncmp(spec, "cookie:", 7) == 0) {
+        const char *name = spec + 7;
+        size_t nlen = strlen(name);
+        for (uint32_t i = 0; i < s->rqh.n; i++) {
+            const struct sg_hdr *h = &s->rqh.h[i];
+            if (!sg_hdr_name_is(&s->rqh, h, "cookie"))
+                continue;
+            const char *v = sg_hdr_value(&s->rqh, h), *end = v + h->val_len;
+            while (v < end) {
+                while (v < end && (*v == ' ' || *v == '\t' || *v == ';'))
+                    v++;
+                const char *semi = memchr(v, ';', (size_t)(end - v));
+                const char *pe = semi ? semi : end;
+                if ((size_t)(pe - v) > nlen && memcmp(v, name, nlen) == 0 && v[nlen] == '=') {
+                    s->hkey = v + nlen + 1;
+                    s->hkeylen = (size_t)(pe - s->hkey);
+                    return;
+                }
+                v = pe;
+            }
+        }
+    }
+}
 
 /* Picks a backend and starts (or reuses) a connection to it. */
 static void session_connect(struct sg_session *s)
@@ -900,6 +993,12 @@ static void session_connect(struct sg_session *s)
         }
         s->wp = &w->wpools[pi];
         s->retries_left = s->wp->pool->cfg->retries;
+        s->active = true;
+        atomic_fetch_add_explicit(&s->wp->pool->active, 1, memory_order_relaxed);
+        s->hkey = NULL;
+        s->hkeylen = 0;
+        if (strcmp(s->wp->pool->lb->name, "hash") == 0)
+            session_hash_key(s, s->wp->pool->cfg->hash_key);
         const char *mname = llhttp_method_name((llhttp_method_t)s->rq.method);
         struct sg_http1_fwd f = {
             .method = mname,
@@ -923,63 +1022,156 @@ static void session_connect(struct sg_session *s)
         }
         sg_http1_write_request_head(s->replay, &s->rqh, &f);
     }
-    struct sg_lb_req lr = {.exclude = s->tried, .nexclude = s->ntried};
-    struct sg_backend *b = s->wp->pool->lb->pick(s->wp->lb_state, s->wp->pool, &lr);
+    struct sg_pool *pool = s->wp->pool;
+    uint64_t now = sg_now_ms();
+    struct sg_lb_req lr = {.exclude = s->tried,
+                           .nexclude = s->ntried,
+                           .key = s->hkey,
+                           .keylen = s->hkeylen,
+                           .now_ms = now};
+    struct sg_backend *b = pool->lb->pick(s->wp->lb_state, pool, &lr);
     if (b == NULL && s->ntried > 0) {
         /* Every backend was tried: allow them again (a fresh connection). */
         lr.nexclude = 0;
-        b = s->wp->pool->lb->pick(s->wp->lb_state, s->wp->pool, &lr);
+        b = pool->lb->pick(s->wp->lb_state, pool, &lr);
     }
-    if (b == NULL) {
+    /* Another worker may have taken the last slot since the pick. */
+    if (b == NULL || !sg_backend_take_slot(b, now)) {
+        session_enqueue(s, &lr);
+        return;
+    }
+    session_connect_to(s, b);
+}
+
+/* No backend has room: wait in the pool's queue, or answer 503 at once when
+ * no backend is usable at all or the queue is full. */
+static void session_enqueue(struct sg_session *s, struct sg_lb_req *lr)
+{
+    struct sg_pool *pool = s->wp->pool;
+    lr->ignore_room = true;
+    struct sg_backend *pref = pool->lb->pick(s->wp->lb_state, pool, lr);
+    if (pref == NULL && lr->nexclude > 0) {
+        lr->nexclude = 0;
+        pref = pool->lb->pick(s->wp->lb_state, pool, lr);
+    }
+    if (pref == NULL) {
         session_error(s, 503, "no usable backend");
         return;
     }
+    struct sg_qentry *e = &s->qe;
+    e->pool = pool;
+    e->pref = pref;
+    e->exclude = s->tried;
+    e->nexclude = &s->ntried;
+    e->key = s->hkey;
+    e->keylen = s->hkeylen;
+    e->since_ms = lr->now_ms;
+    e->on_grant = session_on_grant;
+    s->queued = true; /* before the push: a grant may run from it */
+    if (pool->cfg->maxqueue == 0 || !sg_queue_push(s->w, e, pool->cfg->maxqueue)) {
+        s->queued = false;
+        session_error(s, 503, "queue full");
+        return;
+    }
+    struct timeval tv;
+    sg_timeval_from_ms(&tv, s->w->cfg->timeouts.queue_ms);
+    evtimer_add(&s->timer, &tv);
+}
+
+/* A queued request got a slot (on its owner's thread, from the inbox). */
+static void session_on_grant(struct sg_qentry *e)
+{
+    struct sg_session *s = (struct sg_session *)((char *)e - offsetof(struct sg_session, qe));
+    struct sg_backend *b = e->granted;
+    e->granted = NULL;
+    s->queued = false;
+    event_del(&s->timer);
+    if (s->dead) { /* cannot happen: closing cancels; be safe */
+        sg_queue_put_slot(s->w, b);
+        return;
+    }
+    session_connect_to(s, b);
+}
+
+/* Starts (or reuses) a connection to b, on which the caller holds a slot. */
+static void session_connect_to(struct sg_session *s, struct sg_backend *b)
+{
+    struct sg_worker *w = s->w;
     s->backend = b;
+    s->slot = true;
     if (s->ntried < SG_SESSION_MAX_TRIES)
         s->tried[s->ntried++] = b->id;
+    atomic_fetch_add_explicit(&b->requests, 1, memory_order_relaxed);
+    s->attempt_us = sg_now_us();
     bool allow_idle = s->stale_retries == 0;
     s->up = sg_upstream_acquire(w, b, allow_idle, session_up_read, session_up_write,
                                 session_up_event, s);
     if (s->up == NULL) {
-        s->backend = b;
         session_fail_upstream(s, UPFAIL_CONNECT);
         return;
     }
-    w->wpools[b->pool->id].wb[b->id].inflight++;
     if (s->up->reused)
         session_up_ready(s);
 }
 
-/* An upstream attempt failed before any response byte: retry when allowed,
- * else answer 502/504. */
+/* Envoy's retry budget: retries in flight stay under `percent` of the pool's
+ * active requests, with `min_retries` always allowed. */
+static bool session_retry_allowed(struct sg_session *s)
+{
+    struct sg_pool *p = s->wp->pool;
+    const struct sg_cfg_retry_budget *rb = &p->cfg->retry_budget;
+    uint32_t active = atomic_load_explicit(&p->active, memory_order_relaxed);
+    uint32_t retrying = atomic_load_explicit(&p->retries_active, memory_order_relaxed);
+    if (s->retrying && retrying > 0)
+        retrying--; /* this request is already counted */
+    double budget = rb->percent * (double)active / 100.0;
+    if (budget < (double)rb->min_retries)
+        budget = (double)rb->min_retries;
+    if ((double)retrying >= budget) {
+        atomic_fetch_add_explicit(&p->retries_denied, 1, memory_order_relaxed);
+        return false;
+    }
+    if (!s->retrying) {
+        s->retrying = true;
+        atomic_fetch_add_explicit(&p->retries_active, 1, memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&p->retries_total, 1, memory_order_relaxed);
+    return true;
+}
+
+/* An upstream attempt failed before any response byte: retry on another
+ * backend when allowed, else answer 502/504. */
 static void session_fail_upstream(struct sg_session *s, enum session_upfail kind)
 {
     bool was_reused = s->up != NULL && s->up->reused;
+    struct sg_backend *fb = s->backend;
     session_release_up(s, false);
     if (s->resp_started) {
         session_close(s);
         return;
     }
-    if (s->replayable) {
-        if (was_reused && kind == UPFAIL_RESET && s->stale_retries < 2) {
-            /* The backend closed a pooled connection as we used it: retry on
-             * a fresh connection to the same backend, at no retry cost. */
-            s->stale_retries++;
-            s->ntried--; /* same backend may be picked again */
-            session_connect(s);
-            return;
-        }
-        /* A response timeout is not retried: the backend is slow, and
-         * sending it the same request again multiplies the load that made it
-         * slow (the surge this proxy exists to absorb). */
-        bool never_sent = kind == UPFAIL_CONNECT || kind == UPFAIL_CONNECT_TIMEOUT;
-        if (s->retries_left > 0 && kind != UPFAIL_TIMEOUT && (never_sent || s->idempotent)) {
-            s->retries_left--;
-            sg_log_debug("%s: retrying after %s failure on %s", s->client_ip,
-                         never_sent ? "connect" : "upstream", s->backend ? s->backend->name : "?");
-            session_connect(s);
-            return;
-        }
+    if (s->replayable && was_reused && kind == UPFAIL_RESET && s->stale_retries < 2) {
+        /* The backend closed a pooled connection as we used it: retry on a
+         * fresh connection to the same backend, at no retry cost. */
+        s->stale_retries++;
+        s->ntried--; /* same backend may be picked again */
+        session_connect(s);
+        return;
+    }
+    if (fb != NULL) {
+        atomic_fetch_add_explicit(&fb->failures, 1, memory_order_relaxed);
+        sg_outlier_observe(fb, true, sg_now_ms());
+    }
+    /* Before any response byte: a request that never left the proxy can
+     * always go elsewhere; one that was sent, only when idempotent. */
+    bool never_sent = kind == UPFAIL_CONNECT || kind == UPFAIL_CONNECT_TIMEOUT;
+    if (s->replayable && s->retries_left > 0 && (never_sent || s->idempotent) &&
+        session_retry_allowed(s)) {
+        s->retries_left--;
+        sg_log_debug("%s: retrying after %s failure on %s", s->client_ip,
+                     never_sent ? "connect" : "upstream", fb ? fb->name : "?");
+        session_connect(s);
+        return;
     }
     switch (kind) {
     case UPFAIL_CONNECT_TIMEOUT:
@@ -1161,6 +1353,12 @@ static void session_client_event(struct sg_conn *bev, short what, void *arg)
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_session *s = arg;
+    if (!s->dead && s->queued) {
+        sg_queue_cancel(s->w, &s->qe);
+        s->queued = false;
+        session_error(s, 503, "queue timeout");
+        return;
+    }
     if (!s->dead && s->state == SG_SS_LINGER) {
         session_close(s);
         return;

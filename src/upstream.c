@@ -102,6 +102,7 @@ void sg_upstream_release(struct sg_upconn *c, bool reusable)
     struct sg_wbackend *wb = upstream_wb(c);
     uint32_t max_idle = c->b->pool->cfg->max_idle;
     if (!reusable || w->stopping || wb->nidle >= max_idle || !c->connected ||
+        !sg_backend_usable(c->b, sg_now_ms()) ||
         evbuffer_get_length(c->conn.in) != 0 || evbuffer_get_length(c->conn.out) != 0) {
         sg_upstream_free(c);
         return;
@@ -125,5 +126,17 @@ void sg_upstream_close_idle(struct sg_worker *w)
         for (size_t j = 0; j < wp->pool->nbackends; j++)
             while (wp->wb[j].idle != NULL)
                 sg_upstream_free(wp->wb[j].idle);
+    }
+}
+
+void sg_upstream_close_unusable(struct sg_worker *w)
+{
+    uint64_t now = sg_now_ms();
+    for (size_t i = 0; i < w->pools->n; i++) {
+        struct sg_wpool *wp = &w->wpools[i];
+        for (size_t j = 0; j < wp->pool->nbackends; j++)
+            if (!sg_backend_usable(&wp->pool->backends[j], now))
+                while (wp->wb[j].idle != NULL)
+                    sg_upstream_free(wp->wb[j].idle);
     }
 }

@@ -17,6 +17,7 @@
 #include "surgegate/http1.h"
 #include "surgegate/lb-t.h"
 #include "surgegate/log.h"
+#include "surgegate/queue.h"
 #include "surgegate/session-t.h"
 #include "surgegate/session.h"
 #include "surgegate/upstream.h"
@@ -118,11 +119,8 @@ static void worker_grace_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(w->base, NULL);
 }
 
-static void worker_stop_cb(evutil_socket_t fd, short what, void *arg)
+static void worker_stop(struct sg_worker *w)
 {
-    struct sg_worker *w = arg;
-    uint64_t v;
-    (void)!read(fd, &v, sizeof(v));
     if (w->stopping)
         return;
     w->stopping = true;
@@ -149,25 +147,76 @@ static void worker_stop_cb(evutil_socket_t fd, short what, void *arg)
     evtimer_add(w->grace_ev, &tv);
 }
 
+/* Backends changed state (came up, left ejection, drained): idle
+ * connections to unusable backends go, and queued requests may now fit. */
+static void worker_kick(struct sg_worker *w)
+{
+    sg_upstream_close_unusable(w);
+    for (size_t i = 0; i < w->pools->n; i++) {
+        struct sg_pool *p = &w->pools->pools[i];
+        if (atomic_load_explicit(&p->queue.depth, memory_order_relaxed) > 0)
+            sg_queue_kick(w, p);
+    }
+}
+
+static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    uint64_t v;
+    (void)!read(fd, &v, sizeof(v));
+    if (atomic_exchange(&w->stop_req, false))
+        worker_stop(w);
+    sg_queue_run_inbox(w);
+    if (atomic_exchange(&w->kick_req, false))
+        worker_kick(w);
+}
+
+static void worker_inbox_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sg_queue_run_inbox(arg);
+}
+
+void sg_worker_wake(struct sg_worker *w)
+{
+    uint64_t one = 1;
+    (void)!write(w->wake_fd, &one, sizeof(one));
+}
+
+void sg_worker_notify_grant(struct sg_worker *w, struct sg_worker *from)
+{
+    if (w == from)
+        event_active(w->inbox_ev, EV_TIMEOUT, 0);
+    else
+        sg_worker_wake(w);
+}
+
+void sg_worker_kick(struct sg_worker *w)
+{
+    atomic_store(&w->kick_req, true);
+    sg_worker_wake(w);
+}
+
 struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_cfg *cfg,
                                 struct sg_pools *pools)
 {
     struct sg_worker *w = sg_xcalloc(1, sizeof(*w));
     w->magic = SG_WORKER_MAGIC;
-    w->stop_fd = -1;
+    w->wake_fd = -1;
+    pthread_mutex_init(&w->inbox_mu, NULL);
+    TAILQ_INIT(&w->inbox);
     w->id = id;
     w->cfg = cfg;
     w->pools = pools;
     /* The base belongs to this worker alone: no locks (the main thread
-     * reaches it only through stop_fd). */
+     * reaches it only through wake_fd). */
     struct event_config *ec = event_config_new();
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     w->base = event_base_new_with_config(ec);
     event_config_free(ec);
-    w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->cout = evbuffer_new();
     w->uout = evbuffer_new();
-    if (w->base == NULL || w->stop_fd < 0 || w->cout == NULL || w->uout == NULL) {
+    if (w->base == NULL || w->wake_fd < 0 || w->cout == NULL || w->uout == NULL) {
         sg_log_error("worker %u: cannot create event base: %s", id, strerror(errno));
         sg_worker_free(w);
         return NULL;
@@ -216,8 +265,9 @@ struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_
         }
         evconnlistener_set_error_cb(fe->lev, worker_accept_error);
     }
-    w->stop_ev = event_new(w->base, w->stop_fd, EV_READ | EV_PERSIST, worker_stop_cb, w);
-    event_add(w->stop_ev, NULL);
+    w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, worker_wake_cb, w);
+    event_add(w->wake_ev, NULL);
+    w->inbox_ev = event_new(w->base, -1, 0, worker_inbox_cb, w);
     w->grace_ev = evtimer_new(w->base, worker_grace_cb, w);
     return w;
 }
@@ -248,8 +298,8 @@ int sg_worker_start(struct sg_worker *w)
 
 void sg_worker_stop(struct sg_worker *w)
 {
-    uint64_t one = 1;
-    (void)!write(w->stop_fd, &one, sizeof(one));
+    atomic_store(&w->stop_req, true);
+    sg_worker_wake(w);
 }
 
 void sg_worker_join(struct sg_worker *w)
@@ -275,10 +325,13 @@ void sg_worker_free(struct sg_worker *w)
         }
         free(w->wpools);
     }
-    if (w->stop_ev)
-        event_free(w->stop_ev);
-    if (w->stop_fd > 0)
-        close(w->stop_fd);
+    if (w->wake_ev)
+        event_free(w->wake_ev);
+    if (w->inbox_ev)
+        event_free(w->inbox_ev);
+    if (w->wake_fd > 0)
+        close(w->wake_fd);
+    pthread_mutex_destroy(&w->inbox_mu);
     sg_hdrs_cache_free(&w->hcache);
     if (w->cout)
         evbuffer_free(w->cout);

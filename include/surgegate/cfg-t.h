@@ -65,6 +65,10 @@ struct sg_cfg_frontend {
     int line;
 };
 
+struct sg_cfg_status_range {
+    uint16_t lo, hi; /* inclusive */
+};
+
 struct sg_cfg_health {
     bool enabled;         /* a "health" group was given */
     char *type;           /* "http" or "tcp" */
@@ -76,6 +80,10 @@ struct sg_cfg_health {
     uint32_t rise;        /* default 2 */
     uint32_t fall;        /* default 3 */
     char *expect_status;  /* "200-399" ranges, comma separated */
+    struct sg_cfg_status_range *expect; /* expect_status parsed; default one range 200-399 */
+    size_t nexpect;
+    uint32_t fast_interval_ms; /* "fast_interval": while a state is changing; default interval/2 */
+    uint32_t down_interval_ms; /* "down_interval": while down; default interval*2 */
     int line;
 };
 
@@ -112,12 +120,34 @@ struct sg_cfg_autoscale {
     int line;
 };
 
+/* "retry_budget" group: retries at most `percent` of the pool's active
+ * requests, but always allow `min_retries` concurrent ones (Envoy's). */
+struct sg_cfg_retry_budget {
+    double percent;       /* default 20.0; 0..100 */
+    uint32_t min_retries; /* default 3 */
+    int line;
+};
+
+/* "outlier" group: passive ejection on consecutive 5xx / gateway errors. */
+struct sg_cfg_outlier {
+    uint32_t consecutive_errors;   /* default 5; 0 = off */
+    uint32_t base_ejection_ms;     /* "base_ejection", default 30s; x number of ejections */
+    uint32_t max_ejection_ms;      /* "max_ejection", default 300s */
+    uint32_t max_ejection_percent; /* default 50; 0..100 (one backend may always be ejected) */
+    int line;
+};
+
 struct sg_cfg_pool {
     char *name;
     char *balance;     /* "roundrobin" (default) | leastreq | ewma | hash | random */
     uint32_t retries;  /* default 2 */
     uint32_t maxqueue; /* default 1000 */
     uint32_t max_idle; /* idle keep-alive upstream connections per backend per worker, default 32 */
+    char *hash_key;    /* "source" (default) | "uri" | "header:NAME" | "cookie:NAME" */
+    double hash_balance_factor; /* bounded load: at most c x mean, default 1.25; 0 = unbounded */
+    uint32_t slowstart_ms;      /* "slowstart", default 0 = off */
+    struct sg_cfg_retry_budget retry_budget;
+    struct sg_cfg_outlier outlier;
     struct sg_cfg_health health;
     struct sg_cfg_backend *backends;
     size_t nbackends;

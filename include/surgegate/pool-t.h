@@ -1,17 +1,22 @@
 /* pool-t.h: runtime pools and backends, built from the config at startup.
  *
- * struct sg_pool and struct sg_backend are shared by every worker and are
- * read-only on the request path except for the atomic fields. Per-worker
- * mutable state (balancer state, idle connections, in-flight counts) lives in
- * struct sg_wpool / sg_wbackend owned by each worker, so the request path
- * takes no lock. */
+ * struct sg_pool and struct sg_backend are shared by every worker. Fields are
+ * either fixed after startup or atomic: workers count in-flight requests and
+ * report outcomes with atomic operations, the control thread (main thread:
+ * health checks, ejection expiry) writes states. Per-worker mutable state
+ * (balancer state, idle connections) lives in struct sg_wpool / sg_wbackend
+ * owned by each worker, so the request path takes no lock. The pool's queue
+ * (queue.c) is the one lock, taken only when backends are at maxconn. */
 #ifndef SURGEGATE_POOL_T_H
 #define SURGEGATE_POOL_T_H
 
+#include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include "surgegate/cfg-t.h"
@@ -19,10 +24,15 @@
 #define SG_BACKEND_MAGIC 0x5b6e0b1du
 #define SG_POOL_MAGIC    0x5b0017a1u
 
+/* What the operator asked for (admin API); independent of health. */
+enum sg_backend_admin { SG_ADMIN_READY = 0, SG_ADMIN_DRAIN, SG_ADMIN_MAINT };
+
+/* The state users see, derived from admin state, health and ejection. */
 enum sg_backend_state { SG_BACKEND_UP = 0, SG_BACKEND_DOWN, SG_BACKEND_DRAIN, SG_BACKEND_MAINT };
 
 struct sg_pool;
 struct sg_lb_ops;
+struct sg_qentry;
 
 struct sg_backend {
     uint32_t magic;
@@ -32,10 +42,36 @@ struct sg_backend {
     const char *name; /* address text, e.g. "127.0.0.1:9001" */
     struct sockaddr_storage ss;
     socklen_t sslen;
-    uint32_t weight;
-    uint32_t maxconn; /* 0 = unlimited */
+    uint32_t weight;  /* configured weight; see sg_backend_weight() */
+    uint32_t maxconn; /* configured; 0 = unlimited; see sg_backend_maxconn() */
     bool backup;
-    _Atomic int state; /* enum sg_backend_state; written by the control thread */
+
+    /* Written rarely (control thread, ejection): read on every pick. */
+    _Atomic int admin;            /* enum sg_backend_admin */
+    _Atomic bool down;            /* failed its active checks */
+    _Atomic uint64_t eject_until; /* outlier ejection end, monotonic ms; 0 = not ejected */
+    _Atomic uint64_t ramp_from;   /* slow start began, monotonic ms; 0 = no ramp */
+
+    /* Control thread only (health.c, outlier.c, stats). */
+    uint64_t state_since_ms; /* wall clock ms of the last state change */
+    char reason[96];         /* why the last change: "connection refused", "HTTP 503" */
+    uint32_t nejections;     /* consecutive ejections (reset by a long healthy spell) */
+
+    /* Written on every request by every worker: own cache line. */
+    alignas(64) _Atomic uint32_t inflight; /* requests on this backend now, all workers */
+    _Atomic uint32_t queue_depth;          /* queued requests whose first choice this is */
+    _Atomic uint32_t consec_errors;        /* consecutive 5xx / gateway errors */
+    _Atomic uint64_t requests;             /* requests sent (attempts) */
+    _Atomic uint64_t failures;             /* 5xx responses and gateway errors */
+};
+
+TAILQ_HEAD(sg_qlist, sg_qentry);
+
+/* A pool's FIFO of requests waiting for a backend slot (queue.c). */
+struct sg_pqueue {
+    pthread_mutex_t mu;
+    struct sg_qlist q;
+    _Atomic uint32_t depth; /* entries in q; read without the lock */
 };
 
 struct sg_pool {
@@ -46,6 +82,14 @@ struct sg_pool {
     struct sg_backend *backends;
     size_t nbackends;
     const struct sg_lb_ops *lb;
+    uint32_t slowstart_ms; /* 0 = off */
+
+    struct sg_pqueue queue;
+    alignas(64) _Atomic uint32_t active;  /* requests being served (retry budget base) */
+    _Atomic uint32_t retries_active;      /* of which are retries now */
+    _Atomic uint32_t nejected;            /* backends ejected now */
+    _Atomic uint64_t retries_total;       /* retries done */
+    _Atomic uint64_t retries_denied;      /* retries the budget refused */
 };
 
 struct sg_pools {

@@ -1,7 +1,9 @@
-/* pool.h: building runtime pools from the config. */
+/* pool.h: runtime pools and backends: building them, and the per-backend
+ * facts every balancer asks (usable? weight now? room for one more?). */
 #ifndef SURGEGATE_POOL_H
 #define SURGEGATE_POOL_H
 
+#include "surgegate/common.h"
 #include "surgegate/pool-t.h"
 
 /* Builds every pool of cfg (which must outlive the pools). SG_OK or SG_ERR
@@ -9,10 +11,27 @@
 int sg_pools_build(struct sg_pools *ps, const struct sg_cfg *cfg);
 void sg_pools_free(struct sg_pools *ps);
 
-/* True when the backend may take new requests. Any thread. */
-static inline bool sg_backend_usable(const struct sg_backend *b)
-{
-    return atomic_load_explicit(&b->state, memory_order_relaxed) == SG_BACKEND_UP && b->weight > 0;
-}
+/* True when the backend may take new requests: ready (not drain/maint), not
+ * down, not ejected, weight > 0. Any thread. */
+bool sg_backend_usable(const struct sg_backend *b, uint64_t now_ms);
+
+/* Weight now: the configured weight, ramped linearly during slow start
+ * (at least 1 while ramping). */
+uint32_t sg_backend_weight(const struct sg_backend *b, uint64_t now_ms);
+
+/* maxconn now (0 = unlimited), ramped like the weight during slow start. */
+uint32_t sg_backend_maxconn(const struct sg_backend *b, uint64_t now_ms);
+
+/* True when one more request fits under sg_backend_maxconn(). */
+bool sg_backend_has_room(const struct sg_backend *b, uint64_t now_ms);
+
+/* Reserves a request slot (inflight + 1) when there is room; false when the
+ * backend is at maxconn. sg_backend_put_slot() gives it back. */
+bool sg_backend_take_slot(struct sg_backend *b, uint64_t now_ms);
+void sg_backend_put_slot(struct sg_backend *b);
+
+/* The state users see. */
+enum sg_backend_state sg_backend_state(const struct sg_backend *b, uint64_t now_ms);
+const char *sg_backend_state_name(enum sg_backend_state st);
 
 #endif

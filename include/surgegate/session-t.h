@@ -9,6 +9,7 @@
 
 #include "surgegate/conn-t.h"
 #include "surgegate/http1-t.h"
+#include "surgegate/queue-t.h"
 
 #define SG_SESSION_MAGIC 0x5e5510a5u
 
@@ -52,6 +53,10 @@ struct sg_session {
     uint32_t ntried;
     uint32_t retries_left;
     uint32_t stale_retries;
+    struct sg_qentry qe;   /* waiting in the pool queue (queued) */
+    const char *hkey;      /* hash key of the current request (hash balancer) */
+    size_t hkeylen;
+    uint64_t attempt_us;   /* monotonic start of the current attempt */
 
     uint64_t body_bytes;                 /* request body bytes received */
     uint64_t req_body_left;              /* Content-Length request body bytes still to move */
@@ -87,6 +92,10 @@ struct sg_session {
     bool in_1xx;
     bool up_read_paused; /* backpressure: client output full */
     bool linger;         /* unread request bytes: lingering close */
+    bool slot;           /* holds a request slot on `backend` (its inflight) */
+    bool queued;         /* waiting in the pool queue for a slot */
+    bool active;         /* counted in the pool's active requests */
+    bool retrying;       /* counted in the pool's active retries */
     bool dead;           /* closed; waiting for deferred free */
 };
 

@@ -27,4 +27,8 @@ void sg_upstream_free(struct sg_upconn *c);
 /* Closes every idle connection of worker w (graceful stop). */
 void sg_upstream_close_idle(struct sg_worker *w);
 
+/* Closes w's idle connections to backends that are not usable now
+ * (drain, maint, down, ejected). */
+void sg_upstream_close_unusable(struct sg_worker *w);
+
 #endif

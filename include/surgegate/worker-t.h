@@ -1,6 +1,7 @@
 /* worker-t.h: per-thread state. Each worker owns an event_base, its
  * listeners, its client sessions and its upstream connection pools; nothing
- * in here is touched by another thread except through stop_ev. */
+ * in here is touched by another thread except the wake channel: wake_fd,
+ * the request flags and the inbox (under inbox_mu). */
 #ifndef SURGEGATE_WORKER_T_H
 #define SURGEGATE_WORKER_T_H
 
@@ -13,6 +14,7 @@
 #include "surgegate/cfg-t.h"
 #include "surgegate/http1-t.h"
 #include "surgegate/pool-t.h"
+#include "surgegate/queue-t.h"
 
 #define SG_WORKER_MAGIC 0x3047e1a5u
 
@@ -28,7 +30,6 @@ struct sg_worker;
 struct sg_wbackend {
     struct sg_upconn *idle; /* idle keep-alive connections, most recent first */
     uint32_t nidle;
-    uint32_t inflight; /* requests of this worker on this backend */
 };
 
 /* Per worker, per pool. */
@@ -62,8 +63,13 @@ struct sg_worker {
     uint32_t nsessions;
     struct evbuffer *cout, *uout; /* staging for bytes to a client / a backend (session.c) */
     struct sg_hdrs_cache hcache;  /* parked header buffers (http1.c) */
-    int stop_fd;                  /* eventfd: the main thread writes to ask for a stop */
-    struct event *stop_ev;        /* reads stop_fd */
+    int wake_fd;                  /* eventfd: other threads wake this worker */
+    struct event *wake_ev;        /* reads wake_fd */
+    struct event *inbox_ev;       /* runs the inbox when a grant comes from this worker */
+    _Atomic bool stop_req;        /* wake reason: graceful stop */
+    _Atomic bool kick_req;        /* wake reason: backends changed (kick queues, purge idle) */
+    pthread_mutex_t inbox_mu;
+    struct sg_qlist inbox; /* queue entries granted a slot, for this worker's sessions */
     struct event *grace_ev;       /* forced close when the grace period ends */
     bool stopping;
     _Atomic bool done; /* the thread's loop has ended (read by main) */

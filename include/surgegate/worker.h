@@ -14,6 +14,14 @@ int sg_worker_start(struct sg_worker *w);
 /* Asks the worker to stop gracefully: stop accepting, let in-flight
  * requests finish within timeouts.grace, then close. Any thread. */
 void sg_worker_stop(struct sg_worker *w);
+/* Wakes the worker to read its inbox (a grant from another thread). */
+void sg_worker_wake(struct sg_worker *w);
+/* A queue entry of w's was granted by worker `from`: run w's inbox soon
+ * (at once on the same thread's next loop turn; through wake_fd otherwise). */
+void sg_worker_notify_grant(struct sg_worker *w, struct sg_worker *from);
+/* Backends changed: close idle connections to unusable ones and kick the
+ * queues. Any thread. */
+void sg_worker_kick(struct sg_worker *w);
 /* Waits for the thread to end. Main thread. */
 void sg_worker_join(struct sg_worker *w);
 void sg_worker_free(struct sg_worker *w);

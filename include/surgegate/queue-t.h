@@ -1,0 +1,39 @@
+/* queue-t.h: a request waiting in its pool's FIFO for a backend slot. */
+#ifndef SURGEGATE_QUEUE_T_H
+#define SURGEGATE_QUEUE_T_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct sg_worker;
+struct sg_backend;
+struct sg_pool;
+struct sg_lb_req;
+
+enum sg_qstate {
+    SG_Q_NONE = 0, /* not queued */
+    SG_Q_WAITING,  /* in pool->queue.q */
+    SG_Q_GRANTED,  /* given a slot on `granted`; in its worker's inbox */
+};
+
+/* Embedded in the session. Fields other than `link`, `st` and `granted`
+ * are set by the owner before queueing and read-only while queued. */
+struct sg_qentry {
+    TAILQ_ENTRY(sg_qentry) link;
+    struct sg_worker *w;         /* owner: the grant is delivered there */
+    struct sg_pool *pool;
+    struct sg_backend *pref;     /* first choice (its queue_depth counts this entry) */
+    const uint32_t *exclude;     /* backends the request already tried */
+    const uint32_t *nexclude;    /* points at the owner's count */
+    const char *key;             /* hash key, may be NULL */
+    size_t keylen;
+    uint64_t since_ms;           /* when it was queued (monotonic) */
+    _Atomic int st;              /* enum sg_qstate; changed under pool->queue.mu or the
+                                  * owner's inbox_mu (NONE only by the owner) */
+    struct sg_backend *granted;  /* slot taken on this backend for the owner */
+    void (*on_grant)(struct sg_qentry *e); /* runs on the owner's thread */
+};
+
+#endif
