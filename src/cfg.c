@@ -145,6 +145,15 @@ void cfg_pool_defaults(struct sg_cfg_pool *pool)
     pool->retries = 2;
     pool->maxqueue = 1000;
     pool->max_idle = 32;
+    pool->hash_key = sg_xstrdup("source");
+    pool->hash_balance_factor = 1.25;
+    pool->slowstart_ms = 0;
+    pool->retry_budget.percent = 20.0;
+    pool->retry_budget.min_retries = 3;
+    pool->outlier.consecutive_errors = 5;
+    pool->outlier.base_ejection_ms = 30000;
+    pool->outlier.max_ejection_ms = 300000;
+    pool->outlier.max_ejection_percent = 50;
     pool->health.type = sg_xstrdup("http");
     pool->health.method = sg_xstrdup("GET");
     pool->health.path = sg_xstrdup("/");
@@ -153,6 +162,13 @@ void cfg_pool_defaults(struct sg_cfg_pool *pool)
     pool->health.rise = 2;
     pool->health.fall = 3;
     pool->health.expect_status = sg_xstrdup("200-399");
+    /* expect, fast_interval and down_interval follow from the values read:
+     * cfg_health_finish() (cfg_keys.c) fills them once the pool is loaded;
+     * 0 here means "not written" */
+    pool->health.expect = NULL;
+    pool->health.nexpect = 0;
+    pool->health.fast_interval_ms = 0;
+    pool->health.down_interval_ms = 0;
     pool->autoscale.min = 1;
     pool->autoscale.step = 1;
     pool->autoscale.hook_timeout_ms = 30000;
@@ -182,11 +198,13 @@ static void cfg_pool_free(struct sg_cfg_pool *pool)
 {
     free(pool->name);
     free(pool->balance);
+    free(pool->hash_key);
     free(pool->health.type);
     free(pool->health.method);
     free(pool->health.path);
     free(pool->health.host);
     free(pool->health.expect_status);
+    free(pool->health.expect);
     for (size_t i = 0; i < pool->nbackends; i++)
         sg_cfg_addr_free(&pool->backends[i].address);
     free(pool->backends);

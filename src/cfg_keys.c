@@ -8,8 +8,10 @@
  * then reports missing required keys. Handlers check the type and value of
  * one setting, report problems on its line and store the value; a bad value
  * leaves the default in place so loading can go on and find the next problem.
- * Cross checks (duplicate names and addresses, unknown pools, min <= max)
- * follow each list. "frontends" is loaded last so that every pool is known. */
+ * Cross checks (duplicate names and addresses, unknown pools, min <= max,
+ * max_ejection >= base_ejection) and derived values (health fast_interval,
+ * down_interval and the parsed expect_status) follow each element.
+ * "frontends" is loaded last so that every pool is known. */
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -450,6 +452,110 @@ static void cfg_k_status(struct cfg_ctx *ctx, const config_setting_t *s, const s
     cfg_set_string(obj, k->off, v);
 }
 
+/* The characters of an HTTP token (RFC 9110 5.6.2): header field names, and
+ * cookie names (RFC 6265 4.1.1 cookie-name = token). */
+static bool cfg_is_token(const char *v)
+{
+    return *v != '\0' && strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                   "0123456789!#$%&'*+-.^_`|~") == strlen(v);
+}
+
+/* "hash_key" of a pool: what the hash balancer hashes. "source" (the client
+ * address), "uri" (path and query), "header:NAME" or "cookie:NAME". The value
+ * is stored as written; the balancer splits it. */
+static void cfg_k_hash_key(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                           void *obj, const char *where)
+{
+    static const char forms[] = "expected \"source\", \"uri\", \"header:NAME\" or \"cookie:NAME\"";
+    const char *v = cfg_get_string(ctx, s, where);
+    const char *name = NULL, *what = NULL;
+
+    if (v == NULL)
+        return;
+    if (strcmp(v, "source") == 0 || strcmp(v, "uri") == 0) {
+        cfg_set_string(obj, k->off, v);
+        return;
+    }
+    if (strncmp(v, "header:", 7) == 0) {
+        name = v + 7;
+        what = "header";
+    } else if (strncmp(v, "cookie:", 7) == 0) {
+        name = v + 7;
+        what = "cookie";
+    }
+    if (name == NULL) {
+        cfg_err(ctx, s, "bad value '%s' for '%s' in %s: %s", v, config_setting_name(s), where,
+                forms);
+        return;
+    }
+    if (*name == '\0') {
+        cfg_err(ctx, s, "bad value '%s' for '%s' in %s: the %s name is empty; %s", v,
+                config_setting_name(s), where, what, forms);
+        return;
+    }
+    if (strlen(name) > 256 || !cfg_is_token(name)) {
+        cfg_err(ctx, s,
+                "bad value '%s' for '%s' in %s: '%s' is not a valid %s name (letters, digits "
+                "and !#$%%&'*+-.^_`|~, at most 256); %s",
+                v, config_setting_name(s), where, name, what, forms);
+        return;
+    }
+    cfg_set_string(obj, k->off, v);
+}
+
+/* A number, integer or with a fraction; false after reporting. */
+static bool cfg_get_number(struct cfg_ctx *ctx, const config_setting_t *s, const char *where,
+                           double *out)
+{
+    double v;
+    if (cfg_is_int(s)) {
+        v = (double)config_setting_get_int64(s);
+    } else if (config_setting_type(s) == CONFIG_TYPE_FLOAT) {
+        v = config_setting_get_float(s);
+    } else {
+        cfg_type_err(ctx, s, where, "a number");
+        return false;
+    }
+    if (!isfinite(v)) {
+        cfg_err(ctx, s, "'%s' in %s must be a finite number", config_setting_name(s), where);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* A double field in k->min..k->max (integer bounds). */
+static void cfg_k_double(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                         void *obj, const char *where)
+{
+    double v;
+    if (!cfg_get_number(ctx, s, where, &v))
+        return;
+    if (v < (double)k->min || v > (double)k->max) {
+        cfg_err(ctx, s, "'%s' in %s is %g, out of range %lld..%lld", config_setting_name(s), where,
+                v, k->min, k->max);
+        return;
+    }
+    *CFG_FIELD(obj, k->off, double) = v;
+}
+
+/* "hash_balance_factor": consistent hashing with bounded loads, no backend
+ * gets more than c times the mean load. Below 1 no assignment could satisfy
+ * the bound, so the choices are 0 (no bound) or 1..100. */
+static void cfg_k_balance_factor(struct cfg_ctx *ctx, const config_setting_t *s,
+                                 const struct cfg_key *k, void *obj, const char *where)
+{
+    double v;
+    if (!cfg_get_number(ctx, s, where, &v))
+        return;
+    if (v != 0.0 && (v < 1.0 || v > 100.0)) {
+        cfg_err(ctx, s, "'%s' in %s is %g: expected 0 (unbounded) or a factor from 1.0 to 100.0",
+                config_setting_name(s), where, v);
+        return;
+    }
+    *CFG_FIELD(obj, k->off, double) = v;
+}
+
 /* Strings of an array or list; NULL after reporting a problem. The result is
  * NULL-terminated and owned by the caller. */
 static char **cfg_get_strings(struct cfg_ctx *ctx, const config_setting_t *s, const char *where,
@@ -738,6 +844,16 @@ static const struct cfg_key cfg_health_keys[] = {
     {.name = "rise", .fn = cfg_k_uint, .off = CFG_OFF(T, rise), .min = 1, .max = 1000},
     {.name = "fall", .fn = cfg_k_uint, .off = CFG_OFF(T, fall), .min = 1, .max = 1000},
     {.name = "expect_status", .fn = cfg_k_status, .off = CFG_OFF(T, expect_status)},
+    {.name = "fast_interval",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, fast_interval_ms),
+     .min = 100,
+     .max = MS_DAY},
+    {.name = "down_interval",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, down_interval_ms),
+     .min = 100,
+     .max = MS_DAY},
     {0}};
 static const struct cfg_section cfg_sec_health = {"health", "health", cfg_health_keys,
                                                   CFG_OFF(T, line), CFG_OFF(T, enabled)};
@@ -809,6 +925,45 @@ static const struct cfg_section cfg_sec_autoscale = {"autoscale", "autoscale", c
                                                      CFG_OFF(T, line), CFG_OFF(T, enabled)};
 #undef T
 
+#define T struct sg_cfg_retry_budget
+static const struct cfg_key cfg_retry_budget_keys[] = {
+    {.name = "percent", .fn = cfg_k_double, .off = CFG_OFF(T, percent), .min = 0, .max = 100},
+    {.name = "min_retries",
+     .fn = cfg_k_uint,
+     .off = CFG_OFF(T, min_retries),
+     .min = 0,
+     .max = 10000},
+    {0}};
+static const struct cfg_section cfg_sec_retry_budget = {"retry_budget", "retry_budget",
+                                                        cfg_retry_budget_keys, CFG_OFF(T, line), 0};
+#undef T
+
+#define T struct sg_cfg_outlier
+static const struct cfg_key cfg_outlier_keys[] = {{.name = "consecutive_errors",
+                                                   .fn = cfg_k_uint,
+                                                   .off = CFG_OFF(T, consecutive_errors),
+                                                   .min = 0,
+                                                   .max = 1000},
+                                                  {.name = "base_ejection",
+                                                   .fn = cfg_k_duration,
+                                                   .off = CFG_OFF(T, base_ejection_ms),
+                                                   .min = 100,
+                                                   .max = 3600 * 1000},
+                                                  {.name = "max_ejection",
+                                                   .fn = cfg_k_duration,
+                                                   .off = CFG_OFF(T, max_ejection_ms),
+                                                   .min = 100,
+                                                   .max = MS_DAY},
+                                                  {.name = "max_ejection_percent",
+                                                   .fn = cfg_k_uint,
+                                                   .off = CFG_OFF(T, max_ejection_percent),
+                                                   .min = 0,
+                                                   .max = 100},
+                                                  {0}};
+static const struct cfg_section cfg_sec_outlier = {"outlier", "outlier", cfg_outlier_keys,
+                                                   CFG_OFF(T, line), 0};
+#undef T
+
 #define T struct sg_cfg_pool
 static const struct cfg_key cfg_pool_keys[] = {
     {.name = "name", .fn = cfg_k_name, .off = CFG_OFF(T, name), .required = true},
@@ -816,6 +971,20 @@ static const struct cfg_key cfg_pool_keys[] = {
     {.name = "retries", .fn = cfg_k_uint, .off = CFG_OFF(T, retries), .min = 0, .max = 10},
     {.name = "maxqueue", .fn = cfg_k_uint, .off = CFG_OFF(T, maxqueue), .min = 0, .max = 1000000},
     {.name = "max_idle", .fn = cfg_k_uint, .off = CFG_OFF(T, max_idle), .min = 0, .max = 10000},
+    {.name = "hash_key", .fn = cfg_k_hash_key, .off = CFG_OFF(T, hash_key)},
+    {.name = "hash_balance_factor",
+     .fn = cfg_k_balance_factor,
+     .off = CFG_OFF(T, hash_balance_factor)},
+    {.name = "slowstart",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, slowstart_ms),
+     .min = 0,
+     .max = 3600 * 1000},
+    {.name = "retry_budget",
+     .fn = cfg_k_group,
+     .off = CFG_OFF(T, retry_budget),
+     .sub = &cfg_sec_retry_budget},
+    {.name = "outlier", .fn = cfg_k_group, .off = CFG_OFF(T, outlier), .sub = &cfg_sec_outlier},
     {.name = "health", .fn = cfg_k_group, .off = CFG_OFF(T, health), .sub = &cfg_sec_health},
     {.name = "backends", .fn = cfg_k_backends},
     {.name = "autoscale",
@@ -872,8 +1041,9 @@ static const struct cfg_section cfg_sec_root = {CFG_ROOT_WHERE, NULL, cfg_root_k
 #undef T
 
 static const struct cfg_section *const cfg_all_sections[] = {
-    &cfg_sec_root,   &cfg_sec_timeouts, &cfg_sec_limits,  &cfg_sec_frontend,  &cfg_sec_route,
-    &cfg_sec_pool,   &cfg_sec_health,   &cfg_sec_backend, &cfg_sec_autoscale, &cfg_sec_rule,
+    &cfg_sec_root,   &cfg_sec_timeouts, &cfg_sec_limits,       &cfg_sec_frontend,
+    &cfg_sec_route,  &cfg_sec_pool,     &cfg_sec_retry_budget, &cfg_sec_outlier,
+    &cfg_sec_health, &cfg_sec_backend,  &cfg_sec_autoscale,    &cfg_sec_rule,
     &cfg_sec_alerts, &cfg_sec_admin,    &cfg_sec_token};
 
 static void cfg_unknown_key(struct cfg_ctx *ctx, const config_setting_t *m,
@@ -1011,21 +1181,82 @@ static void cfg_element_where(char *buf, size_t len, const char *kind, const con
         snprintf(buf, len, "%s #%d", kind, index + 1);
 }
 
+/* Whether member `key` of group g (which may be NULL) is absent or holds the
+ * duration `ms`: that is, whether `ms` is what the user wrote or the default,
+ * and not a default left in place by a value already reported as bad. */
+static bool cfg_member_duration_is(const config_setting_t *g, const char *key, uint32_t ms)
+{
+    const config_setting_t *m = g != NULL ? config_setting_get_member(g, key) : NULL;
+    uint32_t v;
+    if (m == NULL)
+        return true;
+    return config_setting_type(m) == CONFIG_TYPE_STRING &&
+           cfg_duration_reason(config_setting_get_string(m), &v) == NULL && v == ms;
+}
+
 /* ---- pools ---- */
+
+/* Values of the health group that follow from the others, once the pool is
+ * read: fast_interval (default interval/2, at least 100ms), down_interval
+ * (default interval*2, at most a day) and the parsed expect_status. */
+static void cfg_health_finish(struct sg_cfg_health *h)
+{
+    char why[128];
+    int rc;
+    if (h->fast_interval_ms == 0)
+        h->fast_interval_ms = h->interval_ms / 2 < 100 ? 100 : h->interval_ms / 2;
+    if (h->down_interval_ms == 0)
+        h->down_interval_ms =
+            (uint64_t)h->interval_ms * 2 > MS_DAY ? (uint32_t)MS_DAY : h->interval_ms * 2;
+    free(h->expect);
+    /* expect_status is the default or a list its handler accepted */
+    rc = sg_cfg_parse_status_ranges(h->expect_status, &h->expect, &h->nexpect, why, sizeof(why));
+    SG_BUG_ON(rc != SG_OK);
+}
 
 static void cfg_pool_check(struct cfg_ctx *ctx, const config_setting_t *e,
                            const struct sg_cfg_pool *pool, const char *where)
 {
     const struct sg_cfg_autoscale *as = &pool->autoscale;
     const config_setting_t *asg = config_setting_get_member(e, "autoscale");
+    const config_setting_t *hg = config_setting_get_member(e, "health");
+    const config_setting_t *og = config_setting_get_member(e, "outlier");
+    const struct sg_cfg_outlier *ol = &pool->outlier;
+    const struct sg_cfg_health *h = &pool->health;
 
     if (pool->health.enabled && pool->health.timeout_ms > pool->health.interval_ms) {
         char t[32], i[32];
-        const config_setting_t *hg = config_setting_get_member(e, "health");
         cfg_format_duration(pool->health.timeout_ms, t, sizeof(t));
         cfg_format_duration(pool->health.interval_ms, i, sizeof(i));
         sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(hg, "timeout"),
                         "health timeout %s of %s is longer than its interval %s", t, where, i);
+    }
+    /* HAProxy's fastinter: checks while a backend goes up or down are meant
+     * to be quicker than the steady ones, not slower */
+    if (hg != NULL && config_setting_is_group(hg) &&
+        config_setting_get_member(hg, "fast_interval") != NULL &&
+        cfg_member_duration_is(hg, "fast_interval", h->fast_interval_ms) &&
+        cfg_member_duration_is(hg, "interval", h->interval_ms) &&
+        h->fast_interval_ms > h->interval_ms) {
+        char f[32], i[32];
+        cfg_format_duration(h->fast_interval_ms, f, sizeof(f));
+        cfg_format_duration(h->interval_ms, i, sizeof(i));
+        sg_cfg_diag_add(ctx->diags, SG_CFG_WARNING, cfg_member_line(hg, "fast_interval"),
+                        "health fast_interval %s of %s is longer than its interval %s: a backend "
+                        "changing state would be checked less often than a steady one",
+                        f, where, i);
+    }
+    if (og != NULL && config_setting_is_group(og) && ol->max_ejection_ms < ol->base_ejection_ms &&
+        cfg_member_duration_is(og, "base_ejection", ol->base_ejection_ms) &&
+        cfg_member_duration_is(og, "max_ejection", ol->max_ejection_ms)) {
+        char m[32], b[32];
+        bool written = config_setting_get_member(og, "max_ejection") != NULL;
+        cfg_format_duration(ol->max_ejection_ms, m, sizeof(m));
+        cfg_format_duration(ol->base_ejection_ms, b, sizeof(b));
+        sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR,
+                        cfg_member_line(og, written ? "max_ejection" : "base_ejection"),
+                        "outlier max_ejection %s%s of %s is shorter than its base_ejection %s", m,
+                        written ? "" : " (the default)", where, b);
     }
     if (as->enabled && asg != NULL && config_setting_is_group(asg)) {
         if (as->max != 0 && as->min > as->max)
@@ -1074,6 +1305,7 @@ static void cfg_k_pools(struct cfg_ctx *ctx, const config_setting_t *s, const st
         cfg_pool_defaults(pool);
         cfg_element_where(w, sizeof(w), "pool", e, i);
         cfg_section_load(ctx, e, &cfg_sec_pool, pool, w);
+        cfg_health_finish(&pool->health);
         cfg_pool_check(ctx, e, pool, w);
     }
     for (size_t i = 0; i < cfg->npools; i++) {

@@ -310,6 +310,43 @@ int sg_cfg_check_status_ranges(const char *s, char *errbuf, size_t errlen)
     return SG_OK;
 }
 
+int sg_cfg_parse_status_ranges(const char *s, struct sg_cfg_status_range **out, size_t *nout,
+                               char *errbuf, size_t errlen)
+{
+    const char *p = s;
+    size_t cap = 1, n = 0;
+    struct sg_cfg_status_range *r;
+    int lo, hi;
+
+    *out = NULL;
+    *nout = 0;
+    if (sg_cfg_check_status_ranges(s, errbuf, errlen) != SG_OK)
+        return SG_ERR;
+    /* one item per comma, plus one */
+    for (const char *c = s; *c != '\0'; c++)
+        cap += *c == ',';
+    r = sg_xcalloc(cap, sizeof(*r));
+    while (*p != '\0' && n < cap) {
+        const char *why = values_status_item(&p, &lo, &hi);
+        SG_BUG_ON(why != NULL); /* checked above */
+        r[n].lo = (uint16_t)lo;
+        r[n].hi = (uint16_t)hi;
+        n++;
+    }
+    *out = r;
+    *nout = n;
+    return SG_OK;
+}
+
+bool sg_cfg_status_in(const struct sg_cfg_status_range *r, size_t n, int status)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (status >= r[i].lo && status <= r[i].hi)
+            return true;
+    }
+    return false;
+}
+
 bool sg_cfg_status_match(const char *ranges, int status)
 {
     const char *p = ranges;

@@ -48,5 +48,13 @@ int sg_cfg_parse_size(const char *s, uint64_t *out);
  * list (false for a malformed list). Both are pure and thread-safe. */
 int sg_cfg_check_status_ranges(const char *s, char *errbuf, size_t errlen);
 bool sg_cfg_status_match(const char *ranges, int status);
+/* Parses a status list into an array of inclusive ranges ("200,204,300-399"
+ * gives {200,200},{204,204},{300,399}), in the order written. On SG_OK *out
+ * is owned by the caller (free()) and holds *nout >= 1 ranges; on SG_ERR
+ * *out is NULL, *nout 0 and the reason is in errbuf. Pure and thread-safe. */
+int sg_cfg_parse_status_ranges(const char *s, struct sg_cfg_status_range **out, size_t *nout,
+                               char *errbuf, size_t errlen);
+/* Whether `status` is in one of the n ranges of r (as parsed above). */
+bool sg_cfg_status_in(const struct sg_cfg_status_range *r, size_t n, int status);
 
 #endif

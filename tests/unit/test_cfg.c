@@ -298,6 +298,50 @@ static void test_status_ranges(void **state)
     assert_false(sg_cfg_status_match("200-399,404", 199));
     assert_false(sg_cfg_status_match("bad", 200));
     assert_false(sg_cfg_status_match(NULL, 200));
+
+    /* parsed into ranges, in the order written */
+    static struct sg_cfg_status_range junk;
+    struct sg_cfg_status_range *r = NULL;
+    size_t n = 99;
+    assert_int_equal(sg_cfg_parse_status_ranges("200", &r, &n, err, sizeof(err)), SG_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(r[0].lo, 200);
+    assert_int_equal(r[0].hi, 200);
+    free(r);
+    assert_int_equal(sg_cfg_parse_status_ranges("200-399", &r, &n, err, sizeof(err)), SG_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(r[0].lo, 200);
+    assert_int_equal(r[0].hi, 399);
+    free(r);
+    assert_int_equal(
+        sg_cfg_parse_status_ranges("200,204, 300-399 ,100-599", &r, &n, err, sizeof(err)), SG_OK);
+    assert_int_equal(n, 4);
+    assert_int_equal(r[0].lo, 200);
+    assert_int_equal(r[0].hi, 200);
+    assert_int_equal(r[1].lo, 204);
+    assert_int_equal(r[1].hi, 204);
+    assert_int_equal(r[2].lo, 300);
+    assert_int_equal(r[2].hi, 399);
+    assert_int_equal(r[3].lo, 100);
+    assert_int_equal(r[3].hi, 599);
+    assert_true(sg_cfg_status_in(r, n, 204));
+    assert_true(sg_cfg_status_in(r, 3, 350));
+    assert_false(sg_cfg_status_in(r, 3, 201));
+    assert_false(sg_cfg_status_in(r, 3, 400));
+    assert_false(sg_cfg_status_in(NULL, 0, 200));
+    free(r);
+    for (size_t i = 0; i < SG_ARRAY_SIZE(bad); i++) {
+        r = &junk; /* must be reset */
+        n = 7;
+        err[0] = '\0';
+        if (sg_cfg_parse_status_ranges(bad[i], &r, &n, err, sizeof(err)) != SG_ERR)
+            fail_msg("status list '%s' parsed", bad[i]);
+        assert_null(r);
+        assert_int_equal(n, 0);
+        assert_true(err[0] != '\0');
+    }
+    assert_int_equal(sg_cfg_parse_status_ranges("700", &r, &n, err, sizeof(err)), SG_ERR);
+    assert_non_null(strstr(err, "100..599"));
 }
 
 /* ---- loading ---- */
@@ -359,6 +403,22 @@ static void test_defaults(void **state)
     assert_int_equal(p->health.rise, 2);
     assert_int_equal(p->health.fall, 3);
     assert_string_equal(p->health.expect_status, "200-399");
+    assert_int_equal(p->health.nexpect, 1);
+    assert_int_equal(p->health.expect[0].lo, 200);
+    assert_int_equal(p->health.expect[0].hi, 399);
+    assert_int_equal(p->health.fast_interval_ms, 1000); /* interval / 2 */
+    assert_int_equal(p->health.down_interval_ms, 4000); /* interval * 2 */
+    assert_string_equal(p->hash_key, "source");
+    assert_true(p->hash_balance_factor == 1.25);
+    assert_int_equal(p->slowstart_ms, 0);
+    assert_true(p->retry_budget.percent == 20.0);
+    assert_int_equal(p->retry_budget.min_retries, 3);
+    assert_int_equal(p->retry_budget.line, 0);
+    assert_int_equal(p->outlier.consecutive_errors, 5);
+    assert_int_equal(p->outlier.base_ejection_ms, 30000);
+    assert_int_equal(p->outlier.max_ejection_ms, 300000);
+    assert_int_equal(p->outlier.max_ejection_percent, 50);
+    assert_int_equal(p->outlier.line, 0);
     assert_int_equal(p->nbackends, 1);
     assert_int_equal(p->backends[0].weight, 1);
     assert_int_equal(p->backends[0].maxconn, 0);
@@ -479,6 +539,13 @@ static void test_full(void **state)
     assert_int_equal(p->health.rise, 4);
     assert_int_equal(p->health.fall, 5);
     assert_string_equal(p->health.expect_status, "200-299,404");
+    assert_int_equal(p->health.nexpect, 2);
+    assert_int_equal(p->health.expect[0].lo, 200);
+    assert_int_equal(p->health.expect[0].hi, 299);
+    assert_int_equal(p->health.expect[1].lo, 404);
+    assert_int_equal(p->health.expect[1].hi, 404);
+    assert_int_equal(p->health.fast_interval_ms, 2500);
+    assert_int_equal(p->health.down_interval_ms, 10000);
     assert_int_equal(p->nbackends, 2);
     assert_int_equal(p->backends[0].weight, 0);
     assert_int_equal(p->backends[0].maxconn, 10);
@@ -972,6 +1039,402 @@ static void test_alerts(void **state)
     expect_error(OK_CONFIG "alerts = { hook = [ \"notify-send\" ]; };\n", 6, "absolute path");
 }
 
+/* A valid config whose pool gets `body` from line 5 on (frontend maxconn low
+ * enough for the RLIMIT_NOFILE check of the tests). */
+#define POOL_OK(body)                                                                      \
+    TIMEOUTS                                                                               \
+    "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 10; "          \
+    "default_pool = \"app\"; } );\n"                                                       \
+    "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } );\n" body \
+    " } );\n"
+
+static void test_hash_key(void **state)
+{
+    static const char *const good[] = {
+        "source",         "uri",          "header:X-User",           "header:x-forwarded-for",
+        "cookie:session", "cookie:SID_2", "header:A!#$%&'*+-.^_`|~9"};
+    (void)state;
+    for (size_t i = 0; i < SG_ARRAY_SIZE(good); i++) {
+        char text[1024];
+        struct sg_cfg *cfg;
+        snprintf(text, sizeof(text), POOL_OK("hash_key = \"%s\";"), good[i]);
+        cfg = expect_clean(text);
+        assert_string_equal(cfg->pools[0].hash_key, good[i]);
+        sg_cfg_free(cfg);
+    }
+    expect_error(POOL_OK("hash_key = \"client\";"), 5,
+                 "bad value 'client' for 'hash_key' in pool 'app': expected \"source\", \"uri\", "
+                 "\"header:NAME\" or \"cookie:NAME\"");
+    expect_error(POOL_OK("balance = \"hash\";\nhash_key = \"header:\";"), 6,
+                 "bad value 'header:' for 'hash_key' in pool 'app': the header name is empty");
+    expect_error(POOL_OK("hash_key = \"cookie:\";"), 5, "the cookie name is empty");
+    expect_error(POOL_OK("hash_key = \"header:X User\";"), 5,
+                 "'X User' is not a valid header name");
+    expect_error(POOL_OK("hash_key = \"header:X:Y\";"), 5, "'X:Y' is not a valid header name");
+    expect_error(POOL_OK("hash_key = \"cookie:a=b\";"), 5, "'a=b' is not a valid cookie name");
+    expect_error(POOL_OK("hash_key = \"cookie:a;b\";"), 5, "not a valid cookie name");
+    expect_error(POOL_OK("hash_key = \"Header:X\";"), 5, "bad value 'Header:X' for 'hash_key'");
+    expect_error(POOL_OK("hash_key = \"URI\";"), 5, "bad value 'URI' for 'hash_key'");
+    expect_error(POOL_OK("hash_key = \"\";"), 5, "'hash_key' in pool 'app' must not be empty");
+    expect_error(POOL_OK("hash_key = 1;"), 5, "'hash_key' in pool 'app' must be a string");
+}
+
+static void test_hash_balance_factor(void **state)
+{
+    static const struct {
+        const char *text;
+        double want;
+    } good[] = {{"0", 0.0},     {"0.0", 0.0},   {"1", 1.0},     {"1.0", 1.0},
+                {"1.25", 1.25}, {"2", 2.0},     {"100", 100.0}, {"100.0", 100.0},
+                {"1.5", 1.5},   {"99.9", 99.9}, {"1e1", 10.0}};
+    static const char *const bad[] = {"0.5", "0.99", "-1", "-0.5", "100.5", "101", "1e9"};
+    (void)state;
+    for (size_t i = 0; i < SG_ARRAY_SIZE(good); i++) {
+        char text[1024];
+        struct sg_cfg *cfg;
+        snprintf(text, sizeof(text), POOL_OK("hash_balance_factor = %s;"), good[i].text);
+        cfg = expect_clean(text);
+        if (cfg->pools[0].hash_balance_factor != good[i].want)
+            fail_msg("hash_balance_factor = %s loaded as %g", good[i].text,
+                     cfg->pools[0].hash_balance_factor);
+        sg_cfg_free(cfg);
+    }
+    for (size_t i = 0; i < SG_ARRAY_SIZE(bad); i++) {
+        char text[1024];
+        snprintf(text, sizeof(text), POOL_OK("\nhash_balance_factor = %s;"), bad[i]);
+        expect_error(text, 6, "'hash_balance_factor' in pool 'app' is ");
+        expect_error(text, 6, "expected 0 (unbounded) or a factor from 1.0 to 100.0");
+    }
+    expect_error(POOL_OK("hash_balance_factor = 0.5;"), 5,
+                 "'hash_balance_factor' in pool 'app' is 0.5: expected 0 (unbounded)");
+    expect_error(POOL_OK("hash_balance_factor = \"1.25\";"), 5,
+                 "'hash_balance_factor' in pool 'app' must be a number, not a string");
+    expect_error(POOL_OK("hash_balance_factor = true;"), 5, "must be a number, not a boolean");
+}
+
+static void test_slowstart(void **state)
+{
+    struct sg_cfg *cfg;
+    (void)state;
+    cfg = expect_clean(POOL_OK("slowstart = \"30s\";"));
+    assert_int_equal(cfg->pools[0].slowstart_ms, 30000);
+    sg_cfg_free(cfg);
+    cfg = expect_clean(POOL_OK("slowstart = \"1h\";"));
+    assert_int_equal(cfg->pools[0].slowstart_ms, 3600000);
+    sg_cfg_free(cfg);
+    cfg = expect_clean(POOL_OK("slowstart = \"0s\";"));
+    assert_int_equal(cfg->pools[0].slowstart_ms, 0);
+    sg_cfg_free(cfg);
+    cfg = expect_clean(POOL_OK("slowstart = \"250ms\";"));
+    assert_int_equal(cfg->pools[0].slowstart_ms, 250);
+    sg_cfg_free(cfg);
+    expect_error(POOL_OK("slowstart = \"61m\";"), 5,
+                 "'slowstart' in pool 'app' is 61m, out of range 0ms..1h");
+    expect_error(POOL_OK("slowstart = \"3601s\";"), 5, "out of range 0ms..1h");
+    expect_error(POOL_OK("slowstart = 30;"), 5,
+                 "'slowstart' in pool 'app': duration needs a unit, e.g. \"30s\"");
+    expect_error(POOL_OK("slowstart = \"1.5s\";"), 5,
+                 "bad duration '1.5s' for 'slowstart' in pool 'app': fractions are not allowed");
+}
+
+static void test_retry_budget(void **state)
+{
+    struct sg_cfg *cfg;
+    (void)state;
+    cfg = expect_clean(POOL_OK("retry_budget = {\n percent = 50.5;\n min_retries = 0; };"));
+    assert_true(cfg->pools[0].retry_budget.percent == 50.5);
+    assert_int_equal(cfg->pools[0].retry_budget.min_retries, 0);
+    assert_int_equal(cfg->pools[0].retry_budget.line, 5);
+    sg_cfg_free(cfg);
+    /* an integer percent; a group with one key keeps the other's default */
+    cfg = expect_clean(POOL_OK("retry_budget = { percent = 100; };"));
+    assert_true(cfg->pools[0].retry_budget.percent == 100.0);
+    assert_int_equal(cfg->pools[0].retry_budget.min_retries, 3);
+    sg_cfg_free(cfg);
+    cfg = expect_clean(POOL_OK("retry_budget = { percent = 0; min_retries = 10000; };"));
+    assert_true(cfg->pools[0].retry_budget.percent == 0.0);
+    assert_int_equal(cfg->pools[0].retry_budget.min_retries, 10000);
+    sg_cfg_free(cfg);
+    cfg = expect_clean(POOL_OK("retry_budget = { min_retries = 7; };"));
+    assert_true(cfg->pools[0].retry_budget.percent == 20.0);
+    assert_int_equal(cfg->pools[0].retry_budget.min_retries, 7);
+    sg_cfg_free(cfg);
+    cfg = expect_clean(POOL_OK("retry_budget = { };"));
+    assert_true(cfg->pools[0].retry_budget.percent == 20.0);
+    assert_int_equal(cfg->pools[0].retry_budget.min_retries, 3);
+    sg_cfg_free(cfg);
+
+    expect_error(POOL_OK("retry_budget = {\n percent = 150; };"), 6,
+                 "'percent' in retry_budget of pool 'app' is 150, out of range 0..100");
+    expect_error(POOL_OK("retry_budget = { percent = 100.5; };"), 5,
+                 "'percent' in retry_budget of pool 'app' is 100.5, out of range 0..100");
+    expect_error(POOL_OK("retry_budget = { percent = -1.0; };"), 5, "is -1, out of range 0..100");
+    expect_error(POOL_OK("retry_budget = { percent = \"20%\"; };"), 5,
+                 "'percent' in retry_budget of pool 'app' must be a number, not a string");
+    expect_error(POOL_OK("retry_budget = { min_retries = 10001; };"), 5,
+                 "'min_retries' in retry_budget of pool 'app' is 10001, out of range 0..10000");
+    expect_error(POOL_OK("retry_budget = { min_retries = 1.5; };"), 5,
+                 "'min_retries' in retry_budget of pool 'app' must be an integer");
+    expect_error(POOL_OK("retry_budget = {\n  precent = 10; };"), 6,
+                 "unknown key 'precent' in retry_budget of pool 'app' (did you mean 'percent'?)");
+    expect_error(POOL_OK("retry_budget = 20;"), 5,
+                 "'retry_budget' in pool 'app' must be a group { ... }, not an integer");
+    expect_error(OK_CONFIG "retry_budget = { percent = 10; };\n", 6,
+                 "unknown key 'retry_budget' in the top level ('retry_budget' belongs in a pool)");
+}
+
+static void test_outlier(void **state)
+{
+    struct sg_cfg *cfg;
+    (void)state;
+    cfg = expect_clean(POOL_OK("outlier = { consecutive_errors = 3;\n"
+                               "  base_ejection = \"10s\"; max_ejection = \"24h\";\n"
+                               "  max_ejection_percent = 100; };"));
+    assert_int_equal(cfg->pools[0].outlier.consecutive_errors, 3);
+    assert_int_equal(cfg->pools[0].outlier.base_ejection_ms, 10000);
+    assert_int_equal(cfg->pools[0].outlier.max_ejection_ms, 86400000);
+    assert_int_equal(cfg->pools[0].outlier.max_ejection_percent, 100);
+    assert_int_equal(cfg->pools[0].outlier.line, 5);
+    sg_cfg_free(cfg);
+    /* 0 = off; the lowest durations; max_ejection == base_ejection */
+    cfg = expect_clean(POOL_OK("outlier = { consecutive_errors = 0; base_ejection = \"100ms\";\n"
+                               "  max_ejection = \"100ms\"; max_ejection_percent = 0; };"));
+    assert_int_equal(cfg->pools[0].outlier.consecutive_errors, 0);
+    assert_int_equal(cfg->pools[0].outlier.base_ejection_ms, 100);
+    assert_int_equal(cfg->pools[0].outlier.max_ejection_ms, 100);
+    assert_int_equal(cfg->pools[0].outlier.max_ejection_percent, 0);
+    sg_cfg_free(cfg);
+    /* keys not written keep their defaults */
+    cfg = expect_clean(POOL_OK("outlier = { consecutive_errors = 1000; base_ejection = \"1h\"; "
+                               "max_ejection = \"2h\"; };"));
+    assert_int_equal(cfg->pools[0].outlier.consecutive_errors, 1000);
+    assert_int_equal(cfg->pools[0].outlier.base_ejection_ms, 3600000);
+    assert_int_equal(cfg->pools[0].outlier.max_ejection_ms, 7200000);
+    assert_int_equal(cfg->pools[0].outlier.max_ejection_percent, 50);
+    sg_cfg_free(cfg);
+
+    expect_error(POOL_OK("outlier = {\n  base_ejection = \"1m\";\n  max_ejection = \"30s\"; };"), 7,
+                 "outlier max_ejection 30s of pool 'app' is shorter than its base_ejection 1m");
+    /* the default max_ejection (5m) below a written base_ejection: on its line */
+    expect_error(POOL_OK("outlier = {\n  base_ejection = \"1h\"; };"), 6,
+                 "outlier max_ejection 5m (the default) of pool 'app' is shorter than its "
+                 "base_ejection 1h");
+    expect_error(POOL_OK("outlier = {\n  max_ejection = \"10s\"; };"), 6,
+                 "outlier max_ejection 10s of pool 'app' is shorter than its base_ejection 30s");
+    expect_error(POOL_OK("outlier = { consecutive_errors = 1001; };"), 5,
+                 "'consecutive_errors' in outlier of pool 'app' is 1001, out of range 0..1000");
+    expect_error(POOL_OK("outlier = { consecutive_errors = -1; };"), 5, "out of range 0..1000");
+    expect_error(POOL_OK("outlier = { max_ejection_percent = 101; };"), 5,
+                 "'max_ejection_percent' in outlier of pool 'app' is 101, out of range 0..100");
+    expect_error(POOL_OK("outlier = { base_ejection = \"50ms\"; };"), 5,
+                 "'base_ejection' in outlier of pool 'app' is 50ms, out of range 100ms..1h");
+    expect_error(POOL_OK("outlier = { base_ejection = \"2h\"; max_ejection = \"3h\"; };"), 5,
+                 "'base_ejection' in outlier of pool 'app' is 2h, out of range 100ms..1h");
+    expect_error(POOL_OK("outlier = { max_ejection = \"25h\"; };"), 5,
+                 "'max_ejection' in outlier of pool 'app' is 25h, out of range 100ms..24h");
+    expect_error(POOL_OK("outlier = { max_ejection = \"99ms\"; };"), 5, "out of range 100ms..24h");
+    expect_error(POOL_OK("outlier = { base_ejection = 30; };"), 5, "duration needs a unit");
+    expect_error(POOL_OK("outlier = {\n  interval = \"5s\"; };"), 6,
+                 "unknown key 'interval' in outlier of pool 'app' ('interval' belongs in health)");
+    expect_error(POOL_OK("outlier = {\n  consecutive_5xx = 5; };"), 6,
+                 "unknown key 'consecutive_5xx' in outlier of pool 'app'");
+    expect_error(POOL_OK("outlier = { max_ejections = \"1m\"; };"), 5,
+                 "unknown key 'max_ejections' in outlier of pool 'app' (did you mean "
+                 "'max_ejection'?)");
+    expect_error(POOL_OK("outlier = ( );"), 5, "'outlier' in pool 'app' must be a group");
+
+    /* a bad max_ejection is reported once, not compared with base_ejection */
+    struct sg_cfg_diags d;
+    assert_null(load(POOL_OK("outlier = { base_ejection = \"1h\"; max_ejection = \"5x\"; };"), &d));
+    assert_int_equal(d.nerrors, 1);
+    assert_true(has_diag(&d, SG_CFG_ERROR, 5, "bad duration '5x' for 'max_ejection'"));
+    sg_cfg_diags_free(&d);
+}
+
+static void test_health_intervals(void **state)
+{
+    static const struct {
+        const char *interval;
+        uint32_t interval_ms, fast_ms, down_ms;
+    } derived[] = {
+        {"500ms", 500, 250, 1000},
+        {"2s", 2000, 1000, 4000},
+        {"100ms", 100, 100, 200},
+        {"199ms", 199, 100, 398},
+        {"201ms", 201, 100, 402},
+        {"1s", 1000, 500, 2000},
+        {"13h", 46800000, 23400000, 86400000},
+        {"24h", 86400000, 43200000, 86400000},
+    };
+    struct sg_cfg_diags d;
+    struct sg_cfg *cfg;
+    (void)state;
+
+    for (size_t i = 0; i < SG_ARRAY_SIZE(derived); i++) {
+        char text[1024];
+        snprintf(text, sizeof(text),
+                 POOL_OK("health = { interval = \"%s\"; timeout = \"50ms\"; };"),
+                 derived[i].interval);
+        cfg = expect_clean(text);
+        const struct sg_cfg_health *h = &cfg->pools[0].health;
+        assert_int_equal(h->interval_ms, derived[i].interval_ms);
+        if (h->fast_interval_ms != derived[i].fast_ms || h->down_interval_ms != derived[i].down_ms)
+            fail_msg("interval %s: fast %u down %u, want %u %u", derived[i].interval,
+                     h->fast_interval_ms, h->down_interval_ms, derived[i].fast_ms,
+                     derived[i].down_ms);
+        sg_cfg_free(cfg);
+    }
+    /* written values win; the other one is still derived */
+    cfg = expect_clean(POOL_OK(
+        "health = { interval = \"4s\"; fast_interval = \"100ms\"; down_interval = \"24h\"; };"));
+    assert_int_equal(cfg->pools[0].health.fast_interval_ms, 100);
+    assert_int_equal(cfg->pools[0].health.down_interval_ms, 86400000);
+    sg_cfg_free(cfg);
+    cfg = expect_clean(POOL_OK("health = { interval = \"4s\"; down_interval = \"1s\"; };"));
+    assert_int_equal(cfg->pools[0].health.fast_interval_ms, 2000);
+    assert_int_equal(cfg->pools[0].health.down_interval_ms, 1000);
+    sg_cfg_free(cfg);
+    cfg = expect_clean(POOL_OK("health = { fast_interval = \"2s\"; };")); /* == interval */
+    assert_int_equal(cfg->pools[0].health.fast_interval_ms, 2000);
+    assert_int_equal(cfg->pools[0].health.down_interval_ms, 4000);
+    sg_cfg_free(cfg);
+
+    /* a fast interval longer than the interval: a warning on its line */
+    cfg = load(POOL_OK("health = { interval = \"1s\";\n  fast_interval = \"3s\"; };"), &d);
+    if (cfg == NULL || d.n != 1)
+        dump(&d);
+    assert_non_null(cfg);
+    assert_int_equal(d.nerrors, 0);
+    assert_int_equal(d.nwarnings, 1);
+    assert_true(has_diag(&d, SG_CFG_WARNING, 6,
+                         "health fast_interval 3s of pool 'app' is longer than its interval 1s"));
+    assert_int_equal(cfg->pools[0].health.fast_interval_ms, 3000);
+    sg_cfg_free(cfg);
+    sg_cfg_diags_free(&d);
+
+    expect_error(POOL_OK("health = {\n  fast_interval = \"10ms\"; };"), 6,
+                 "'fast_interval' in health of pool 'app' is 10ms, out of range 100ms..24h");
+    expect_error(POOL_OK("health = { fast_interval = \"2d\"; };"), 5,
+                 "bad duration '2d' for 'fast_interval' in health of pool 'app'");
+    expect_error(POOL_OK("health = { fast_interval = \"25h\"; };"), 5, "out of range 100ms..24h");
+    expect_error(POOL_OK("health = { down_interval = \"99ms\"; };"), 5,
+                 "'down_interval' in health of pool 'app' is 99ms, out of range 100ms..24h");
+    expect_error(POOL_OK("health = { down_interval = \"25h\"; };"), 5, "out of range 100ms..24h");
+    expect_error(POOL_OK("health = { down_interval = 5; };"), 5, "duration needs a unit");
+    expect_error(POOL_OK("health = { fastinter = \"1s\"; };"), 5,
+                 "unknown key 'fastinter' in health of pool 'app'");
+}
+
+static void test_health_expect(void **state)
+{
+    struct sg_cfg *cfg;
+    (void)state;
+    cfg = expect_clean(POOL_OK("health = { expect_status = \"200\"; };"));
+    assert_int_equal(cfg->pools[0].health.nexpect, 1);
+    assert_int_equal(cfg->pools[0].health.expect[0].lo, 200);
+    assert_int_equal(cfg->pools[0].health.expect[0].hi, 200);
+    sg_cfg_free(cfg);
+    cfg = expect_clean(POOL_OK("health = { expect_status = \"200-399\"; };"));
+    assert_int_equal(cfg->pools[0].health.nexpect, 1);
+    assert_int_equal(cfg->pools[0].health.expect[0].lo, 200);
+    assert_int_equal(cfg->pools[0].health.expect[0].hi, 399);
+    sg_cfg_free(cfg);
+    cfg = expect_clean(POOL_OK("health = { expect_status = \"200,204,300-399\"; };"));
+    const struct sg_cfg_health *h = &cfg->pools[0].health;
+    assert_string_equal(h->expect_status, "200,204,300-399");
+    assert_int_equal(h->nexpect, 3);
+    assert_int_equal(h->expect[0].lo, 200);
+    assert_int_equal(h->expect[0].hi, 200);
+    assert_int_equal(h->expect[1].lo, 204);
+    assert_int_equal(h->expect[1].hi, 204);
+    assert_int_equal(h->expect[2].lo, 300);
+    assert_int_equal(h->expect[2].hi, 399);
+    assert_true(sg_cfg_status_in(h->expect, h->nexpect, 301));
+    assert_false(sg_cfg_status_in(h->expect, h->nexpect, 201));
+    sg_cfg_free(cfg);
+    /* a health group without expect_status: the default */
+    cfg = expect_clean(POOL_OK("health = { path = \"/h\"; };"));
+    assert_int_equal(cfg->pools[0].health.nexpect, 1);
+    assert_int_equal(cfg->pools[0].health.expect[0].lo, 200);
+    assert_int_equal(cfg->pools[0].health.expect[0].hi, 399);
+    sg_cfg_free(cfg);
+    /* every pool gets its own */
+    cfg = expect_clean(
+        TIMEOUTS "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 10; "
+                 "default_pool = \"a\"; } );\n"
+                 "pools = ( { name = \"a\"; backends = ( { address = \"127.0.0.1:9001\"; } );\n"
+                 "  health = { expect_status = \"204\"; }; },\n"
+                 "  { name = \"b\"; backends = ( { address = \"127.0.0.1:9002\"; } ); } );\n");
+    assert_int_equal(cfg->pools[0].health.expect[0].lo, 204);
+    assert_int_equal(cfg->pools[1].health.expect[0].lo, 200);
+    assert_int_equal(cfg->pools[1].health.expect[0].hi, 399);
+    sg_cfg_free(cfg);
+
+    expect_error(POOL_OK("health = {\n  expect_status = \"700\"; };"), 6,
+                 "bad status list '700' for 'expect_status' in health of pool 'app': each item "
+                 "must be a status 100..599");
+    expect_error(POOL_OK("health = { expect_status = \"200,600\"; };"), 5, "100..599");
+    expect_error(POOL_OK("health = { expect_status = 200; };"), 5,
+                 "'expect_status' in health of pool 'app' must be a string");
+}
+
+/* Every new key at once, each on its line, with the right values. */
+static void test_pool_new_keys_full(void **state)
+{
+    struct sg_cfg *cfg;
+    (void)state;
+    cfg = expect_clean(POOL_OK("balance = \"hash\"; hash_key = \"cookie:sid\";\n" /* 5 */
+                               "hash_balance_factor = 1.5; slowstart = \"2m\";\n" /* 6 */
+                               "retry_budget = { percent = 25.0; min_retries = 5; };\n"
+                               "outlier = { consecutive_errors = 7; base_ejection = \"15s\";\n"
+                               "  max_ejection = \"10m\"; max_ejection_percent = 30; };\n"
+                               "health = { interval = \"3s\"; fast_interval = \"1s\";\n"
+                               "  down_interval = \"10s\"; expect_status = \"204\"; };"));
+    const struct sg_cfg_pool *p = &cfg->pools[0];
+    assert_string_equal(p->balance, "hash");
+    assert_string_equal(p->hash_key, "cookie:sid");
+    assert_true(p->hash_balance_factor == 1.5);
+    assert_int_equal(p->slowstart_ms, 120000);
+    assert_true(p->retry_budget.percent == 25.0);
+    assert_int_equal(p->retry_budget.min_retries, 5);
+    assert_int_equal(p->retry_budget.line, 7);
+    assert_int_equal(p->outlier.consecutive_errors, 7);
+    assert_int_equal(p->outlier.base_ejection_ms, 15000);
+    assert_int_equal(p->outlier.max_ejection_ms, 600000);
+    assert_int_equal(p->outlier.max_ejection_percent, 30);
+    assert_int_equal(p->outlier.line, 8);
+    assert_int_equal(p->health.fast_interval_ms, 1000);
+    assert_int_equal(p->health.down_interval_ms, 10000);
+    assert_int_equal(p->health.nexpect, 1);
+    assert_int_equal(p->health.expect[0].lo, 204);
+    sg_cfg_free(cfg);
+
+    /* and every new error in one pass, each on its line */
+    struct sg_cfg_diags d;
+    cfg = load(POOL_OK("hash_key = \"body\";\n"                    /* 5 */
+                       "hash_balance_factor = 0.5;\n"              /* 6 */
+                       "slowstart = \"2h\";\n"                     /* 7 */
+                       "retry_budget = { percent = 150; };\n"      /* 8 */
+                       "outlier = { base_ejection = \"1m\";\n"     /* 9 */
+                       "  max_ejection = \"30s\"; bogus = 1; };\n" /* 10 */
+                       "health = { fast_interval = \"10ms\";\n"    /* 11 */
+                       "  expect_status = \"700\"; };"),           /* 12 */
+               &d);
+    assert_null(cfg);
+    assert_true(has_diag(&d, SG_CFG_ERROR, 5, "bad value 'body' for 'hash_key'"));
+    assert_true(has_diag(&d, SG_CFG_ERROR, 6, "'hash_balance_factor' in pool 'app' is 0.5"));
+    assert_true(has_diag(&d, SG_CFG_ERROR, 7, "'slowstart' in pool 'app' is 2h"));
+    assert_true(has_diag(&d, SG_CFG_ERROR, 8, "'percent' in retry_budget of pool 'app' is 150"));
+    assert_true(has_diag(&d, SG_CFG_ERROR, 10, "outlier max_ejection 30s of pool 'app'"));
+    assert_true(has_diag(&d, SG_CFG_ERROR, 10, "unknown key 'bogus' in outlier of pool 'app'"));
+    assert_true(has_diag(&d, SG_CFG_ERROR, 11, "'fast_interval' in health of pool 'app' is 10ms"));
+    assert_true(has_diag(&d, SG_CFG_ERROR, 12, "bad status list '700'"));
+    if (d.nerrors != 8)
+        dump(&d);
+    assert_int_equal(d.nerrors, 8);
+    sg_cfg_diags_free(&d);
+}
+
 /* Every problem in one pass, each on its own line, in line order. */
 static void test_all_errors_at_once(void **state)
 {
@@ -1298,6 +1761,14 @@ int main(void)
         cmocka_unit_test(test_health),
         cmocka_unit_test(test_autoscale),
         cmocka_unit_test(test_alerts),
+        cmocka_unit_test(test_hash_key),
+        cmocka_unit_test(test_hash_balance_factor),
+        cmocka_unit_test(test_slowstart),
+        cmocka_unit_test(test_retry_budget),
+        cmocka_unit_test(test_outlier),
+        cmocka_unit_test(test_health_intervals),
+        cmocka_unit_test(test_health_expect),
+        cmocka_unit_test(test_pool_new_keys_full),
         cmocka_unit_test(test_all_errors_at_once),
         cmocka_unit_test(test_warn_backend_capacity),
         cmocka_unit_test(test_warn_nofile),
