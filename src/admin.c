@@ -48,8 +48,7 @@ static void admin_reply(struct evhttp_request *req, int code, json_t *body)
     evbuffer_add(out, txt, strlen(txt));
     evbuffer_add(out, "\n", 1);
     free(txt);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     const char *reason = code == 200   ? "OK"
                          : code == 400 ? "Bad Request"
                          : code == 401 ? "Unauthorized"
@@ -74,10 +73,10 @@ static json_t *admin_backend_json(const struct sg_backend *b, uint64_t now)
     enum sg_backend_state st = sg_backend_state(b, now);
     const char *reason = b->reason;
     json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I}", "address",
+        "{s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I}", "address",
         b->name, "state", sg_backend_state_name(st), "reason", reason, "since_ms",
-        (json_int_t)b->state_since_ms, "weight", (json_int_t)sg_backend_weight(b, now),
-        "weight_configured", (json_int_t)b->weight, "maxconn",
+        (json_int_t)b->state_since_ms, "weight", (json_int_t)b->weight, "weight_now",
+        (double)sg_backend_weight(b, now) / SG_WEIGHT_SCALE, "maxconn",
         (json_int_t)sg_backend_maxconn(b, now), "inflight", (json_int_t)atomic_load(&b->inflight),
         "queue_depth", (json_int_t)atomic_load(&b->queue_depth), "requests",
         (json_int_t)atomic_load(&b->requests), "failures", (json_int_t)atomic_load(&b->failures),
@@ -99,14 +98,13 @@ static json_t *admin_pool_json(const struct sg_pool *p, bool with_backends)
         if (with_backends)
             json_array_append_new(bs, admin_backend_json(b, now));
     }
-    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", p->name,
-                          "balance", p->lb->name, "queue_depth",
-                          (json_int_t)atomic_load(&p->queue.depth), "inflight",
-                          (json_int_t)inflight, "active", (json_int_t)atomic_load(&p->active),
-                          "retries_total", (json_int_t)atomic_load(&p->retries_total),
-                          "retries_denied", (json_int_t)atomic_load(&p->retries_denied),
-                          "backends_up", (json_int_t)up, "backends_total",
-                          (json_int_t)p->nbackends);
+    json_t *o =
+        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", p->name, "balance",
+                  p->lb->name, "queue_depth", (json_int_t)atomic_load(&p->queue.depth), "inflight",
+                  (json_int_t)inflight, "active", (json_int_t)atomic_load(&p->active),
+                  "retries_total", (json_int_t)atomic_load(&p->retries_total), "retries_denied",
+                  (json_int_t)atomic_load(&p->retries_denied), "backends_up", (json_int_t)up,
+                  "backends_total", (json_int_t)p->nbackends);
     if (with_backends)
         json_object_set_new(o, "backends", bs);
     else

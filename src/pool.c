@@ -9,7 +9,8 @@
 #include "surgegate/pool.h"
 #include "surgegate/queue.h"
 
-static const struct sg_lb_ops *const lb_all[] = {&sg_lb_roundrobin};
+static const struct sg_lb_ops *const lb_all[] = {&sg_lb_roundrobin, &sg_lb_leastreq, &sg_lb_ewma,
+                                                 &sg_lb_hash, &sg_lb_random};
 
 const struct sg_lb_ops *sg_lb_find(const char *name)
 {
@@ -94,9 +95,10 @@ uint32_t sg_backend_weight(const struct sg_backend *b, uint64_t now_ms)
 {
     uint64_t el = 0;
     uint32_t span = backend_ramp(b, now_ms, &el);
-    if (span == 0 || b->weight == 0)
-        return b->weight;
-    return ramp_value(b->weight, el, span);
+    uint32_t full = b->weight * SG_WEIGHT_SCALE;
+    if (span == 0 || full == 0)
+        return full;
+    return ramp_value(full, el, span);
 }
 
 uint32_t sg_backend_maxconn(const struct sg_backend *b, uint64_t now_ms)

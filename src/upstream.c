@@ -102,8 +102,8 @@ void sg_upstream_release(struct sg_upconn *c, bool reusable)
     struct sg_wbackend *wb = upstream_wb(c);
     uint32_t max_idle = c->b->pool->cfg->max_idle;
     if (!reusable || w->stopping || wb->nidle >= max_idle || !c->connected ||
-        !sg_backend_usable(c->b, sg_now_ms()) ||
-        evbuffer_get_length(c->conn.in) != 0 || evbuffer_get_length(c->conn.out) != 0) {
+        !sg_backend_usable(c->b, sg_now_ms()) || evbuffer_get_length(c->conn.in) != 0 ||
+        evbuffer_get_length(c->conn.out) != 0) {
         sg_upstream_free(c);
         return;
     }

@@ -70,16 +70,16 @@ struct sg_cfg_status_range {
 };
 
 struct sg_cfg_health {
-    bool enabled;         /* a "health" group was given */
-    char *type;           /* "http" or "tcp" */
-    char *method;         /* default "GET" */
-    char *path;           /* default "/" */
-    char *host;           /* Host header, default backend address */
-    uint32_t interval_ms; /* default 2s */
-    uint32_t timeout_ms;  /* default 1s */
-    uint32_t rise;        /* default 2 */
-    uint32_t fall;        /* default 3 */
-    char *expect_status;  /* "200-399" ranges, comma separated */
+    bool enabled;                       /* a "health" group was given */
+    char *type;                         /* "http" or "tcp" */
+    char *method;                       /* default "GET" */
+    char *path;                         /* default "/" */
+    char *host;                         /* Host header, default backend address */
+    uint32_t interval_ms;               /* default 2s */
+    uint32_t timeout_ms;                /* default 1s */
+    uint32_t rise;                      /* default 2 */
+    uint32_t fall;                      /* default 3 */
+    char *expect_status;                /* "200-399" ranges, comma separated */
     struct sg_cfg_status_range *expect; /* expect_status parsed; default one range 200-399 */
     size_t nexpect;
     uint32_t fast_interval_ms; /* "fast_interval": while a state is changing; default interval/2 */

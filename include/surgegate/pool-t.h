@@ -85,11 +85,11 @@ struct sg_pool {
     uint32_t slowstart_ms; /* 0 = off */
 
     struct sg_pqueue queue;
-    alignas(64) _Atomic uint32_t active;  /* requests being served (retry budget base) */
-    _Atomic uint32_t retries_active;      /* of which are retries now */
-    _Atomic uint32_t nejected;            /* backends ejected now */
-    _Atomic uint64_t retries_total;       /* retries done */
-    _Atomic uint64_t retries_denied;      /* retries the budget refused */
+    alignas(64) _Atomic uint32_t active; /* requests being served (retry budget base) */
+    _Atomic uint32_t retries_active;     /* of which are retries now */
+    _Atomic uint32_t nejected;           /* backends ejected now */
+    _Atomic uint64_t retries_total;      /* retries done */
+    _Atomic uint64_t retries_denied;     /* retries the budget refused */
 };
 
 struct sg_pools {

@@ -15,8 +15,13 @@ void sg_pools_free(struct sg_pools *ps);
  * down, not ejected, weight > 0. Any thread. */
 bool sg_backend_usable(const struct sg_backend *b, uint64_t now_ms);
 
-/* Weight now: the configured weight, ramped linearly during slow start
- * (at least 1 while ramping). */
+/* Weights inside the balancers are in 1/SG_WEIGHT_SCALE units, so that even
+ * a backend of weight 1 can ramp up smoothly during slow start. */
+#define SG_WEIGHT_SCALE 16u
+
+/* Weight now, in 1/SG_WEIGHT_SCALE units: the configured weight x
+ * SG_WEIGHT_SCALE, ramped linearly during slow start (at least 1 unit while
+ * ramping). Only ratios between backends matter to the balancers. */
 uint32_t sg_backend_weight(const struct sg_backend *b, uint64_t now_ms);
 
 /* maxconn now (0 = unlimited), ramped like the weight during slow start. */

@@ -22,17 +22,17 @@ enum sg_qstate {
  * are set by the owner before queueing and read-only while queued. */
 struct sg_qentry {
     TAILQ_ENTRY(sg_qentry) link;
-    struct sg_worker *w;         /* owner: the grant is delivered there */
+    struct sg_worker *w; /* owner: the grant is delivered there */
     struct sg_pool *pool;
-    struct sg_backend *pref;     /* first choice (its queue_depth counts this entry) */
-    const uint32_t *exclude;     /* backends the request already tried */
-    const uint32_t *nexclude;    /* points at the owner's count */
-    const char *key;             /* hash key, may be NULL */
+    struct sg_backend *pref;  /* first choice (its queue_depth counts this entry) */
+    const uint32_t *exclude;  /* backends the request already tried */
+    const uint32_t *nexclude; /* points at the owner's count */
+    const char *key;          /* hash key, may be NULL */
     size_t keylen;
-    uint64_t since_ms;           /* when it was queued (monotonic) */
-    _Atomic int st;              /* enum sg_qstate; changed under pool->queue.mu or the
-                                  * owner's inbox_mu (NONE only by the owner) */
-    struct sg_backend *granted;  /* slot taken on this backend for the owner */
+    uint64_t since_ms;                     /* when it was queued (monotonic) */
+    _Atomic int st;                        /* enum sg_qstate; changed under pool->queue.mu or the
+                                            * owner's inbox_mu (NONE only by the owner) */
+    struct sg_backend *granted;            /* slot taken on this backend for the owner */
     void (*on_grant)(struct sg_qentry *e); /* runs on the owner's thread */
 };
 

@@ -53,10 +53,10 @@ struct sg_session {
     uint32_t ntried;
     uint32_t retries_left;
     uint32_t stale_retries;
-    struct sg_qentry qe;   /* waiting in the pool queue (queued) */
-    const char *hkey;      /* hash key of the current request (hash balancer) */
+    struct sg_qentry qe; /* waiting in the pool queue (queued) */
+    const char *hkey;    /* hash key of the current request (hash balancer) */
     size_t hkeylen;
-    uint64_t attempt_us;   /* monotonic start of the current attempt */
+    uint64_t attempt_us; /* monotonic start of the current attempt */
 
     uint64_t body_bytes;                 /* request body bytes received */
     uint64_t req_body_left;              /* Content-Length request body bytes still to move */

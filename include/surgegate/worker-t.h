@@ -69,8 +69,8 @@ struct sg_worker {
     _Atomic bool stop_req;        /* wake reason: graceful stop */
     _Atomic bool kick_req;        /* wake reason: backends changed (kick queues, purge idle) */
     pthread_mutex_t inbox_mu;
-    struct sg_qlist inbox; /* queue entries granted a slot, for this worker's sessions */
-    struct event *grace_ev;       /* forced close when the grace period ends */
+    struct sg_qlist inbox;  /* queue entries granted a slot, for this worker's sessions */
+    struct event *grace_ev; /* forced close when the grace period ends */
     bool stopping;
     _Atomic bool done; /* the thread's loop has ended (read by main) */
     /* timeouts converted once */

@@ -22,22 +22,39 @@
  *                         head (the client must see backpressure)
  *   ?close=1              "Connection: close" and close after the response
  *   ?garbage=1            "NOT HTTP\r\n\r\n" then close
- *   /__stats              {"connections":C,"requests":R,"accepted":A}
- *   /healthz              200 "ok" (503 with --refuse-health)
+ *   /__stats              {"connections":C,"requests":R,"accepted":A,"open":O,
+ *                         "healthz":H,"inflight":I,"max_inflight":M}; open: sockets
+ *                         open now; healthz: /healthz requests (also in
+ *                         "requests"); inflight: requests being handled now
+ *                         (head received, response not yet queued; /healthz
+ *                         excluded); max_inflight: the peak of inflight since
+ *                         start or since the last /__stats?reset=1
+ *   /healthz              200 "ok" (503 "down" with --refuse-health, or as set
+ *                         by /__control?health=N)
+ *   /__control?health=N&status=N&delay=MS&reset=1
+ *                         runtime defaults, kept until changed: the /healthz
+ *                         status; the status of every other request without
+ *                         its own ?status= (0: normal); the delay of every
+ *                         other request without its own ?delay= (0: none).
+ *                         reset=1 first restores the startup defaults. Answers
+ *                         200 "ok"; neither counted nor logged.
  *
  * Options: --close-after N closes each connection after N responses (with
  * "Connection: close"); --drop-after N does the same silently (no header, as
  * a backend that drops keep-alive connections does); --idle-timeout MS closes
- * a connection idle between requests for MS ms, silently.
+ * a connection idle between requests for MS ms, silently; --delay MS answers
+ * every request (but /__stats, /__control and /healthz) after MS ms unless
+ * it has its own ?delay= (a delayed /echo answers without the body, as with
+ * ?delay=).
  *
  * Pipelining: the parser is paused at the end of every request and resumed
  * only once its response has been queued completely, so responses leave in
  * request order. Memory stays bounded: input stops being read past a high
  * watermark, and downloads reference one static pattern block.
  *
- * Counting: /__stats requests are never counted, and a connection counts in
- * "connections" once it carries its first counted request ("accepted" counts
- * every accepted socket).
+ * Counting: /__stats and /__control requests are never counted, and a
+ * connection counts in "connections" once it carries its first counted
+ * request ("accepted" counts every accepted socket).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -70,7 +87,16 @@
 #define TB_MAX_HDR      8192 /* one header field or value */
 #define TB_RST_DELAY_MS 100
 
-enum tb_kind { TB_DEFAULT, TB_ECHO, TB_HEADERS, TB_SINK, TB_DOWNLOAD, TB_STATS, TB_HEALTH };
+enum tb_kind {
+    TB_DEFAULT,
+    TB_ECHO,
+    TB_HEADERS,
+    TB_SINK,
+    TB_DOWNLOAD,
+    TB_STATS,
+    TB_HEALTH,
+    TB_CONTROL
+};
 enum tb_pause { TB_P_NONE, TB_P_BEGIN, TB_P_HEADERS, TB_P_COMPLETE };
 enum tb_timer { TB_T_NONE, TB_T_DELAY, TB_T_STALL, TB_T_IDLE };
 
@@ -87,7 +113,8 @@ struct tb_conn {
     int rst_armed;       /* RST timer running */
     int read_paused;     /* reading stopped for output backpressure */
     int peer_eof;
-    int counted; /* counted in "connections" */
+    int counted;  /* counted in "connections" */
+    int inflight; /* the current request counts in "inflight" */
     unsigned responses;
 
     /* request being parsed */
@@ -113,7 +140,10 @@ struct tb_conn {
     /* response */
     enum tb_kind kind;
     int status;
+    int status_q; /* ?status= given */
     long delay_ms;
+    int delay_q;     /* ?delay= given */
+    int stats_reset; /* /__stats?reset=1 */
     int want_close;
     int garbage;
     long long reset_after; /* -1: not asked */
@@ -140,7 +170,13 @@ static unsigned long tb_drop_after;  /* 0: never */
 static long tb_idle_ms;              /* 0: never */
 static FILE *tb_log;
 static int tb_refuse_health;
-static unsigned long long tb_stat_conns, tb_stat_reqs, tb_stat_accepted;
+static long tb_start_delay_ms; /* --delay */
+/* runtime defaults (/__control) */
+static int tb_health_status = 200;
+static int tb_default_status; /* 0: normal */
+static long tb_default_delay_ms;
+static unsigned long long tb_stat_conns, tb_stat_reqs, tb_stat_accepted, tb_stat_health;
+static long long tb_stat_open, tb_inflight, tb_max_inflight;
 static char tb_pattern[TB_PATTERN_SIZE];
 static llhttp_settings_t tb_settings;
 
@@ -230,7 +266,10 @@ static int tb_on_message_begin(llhttp_t *p)
     c->body_bytes = 0;
     c->kind = TB_DEFAULT;
     c->status = 200;
+    c->status_q = 0;
     c->delay_ms = 0;
+    c->delay_q = 0;
+    c->stats_reset = 0;
     c->want_close = 0;
     c->garbage = 0;
     c->reset_after = -1;
@@ -402,6 +441,52 @@ static int tb_path_is(const char *path, size_t plen, const char *want)
     return strlen(want) == plen && memcmp(path, want, plen) == 0;
 }
 
+/* The query of /__stats (reset=1: restart max_inflight) and of /__control
+ * (applied at once: the runtime defaults). */
+static void tb_parse_control(struct tb_conn *c, const char *query)
+{
+    long health = -1, status = -1, delay = -1;
+    int reset = 0;
+
+    for (const char *s = query; *s;) {
+        const char *amp = strchr(s, '&');
+        size_t n = amp ? (size_t)(amp - s) : strlen(s);
+        const char *eq = memchr(s, '=', n);
+        size_t klen = eq ? (size_t)(eq - s) : n;
+        const char *v = eq ? eq + 1 : s + n;
+        size_t vlen = eq ? n - klen - 1 : 0;
+        uint64_t num = tb_parse_u64(v, vlen);
+#define KEY(k) (klen == strlen(k) && memcmp(s, k, klen) == 0)
+        if (KEY("reset"))
+            reset = num != 0;
+        else if (KEY("health") && num >= 100 && num <= 999)
+            health = (long)num;
+        else if (KEY("status") && (num == 0 || (num >= 100 && num <= 999)))
+            status = (long)num;
+        else if (KEY("delay"))
+            delay = num > 600000 ? 600000 : (long)num;
+#undef KEY
+        s += n;
+        if (*s == '&')
+            s++;
+    }
+    if (c->kind == TB_STATS) {
+        c->stats_reset = reset;
+        return;
+    }
+    if (reset) {
+        tb_health_status = tb_refuse_health ? 503 : 200;
+        tb_default_status = 0;
+        tb_default_delay_ms = tb_start_delay_ms;
+    }
+    if (health >= 0)
+        tb_health_status = (int)health;
+    if (status >= 0)
+        tb_default_status = (int)status;
+    if (delay >= 0)
+        tb_default_delay_ms = delay;
+}
+
 /* Splits c->url into path and query and sets the request's behaviour. */
 static void conn_parse_target(struct tb_conn *c)
 {
@@ -428,9 +513,16 @@ static void conn_parse_target(struct tb_conn *c)
         c->kind = TB_STATS;
     else if (tb_path_is(path, plen, "/healthz"))
         c->kind = TB_HEALTH;
+    else if (tb_path_is(path, plen, "/__control"))
+        c->kind = TB_CONTROL;
 
-    if (!q)
+    if (c->kind == TB_STATS || c->kind == TB_CONTROL) {
+        if (q)
+            tb_parse_control(c, q + 1);
         return;
+    }
+    if (!q)
+        goto defaults;
     for (const char *s = q + 1; *s;) {
         const char *amp = strchr(s, '&');
         size_t n = amp ? (size_t)(amp - s) : strlen(s);
@@ -440,11 +532,13 @@ static void conn_parse_target(struct tb_conn *c)
         size_t vlen = eq ? n - klen - 1 : 0;
         uint64_t num = tb_parse_u64(v, vlen);
 #define KEY(k) (klen == strlen(k) && memcmp(s, k, klen) == 0)
-        if (KEY("status") && num >= 100 && num <= 999)
+        if (KEY("status") && num >= 100 && num <= 999) {
             c->status = (int)num;
-        else if (KEY("delay"))
+            c->status_q = 1;
+        } else if (KEY("delay")) {
             c->delay_ms = num > 600000 ? 600000 : (long)num;
-        else if (KEY("bytes"))
+            c->delay_q = 1;
+        } else if (KEY("bytes"))
             c->dl_bytes = num;
         else if (KEY("chunked"))
             c->dl_chunked_q = num != 0;
@@ -465,6 +559,13 @@ static void conn_parse_target(struct tb_conn *c)
         if (*s == '&')
             s++;
     }
+defaults:
+    if (c->kind != TB_HEALTH) {
+        if (!c->status_q && tb_default_status)
+            c->status = tb_default_status;
+        if (!c->delay_q)
+            c->delay_ms = tb_default_delay_ms;
+    }
 }
 
 /* Called once the request head is complete (parser paused there). */
@@ -474,8 +575,15 @@ static void conn_on_head(struct tb_conn *c)
     const char *method = llhttp_method_name((llhttp_method_t)llhttp_get_method(&c->parser));
 
     conn_parse_target(c);
-    if (c->kind != TB_STATS) {
+    if (c->kind != TB_STATS && c->kind != TB_CONTROL) {
         tb_stat_reqs++;
+        if (c->kind == TB_HEALTH) {
+            tb_stat_health++;
+        } else {
+            c->inflight = 1;
+            if (++tb_inflight > tb_max_inflight)
+                tb_max_inflight = tb_inflight;
+        }
         if (!c->counted) {
             c->counted = 1;
             tb_stat_conns++;
@@ -528,9 +636,20 @@ static int conn_fill_download(struct tb_conn *c)
     return 1;
 }
 
+/* The current request no longer counts in "inflight" (answered, or its
+ * connection is gone). */
+static void conn_inflight_done(struct tb_conn *c)
+{
+    if (c->inflight) {
+        c->inflight = 0;
+        tb_inflight--;
+    }
+}
+
 /* The response has been queued completely: allow the next request. */
 static void conn_finish_response(struct tb_conn *c)
 {
+    conn_inflight_done(c);
     c->responses++;
     c->busy = 0;
     c->streaming = 0;
@@ -587,15 +706,24 @@ static void conn_send_response(struct tb_conn *c)
     switch (c->kind) {
     case TB_STATS:
         n = snprintf(body, sizeof(body),
-                     "{\"connections\":%llu,\"requests\":%llu,\"accepted\":%llu}\n", tb_stat_conns,
-                     tb_stat_reqs, tb_stat_accepted);
+                     "{\"connections\":%llu,\"requests\":%llu,\"accepted\":%llu,"
+                     "\"open\":%lld,\"healthz\":%llu,\"inflight\":%lld,\"max_inflight\":%lld}\n",
+                     tb_stat_conns, tb_stat_reqs, tb_stat_accepted, tb_stat_open, tb_stat_health,
+                     tb_inflight, tb_max_inflight);
+        if (c->stats_reset)
+            tb_max_inflight = tb_inflight;
         conn_write_simple(c, 200, "application/json", body, (size_t)n);
         break;
+    case TB_CONTROL:
+        conn_write_simple(c, 200, "text/plain", "ok", 2);
+        break;
     case TB_HEALTH:
-        if (tb_refuse_health)
-            conn_write_simple(c, 503, "text/plain", "down\n", 5);
-        else
+        if (c->status_q)
             conn_write_simple(c, c->status, "text/plain", "ok", 2);
+        else if (tb_health_status >= 200 && tb_health_status < 300)
+            conn_write_simple(c, tb_health_status, "text/plain", "ok", 2);
+        else
+            conn_write_simple(c, tb_health_status, "text/plain", "down\n", 5);
         break;
     case TB_SINK:
         n = snprintf(body, sizeof(body), "{\"bytes\":%" PRIu64 "}", c->body_bytes);
@@ -761,6 +889,8 @@ static void conn_process(struct tb_conn *c)
 
 static void conn_free(struct tb_conn *c)
 {
+    conn_inflight_done(c);
+    tb_stat_open--;
     if (c->timer)
         event_free(c->timer);
     if (c->bev)
@@ -892,6 +1022,7 @@ static void tb_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
         return;
     }
     tb_stat_accepted++;
+    tb_stat_open++;
     c->bev = bufferevent_socket_new(tb_base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(tb_base, conn_timer_cb, c);
     c->head = evbuffer_new();
@@ -921,7 +1052,8 @@ static void tb_signal_cb(evutil_socket_t sig, short what, void *arg)
 static void tb_usage(void)
 {
     fprintf(stderr, "usage: sg-testbackend --listen HOST:PORT --name NAME [--close-after N] "
-                    "[--drop-after N] [--idle-timeout MS] [--log FILE] [--refuse-health]\n");
+                    "[--drop-after N] [--idle-timeout MS] [--log FILE] [--refuse-health] "
+                    "[--delay MS]\n");
     exit(2);
 }
 
@@ -935,6 +1067,7 @@ int main(int argc, char **argv)
         {"idle-timeout", required_argument, NULL, 'i'},
         {"log", required_argument, NULL, 'L'},
         {"refuse-health", no_argument, NULL, 'r'},
+        {"delay", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -945,7 +1078,7 @@ int main(int argc, char **argv)
     struct event *sigterm, *sigint;
     int opt;
 
-    while ((opt = getopt_long(argc, argv, "l:n:c:d:i:L:rh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:n:c:d:i:L:rD:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'l':
             listen_addr = optarg;
@@ -970,12 +1103,19 @@ int main(int argc, char **argv)
         case 'r':
             tb_refuse_health = 1;
             break;
+        case 'D':
+            tb_start_delay_ms = strtol(optarg, NULL, 10);
+            if (tb_start_delay_ms < 0 || tb_start_delay_ms > 600000)
+                tb_fail("bad --delay '%s': expected 0..600000 ms", optarg);
+            break;
         default:
             tb_usage();
         }
     }
     if (!listen_addr || optind != argc)
         tb_usage();
+    tb_health_status = tb_refuse_health ? 503 : 200;
+    tb_default_delay_ms = tb_start_delay_ms;
     for (size_t i = 0; i < sizeof(tb_pattern); i++)
         tb_pattern[i] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/"[i % 64];
 

@@ -16,6 +16,15 @@ Environment:
     SG_BIN      the surgegate binary (default: <repo>/build/surgegate)
     SG_BACKEND  the test backend (default: <repo>/build/tests/backend/sg-testbackend)
 
+Balancing / queueing tests (q*) also use: Backend(delay_ms=...) and
+Backend.control(health=, status=, delay=, reset=) (sg-testbackend's
+/__control), Backend.stats()["inflight"/"max_inflight"/"open"], the admin API
+over the proxy's unix socket (admin_get/admin_post, pool_info, backend_info,
+wait_backend, set_backend_state, AdminPoller; every assumption about its JSON
+is in ADMIN_FIELDS), cfg_group() for config groups, and the clients load()
+(many keep-alive requests from one select loop), Pending / burst()
+(requests on their own connections, sent in a known order).
+
 Every process started here is stopped when the test ends, however it ends:
 context managers, run()'s finally, atexit, SIGTERM/SIGINT/SIGHUP handlers,
 and PR_SET_PDEATHSIG (children get SIGKILL if the test process is killed).
@@ -44,6 +53,10 @@ __all__ = [
     "proxy_config", "pool_text", "http_get", "http_request", "raw_exchange", "raw_exchange_full",
     "parse_responses", "run", "fail", "check", "check_eq", "skip", "wait_for", "tmp_path",
     "log", "CIDict", "Popen", "stop_process", "KeepAlive", "PATTERN", "pattern_bytes",
+    # admin API, groups, load generation (q* tests)
+    "ADMIN_FIELDS", "admin_request", "admin_get", "admin_post", "admin_try_get", "pool_info",
+    "backend_info", "backend_state", "set_backend_state", "wait_backend", "cfg_group",
+    "Pending", "burst", "load", "LoadResult", "dead_port", "AdminPoller", "retry_after_ok",
 ]
 
 _REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -243,13 +256,16 @@ class Backend:
     close_after=N: close each connection after N responses ("Connection:
     close" sent); drop_after=N: the same without saying so; idle_timeout_ms:
     silently close connections idle between requests; refuse_health: /healthz
-    answers 503; log: record "METHOD URL" per request (see log_lines())."""
+    answers 503; log: record "METHOD URL" per request (see log_lines());
+    delay_ms: answer every request (but /__stats, /__control, /healthz) after
+    that many ms unless it carries its own ?delay= (see also control())."""
 
     _seq = 0
 
     def __init__(self, name, close_after=None, refuse_health=False, log=True, port=None,
-                 drop_after=None, idle_timeout_ms=None):
+                 drop_after=None, idle_timeout_ms=None, delay_ms=None):
         self.name = name
+        self.delay_ms = delay_ms
         self.close_after = close_after
         self.drop_after = drop_after
         self.idle_timeout_ms = idle_timeout_ms
@@ -282,6 +298,8 @@ class Backend:
                 argv += ["--log", self.log_path]
             if self.refuse_health:
                 argv += ["--refuse-health"]
+            if self.delay_ms is not None:
+                argv += ["--delay", str(int(self.delay_ms))]
             err = open(self.stderr_path, "ab")
             self.proc = Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
             err.close()
@@ -308,11 +326,34 @@ class Backend:
             fail("backend %s was started with log=False" % self.name)
         return [l for l in _read_file(self.log_path).splitlines() if l]
 
-    def stats(self):
-        """{"connections": C, "requests": R, "accepted": A} from GET /__stats."""
-        status, _, body = http_get(self.port, "/__stats", timeout=5)
+    def traffic_lines(self):
+        """log_lines() without the health checks (GET /healthz)."""
+        return [l for l in self.log_lines() if l.split(" ", 1)[-1].split("?", 1)[0] != "/healthz"]
+
+    def stats(self, reset=False):
+        """GET /__stats: {"connections": C, "requests": R, "accepted": A,
+        "open": sockets open now, "healthz": /healthz requests (also counted in
+        "requests"), "inflight": requests being handled now, "max_inflight":
+        peak since start or since the last stats(reset=True)}. reset=True
+        restarts max_inflight after reading it."""
+        status, _, body = http_get(self.port, "/__stats?reset=1" if reset else "/__stats",
+                                   timeout=5)
         check_eq(status, 200, "backend %s /__stats status" % self.name)
         return json.loads(body)
+
+    def requests(self):
+        """Requests received, health checks not included."""
+        st = self.stats()
+        return st["requests"] - st.get("healthz", 0)
+
+    def control(self, **kw):
+        """GET /__control with the given settings, kept until changed:
+        health=N (/healthz status), status=N (status of every other request
+        without its own ?status=; 0 = normal), delay=MS (default delay),
+        reset=1 (back to the startup settings, applied first)."""
+        q = "&".join("%s=%d" % (k, int(v)) for k, v in kw.items())
+        status, _, body = http_get(self.port, "/__control?" + q, timeout=5)
+        check_eq(status, 200, "backend %s /__control?%s status" % (self.name, q))
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -353,6 +394,11 @@ class Proxy:
         self.stdout_path = tmp_path("surgegate-%d.stdout" % Proxy._seq)
         self.config_text = config_text
         self.check_exit = check_exit
+        # the admin API's unix socket, when the config has one (admin_get())
+        m = re.search(r'admin\s*=\s*\{[^}]*listen\s*=\s*"unix:([^"]+)"', config_text)
+        self.admin_path = m.group(1) if m else None
+        m = re.search(r'admin\s*=\s*\{[^}]*listen\s*=\s*"127\.0\.0\.1:(\d+)"', config_text)
+        self.admin_port = int(m.group(1)) if m else None
         self.returncode = None
         with open(self.config_path, "w") as f:
             f.write(config_text)
@@ -467,11 +513,16 @@ def _backend_text(b):
     if isinstance(b, str):
         b = {"address": b}
     elif isinstance(b, (tuple, list)):
-        b = dict(zip(("address", "weight", "maxconn"), b))
-    item = ['address = "%s";' % b["address"]]
+        b = dict(zip(("address", "weight", "maxconn", "backup"), b))
+    addr = b["address"]
+    if isinstance(addr, Backend):
+        addr = addr.addr
+    item = ['address = "%s";' % addr]
     for k in ("weight", "maxconn"):
         if b.get(k) is not None:
             item.append("%s = %d;" % (k, b[k]))
+    if b.get("backup"):
+        item.append("backup = true;")
     return "{ %s }" % " ".join(item)
 
 
@@ -497,7 +548,8 @@ def proxy_config(frontend_port, backends, balance="roundrobin", extra_pool="", e
     default pool "app" holds `backends`, every timeout set.
 
     backends: items are "127.0.0.1:P", a Backend, (addr, weight),
-    (addr, weight, maxconn) or {"address":..., "weight":..., "maxconn":...}.
+    (addr, weight, maxconn), (addr, weight, maxconn, backup) or
+    {"address":..., "weight":..., "maxconn":..., "backup": True}.
     timeouts / limits: dicts overriding the defaults below (a number is
     seconds, a string is written as is, e.g. "250ms"). extra_pool, extra_top,
     extra_frontend: raw config text added inside the pool, at top level, and
@@ -751,6 +803,615 @@ def parse_responses(data, head_requests=()):
         res.append((status, hdrs, body))
         pos = p
     return res, data[pos:]
+
+
+# ---------------------------------------------------------------- config groups
+
+def _cfg_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[ %s ]" % ", ".join(_cfg_value(x) for x in v)
+    return '"%s"' % v
+
+
+def cfg_group(name, **kw):
+    """'name = { k = v; ... };' for extra_pool / extra_top: strings are
+    quoted (durations too: "200ms"), numbers and booleans written as is.
+    cfg_group("health", type="http", path="/healthz", interval="200ms")."""
+    return "%s = { %s };" % (name, " ".join("%s = %s;" % (k, _cfg_value(v))
+                                            for k, v in kw.items()))
+
+
+def dead_port():
+    """A free port with nothing listening (connections to it are refused)."""
+    return free_port()
+
+
+# ---------------------------------------------------------------- admin API
+
+# Every assumption about the admin API's JSON lives here.
+#   GET /api/v1/pools/{pool} ->
+#     {"name","balance","queue_depth","inflight","retries_total","retries_denied",
+#      "backends":[{"address","state","inflight","queue_depth","reason","weight",
+#                   "maxconn","ejected",...}]}
+#   POST /api/v1/pools/{pool}/backends/{address}/state {"state":"drain"|"maint"|"ready"}
+# Tests use the canonical names on the left; the admin JSON's names are on
+# the right (change them here if the API differs).
+ADMIN_FIELDS = {
+    # pool
+    "pool_name": "name", "balance": "balance", "pool_queue_depth": "queue_depth",
+    "pool_inflight": "inflight", "retries_total": "retries_total",
+    "retries_denied": "retries_denied", "backends": "backends",
+    # backend
+    "address": "address", "state": "state", "inflight": "inflight",
+    "queue_depth": "queue_depth", "reason": "reason", "weight": "weight",
+    "maxconn": "maxconn", "ejected": "ejected",
+}
+ADMIN_PREFIX = "/api/v1/"
+ADMIN_STATES = ("up", "down", "drain", "maint")
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        http.client.HTTPConnection.__init__(self, "localhost", timeout=timeout)
+        self._unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        try:
+            s.connect(self._unix_path)
+        except OSError:
+            s.close()
+            raise
+        self.sock = s
+
+
+def _admin_url(path):
+    if path.startswith("/"):
+        return path
+    return ADMIN_PREFIX + path
+
+
+def admin_request(proxy, method, path, obj=None, timeout=5, token=None, connect_wait=3.0):
+    """One admin API call over the proxy's admin listener (the unix socket
+    of proxy_config(admin=True), or 127.0.0.1:P). path: "pools/app" (under
+    /api/v1/) or an absolute "/metrics". Returns (status, parsed JSON, or the
+    text when the body is not JSON). The proxy accepts on its frontend
+    before its admin listener exists: while the proxy runs, a missing or
+    refusing listener is tried again for up to connect_wait seconds. Raises
+    OSError when it cannot connect."""
+    deadline = time.monotonic() + connect_wait
+    while True:
+        if proxy.admin_path:
+            conn = _UnixHTTPConnection(proxy.admin_path, timeout)
+        elif proxy.admin_port:
+            conn = http.client.HTTPConnection("127.0.0.1", proxy.admin_port, timeout=timeout)
+        else:
+            fail("admin_request: the proxy's config has no admin listener")
+        try:
+            conn.connect()
+            break
+        except (FileNotFoundError, ConnectionRefusedError):
+            conn.close()
+            if time.monotonic() >= deadline or not proxy.alive():
+                raise
+            time.sleep(0.02)
+    try:
+        body = None
+        headers = {"Host": "localhost"}
+        if obj is not None:
+            body = json.dumps(obj).encode()
+            headers["Content-Type"] = "application/json"
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        conn.request(method, _admin_url(path), body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        try:
+            parsed = json.loads(data.decode("utf-8"))
+        except ValueError:
+            parsed = data.decode("utf-8", "replace")
+        return resp.status, parsed
+    finally:
+        conn.close()
+
+
+def admin_get(proxy, path, timeout=5):
+    """(status, JSON) of GET path; fails the test when the admin API cannot
+    be reached at all (not built yet, or the proxy is gone)."""
+    try:
+        return admin_request(proxy, "GET", path, timeout=timeout)
+    except OSError as e:
+        err = e
+    fail("admin API unreachable (%s) for GET %s: %s"
+         % (proxy.admin_path or proxy.admin_port, _admin_url(path), err))
+
+
+def admin_post(proxy, path, obj, timeout=5):
+    """(status, JSON) of POST path with the JSON body obj."""
+    try:
+        return admin_request(proxy, "POST", path, obj, timeout=timeout)
+    except OSError as e:
+        err = e
+    fail("admin API unreachable (%s) for POST %s: %s"
+         % (proxy.admin_path or proxy.admin_port, _admin_url(path), err))
+
+
+def admin_try_get(proxy, path, timeout=2):
+    """(status, JSON), or None when the admin API cannot be reached (for
+    polling while something else is going on)."""
+    try:
+        return admin_request(proxy, "GET", path, timeout=timeout, connect_wait=0)
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def _canon(obj, keys):
+    out = dict(obj)
+    for canon in keys:
+        actual = ADMIN_FIELDS[canon]
+        if actual in obj:
+            out[canon] = obj[actual]
+    return out
+
+
+_POOL_KEYS = ("pool_name", "balance", "pool_queue_depth", "pool_inflight", "retries_total",
+              "retries_denied")
+_BACKEND_KEYS = ("address", "state", "inflight", "queue_depth", "reason", "weight", "maxconn",
+                 "ejected")
+
+
+def pool_info(proxy, pool="app", required=()):
+    """GET pools/{pool}, with canonical keys (ADMIN_FIELDS) added: the pool's
+    fields plus "backends", a list of backend dicts with canonical keys.
+    required: canonical pool keys that must be present (fails naming them)."""
+    status, obj = admin_get(proxy, "pools/%s" % pool)
+    if status != 200 or not isinstance(obj, dict):
+        fail("admin GET %spools/%s: status %s, body %r"
+             % (ADMIN_PREFIX, pool, status, _short(obj if isinstance(obj, str) else str(obj))))
+    out = _canon(obj, _POOL_KEYS)
+    bs = obj.get(ADMIN_FIELDS["backends"])
+    if bs is None:
+        st, bs = admin_get(proxy, "pools/%s/backends" % pool)
+        if st != 200:
+            fail("admin GET %spools/%s/backends: status %s" % (ADMIN_PREFIX, pool, st))
+        if isinstance(bs, dict):
+            bs = bs.get(ADMIN_FIELDS["backends"], [])
+    if not isinstance(bs, list):
+        fail("admin pool %s: 'backends' is not a list: %r" % (pool, _short(str(bs))))
+    out["backends"] = [_canon(b, _BACKEND_KEYS) for b in bs]
+    for k in required:
+        if k not in out:
+            fail("admin pool %s JSON has no %r (%r): %r"
+                 % (pool, k, ADMIN_FIELDS[k], _short(json.dumps(obj))))
+    return out
+
+
+def backend_info(proxy, addr, pool="app"):
+    """The canonical backend dict of addr (a "127.0.0.1:P" or a Backend)."""
+    if isinstance(addr, Backend):
+        addr = addr.addr
+    info = pool_info(proxy, pool)
+    for b in info["backends"]:
+        if b.get("address") == addr:
+            return b
+    fail("admin pool %s lists no backend %s (has %s)"
+         % (pool, addr, [b.get("address") for b in info["backends"]]))
+
+
+def backend_state(proxy, addr, pool="app"):
+    """(state, reason) of a backend in the admin API."""
+    b = backend_info(proxy, addr, pool)
+    return b.get("state"), b.get("reason") or ""
+
+
+def set_backend_state(proxy, addr, state, pool="app"):
+    """POST pools/{pool}/backends/{addr}/state {"state": state}; fails unless 2xx."""
+    if isinstance(addr, Backend):
+        addr = addr.addr
+    st, obj = admin_post(proxy, "pools/%s/backends/%s/state" % (pool, addr), {"state": state})
+    check(200 <= st < 300, "admin: setting %s to %r answered %s %r" % (addr, state, st, obj))
+    return obj
+
+
+def wait_backend(proxy, addr, states, timeout, pool="app", interval=0.05, what=None):
+    """Polls the admin API until backend addr's state is one of `states`
+    (a string or a tuple). Returns (seconds waited, canonical backend dict);
+    fails with the last state seen after timeout."""
+    if isinstance(states, str):
+        states = (states,)
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    last = None
+    while True:
+        last = backend_info(proxy, addr, pool)
+        if last.get("state") in states:
+            return time.monotonic() - t0, last
+        if time.monotonic() >= deadline:
+            fail("%s: backend %s not %s within %.1fs; last seen: %r"
+                 % (what or "wait_backend", addr if isinstance(addr, str) else addr.addr,
+                    "/".join(states), timeout, last))
+        time.sleep(interval)
+
+
+class AdminPoller:
+    """Polls pool_info() every `interval` seconds in a thread while the
+    context is open. samples: list of (monotonic time, canonical pool dict);
+    errors: text of failed polls (the API missing, a bad answer)."""
+
+    def __init__(self, proxy, pool="app", interval=0.025):
+        self.proxy = proxy
+        self.pool = pool
+        self.interval = interval
+        self.samples = []
+        self.errors = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.samples.append((time.monotonic(), pool_info(self.proxy, self.pool)))
+            except (TestFailure, OSError, http.client.HTTPException) as e:
+                if len(self.errors) < 5:
+                    self.errors.append(str(e)[:300])
+            self._stop.wait(self.interval)
+
+    def max_of(self, key, addr=None):
+        """The largest value of canonical key seen: a pool key, or a
+        backend key of backend addr. None when never seen."""
+        if isinstance(addr, Backend):
+            addr = addr.addr
+        vals = []
+        for _, p in self.samples:
+            if addr is None:
+                v = p.get(key)
+            else:
+                v = next((b.get(key) for b in p["backends"] if b.get("address") == addr), None)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                vals.append(v)
+        return max(vals) if vals else None
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
+        return False
+
+
+# ---------------------------------------------------------------- concurrent clients
+
+class Pending:
+    """One request sent at once on its own connection (from the calling
+    thread, so several are sent in a known order); a background thread reads
+    the response. result() waits for it: (status, headers CIDict, body,
+    seconds from send to the complete response); status None when the
+    connection closed or failed without a complete response (error says
+    why)."""
+
+    def __init__(self, port, path, headers=None, method="GET", host="test", timeout=10.0,
+                 defer=False):
+        self.path = path
+        self.status = None
+        self.headers = CIDict()
+        self.body = b""
+        self.elapsed = None
+        self.error = None
+        self.timeout = timeout
+        self._done = threading.Event()
+        req = "%s %s HTTP/1.1\r\n" % (method, path)
+        if host is not None:
+            req += "Host: %s\r\n" % host
+        for k, v in (headers or {}).items():
+            req += "%s: %s\r\n" % (k, v)
+        req += "Connection: close\r\n\r\n"
+        self._req = req.encode("latin-1")
+        self.t0 = time.monotonic()
+        self.sock = None
+        try:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as e:
+            self._failed("connect: %s" % e)
+            return
+        if not defer:
+            self.send()
+
+    def _failed(self, why):
+        self.error = why
+        self.elapsed = time.monotonic() - self.t0
+        if self.sock is not None:
+            self.sock.close()
+        self._done.set()
+
+    def send(self):
+        """Sends the request (done by the constructor unless defer=True:
+        then the connection is open and the request waits for this call)."""
+        if self._write():
+            self._start()
+
+    def _write(self):
+        if self._done.is_set():
+            return False
+        self.t0 = time.monotonic()
+        try:
+            self.sock.sendall(self._req)
+        except OSError as e:
+            self._failed("send: %s" % e)
+            return False
+        return True
+
+    def _start(self):
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        data = b""
+        deadline = self.t0 + self.timeout
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.error = "timed out after %.1fs" % self.timeout
+                    break
+                self.sock.settimeout(min(left, 0.5))
+                try:
+                    d = self.sock.recv(65536)
+                except socket.timeout:
+                    continue
+                if d:
+                    data += d
+                    try:
+                        res, _ = parse_responses(data)
+                    except TestFailure as e:
+                        self.error = str(e)
+                        break
+                    finals = [r for r in res if r[0] >= 200]
+                    if finals and "content-length" in finals[0][1] or \
+                            finals and "chunked" in finals[0][1].get("transfer-encoding", ""):
+                        self._take(finals[0])
+                        break
+                    continue
+                res, _ = parse_responses(data) if data else ([], b"")
+                finals = [r for r in res if r[0] >= 200]
+                if finals:
+                    self._take(finals[0])
+                else:
+                    self.error = "closed without a response (%d bytes)" % len(data)
+                break
+        except OSError as e:
+            self.error = "recv: %s" % e
+        finally:
+            self.elapsed = time.monotonic() - self.t0
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self._done.set()
+
+    def _take(self, r):
+        self.status, self.headers, self.body = r
+
+    def done(self):
+        return self._done.is_set()
+
+    def result(self, timeout=None):
+        if not self._done.wait(self.timeout + 5 if timeout is None else timeout):
+            fail("request %s: no result" % self.path)
+        return self.status, self.headers, self.body, self.elapsed
+
+    @property
+    def backend(self):
+        return self.headers.get("X-Backend")
+
+
+def retry_after_ok(headers):
+    """True when a response's Retry-After is present and valid (delay
+    seconds, or an HTTP date)."""
+    v = (headers.get("Retry-After") or "").strip()
+    return bool(re.fullmatch(r"\d{1,9}", v)) or bool(re.match(r"[A-Z][a-z]{2}, \d\d ", v))
+
+
+def burst(port, paths, headers=None, timeout=10.0, gap=0.0):
+    """Sends one request per path, each on its own connection, and waits for
+    every answer. Without a gap, every connection is opened first and then
+    the requests are written back to back (they reach the proxy together);
+    with one, each is opened and sent `gap` seconds after the previous.
+    Returns the list of Pending objects (same order as paths)."""
+    ps = []
+    for i, p in enumerate(paths):
+        if gap and i:
+            time.sleep(gap)
+        ps.append(Pending(port, p, headers=headers, timeout=timeout, defer=not gap))
+    if not gap:
+        sent = [p for p in ps if p._write()]
+        for p in sent:
+            p._start()
+    for p in ps:
+        p.result()
+    return ps
+
+
+class LoadResult:
+    """What load() saw: statuses (dict status -> count; None for a request
+    that got no response), backends (dict X-Backend -> count, 2xx only),
+    errors (first few failures as text), records (per request: (thread,
+    index, status, backend, start, end) in monotonic seconds), elapsed."""
+
+    def __init__(self):
+        self.statuses = {}
+        self.backends = {}
+        self.errors = []
+        self.nerrors = 0
+        self.records = []
+        self.elapsed = 0.0
+        self.total = 0
+
+    def ok(self):
+        return sum(n for s, n in self.statuses.items() if s is not None and 200 <= s < 300)
+
+    def failed(self):
+        return self.total - self.ok()
+
+    def share(self, name):
+        n = sum(self.backends.values())
+        return self.backends.get(name, 0) / n if n else 0.0
+
+    def __repr__(self):
+        return "<LoadResult %d requests in %.1fs statuses=%s backends=%s errors=%s>" % (
+            self.total, self.elapsed, self.statuses, self.backends, self.errors[:3])
+
+
+_RX_CL = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.I)
+_RX_XB = re.compile(rb"\r\nx-backend:[ \t]*([^\r]*)", re.I)
+_RX_CONN_CLOSE = re.compile(rb"\r\nconnection:[ \t]*close", re.I)
+_RX_CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r]*chunked", re.I)
+
+
+def load(port, total, threads=4, path="/load", path_fn=None, headers_fn=None, keepalive=True,
+         timeout=10.0, max_seconds=60.0, record=False, stop=None):
+    """`total` GETs over `threads` client connections kept alive (one
+    request outstanding on each; a fresh connection per request with
+    keepalive=False, and after any failure or "Connection: close"), driven
+    from one select loop (fast: the proxy, not Python, is the bottleneck).
+    path_fn(i) / headers_fn(i) give request i's path / extra headers.
+    A request without a complete answer within `timeout` counts as failed
+    (status None). Stops after max_seconds or when stop (a threading.Event)
+    is set. Responses must carry Content-Length (sg-testbackend's do).
+    Returns a LoadResult."""
+    import selectors
+    res = LoadResult()
+    sel = selectors.DefaultSelector()
+    t_start = time.monotonic()
+    deadline = t_start + max_seconds
+    nxt = [0]        # next request index
+    state = {}       # sock -> [buf, index, t0, path]
+
+    def request_bytes(i):
+        p = path_fn(i) if path_fn else path
+        h = "GET %s HTTP/1.1\r\nHost: test\r\n" % p
+        for k, v in ((headers_fn(i) or {}) if headers_fn else {}).items():
+            h += "%s: %s\r\n" % (k, v)
+        if not keepalive:
+            h += "Connection: close\r\n"
+        return (h + "\r\n").encode("latin-1"), p
+
+    def note(i, p, status, name, t0, err=None):
+        res.statuses[status] = res.statuses.get(status, 0) + 1
+        if status is not None and 200 <= status < 300:
+            res.backends[name] = res.backends.get(name, 0) + 1
+        else:
+            res.nerrors += 1
+            if len(res.errors) < 5:
+                res.errors.append("request %d (%s): %s" % (i, p, err or "status %s" % status))
+        if record:
+            res.records.append((0, i, status, name, t0, time.monotonic()))
+
+    def send_next(s):
+        """Sends the next request on s (a new connection when s is None).
+        Returns False when there is nothing left to send."""
+        if nxt[0] >= total or time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+            if s is not None:
+                sel.unregister(s)
+                s.close()
+                state.pop(s, None)
+            return False
+        i = nxt[0]
+        nxt[0] += 1
+        data, p = request_bytes(i)
+        t0 = time.monotonic()
+        if s is None:
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError as e:
+                note(i, p, None, None, t0, "connect: %s" % e)
+                return send_next(None)
+            sel.register(s, selectors.EVENT_READ)
+            state[s] = [b"", i, t0, p]
+        st = state[s]
+        st[1], st[2], st[3] = i, t0, p
+        try:
+            s.settimeout(timeout)
+            s.sendall(data)
+        except OSError as e:
+            drop(s, "send: %s" % e)
+            return True
+        return True
+
+    def drop(s, why):
+        st = state.pop(s)
+        sel.unregister(s)
+        s.close()
+        note(st[1], st[3], None, None, st[2], why)
+        send_next(None)
+
+    for _ in range(min(threads, total)):
+        send_next(None)
+    while state:
+        now = time.monotonic()
+        if now >= deadline + timeout:
+            for s in list(state):
+                drop(s, "load() out of time")
+            break
+        for key, _ in sel.select(0.2):
+            s = key.fileobj
+            if s not in state:
+                continue
+            try:
+                s.settimeout(0)
+                d = s.recv(262144)
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                drop(s, "recv: %s" % e)
+                continue
+            if not d:
+                drop(s, "connection closed without a response")
+                continue
+            st = state[s]
+            st[0] += d
+            he = st[0].find(b"\r\n\r\n")
+            if he < 0:
+                continue
+            head = st[0][:he]
+            if _RX_CHUNKED.search(head):
+                fail("load(): chunked response (not supported here): %r" % head[:200])
+            m = _RX_CL.search(head)
+            n = int(m.group(1)) if m else 0
+            if len(st[0]) < he + 4 + n:
+                continue
+            try:
+                status = int(head[9:12])
+            except ValueError:
+                drop(s, "bad response %r" % head[:100])
+                continue
+            xb = _RX_XB.search(head)
+            note(st[1], st[3], status, xb.group(1).decode("latin-1") if xb else None, st[2])
+            st[0] = st[0][he + 4 + n:]
+            if not keepalive or _RX_CONN_CLOSE.search(head):
+                state.pop(s)
+                sel.unregister(s)
+                s.close()
+                send_next(None)
+            else:
+                send_next(s)
+        now = time.monotonic()
+        for s in list(state):
+            if now - state[s][2] > timeout:
+                drop(s, "no response within %.1fs" % timeout)
+    sel.close()
+    res.elapsed = time.monotonic() - t_start
+    res.total = sum(res.statuses.values())
+    res.records.sort(key=lambda r: r[4])
+    return res
 
 
 # ---------------------------------------------------------------- runner
