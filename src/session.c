@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 #include <strings.h>
@@ -639,11 +640,11 @@ static int rs_on_message_complete(llhttp_t *p)
 
 static llhttp_settings_t rs_settings;
 
-static void session_parsers_init(void)
+static pthread_once_t session_parsers_once = PTHREAD_ONCE_INIT;
+
+/* Fills the parser settings once, whichever worker gets there first. */
+static void session_parsers_setup(void)
 {
-    static bool done;
-    if (done)
-        return;
     llhttp_settings_init(&rq_settings);
     rq_settings.on_message_begin = rq_on_message_begin;
     rq_settings.on_url = rq_on_url;
@@ -665,7 +666,11 @@ static void session_parsers_init(void)
     rs_settings.on_headers_complete = rs_on_headers_complete;
     rs_settings.on_body = rs_on_body;
     rs_settings.on_message_complete = rs_on_message_complete;
-    done = true;
+}
+
+static void session_parsers_init(void)
+{
+    pthread_once(&session_parsers_once, session_parsers_setup);
 }
 
 /* ------------------------------------------------------------ request path */
