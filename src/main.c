@@ -105,6 +105,9 @@ static void print_demo_banner(const struct sg_cfg *cfg)
            fe->listen.text);
     printf("  curl -si http://%s/healthz\n", fe->listen.text);
     printf("  wrk -t2 -c50 -d10s http://%s/   # a small surge\n", fe->listen.text);
+    if (!cfg->admin.listen.is_unix)
+        printf("  curl -s http://%s/api/v1/pools/%s   # backends: state, inflight, queue_depth\n",
+               cfg->admin.listen.text, cfg->pools[0].name);
     printf("\nPress Ctrl-C to stop.\n");
     fflush(stdout);
 }
