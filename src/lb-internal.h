@@ -68,4 +68,15 @@ struct sg_backend *sg_lb_sample(const struct sg_lb_sampler *smp, struct sg_lb_rn
                                 const struct sg_pool *pool, const struct sg_lb_req *req,
                                 bool backup, uint64_t now, const struct sg_backend *avoid);
 
+/* A generator and a sampler: the whole per-worker state of "random" and
+ * "leastreq". */
+struct sg_lb_sampled {
+    struct sg_lb_rng rng;
+    struct sg_lb_sampler smp;
+};
+
+/* state_new / state_free for a struct sg_lb_sampled. */
+void *sg_lb_sampled_new(const struct sg_pool *pool);
+void sg_lb_sampled_free(void *state);
+
 #endif

@@ -22,37 +22,10 @@
 #include "surgegate/lb.h"
 #include "surgegate/pool.h"
 
-struct lr_state {
-    struct sg_lb_rng rng;
-    struct sg_lb_sampler smp;
-};
-
-static void *lr_state_new(const struct sg_pool *pool)
-{
-    struct lr_state *st = calloc(1, sizeof(*st));
-    if (st == NULL)
-        return NULL;
-    if (sg_lb_sampler_init(&st->smp, pool) != SG_OK) {
-        free(st);
-        return NULL;
-    }
-    sg_lb_rng_seed(&st->rng, pool);
-    return st;
-}
-
-static void lr_state_free(void *state)
-{
-    struct lr_state *st = state;
-    if (st == NULL)
-        return;
-    sg_lb_sampler_free(&st->smp);
-    free(st);
-}
-
 static struct sg_backend *lr_pick(void *state, const struct sg_pool *pool,
                                   const struct sg_lb_req *req)
 {
-    struct lr_state *st = state;
+    struct sg_lb_sampled *st = state;
     bool backup = sg_lb_use_backup(pool, req);
     uint64_t now = sg_lb_now(req);
     struct sg_backend *a = sg_lb_sample(&st->smp, &st->rng, pool, req, backup, now, NULL);
@@ -76,7 +49,7 @@ static struct sg_backend *lr_pick(void *state, const struct sg_pool *pool,
 
 const struct sg_lb_ops sg_lb_leastreq = {
     .name = "leastreq",
-    .state_new = lr_state_new,
-    .state_free = lr_state_free,
+    .state_new = sg_lb_sampled_new,
+    .state_free = sg_lb_sampled_free,
     .pick = lr_pick,
 };

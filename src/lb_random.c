@@ -173,14 +173,9 @@ struct sg_backend *sg_lb_sample(const struct sg_lb_sampler *smp, struct sg_lb_rn
 
 /* ------------------------------------------------------------ "random" */
 
-struct rnd_state {
-    struct sg_lb_rng rng;
-    struct sg_lb_sampler smp;
-};
-
-static void *rnd_state_new(const struct sg_pool *pool)
+void *sg_lb_sampled_new(const struct sg_pool *pool)
 {
-    struct rnd_state *st = calloc(1, sizeof(*st));
+    struct sg_lb_sampled *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return NULL;
     if (sg_lb_sampler_init(&st->smp, pool) != SG_OK) {
@@ -191,9 +186,9 @@ static void *rnd_state_new(const struct sg_pool *pool)
     return st;
 }
 
-static void rnd_state_free(void *state)
+void sg_lb_sampled_free(void *state)
 {
-    struct rnd_state *st = state;
+    struct sg_lb_sampled *st = state;
     if (st == NULL)
         return;
     sg_lb_sampler_free(&st->smp);
@@ -203,14 +198,14 @@ static void rnd_state_free(void *state)
 static struct sg_backend *rnd_pick(void *state, const struct sg_pool *pool,
                                    const struct sg_lb_req *req)
 {
-    struct rnd_state *st = state;
+    struct sg_lb_sampled *st = state;
     bool backup = sg_lb_use_backup(pool, req);
     return sg_lb_sample(&st->smp, &st->rng, pool, req, backup, sg_lb_now(req), NULL);
 }
 
 const struct sg_lb_ops sg_lb_random = {
     .name = "random",
-    .state_new = rnd_state_new,
-    .state_free = rnd_state_free,
+    .state_new = sg_lb_sampled_new,
+    .state_free = sg_lb_sampled_free,
     .pick = rnd_pick,
 };

@@ -77,6 +77,15 @@ static void main_on_signal(evutil_socket_t sig, short what, void *arg)
     evtimer_add(ms->poll_ev, &tv);
 }
 
+/* Startup failed after n workers started: stop them and wait for them. */
+static void main_stop_workers(struct main_state *ms, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        sg_worker_stop(ms->workers[i]);
+    for (uint32_t i = 0; i < n; i++)
+        sg_worker_join(ms->workers[i]);
+}
+
 /* Polls (only while stopping) for the workers to finish. */
 static void main_poll_stop(evutil_socket_t fd, short what, void *arg)
 {
@@ -243,27 +252,18 @@ int main(int argc, char **argv)
         if (sg_worker_start(ms.workers[started]) != SG_OK)
             break;
     if (started < ms.nworkers) {
-        for (uint32_t i = 0; i < started; i++)
-            sg_worker_stop(ms.workers[i]);
-        for (uint32_t i = 0; i < started; i++)
-            sg_worker_join(ms.workers[i]);
+        main_stop_workers(&ms, started);
         goto out;
     }
     ms.health = sg_health_start(ms.base, &pools, main_backend_changed, &ms);
     if (ms.health == NULL) {
-        main_on_signal(SIGTERM, 0, &ms);
-        event_base_dispatch(ms.base);
-        for (uint32_t i = 0; i < ms.nworkers; i++)
-            sg_worker_join(ms.workers[i]);
+        main_stop_workers(&ms, ms.nworkers);
         goto out;
     }
     ms.admin = sg_admin_start(ms.base, cfg, &pools, main_backend_changed, &ms);
     if (ms.admin == NULL && cfg->admin.line != 0) {
         sg_log_error("admin: the configured admin listener could not start");
-        main_on_signal(SIGTERM, 0, &ms);
-        event_base_dispatch(ms.base);
-        for (uint32_t i = 0; i < ms.nworkers; i++)
-            sg_worker_join(ms.workers[i]);
+        main_stop_workers(&ms, ms.nworkers);
         goto out;
     }
     for (size_t i = 0; i < cfg->nfrontends; i++)
