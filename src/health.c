@@ -399,6 +399,10 @@ static void health_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct health_check *c = arg;
     struct sg_backend *b = c->b;
     SG_BUG_ON(c->fd >= 0);
+    if (!sg_backend_live(b) || atomic_load(&b->removing)) {
+        c->nok = c->nfail = 0; /* removed: no more checks until a backend fills the slot */
+        return;
+    }
     c->deadline_ms = sg_now_ms() + c->hp->timeout_ms;
     c->fd = socket(b->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
@@ -458,7 +462,7 @@ static bool health_pool_init(struct sg_health *h, struct health_pool *hp, struct
         c->hp = hp;
         c->b = &pool->backends[j];
         c->fd = -1;
-        if (hp->http && health_request(c, NULL, 0) >= HEALTH_REQ_MAX) {
+        if (hp->http && sg_backend_live(c->b) && health_request(c, NULL, 0) >= HEALTH_REQ_MAX) {
             sg_log_error("pool '%s': the health check request for backend %s is longer than %d "
                          "bytes (path or host too long)",
                          pool->name, c->b->name, HEALTH_REQ_MAX - 1);
@@ -507,13 +511,33 @@ struct sg_health *sg_health_start(struct event_base *base, struct sg_pools *pool
      * first interval so that a thousand backends do not connect at once. */
     for (size_t i = 0; i < h->nhps; i++) {
         struct health_pool *hp = &h->hps[i];
-        for (size_t j = 0; j < hp->pool->nbackends; j++)
-            health_schedule(&hp->checks[j], health_rand(h) % hp->interval_ms);
+        for (size_t j = 0, n_ = sg_pool_nused(hp->pool); j < n_; j++)
+            if (sg_backend_live(&hp->pool->backends[j]))
+                health_schedule(&hp->checks[j], health_rand(h) % hp->interval_ms);
         sg_log_info("pool '%s': %s health checks of %zu backend%s every %" PRIu32 " ms",
-                    hp->pool->name, hp->http ? "http" : "tcp", hp->pool->nbackends,
-                    hp->pool->nbackends == 1 ? "" : "s", hp->interval_ms);
+                    hp->pool->name, hp->http ? "http" : "tcp", hp->pool->ncfg,
+                    hp->pool->ncfg == 1 ? "" : "s", hp->interval_ms);
     }
     return h;
+}
+
+bool sg_health_backend_added(struct sg_health *h, struct sg_backend *b)
+{
+    if (h == NULL)
+        return false;
+    for (size_t i = 0; i < h->nhps; i++) {
+        struct health_pool *hp = &h->hps[i];
+        if (hp->pool != b->pool)
+            continue;
+        struct health_check *c = &hp->checks[b->id];
+        c->nok = c->nfail = 0;
+        /* A check still pending or running from the slot's previous backend
+         * simply checks the new one. */
+        if (c->fd < 0 && !(c->assigned && evtimer_pending(&c->ev, NULL)))
+            health_schedule(c, health_rand(h) % 100u);
+        return true;
+    }
+    return false;
 }
 
 void sg_health_stop(struct sg_health *h)

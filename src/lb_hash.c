@@ -178,7 +178,7 @@ static int hash_ring_build(struct hash_ring *r, const struct sg_pool *pool, bool
 {
     *r = (struct hash_ring){0};
     uint64_t want = 0;
-    for (size_t i = 0; i < pool->nbackends; i++) {
+    for (size_t i = 0, n_ = sg_pool_nused(pool); i < n_; i++) {
         const struct sg_backend *b = &pool->backends[i];
         if (b->backup == backup && b->weight > 0)
             want += (uint64_t)HASH_POINTS * b->weight;
@@ -191,7 +191,7 @@ static int hash_ring_build(struct hash_ring *r, const struct sg_pool *pool, bool
     if (pts == NULL)
         return SG_ERR;
     size_t np = 0;
-    for (size_t i = 0; i < pool->nbackends; i++) {
+    for (size_t i = 0, n_ = sg_pool_nused(pool); i < n_; i++) {
         const struct sg_backend *b = &pool->backends[i];
         if (b->backup != backup || b->weight == 0)
             continue;
@@ -281,7 +281,7 @@ static void hash_totals_refresh(struct hash_totals *t, const struct sg_pool *poo
 {
     t->inflight = 0;
     t->weight = 0;
-    for (size_t i = 0; i < pool->nbackends; i++) {
+    for (size_t i = 0, n_ = sg_pool_nused(pool); i < n_; i++) {
         const struct sg_backend *b = &pool->backends[i];
         if (b->backup != backup || !sg_backend_usable(b, now))
             continue;

@@ -88,7 +88,7 @@ int sg_lb_sampler_init(struct sg_lb_sampler *smp, const struct sg_pool *pool)
     for (int set = 0; set < 2; set++) {
         uint32_t n = 0;
         uint64_t total = 0;
-        for (size_t i = 0; i < pool->nbackends; i++) {
+        for (size_t i = 0, n_ = sg_pool_nused(pool); i < n_; i++) {
             const struct sg_backend *b = &pool->backends[i];
             if (b->backup == (set == 1) && b->weight > 0) {
                 ids[n++] = (uint32_t)i;
@@ -125,7 +125,7 @@ static struct sg_backend *lb_sample_scan(struct sg_lb_rng *rng, const struct sg_
                                          const struct sg_backend *avoid)
 {
     uint64_t total = 0;
-    for (size_t i = 0; i < pool->nbackends; i++) {
+    for (size_t i = 0, n_ = sg_pool_nused(pool); i < n_; i++) {
         const struct sg_backend *b = &pool->backends[i];
         if (b != avoid && sg_lb_eligible(b, req, backup))
             total += sg_backend_weight(b, now);
@@ -134,7 +134,7 @@ static struct sg_backend *lb_sample_scan(struct sg_lb_rng *rng, const struct sg_
         return NULL;
     uint64_t r = sg_lb_rng_next(rng) % total;
     struct sg_backend *last = NULL;
-    for (size_t i = 0; i < pool->nbackends; i++) {
+    for (size_t i = 0, n_ = sg_pool_nused(pool); i < n_; i++) {
         struct sg_backend *b = &pool->backends[i];
         if (b == avoid || !sg_lb_eligible(b, req, backup))
             continue;
@@ -157,7 +157,7 @@ struct sg_backend *sg_lb_sample(const struct sg_lb_sampler *smp, struct sg_lb_rn
         uint64_t x = sg_lb_rng_next(rng);
         const struct sg_lb_alias *c = &cols[((x >> 32) * n) >> 32];
         uint32_t id = (x & 0xffffffffu) < c->thr ? c->id : c->alias;
-        if (id >= pool->nbackends)
+        if (id >= sg_pool_nused(pool))
             continue;
         struct sg_backend *b = &pool->backends[id];
         if (b == avoid || !sg_lb_eligible(b, req, backup))

@@ -35,7 +35,7 @@ static struct sg_backend *rr_pick(void *state, const struct sg_pool *pool,
     int64_t total = 0;
     struct sg_backend *best = NULL;
     int64_t *best_cur = NULL;
-    for (size_t i = 0; i < pool->nbackends && i < st->n; i++) {
+    for (size_t i = 0, n_ = sg_pool_nused(pool); i < n_ && i < st->n; i++) {
         struct sg_backend *b = &pool->backends[i];
         if (!sg_lb_eligible(b, req, backup))
             continue;

@@ -10,6 +10,7 @@
 #include "surgegate/common.h"
 #include "surgegate/log.h"
 #include "surgegate/outlier.h"
+#include "surgegate/pool.h"
 
 /* Effective settings of a pool: the config's, with zero durations (a config
  * loader that did not fill them) replaced by the documented defaults. */
@@ -69,7 +70,9 @@ static bool outlier_reserve(struct sg_pool *pool, uint32_t percent)
 {
     uint32_t cur = atomic_load_explicit(&pool->nejected, memory_order_relaxed);
     do {
-        if (cur != 0 && (uint64_t)(cur + 1) * 100u > (uint64_t)percent * pool->nbackends)
+        if (cur != 0 &&
+            (uint64_t)(cur + 1) * 100u >
+                (uint64_t)percent * atomic_load_explicit(&pool->nlive, memory_order_relaxed))
             return false;
     } while (!atomic_compare_exchange_weak_explicit(&pool->nejected, &cur, cur + 1,
                                                     memory_order_relaxed, memory_order_relaxed));
@@ -147,7 +150,7 @@ void sg_outlier_tick(struct sg_pools *pools, uint64_t now_ms,
         struct sg_pool *pool = &pools->pools[i];
         struct outlier_params op;
         outlier_params(pool, &op);
-        for (size_t j = 0; j < pool->nbackends; j++) {
+        for (size_t j = 0, n_ = sg_pool_nused(pool); j < n_; j++) {
             struct sg_backend *b = &pool->backends[j];
             uint64_t until = atomic_load_explicit(&b->eject_until, memory_order_relaxed);
             if (until != 0 && until <= now_ms) {

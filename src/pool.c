@@ -1,8 +1,10 @@
 /* pool.c: runtime pools and backends built from the config, and the
  * balancer registry. */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "surgegate/cfg.h"
 #include "surgegate/common.h"
 #include "surgegate/lb.h"
 #include "surgegate/log.h"
@@ -41,7 +43,7 @@ bool sg_lb_use_backup(const struct sg_pool *pool, const struct sg_lb_req *req)
 {
     uint64_t now = sg_lb_now(req);
     bool any_backup = false;
-    for (size_t i = 0; i < pool->nbackends; i++) {
+    for (size_t i = 0, n_ = sg_pool_nused(pool); i < n_; i++) {
         const struct sg_backend *b = &pool->backends[i];
         if (b->backup) {
             any_backup = true;
@@ -166,6 +168,38 @@ const char *sg_backend_state_name(enum sg_backend_state st)
 
 /* --------------------------------------------------------------- pools */
 
+/* Free slots a pool keeps for backends added at runtime: enough for its
+ * autoscale max, and at least SG_POOL_SPARE_SLOTS. */
+#define SG_POOL_SPARE_SLOTS 64u
+
+static void backend_slot_init(struct sg_backend *b, struct sg_pool *p, uint32_t id)
+{
+    b->magic = SG_BACKEND_MAGIC;
+    b->id = id;
+    b->pool = p;
+    b->name = b->name_buf;
+    atomic_init(&b->admin, SG_ADMIN_EMPTY);
+    atomic_init(&b->down, false);
+    atomic_init(&b->eject_until, 0);
+    atomic_init(&b->ramp_from, 0);
+    atomic_init(&b->weight, 0);
+    atomic_init(&b->maxconn, 0);
+    atomic_init(&b->removing, false);
+    atomic_init(&b->inflight, 0);
+    atomic_init(&b->queue_depth, 0);
+    atomic_init(&b->consec_errors, 0);
+    atomic_init(&b->requests, 0);
+    atomic_init(&b->failures, 0);
+}
+
+static void backend_set_addr(struct sg_backend *b, const char *text,
+                             const struct sockaddr_storage *ss, socklen_t sslen)
+{
+    snprintf(b->name_buf, sizeof(b->name_buf), "%s", text);
+    b->ss = *ss;
+    b->sslen = sslen;
+}
+
 int sg_pools_build(struct sg_pools *ps, const struct sg_cfg *cfg)
 {
     ps->n = cfg->npools;
@@ -181,40 +215,31 @@ int sg_pools_build(struct sg_pools *ps, const struct sg_cfg *cfg)
         p->slowstart_ms = cp->slowstart_ms;
         sg_pqueue_init(&p->queue);
         if (p->lb == NULL) {
-            /* Algorithms not built yet fall back to round-robin, loudly. */
-            sg_log_warn("pool '%s': balance '%s' is not active in this version, using roundrobin",
-                        cp->name, cp->balance);
+            sg_log_warn("pool '%s': balance '%s' is not known, using roundrobin", cp->name,
+                        cp->balance);
             p->lb = &sg_lb_roundrobin;
         }
-        /* Settings this build checks but does not act on yet: say so once
-         * at startup rather than let an operator believe they protect them. */
-        if (cp->autoscale.enabled)
-            sg_log_warn("pool '%s': autoscale rules are not active in this version", cp->name);
-        p->nbackends = cp->nbackends;
-        p->backends = sg_xcalloc(cp->nbackends, sizeof(struct sg_backend));
+        size_t spare = SG_POOL_SPARE_SLOTS;
+        if (cp->autoscale.enabled && cp->autoscale.max > spare)
+            spare = cp->autoscale.max;
+        p->ncfg = cp->nbackends;
+        p->nbackends = cp->nbackends + spare;
+        p->backends = sg_xcalloc(p->nbackends, sizeof(struct sg_backend));
+        for (size_t j = 0; j < p->nbackends; j++)
+            backend_slot_init(&p->backends[j], p, (uint32_t)j);
         for (size_t j = 0; j < cp->nbackends; j++) {
             const struct sg_cfg_backend *cb = &cp->backends[j];
             struct sg_backend *b = &p->backends[j];
-            b->magic = SG_BACKEND_MAGIC;
-            b->id = (uint32_t)j;
-            b->pool = p;
             b->cfg = cb;
-            b->name = cb->address.text;
-            b->ss = cb->address.ss;
-            b->sslen = cb->address.sslen;
-            b->weight = cb->weight;
-            b->maxconn = cb->maxconn;
+            backend_set_addr(b, cb->address.text, &cb->address.ss, cb->address.sslen);
+            atomic_init(&b->weight, cb->weight);
+            atomic_init(&b->maxconn, cb->maxconn);
             b->backup = cb->backup;
             atomic_init(&b->admin, SG_ADMIN_READY);
-            atomic_init(&b->down, false);
-            atomic_init(&b->eject_until, 0);
-            atomic_init(&b->ramp_from, 0);
-            atomic_init(&b->inflight, 0);
-            atomic_init(&b->queue_depth, 0);
-            atomic_init(&b->consec_errors, 0);
-            atomic_init(&b->requests, 0);
-            atomic_init(&b->failures, 0);
         }
+        atomic_init(&p->nlive, (uint32_t)cp->nbackends);
+        atomic_init(&p->nused, (uint32_t)cp->nbackends);
+        atomic_init(&p->members_gen, 1);
     }
     return SG_OK;
 }
@@ -228,4 +253,122 @@ void sg_pools_free(struct sg_pools *ps)
     free(ps->pools);
     ps->pools = NULL;
     ps->n = 0;
+}
+
+struct sg_backend *sg_pool_find_backend(struct sg_pool *p, const char *name, size_t len)
+{
+    for (size_t i = 0; i < p->nbackends; i++) {
+        struct sg_backend *b = &p->backends[i];
+        if (sg_backend_live(b) && strlen(b->name) == len && memcmp(b->name, name, len) == 0)
+            return b;
+    }
+    return NULL;
+}
+
+/* Slots emptied less than this long ago are not reused, so that a worker
+ * still finishing with the old backend never sees its slot change under it. */
+#define SG_SLOT_REUSE_MS 60000u
+
+int sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight, uint32_t maxconn,
+                        bool start_down, struct sg_backend **out, char *err, size_t errlen)
+{
+    struct sg_cfg_addr a = {0};
+    char why[160];
+    *out = NULL;
+    if (sg_cfg_parse_addr(addr, &a, why, sizeof(why)) != SG_OK) {
+        snprintf(err, errlen, "bad address '%s': %s", addr, why);
+        sg_cfg_addr_free(&a);
+        return SG_ERR;
+    }
+    if (strlen(a.text) >= SG_BACKEND_NAME_MAX) {
+        snprintf(err, errlen, "address '%s' is longer than %d bytes", addr,
+                 SG_BACKEND_NAME_MAX - 1);
+        sg_cfg_addr_free(&a);
+        return SG_ERR;
+    }
+    if (sg_pool_find_backend(p, a.text, strlen(a.text)) != NULL) {
+        snprintf(err, errlen, "pool '%s' already has backend %s", p->name, a.text);
+        sg_cfg_addr_free(&a);
+        return SG_AGAIN;
+    }
+    uint64_t now = sg_now_ms();
+    struct sg_backend *slot = NULL;
+    for (size_t i = 0; i < p->nbackends && slot == NULL; i++) {
+        struct sg_backend *b = &p->backends[i];
+        if (!sg_backend_live(b) && atomic_load(&b->inflight) == 0 &&
+            (b->emptied_ms == 0 || now >= b->emptied_ms + SG_SLOT_REUSE_MS))
+            slot = b;
+    }
+    if (slot == NULL) {
+        snprintf(err, errlen, "pool '%s' has no free backend slot (%zu slots)", p->name,
+                 p->nbackends);
+        sg_cfg_addr_free(&a);
+        return SG_ERR;
+    }
+    backend_set_addr(slot, a.text, &a.ss, a.sslen);
+    sg_cfg_addr_free(&a);
+    slot->cfg = NULL;
+    slot->backup = false;
+    atomic_store(&slot->weight, weight);
+    atomic_store(&slot->maxconn, maxconn);
+    atomic_store(&slot->eject_until, 0);
+    atomic_store(&slot->consec_errors, 0);
+    atomic_store(&slot->removing, false);
+    atomic_store(&slot->down, start_down);
+    atomic_store(&slot->ramp_from, start_down ? 0 : now);
+    slot->nejections = 0;
+    slot->state_since_ms = sg_wall_ms();
+    snprintf(slot->reason, sizeof(slot->reason), "%s",
+             start_down ? "added: waiting for health checks" : "added");
+    slot->last_state = start_down ? SG_BACKEND_DOWN : SG_BACKEND_UP;
+    /* Publishes everything above to the workers. */
+    atomic_store(&slot->admin, SG_ADMIN_READY);
+    atomic_fetch_add(&p->nlive, 1);
+    if (slot->id >= atomic_load(&p->nused))
+        atomic_store(&p->nused, slot->id + 1);
+    atomic_fetch_add(&p->members_gen, 1);
+    *out = slot;
+    return SG_OK;
+}
+
+void sg_pool_remove_backend(struct sg_pool *p, struct sg_backend *b)
+{
+    if (!sg_backend_live(b) || atomic_load(&b->removing))
+        return;
+    atomic_store(&b->removing, true);
+    atomic_store(&b->admin, SG_ADMIN_DRAIN);
+    snprintf(b->reason, sizeof(b->reason), "removing: draining");
+    b->state_since_ms = sg_wall_ms();
+}
+
+size_t sg_pool_reap(struct sg_pool *p, void (*emptied)(struct sg_backend *b, void *arg), void *arg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->nbackends; i++) {
+        struct sg_backend *b = &p->backends[i];
+        if (!sg_backend_live(b) || !atomic_load(&b->removing) || atomic_load(&b->inflight) != 0 ||
+            atomic_load(&b->queue_depth) != 0)
+            continue;
+        if (emptied != NULL)
+            emptied(b, arg);
+        atomic_store(&b->admin, SG_ADMIN_EMPTY);
+        atomic_store(&b->removing, false);
+        atomic_store(&b->weight, 0);
+        b->emptied_ms = sg_now_ms();
+        atomic_fetch_sub(&p->nlive, 1);
+        atomic_fetch_add(&p->members_gen, 1);
+        n++;
+    }
+    return n;
+}
+
+uint32_t sg_pool_ncurrent(const struct sg_pool *p)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < p->nbackends; i++) {
+        const struct sg_backend *b = &p->backends[i];
+        if (sg_backend_live(b) && !atomic_load(&b->removing) && !b->backup)
+            n++;
+    }
+    return n;
 }

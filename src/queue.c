@@ -89,7 +89,7 @@ void sg_queue_kick(struct sg_worker *w, struct sg_pool *pool)
     struct sg_pqueue *q = &pool->queue;
     if (atomic_load_explicit(&q->depth, memory_order_relaxed) == 0)
         return;
-    void *lbst = w->wpools[pool->id].lb_state;
+    void *lbst = sg_wpool_lb_state(&w->wpools[pool->id]);
     uint64_t now = sg_now_ms();
     pthread_mutex_lock(&q->mu);
     struct sg_qentry *e;

@@ -1022,8 +1022,8 @@ static void session_connect(struct sg_session *s)
         s->replayable = true;
         /* HTTP/1.0 without Host: name the backend (filled per attempt below). */
         if (host == NULL) {
-            struct sg_backend *b0 = s->wp->pool->nbackends ? &s->wp->pool->backends[0] : NULL;
-            f.default_host = b0 ? b0->name : "localhost";
+            struct sg_backend *b0 = s->wp->pool->ncfg ? &s->wp->pool->backends[0] : NULL;
+            f.default_host = b0 && b0->name[0] != '\0' ? b0->name : "localhost";
         }
         sg_http1_write_request_head(s->replay, &s->rqh, &f);
     }
@@ -1034,11 +1034,11 @@ static void session_connect(struct sg_session *s)
                            .key = s->hkey,
                            .keylen = s->hkeylen,
                            .now_ms = now};
-    struct sg_backend *b = pool->lb->pick(s->wp->lb_state, pool, &lr);
+    struct sg_backend *b = pool->lb->pick(sg_wpool_lb_state(s->wp), pool, &lr);
     if (b == NULL && s->ntried > 0) {
         /* Every backend was tried: allow them again (a fresh connection). */
         lr.nexclude = 0;
-        b = pool->lb->pick(s->wp->lb_state, pool, &lr);
+        b = pool->lb->pick(sg_wpool_lb_state(s->wp), pool, &lr);
     }
     /* Another worker may have taken the last slot since the pick. */
     if (b == NULL || !sg_backend_take_slot(b, now)) {
@@ -1054,10 +1054,10 @@ static void session_enqueue(struct sg_session *s, struct sg_lb_req *lr)
 {
     struct sg_pool *pool = s->wp->pool;
     lr->ignore_room = true;
-    struct sg_backend *pref = pool->lb->pick(s->wp->lb_state, pool, lr);
+    struct sg_backend *pref = pool->lb->pick(sg_wpool_lb_state(s->wp), pool, lr);
     if (pref == NULL && lr->nexclude > 0) {
         lr->nexclude = 0;
-        pref = pool->lb->pick(s->wp->lb_state, pool, lr);
+        pref = pool->lb->pick(sg_wpool_lb_state(s->wp), pool, lr);
     }
     if (pref == NULL) {
         session_error(s, 503, "no usable backend");

@@ -230,6 +230,7 @@ struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_
     for (size_t i = 0; i < pools->n; i++) {
         struct sg_pool *p = &pools->pools[i];
         w->wpools[i].pool = p;
+        w->wpools[i].lb_gen = atomic_load(&p->members_gen);
         w->wpools[i].lb_state = p->lb->state_new(p);
         w->wpools[i].wb = sg_xcalloc(p->nbackends, sizeof(struct sg_wbackend));
         if (w->wpools[i].lb_state == NULL) {
@@ -342,4 +343,15 @@ void sg_worker_free(struct sg_worker *w)
     if (w->base)
         event_base_free(w->base);
     free(w);
+}
+
+void sg_wpool_lb_rebuild(struct sg_wpool *wp, uint32_t gen)
+{
+    struct sg_pool *p = wp->pool;
+    void *st = p->lb->state_new(p);
+    if (st == NULL)
+        return; /* no memory: keep picking with the old state, try again next time */
+    p->lb->state_free(wp->lb_state);
+    wp->lb_state = st;
+    wp->lb_gen = gen;
 }

@@ -41,5 +41,8 @@ char *sg_xstrdup(const char *s);
 /* Monotonic clock in milliseconds / microseconds. */
 uint64_t sg_now_ms(void);
 uint64_t sg_now_us(void);
+/* Wall clock (CLOCK_REALTIME) in milliseconds / microseconds since the epoch. */
+uint64_t sg_wall_ms(void);
+uint64_t sg_wall_us(void);
 
 #endif

@@ -25,6 +25,11 @@ struct event_base;
 struct sg_health *sg_health_start(struct event_base *base, struct sg_pools *pools,
                                   void (*on_change)(struct sg_backend *b, void *arg), void *arg);
 
+/* A backend was added to a slot at runtime: starts checking it (soon) when
+ * its pool has health checks. Returns whether it does (false: no checks, the
+ * caller should mark the backend up at once). h may be NULL. Main thread. */
+bool sg_health_backend_added(struct sg_health *h, struct sg_backend *b);
+
 /* Stops every check (closing the sockets of checks in progress) and frees
  * h and all its events. NULL is a no-op. Main thread only; never from a
  * health or on_change callback. */

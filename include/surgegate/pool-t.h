@@ -24,8 +24,13 @@
 #define SG_BACKEND_MAGIC 0x5b6e0b1du
 #define SG_POOL_MAGIC    0x5b0017a1u
 
-/* What the operator asked for (admin API); independent of health. */
-enum sg_backend_admin { SG_ADMIN_READY = 0, SG_ADMIN_DRAIN, SG_ADMIN_MAINT };
+/* What the operator asked for (admin API); independent of health.
+ * SG_ADMIN_EMPTY marks a free backend slot: a pool has room for backends
+ * added at runtime (admin API, hook output), and a removed backend's slot
+ * returns to EMPTY once it has drained. */
+enum sg_backend_admin { SG_ADMIN_READY = 0, SG_ADMIN_DRAIN, SG_ADMIN_MAINT, SG_ADMIN_EMPTY };
+
+#define SG_BACKEND_NAME_MAX 64 /* "[v6]:port" fits; unix paths are truncated in the name */
 
 /* The state users see, derived from admin state, health and ejection. */
 enum sg_backend_state { SG_BACKEND_UP = 0, SG_BACKEND_DOWN, SG_BACKEND_DRAIN, SG_BACKEND_MAINT };
@@ -38,13 +43,16 @@ struct sg_backend {
     uint32_t magic;
     uint32_t id; /* index in pool->backends */
     struct sg_pool *pool;
-    const struct sg_cfg_backend *cfg;
-    const char *name; /* address text, e.g. "127.0.0.1:9001" */
-    struct sockaddr_storage ss;
+    const struct sg_cfg_backend *cfg; /* NULL for a backend added at runtime */
+    const char *name;                 /* address text, e.g. "127.0.0.1:9001" (-> name_buf) */
+    struct sockaddr_storage ss;       /* name, ss, sslen, backup: written by the control
+                                       * thread only while the slot is EMPTY, published by
+                                       * the store of `admin` */
     socklen_t sslen;
-    uint32_t weight;  /* configured weight; see sg_backend_weight() */
-    uint32_t maxconn; /* configured; 0 = unlimited; see sg_backend_maxconn() */
+    _Atomic uint32_t weight; /* configured weight (admin API may change); see sg_backend_weight() */
+    _Atomic uint32_t maxconn; /* configured; 0 = unlimited; see sg_backend_maxconn() */
     bool backup;
+    char name_buf[SG_BACKEND_NAME_MAX];
 
     /* Written rarely (control thread, ejection): read on every pick. */
     _Atomic int admin;            /* enum sg_backend_admin */
@@ -56,6 +64,9 @@ struct sg_backend {
     uint64_t state_since_ms; /* wall clock ms of the last state change */
     char reason[96];         /* why the last change: "connection refused", "HTTP 503" */
     uint32_t nejections;     /* consecutive ejections (reset by a long healthy spell) */
+    _Atomic bool removing;   /* admin DELETE / hook "remove": draining, then EMPTY */
+    uint64_t emptied_ms;     /* monotonic ms when the slot became EMPTY (reuse is delayed) */
+    int last_state;          /* enum sg_backend_state last journaled (control thread) */
 
     /* Written on every request by every worker: own cache line. */
     alignas(64) _Atomic uint32_t inflight; /* requests on this backend now, all workers */
@@ -80,7 +91,11 @@ struct sg_pool {
     const char *name;
     const struct sg_cfg_pool *cfg;
     struct sg_backend *backends;
-    size_t nbackends;
+    size_t nbackends;             /* slots: configured backends + room for runtime additions */
+    size_t ncfg;                  /* configured backends (slots 0..ncfg-1 at start) */
+    _Atomic uint32_t nlive;       /* slots not EMPTY (control thread writes) */
+    _Atomic uint32_t nused;       /* slots [0, nused) were ever filled: loops stop there */
+    _Atomic uint32_t members_gen; /* bumped when a slot is filled, emptied or re-weighted */
     const struct sg_lb_ops *lb;
     uint32_t slowstart_ms; /* 0 = off */
 

@@ -11,6 +11,40 @@
 int sg_pools_build(struct sg_pools *ps, const struct sg_cfg *cfg);
 void sg_pools_free(struct sg_pools *ps);
 
+/* Slots that were ever filled: every loop over a pool's backends stops here. */
+static inline size_t sg_pool_nused(const struct sg_pool *p)
+{
+    return atomic_load_explicit(&p->nused, memory_order_acquire);
+}
+
+/* The slot holds a backend (configured or added; possibly draining). */
+static inline bool sg_backend_live(const struct sg_backend *b)
+{
+    return atomic_load_explicit(&b->admin, memory_order_acquire) != SG_ADMIN_EMPTY;
+}
+
+/* The live backend named `name` (address text), or NULL. Any thread. */
+struct sg_backend *sg_pool_find_backend(struct sg_pool *p, const char *name, size_t len);
+
+/* Adds a backend at runtime (admin API, hook output) in a free slot: address
+ * "host:port" / "[v6]:port" / "unix:/path" (numeric). start_down: the pool
+ * has health checks, so it joins only once they pass (then slow start).
+ * SG_OK (*out set), SG_AGAIN (already there), SG_ERR (bad address, pool
+ * full); err says why. Control thread only. */
+int sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight, uint32_t maxconn,
+                        bool start_down, struct sg_backend **out, char *err, size_t errlen);
+
+/* Starts removing b: it drains (no new requests) and its slot is freed by
+ * sg_pool_reap() once no request uses it. Control thread only. */
+void sg_pool_remove_backend(struct sg_pool *p, struct sg_backend *b);
+
+/* Frees the slots of removed backends that have drained, calling emptied()
+ * for each first. Returns how many. Control thread, once per tick. */
+size_t sg_pool_reap(struct sg_pool *p, void (*emptied)(struct sg_backend *b, void *arg), void *arg);
+
+/* Backends the pool counts for scaling: live, not being removed, not backup. */
+uint32_t sg_pool_ncurrent(const struct sg_pool *p);
+
 /* True when the backend may take new requests: ready (not drain/maint), not
  * down, not ejected, weight > 0. Any thread. */
 bool sg_backend_usable(const struct sg_backend *b, uint64_t now_ms);

@@ -36,6 +36,7 @@ struct sg_wbackend {
 struct sg_wpool {
     struct sg_pool *pool;
     void *lb_state;         /* owned; freed with pool->lb->state_free */
+    uint32_t lb_gen;        /* pool->members_gen lb_state was built for */
     struct sg_wbackend *wb; /* pool->nbackends entries */
 };
 

@@ -31,4 +31,18 @@ void sg_worker_session_closed(struct sg_worker *w, struct sg_wfrontend *fe);
 
 void sg_timeval_from_ms(struct timeval *tv, uint32_t ms);
 
+/* Rebuilds wp's balancer state for the pool's members generation `gen`.
+ * Owning worker only (see sg_wpool_lb_state). */
+void sg_wpool_lb_rebuild(struct sg_wpool *wp, uint32_t gen);
+
+/* The worker's balancer state for a pool, rebuilt first when backends were
+ * added, removed or re-weighted since it was built. Owning worker only. */
+static inline void *sg_wpool_lb_state(struct sg_wpool *wp)
+{
+    uint32_t gen = atomic_load_explicit(&wp->pool->members_gen, memory_order_acquire);
+    if (__builtin_expect(gen != wp->lb_gen, 0))
+        sg_wpool_lb_rebuild(wp, gen);
+    return wp->lb_state;
+}
+
 #endif

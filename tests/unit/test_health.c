@@ -179,6 +179,9 @@ static void tenv_init(struct tenv *e, struct event_base *base, size_t n, uint16_
     e->pool.cfg = &e->cp;
     e->pool.backends = e->b;
     e->pool.nbackends = n;
+    e->pool.ncfg = n;
+    atomic_init(&e->pool.nused, (uint32_t)n);
+    atomic_init(&e->pool.nlive, (uint32_t)n);
     atomic_init(&e->pool.nejected, 0);
     for (size_t i = 0; i < n; i++) {
         struct sg_backend *b = &e->b[i];
@@ -482,6 +485,9 @@ static void test_stop_in_flight(void **st)
     }
     e.pool.backends = many;
     e.pool.nbackends = 200;
+    e.pool.ncfg = 200;
+    atomic_init(&e.pool.nused, 200);
+    atomic_init(&e.pool.nlive, 200);
     tenv_health(&e, "http", 2, 3);
     int fds = count_fds();
     struct sg_health *h = sg_health_start(e.base, &e.pools, on_change, &e);

@@ -26,6 +26,9 @@ static void make_pool(struct sg_pool *p, struct sg_backend *b, const uint32_t *w
     p->name = "p";
     p->backends = b;
     p->nbackends = n;
+    p->ncfg = n;
+    atomic_init(&p->nused, (uint32_t)n);
+    atomic_init(&p->nlive, (uint32_t)n);
     p->lb = &sg_lb_roundrobin;
     for (size_t i = 0; i < n; i++) {
         memset(&b[i], 0, sizeof(b[i]));
