@@ -17,6 +17,10 @@
 
 #include "surgegate/admin.h"
 #include "surgegate/common.h"
+#include "surgegate/control.h"
+#include "surgegate/journal.h"
+#include "surgegate/metrics.h"
+#include "surgegate/stats.h"
 #include "surgegate/lb-t.h"
 #include "surgegate/log.h"
 #include "surgegate/outlier.h"
@@ -28,8 +32,8 @@ struct sg_admin {
     struct evhttp *http;
     const struct sg_cfg *cfg;
     struct sg_pools *pools;
-    sg_admin_changed_cb changed;
-    void *arg;
+    struct sg_control *ctl;
+    uint64_t started_ms;
     char *unix_path; /* unlinked at stop */
 };
 
@@ -55,7 +59,10 @@ static void admin_reply(struct evhttp_request *req, int code, json_t *body)
                          : code == 403 ? "Forbidden"
                          : code == 404 ? "Not Found"
                          : code == 405 ? "Method Not Allowed"
+                         : code == 409 ? "Conflict"
                          : code == 413 ? "Payload Too Large"
+                         : code == 415 ? "Unsupported Media Type"
+                         : code == 503 ? "Service Unavailable"
                                        : "Error";
     evhttp_send_reply(req, code, reason, out);
     evbuffer_free(out);
@@ -66,45 +73,128 @@ static void admin_error(struct evhttp_request *req, int code, const char *msg)
     admin_reply(req, code, json_pack("{s:s}", "error", msg));
 }
 
-static json_t *admin_backend_json(const struct sg_backend *b, uint64_t now)
+static void admin_iso_time(uint64_t ms, char *buf, size_t len)
+{
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n == 0 || n + 6 > len) {
+        buf[0] = '\0';
+        return;
+    }
+    snprintf(buf + n, len - n, ".%03uZ", (unsigned)(ms % 1000));
+}
+
+static double admin_ms(uint64_t us)
+{
+    return (double)us / 1000.0;
+}
+
+/* {"total":{"10s":{"count","p50",...},"1m":..,"5m":..},"queue":..,"connect":..,"ttfb":..} */
+static json_t *admin_latency_json(const struct sg_snap *s)
+{
+    json_t *o = json_object();
+    for (int k = 0; k < SG_LAT_N; k++) {
+        json_t *wins = json_object();
+        for (int w = 0; w < SG_WIN_N; w++) {
+            const struct sg_hist_summary *h = &s->sum[k][w];
+            json_object_set_new(
+                wins, sg_win_name((enum sg_win)w),
+                json_pack("{s:I, s:f, s:f, s:f, s:f, s:f}", "count", (json_int_t)h->count, "p50",
+                          admin_ms(h->p50), "p90", admin_ms(h->p90), "p95", admin_ms(h->p95),
+                          "p99", admin_ms(h->p99), "max", admin_ms(h->max)));
+        }
+        json_object_set_new(o, sg_lat_name((enum sg_lat)k), wins);
+    }
+    return o;
+}
+
+static json_t *admin_counts_json(const struct sg_counts *c)
+{
+    json_t *r = json_pack("{s:I, s:I, s:I, s:I, s:I}", "1xx", (json_int_t)c->responses[0], "2xx",
+                          (json_int_t)c->responses[1], "3xx", (json_int_t)c->responses[2], "4xx",
+                          (json_int_t)c->responses[3], "5xx", (json_int_t)c->responses[4]);
+    json_t *e = json_object();
+    for (int k = 0; k < SG_EK_N; k++)
+        json_object_set_new(e, sg_ek_name((enum sg_ek)k), json_integer((json_int_t)c->errors[k]));
+    return json_pack("{s:o, s:o}", "responses", r, "errors", e);
+}
+
+/* Copies the members of tmp into o and drops tmp. */
+static void admin_merge(json_t *o, json_t *tmp)
+{
+    json_object_update(o, tmp);
+    json_decref(tmp);
+}
+
+static json_t *admin_backend_json(struct sg_admin *a, const struct sg_backend *b, uint64_t now)
 {
     uint64_t until = atomic_load(&b->eject_until);
     bool ejected = until > now;
     enum sg_backend_state st = sg_backend_state(b, now);
-    const char *reason = b->reason;
+    const struct sg_snap *s = sg_stats_backend(sg_control_stats(a->ctl), b);
+    char since[40];
+    admin_iso_time(b->state_since_ms, since, sizeof(since));
     json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I}", "address",
-        b->name, "state", sg_backend_state_name(st), "reason", reason, "since_ms",
-        (json_int_t)b->state_since_ms, "weight", (json_int_t)b->weight, "weight_now",
+        "{s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, "
+        "s:I, s:b}",
+        "address", b->name, "state", sg_backend_state_name(st), "reason", b->reason, "since",
+        since, "since_ms", (json_int_t)b->state_since_ms, "weight",
+        (json_int_t)atomic_load(&b->weight), "weight_now",
         (double)sg_backend_weight(b, now) / SG_WEIGHT_SCALE, "maxconn",
         (json_int_t)sg_backend_maxconn(b, now), "inflight", (json_int_t)atomic_load(&b->inflight),
-        "queue_depth", (json_int_t)atomic_load(&b->queue_depth), "requests",
-        (json_int_t)atomic_load(&b->requests), "failures", (json_int_t)atomic_load(&b->failures),
-        "ejected", ejected, "backup", b->backup, "ejections", (json_int_t)sg_outlier_nejections(b));
+        "queue_depth", (json_int_t)atomic_load(&b->queue_depth), "queue_depth_max",
+        (json_int_t)s->queue_depth_max, "conns_active", (json_int_t)s->conns_active, "conns_idle",
+        (json_int_t)s->conns_idle, "requests", (json_int_t)s->cum.requests, "failures",
+        (json_int_t)atomic_load(&b->failures), "ejected", ejected, "backup", b->backup,
+        "ejections", (json_int_t)sg_outlier_nejections(b), "removing",
+        (int)atomic_load(&b->removing));
+    admin_merge(o, admin_counts_json(&s->cum));
+    json_object_set_new(o, "retries", json_integer((json_int_t)s->cum.retries));
+    json_object_set_new(o, "bytes_in", json_integer((json_int_t)s->cum.bytes_in));
+    json_object_set_new(o, "bytes_out", json_integer((json_int_t)s->cum.bytes_out));
+    json_object_set_new(o, "rps", json_real(s->rps));
+    json_object_set_new(o, "error_rate", json_real(s->error_rate));
+    json_object_set_new(o, "latency_ms", admin_latency_json(s));
     return o;
 }
 
-static json_t *admin_pool_json(const struct sg_pool *p, bool with_backends)
+static json_t *admin_pool_json(struct sg_admin *a, const struct sg_pool *p, bool with_backends)
 {
     uint64_t now = sg_now_ms();
     json_t *bs = json_array();
     uint64_t inflight = 0;
-    uint32_t up = 0;
-    for (size_t i = 0; i < p->nbackends; i++) {
+    uint32_t up = 0, total = 0;
+    for (size_t i = 0, n = sg_pool_nused(p); i < n; i++) {
         const struct sg_backend *b = &p->backends[i];
+        if (!sg_backend_live(b))
+            continue;
+        total++;
         inflight += atomic_load(&b->inflight);
         if (sg_backend_usable(b, now))
             up++;
         if (with_backends)
-            json_array_append_new(bs, admin_backend_json(b, now));
+            json_array_append_new(bs, admin_backend_json(a, b, now));
     }
-    json_t *o =
-        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", p->name, "balance",
-                  p->lb->name, "queue_depth", (json_int_t)atomic_load(&p->queue.depth), "inflight",
-                  (json_int_t)inflight, "active", (json_int_t)atomic_load(&p->active),
-                  "retries_total", (json_int_t)atomic_load(&p->retries_total), "retries_denied",
-                  (json_int_t)atomic_load(&p->retries_denied), "backends_up", (json_int_t)up,
-                  "backends_total", (json_int_t)p->nbackends);
+    const struct sg_snap *s = sg_stats_pool(sg_control_stats(a->ctl), p);
+    json_t *o = json_pack(
+        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I}",
+        "name", p->name, "balance", p->lb->name, "queue_depth",
+        (json_int_t)atomic_load(&p->queue.depth), "queue_depth_max",
+        (json_int_t)s->queue_depth_max, "maxqueue", (json_int_t)p->cfg->maxqueue, "inflight",
+        (json_int_t)inflight, "active", (json_int_t)atomic_load(&p->active), "retries_total",
+        (json_int_t)atomic_load(&p->retries_total), "retries_denied",
+        (json_int_t)atomic_load(&p->retries_denied), "backends_up", (json_int_t)up,
+        "backends_total", (json_int_t)total, "requests", (json_int_t)s->cum.requests, "rps",
+        s->rps, "error_rate", s->error_rate, "queue_overflows",
+        (json_int_t)atomic_load(&p->queue.overflows), "conns_active",
+        (json_int_t)s->conns_active, "conns_idle", (json_int_t)s->conns_idle);
+    admin_merge(o, admin_counts_json(&s->cum));
+    json_object_set_new(o, "retries", json_integer((json_int_t)s->cum.retries));
+    json_object_set_new(o, "bytes_in", json_integer((json_int_t)s->cum.bytes_in));
+    json_object_set_new(o, "bytes_out", json_integer((json_int_t)s->cum.bytes_out));
+    json_object_set_new(o, "latency_ms", admin_latency_json(s));
     if (with_backends)
         json_object_set_new(o, "backends", bs);
     else
@@ -119,14 +209,6 @@ static struct sg_pool *admin_find_pool(struct sg_admin *a, const char *name, siz
         if (strlen(p->name) == len && memcmp(p->name, name, len) == 0)
             return p;
     }
-    return NULL;
-}
-
-static struct sg_backend *admin_find_backend(struct sg_pool *p, const char *addr, size_t len)
-{
-    for (size_t i = 0; i < p->nbackends; i++)
-        if (strlen(p->backends[i].name) == len && memcmp(p->backends[i].name, addr, len) == 0)
-            return &p->backends[i];
     return NULL;
 }
 
@@ -188,6 +270,24 @@ static json_t *admin_body(struct evhttp_request *req)
     return o;
 }
 
+/* An optional integer member in [lo, hi]; false after answering 400. */
+static bool admin_int_member(struct evhttp_request *req, json_t *body, const char *key,
+                             json_int_t lo, json_int_t hi, json_int_t *v)
+{
+    json_t *m = json_object_get(body, key);
+    if (m == NULL)
+        return true;
+    if (!json_is_integer(m) || json_integer_value(m) < lo || json_integer_value(m) > hi) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "\"%s\" must be an integer from %lld to %lld", key,
+                 (long long)lo, (long long)hi);
+        admin_error(req, 400, msg);
+        return false;
+    }
+    *v = json_integer_value(m);
+    return true;
+}
+
 static void admin_set_state(struct sg_admin *a, struct evhttp_request *req, struct sg_backend *b)
 {
     json_t *body = admin_body(req);
@@ -206,18 +306,123 @@ static void admin_set_state(struct sg_admin *a, struct evhttp_request *req, stru
         admin_error(req, 400, "\"state\" must be \"drain\", \"maint\" or \"ready\"");
         return;
     }
+    if (atomic_load(&b->removing)) {
+        json_decref(body);
+        admin_error(req, 409, "backend is being removed");
+        return;
+    }
     int old = atomic_exchange(&b->admin, adm);
     if (old != adm) {
         sg_log_info("backend %s of pool '%s': state set to %s by the admin API", b->name,
                     b->pool->name, st);
-        if (adm == SG_ADMIN_READY && b->pool->slowstart_ms > 0)
-            atomic_store(&b->ramp_from, sg_now_ms());
-        if (a->changed)
-            a->changed(b, a->arg);
+        snprintf(b->reason, sizeof(b->reason), "admin: %s", st);
+        b->state_since_ms = sg_wall_ms();
+        sg_control_backend_changed(a->ctl, b);
     }
     json_decref(body);
-    admin_reply(req, 200, admin_backend_json(b, sg_now_ms()));
+    admin_reply(req, 200, admin_backend_json(a, b, sg_now_ms()));
 }
+
+static void admin_set_weight(struct sg_admin *a, struct evhttp_request *req, struct sg_backend *b)
+{
+    json_t *body = admin_body(req);
+    if (body == NULL)
+        return;
+    json_int_t w = -1;
+    if (!admin_int_member(req, body, "weight", 0, 256, &w)) {
+        json_decref(body);
+        return;
+    }
+    json_decref(body);
+    if (w < 0) {
+        admin_error(req, 400, "\"weight\" (0..256) is required");
+        return;
+    }
+    sg_control_set_weight(a->ctl, b, (uint32_t)w, "admin");
+    admin_reply(req, 200, admin_backend_json(a, b, sg_now_ms()));
+}
+
+static void admin_add_backend(struct sg_admin *a, struct evhttp_request *req, struct sg_pool *p)
+{
+    json_t *body = admin_body(req);
+    if (body == NULL)
+        return;
+    const char *addr = json_string_value(json_object_get(body, "address"));
+    json_int_t w = 1, mc = 0;
+    if (addr == NULL) {
+        json_decref(body);
+        admin_error(req, 400, "\"address\" (\"host:port\") is required");
+        return;
+    }
+    if (!admin_int_member(req, body, "weight", 0, 256, &w) ||
+        !admin_int_member(req, body, "maxconn", 0, 1000000, &mc)) {
+        json_decref(body);
+        return;
+    }
+    char err[200];
+    struct sg_backend *b = NULL;
+    int rc = sg_control_add_backend(a->ctl, p, addr, (uint32_t)w, (uint32_t)mc, "admin", &b, err,
+                                    sizeof(err));
+    json_decref(body);
+    if (rc == SG_AGAIN) {
+        admin_error(req, 409, err);
+        return;
+    }
+    if (rc != SG_OK) {
+        admin_error(req, strstr(err, "no free backend slot") ? 409 : 400, err);
+        return;
+    }
+    admin_reply(req, 201, admin_backend_json(a, b, sg_now_ms()));
+}
+
+static void admin_events(struct sg_admin *a, struct evhttp_request *req, const char *query)
+{
+    uint64_t since = 0;
+    size_t limit = 1000;
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    if (query != NULL && evhttp_parse_query_str(query, &q) != 0) {
+        admin_error(req, 400, "malformed query string");
+        return;
+    }
+    const char *s = evhttp_find_header(&q, "since");
+    const char *l = evhttp_find_header(&q, "limit");
+    if (s != NULL && sg_journal_parse_time(s, &since) != SG_OK) {
+        evhttp_clear_headers(&q);
+        admin_error(req, 400, "\"since\" must be an ISO-8601 time such as 2026-11-30T19:40:22Z");
+        return;
+    }
+    if (l != NULL) {
+        char *end;
+        unsigned long v = strtoul(l, &end, 10);
+        if (*l == '\0' || *end != '\0' || v == 0 || v > 1000000) {
+            evhttp_clear_headers(&q);
+            admin_error(req, 400, "\"limit\" must be an integer from 1 to 1000000");
+            return;
+        }
+        limit = v;
+    }
+    evhttp_clear_headers(&q);
+    SG_UNUSED(a);
+    json_t *ev = sg_journal_default_since(since, limit);
+    admin_reply(req, 200, ev != NULL ? ev : json_array());
+}
+
+static void admin_metrics(struct sg_admin *a, struct evhttp_request *req)
+{
+    struct evbuffer *out = evbuffer_new();
+    if (out == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    sg_metrics_write(out, a->pools, sg_control_stats(a->ctl), a->ctl);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
+#define ADMIN_MAX_SEGS 6
 
 static void admin_handle(struct evhttp_request *req, void *arg)
 {
@@ -226,42 +431,88 @@ static void admin_handle(struct evhttp_request *req, void *arg)
     if (role == NULL)
         return;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+    bool admin_role = strcmp(role, "admin") == 0;
     const char *uri = evhttp_request_get_uri(req);
-    const char *path = uri;
-    size_t plen = strcspn(path, "?");
+    size_t plen = strcspn(uri, "?");
+    const char *query = uri[plen] == '?' ? uri + plen + 1 : NULL;
+    if (plen == 8 && memcmp(uri, "/metrics", 8) == 0) {
+        if (!get) {
+            admin_error(req, 405, "method not allowed here");
+            return;
+        }
+        admin_metrics(a, req);
+        return;
+    }
     static const char pre[] = "/api/v1/";
-    if (plen < sizeof(pre) - 1 || memcmp(path, pre, sizeof(pre) - 1) != 0) {
+    if (plen < sizeof(pre) - 1 || memcmp(uri, pre, sizeof(pre) - 1) != 0) {
         admin_error(req, 404, "no such endpoint");
         return;
     }
-    path += sizeof(pre) - 1;
+    const char *path = uri + sizeof(pre) - 1;
     plen -= sizeof(pre) - 1;
-    /* split into at most 6 segments */
-    const char *seg[6];
-    size_t slen[6], nseg = 0;
+    /* split into percent-decoded segments */
+    char *seg[ADMIN_MAX_SEGS] = {0};
+    size_t slen[ADMIN_MAX_SEGS], nseg = 0;
     size_t i = 0;
-    while (i < plen && nseg < 6) {
+    bool bad = false;
+    while (i < plen && !bad) {
         size_t j = i;
         while (j < plen && path[j] != '/')
             j++;
-        seg[nseg] = path + i;
-        slen[nseg++] = j - i;
+        if (nseg == ADMIN_MAX_SEGS) {
+            bad = true;
+            break;
+        }
+        char raw[512];
+        if (j - i >= sizeof(raw)) {
+            bad = true;
+            break;
+        }
+        memcpy(raw, path + i, j - i);
+        raw[j - i] = '\0';
+        size_t dlen = 0;
+        seg[nseg] = evhttp_uridecode(raw, 0, &dlen);
+        if (seg[nseg] == NULL || strlen(seg[nseg]) != dlen) {
+            free(seg[nseg]);
+            seg[nseg] = NULL;
+            bad = true;
+            break;
+        }
+        slen[nseg++] = dlen;
         i = j + 1;
     }
-    if (i < plen) {
+    if (bad) {
         admin_error(req, 404, "no such endpoint");
-        return;
+        goto out;
     }
 #define SEG_IS(k, lit) (slen[k] == sizeof(lit) - 1 && memcmp(seg[k], lit, sizeof(lit) - 1) == 0)
-    bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+#define NEED_ADMIN()                                                                              \
+    do {                                                                                          \
+        if (!admin_role) {                                                                        \
+            admin_error(req, 403, "this token may only read");                                    \
+            goto out;                                                                             \
+        }                                                                                         \
+    } while (0)
     if (nseg == 1 && SEG_IS(0, "stats")) {
         if (!get)
             goto bad_method;
         json_t *ps = json_array();
         for (size_t k = 0; k < a->pools->n; k++)
-            json_array_append_new(ps, admin_pool_json(&a->pools->pools[k], true));
-        admin_reply(req, 200, json_pack("{s:o}", "pools", ps));
-        return;
+            json_array_append_new(ps, admin_pool_json(a, &a->pools->pools[k], true));
+        char now[40];
+        admin_iso_time(sg_wall_ms(), now, sizeof(now));
+        admin_reply(req, 200,
+                    json_pack("{s:s, s:s, s:I, s:o}", "version", SG_VERSION, "time", now,
+                              "uptime_s", (json_int_t)((sg_now_ms() - a->started_ms) / 1000),
+                              "pools", ps));
+        goto out;
+    }
+    if (nseg == 1 && SEG_IS(0, "events")) {
+        if (!get)
+            goto bad_method;
+        admin_events(a, req, query);
+        goto out;
     }
     if (nseg >= 1 && SEG_IS(0, "pools")) {
         if (nseg == 1) {
@@ -269,59 +520,78 @@ static void admin_handle(struct evhttp_request *req, void *arg)
                 goto bad_method;
             json_t *ps = json_array();
             for (size_t k = 0; k < a->pools->n; k++)
-                json_array_append_new(ps, admin_pool_json(&a->pools->pools[k], false));
+                json_array_append_new(ps, admin_pool_json(a, &a->pools->pools[k], false));
             admin_reply(req, 200, ps);
-            return;
+            goto out;
         }
         struct sg_pool *p = admin_find_pool(a, seg[1], slen[1]);
         if (p == NULL) {
             admin_error(req, 404, "no such pool");
-            return;
+            goto out;
         }
         if (nseg == 2) {
             if (!get)
                 goto bad_method;
-            admin_reply(req, 200, admin_pool_json(p, true));
-            return;
+            admin_reply(req, 200, admin_pool_json(a, p, true));
+            goto out;
         }
         if (SEG_IS(2, "backends")) {
             if (nseg == 3) {
+                if (cmd == EVHTTP_REQ_POST) {
+                    NEED_ADMIN();
+                    admin_add_backend(a, req, p);
+                    goto out;
+                }
                 if (!get)
                     goto bad_method;
-                json_t *o = admin_pool_json(p, true);
+                json_t *o = admin_pool_json(a, p, true);
                 json_t *bs = json_incref(json_object_get(o, "backends"));
                 json_decref(o);
                 admin_reply(req, 200, bs);
-                return;
+                goto out;
             }
-            struct sg_backend *b = admin_find_backend(p, seg[3], slen[3]);
+            struct sg_backend *b = sg_pool_find_backend(p, seg[3], slen[3]);
             if (b == NULL) {
                 admin_error(req, 404, "no such backend");
-                return;
+                goto out;
             }
             if (nseg == 4) {
+                if (cmd == EVHTTP_REQ_DELETE) {
+                    NEED_ADMIN();
+                    sg_control_remove_backend(a->ctl, b, "admin");
+                    admin_reply(req, 202, admin_backend_json(a, b, sg_now_ms()));
+                    goto out;
+                }
                 if (!get)
                     goto bad_method;
-                admin_reply(req, 200, admin_backend_json(b, sg_now_ms()));
-                return;
+                admin_reply(req, 200, admin_backend_json(a, b, sg_now_ms()));
+                goto out;
             }
             if (nseg == 5 && SEG_IS(4, "state")) {
                 if (cmd != EVHTTP_REQ_POST)
                     goto bad_method;
-                if (strcmp(role, "admin") != 0) {
-                    admin_error(req, 403, "this token may only read");
-                    return;
-                }
+                NEED_ADMIN();
                 admin_set_state(a, req, b);
-                return;
+                goto out;
+            }
+            if (nseg == 5 && SEG_IS(4, "weight")) {
+                if (cmd != EVHTTP_REQ_POST)
+                    goto bad_method;
+                NEED_ADMIN();
+                admin_set_weight(a, req, b);
+                goto out;
             }
         }
     }
 #undef SEG_IS
+#undef NEED_ADMIN
     admin_error(req, 404, "no such endpoint");
-    return;
+    goto out;
 bad_method:
     admin_error(req, 405, "method not allowed here");
+out:
+    for (size_t k = 0; k < nseg; k++)
+        free(seg[k]);
 }
 
 static int admin_listen_fd(const struct sg_cfg_addr *addr, char **unix_path)
@@ -344,18 +614,18 @@ static int admin_listen_fd(const struct sg_cfg_addr *addr, char **unix_path)
         return -1;
     }
     if (addr->is_unix)
-        (void)chmod(*unix_path, 0660);
+        (void)chmod(*unix_path, 0600);
     return fd;
 }
 
 struct sg_admin *sg_admin_start(struct event_base *base, const struct sg_cfg *cfg,
-                                struct sg_pools *pools, sg_admin_changed_cb changed, void *arg)
+                                struct sg_pools *pools, struct sg_control *ctl)
 {
     struct sg_admin *a = sg_xcalloc(1, sizeof(*a));
     a->cfg = cfg;
     a->pools = pools;
-    a->changed = changed;
-    a->arg = arg;
+    a->ctl = ctl;
+    a->started_ms = sg_now_ms();
     int fd = admin_listen_fd(&cfg->admin.listen, &a->unix_path);
     if (fd < 0) {
         sg_log_warn("admin: cannot listen on %s: %s", cfg->admin.listen.text, strerror(errno));

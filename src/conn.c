@@ -66,6 +66,8 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     ssize_t n = readv(fd, (struct iovec *)v, nv);
+    if (n > 0)
+        c->nin += (uint64_t)n;
     if (n <= 0) {
         evbuffer_commit_space(c->in, v, 0);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -236,6 +238,7 @@ void sg_conn_send(struct sg_conn *c, struct evbuffer *data, bool more)
     size_t len = evbuffer_get_length(data);
     if (len == 0 || c->fd < 0)
         return;
+    c->nout += len;
     if (evbuffer_get_length(c->out) == 0 && !c->connecting) {
         /* evbuffer_iovec has struct iovec's layout (libevent guarantees it). */
         struct evbuffer_iovec v[16];

@@ -106,8 +106,13 @@ static void journal_format_time(uint64_t ms, char *buf, size_t len)
     time_t sec = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&sec, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+    /* The fields are in range (gmtime), but the compiler cannot know it:
+     * check the result instead of letting -Wformat-truncation guess. */
+    int n = snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+                     (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
+                     tm.tm_sec % 100, (unsigned)(ms % 1000));
+    if (n < 0 || (size_t)n >= len)
+        buf[0] = '\0';
 }
 
 static uint64_t journal_wall_ms(void)
@@ -349,4 +354,12 @@ void sg_journal_emit(const char *type, json_t *fields)
     pthread_rwlock_rdlock(&journal_default_lock);
     sg_journal_add(journal_default, type, fields);
     pthread_rwlock_unlock(&journal_default_lock);
+}
+
+json_t *sg_journal_default_since(uint64_t since_ms, size_t limit)
+{
+    pthread_rwlock_rdlock(&journal_default_lock);
+    json_t *r = journal_default != NULL ? sg_journal_since(journal_default, since_ms, limit) : NULL;
+    pthread_rwlock_unlock(&journal_default_lock);
+    return r;
 }

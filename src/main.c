@@ -9,10 +9,13 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "surgegate/admin.h"
 #include "surgegate/cfg.h"
 #include "surgegate/common.h"
+#include "surgegate/control.h"
+#include "surgegate/journal.h"
 #include "surgegate/demo.h"
 #include "surgegate/health.h"
 #include "surgegate/log.h"
@@ -31,6 +34,7 @@ struct main_state {
     struct event *poll_ev;
     struct sg_health *health;
     struct sg_admin *admin;
+    struct sg_control *ctl;
 };
 
 /* A backend changed state (health check, ejection, admin call): a backend
@@ -39,11 +43,7 @@ struct main_state {
 static void main_backend_changed(struct sg_backend *b, void *arg)
 {
     struct main_state *ms = arg;
-    uint64_t now = sg_now_ms();
-    if (b->pool->slowstart_ms > 0 && sg_backend_usable(b, now))
-        atomic_store(&b->ramp_from, now);
-    for (uint32_t i = 0; i < ms->nworkers; i++)
-        sg_worker_kick(ms->workers[i]);
+    sg_control_backend_changed(ms->ctl, b);
 }
 
 static void usage(FILE *out)
@@ -69,6 +69,7 @@ static void main_on_signal(evutil_socket_t sig, short what, void *arg)
     sg_log_info("signal %d: stopping gracefully (send again to exit at once)", (int)sig);
     sg_health_stop(ms->health);
     ms->health = NULL;
+    sg_control_set_health(ms->ctl, NULL);
     sg_admin_stop(ms->admin);
     ms->admin = NULL;
     for (uint32_t i = 0; i < ms->nworkers; i++)
@@ -224,9 +225,17 @@ int main(int argc, char **argv)
     int rc = 1;
     struct sg_pools pools = {0};
     struct sg_demo *dm = NULL;
+    struct sg_journal *journal = NULL;
     struct event *sigterm = NULL, *sigint = NULL;
     if (ms.base == NULL || sg_pools_build(&pools, cfg) != SG_OK)
         goto out;
+    char jerr[256];
+    journal = sg_journal_new(NULL, 10000, jerr, sizeof(jerr));
+    if (journal == NULL) {
+        sg_log_error("journal: %s", jerr);
+        goto out;
+    }
+    sg_journal_set_default(journal);
     if (cfg->alerts.hook != NULL)
         sg_log_warn("alerts: alert hooks are not active in this version");
     if (demo) {
@@ -255,12 +264,18 @@ int main(int argc, char **argv)
         main_stop_workers(&ms, started);
         goto out;
     }
+    ms.ctl = sg_control_new(ms.base, cfg, &pools, ms.workers, ms.nworkers);
+    if (ms.ctl == NULL) {
+        main_stop_workers(&ms, ms.nworkers);
+        goto out;
+    }
     ms.health = sg_health_start(ms.base, &pools, main_backend_changed, &ms);
     if (ms.health == NULL) {
         main_stop_workers(&ms, ms.nworkers);
         goto out;
     }
-    ms.admin = sg_admin_start(ms.base, cfg, &pools, main_backend_changed, &ms);
+    sg_control_set_health(ms.ctl, ms.health);
+    ms.admin = sg_admin_start(ms.base, cfg, &pools, ms.ctl);
     if (ms.admin == NULL && cfg->admin.line != 0) {
         sg_log_error("admin: the configured admin listener could not start");
         main_stop_workers(&ms, ms.nworkers);
@@ -271,6 +286,10 @@ int main(int argc, char **argv)
                     cfg->frontends[i].listen.text);
     sg_log_info("surgegate %s started with %u worker%s", SG_VERSION, ms.nworkers,
                 ms.nworkers == 1 ? "" : "s");
+    sg_journal_emit("config_loaded",
+                    json_pack("{s:s, s:i, s:i, s:i}", "file", demo ? "<demo>" : cfg_path, "workers",
+                              (int)ms.nworkers, "pools", (int)cfg->npools, "frontends",
+                              (int)cfg->nfrontends));
     if (demo)
         print_demo_banner(cfg);
     event_base_dispatch(ms.base);
@@ -281,6 +300,7 @@ int main(int argc, char **argv)
 out:
     sg_health_stop(ms.health);
     sg_admin_stop(ms.admin);
+    sg_control_free(ms.ctl);
     if (ms.workers != NULL) {
         for (uint32_t i = 0; i < ms.nworkers; i++)
             sg_worker_free(ms.workers[i]);
@@ -296,6 +316,8 @@ out:
     sg_pools_free(&pools);
     if (ms.base)
         event_base_free(ms.base);
+    sg_journal_set_default(NULL);
+    sg_journal_free(journal);
     sg_cfg_free(cfg);
     libevent_global_shutdown();
     return rc;

@@ -26,6 +26,16 @@ void sg_pqueue_destroy(struct sg_pqueue *q)
     pthread_mutex_destroy(&q->mu);
 }
 
+/* Raises *max to v (the control thread lowers it again each tick). */
+static void queue_note_max(_Atomic uint32_t *max, uint32_t v)
+{
+    uint32_t cur = atomic_load_explicit(max, memory_order_relaxed);
+    while (cur < v &&
+           !atomic_compare_exchange_weak_explicit(max, &cur, v, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
 bool sg_queue_push(struct sg_worker *w, struct sg_qentry *e, uint32_t maxqueue)
 {
     struct sg_pqueue *q = &e->pool->queue;
@@ -33,6 +43,7 @@ bool sg_queue_push(struct sg_worker *w, struct sg_qentry *e, uint32_t maxqueue)
     uint32_t depth = atomic_load_explicit(&q->depth, memory_order_relaxed);
     if (depth >= maxqueue) {
         pthread_mutex_unlock(&q->mu);
+        atomic_fetch_add_explicit(&q->overflows, 1, memory_order_relaxed);
         return false;
     }
     e->w = w;
@@ -40,8 +51,11 @@ bool sg_queue_push(struct sg_worker *w, struct sg_qentry *e, uint32_t maxqueue)
     e->granted = NULL;
     TAILQ_INSERT_TAIL(&q->q, e, link);
     atomic_store_explicit(&q->depth, depth + 1, memory_order_relaxed);
-    if (e->pref != NULL)
-        atomic_fetch_add_explicit(&e->pref->queue_depth, 1, memory_order_relaxed);
+    queue_note_max(&q->depth_max, depth + 1);
+    if (e->pref != NULL) {
+        uint32_t bd = atomic_fetch_add_explicit(&e->pref->queue_depth, 1, memory_order_relaxed);
+        queue_note_max(&e->pref->queue_depth_max, bd + 1);
+    }
     pthread_mutex_unlock(&q->mu);
     /* A slot may have freed between the failed pick and the push. */
     sg_queue_kick(w, e->pool);

@@ -38,6 +38,7 @@
 #include "surgegate/queue.h"
 #include "surgegate/route.h"
 #include "surgegate/session.h"
+#include "surgegate/stats.h"
 #include "surgegate/upstream.h"
 #include "surgegate/worker.h"
 
@@ -122,6 +123,55 @@ static void session_req_end(struct sg_session *s)
     }
 }
 
+/* ------------------------------------------------------------------ stats */
+
+/* Counts an upstream error of kind k against backend b (and its pool). */
+static void session_count_error(struct sg_session *s, struct sg_backend *b, enum sg_ek k)
+{
+    if (s->wp == NULL || b == NULL)
+        return;
+    sg_wstat_add(&s->wp->wb[b->id].st.errors[k], 1);
+    sg_wstat_add(&s->wp->st.errors[k], 1);
+}
+
+static void session_record(struct sg_wstats *st, int cls, uint64_t bin, uint64_t bout,
+                           const struct sg_session *s, uint64_t total)
+{
+    sg_wstat_add(&st->requests, 1);
+    if (cls >= 0)
+        sg_wstat_add(&st->responses[cls], 1);
+    sg_wstat_add(&st->bytes_in, bin);
+    sg_wstat_add(&st->bytes_out, bout);
+    sg_wstats_lat(st, SG_LAT_QUEUE, s->queue_us);
+    if (s->connect_us >= 0)
+        sg_wstats_lat(st, SG_LAT_CONNECT, (uint64_t)s->connect_us);
+    if (s->ttfb_us >= 0)
+        sg_wstats_lat(st, SG_LAT_TTFB, (uint64_t)s->ttfb_us);
+    sg_wstats_lat(st, SG_LAT_TOTAL, total);
+}
+
+/* The request in progress ended with `status` sent to the client (0: none):
+ * records it once in the pool's and the backend's stats. */
+static void session_account(struct sg_session *s, int status)
+{
+    if (s->accounted)
+        return;
+    s->accounted = true;
+    uint64_t now = sg_now_us();
+    if (s->t_queued_us != 0) {
+        s->queue_us += now - s->t_queued_us;
+        s->t_queued_us = 0;
+    }
+    if (s->wp == NULL)
+        return; /* never routed (bad request, no pool) */
+    uint64_t total = now - s->t_start_us;
+    uint64_t bin = s->cc.nin - s->in0, bout = s->cc.nout - s->out0;
+    int cls = status >= 100 && status < 600 ? status / 100 - 1 : -1;
+    session_record(&s->wp->st, cls, bin, bout, s, total);
+    if (s->backend != NULL)
+        session_record(&s->wp->wb[s->backend->id].st, cls, bin, bout, s, total);
+}
+
 /* Closes everything the session holds and schedules its memory to be freed.
  * Safe to call from any of the session's callbacks; idempotent. */
 static void session_close(struct sg_session *s)
@@ -130,6 +180,11 @@ static void session_close(struct sg_session *s)
         return;
     s->dead = true;
     struct sg_worker *w = s->w;
+    if (!s->accounted) {
+        if (s->end == NULL)
+            s->end = "closed";
+        session_account(s, s->resp_head_sent ? s->resp_status : 0);
+    }
     if (s->up != NULL) {
         sg_upstream_free(s->up);
         s->up = NULL;
@@ -233,6 +288,10 @@ static void session_error(struct sg_session *s, int status, const char *why)
         return;
     }
     session_release_up(s, false);
+    if (s->end == NULL)
+        s->end = status >= 500 ? "proxy_error" : status == 408 ? "client_timeout" : "bad_request";
+    s->resp_status = status;
+    session_account(s, status);
     session_req_end(s);
     if (status >= 500)
         sg_log_debug("%s: %d %s", s->client_ip, status, why ? why : "");
@@ -252,6 +311,7 @@ static void session_error(struct sg_session *s, int status, const char *why)
 /* The current exchange is complete on both sides: next request or close. */
 static void session_finish(struct sg_session *s)
 {
+    session_account(s, s->resp_status);
     s->nrequests++;
     session_req_end(s);
     if (s->client_close || s->w->stopping || s->rq_upgrade) {
@@ -309,6 +369,15 @@ static int rq_on_message_begin(llhttp_t *p)
     s->stale_retries = 0;
     s->retries_left = 0;
     s->replayable = true;
+    s->t_start_us = sg_now_us();
+    s->t_queued_us = s->t_sent_us = s->queue_us = 0;
+    s->connect_us = s->ttfb_us = -1;
+    s->in0 = s->cc.nin - evbuffer_get_length(s->cc.in);
+    s->out0 = s->cc.nout;
+    s->nretries = 0;
+    s->resp_status = 0;
+    s->end = NULL;
+    s->accounted = false;
     return 0;
 }
 
@@ -574,14 +643,18 @@ static int rs_on_headers_complete(llhttp_t *p)
         return 1;
     }
     struct sg_backend *b = s->backend;
+    uint64_t now_us = sg_now_us();
+    s->resp_status = status;
+    if (s->t_sent_us != 0)
+        s->ttfb_us = (int64_t)(now_us - s->t_sent_us);
     if (b != NULL) {
-        uint64_t now = sg_now_ms();
+        uint64_t now = now_us / 1000u;
         if (status >= 500)
             atomic_fetch_add_explicit(&b->failures, 1, memory_order_relaxed);
         sg_outlier_observe(b, status >= 500, now);
         const struct sg_lb_ops *lb = s->wp->pool->lb;
         if (lb->observe != NULL)
-            lb->observe(s->wp->lb_state, b, now, sg_now_us() - s->attempt_us);
+            lb->observe(s->wp->lb_state, b, now, now_us - s->attempt_us);
     }
     struct sg_http1_resp r = {.status = status};
     bool has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
@@ -874,6 +947,8 @@ static void session_up_ready(struct sg_session *s)
     struct sg_upconn *c = s->up;
     c->connected = true;
     c->nreq++;
+    s->t_sent_us = sg_now_us();
+    s->connect_us = (int64_t)(s->t_sent_us - s->attempt_us);
     s->state = SG_SS_FORWARD;
     llhttp_init(&s->rs, HTTP_RESPONSE, &rs_settings);
     s->rs.data = s;
@@ -993,6 +1068,7 @@ static void session_connect(struct sg_session *s)
             plen = (size_t)(q - url);
         int pi = sg_route_pick(s->fe->cfg, hname, hlen, url, plen);
         if (pi < 0) {
+            s->end = "no_pool";
             session_error(s, 503, "no pool for request");
             return;
         }
@@ -1060,6 +1136,7 @@ static void session_enqueue(struct sg_session *s, struct sg_lb_req *lr)
         pref = pool->lb->pick(sg_wpool_lb_state(s->wp), pool, lr);
     }
     if (pref == NULL) {
+        s->end = "no_backend";
         session_error(s, 503, "no usable backend");
         return;
     }
@@ -1075,9 +1152,11 @@ static void session_enqueue(struct sg_session *s, struct sg_lb_req *lr)
     s->queued = true; /* before the push: a grant may run from it */
     if (pool->cfg->maxqueue == 0 || !sg_queue_push(s->w, e, pool->cfg->maxqueue)) {
         s->queued = false;
+        s->end = "queue_full";
         session_error(s, 503, "queue full");
         return;
     }
+    s->t_queued_us = sg_now_us();
     struct timeval tv;
     sg_timeval_from_ms(&tv, s->w->cfg->timeouts.queue_ms);
     evtimer_add(&s->timer, &tv);
@@ -1091,6 +1170,10 @@ static void session_on_grant(struct sg_qentry *e)
     e->granted = NULL;
     s->queued = false;
     event_del(&s->timer);
+    if (s->t_queued_us != 0) {
+        s->queue_us += sg_now_us() - s->t_queued_us;
+        s->t_queued_us = 0;
+    }
     if (s->dead) { /* cannot happen: closing cancels; be safe */
         sg_queue_put_slot(s->w, b);
         return;
@@ -1166,6 +1249,11 @@ static void session_fail_upstream(struct sg_session *s, enum session_upfail kind
     if (fb != NULL) {
         atomic_fetch_add_explicit(&fb->failures, 1, memory_order_relaxed);
         sg_outlier_observe(fb, true, sg_now_ms());
+        static const enum sg_ek ek[] = {[UPFAIL_CONNECT] = SG_EK_CONNECT,
+                                        [UPFAIL_CONNECT_TIMEOUT] = SG_EK_TIMEOUT,
+                                        [UPFAIL_RESET] = SG_EK_RESET,
+                                        [UPFAIL_TIMEOUT] = SG_EK_TIMEOUT};
+        session_count_error(s, fb, ek[kind]);
     }
     /* Before any response byte: a request that never left the proxy can
      * always go elsewhere; one that was sent, only when idempotent. */
@@ -1173,6 +1261,10 @@ static void session_fail_upstream(struct sg_session *s, enum session_upfail kind
     if (s->replayable && s->retries_left > 0 && (never_sent || s->idempotent) &&
         session_retry_allowed(s)) {
         s->retries_left--;
+        s->nretries++;
+        if (fb != NULL)
+            sg_wstat_add(&s->wp->wb[fb->id].st.retries, 1);
+        sg_wstat_add(&s->wp->st.retries, 1);
         sg_log_debug("%s: retrying after %s failure on %s", s->client_ip,
                      never_sent ? "connect" : "upstream", fb ? fb->name : "?");
         session_connect(s);
@@ -1181,9 +1273,11 @@ static void session_fail_upstream(struct sg_session *s, enum session_upfail kind
     switch (kind) {
     case UPFAIL_CONNECT_TIMEOUT:
     case UPFAIL_TIMEOUT:
+        s->end = "backend_timeout";
         session_error(s, 504, "upstream timeout");
         break;
     default:
+        s->end = "backend_error";
         session_error(s, 502, "upstream failed");
         break;
     }
@@ -1228,6 +1322,8 @@ static void session_up_read(struct sg_conn *bev, void *arg)
                 sg_log_debug("%s: bad response from %s: %s", s->client_ip, s->backend->name,
                              llhttp_get_error_reason(&s->rs));
                 evbuffer_drain(cout, evbuffer_get_length(cout));
+                session_count_error(s, s->backend, SG_EK_BAD_RESPONSE);
+                s->end = "bad_response";
                 session_error(s, 502, "bad response");
                 return;
             }
@@ -1297,10 +1393,14 @@ static void session_up_event(struct sg_conn *bev, short what, void *arg)
                 return;
             }
         }
+        session_count_error(s, s->backend, SG_EK_RESET);
+        s->end = "backend_reset";
         session_close(s);
         return;
     }
     if (s->resp_started) {
+        session_count_error(s, s->backend, (what & SG_CONN_TIMEOUT) ? SG_EK_TIMEOUT : SG_EK_RESET);
+        s->end = (what & SG_CONN_TIMEOUT) ? "backend_timeout" : "backend_reset";
         session_close(s); /* reset or timeout mid-response */
         return;
     }
@@ -1351,6 +1451,8 @@ static void session_client_event(struct sg_conn *bev, short what, void *arg)
         return;
     }
     /* EOF, reset, or a write/read timeout: nothing more can be delivered. */
+    if (s->end == NULL)
+        s->end = (what & SG_CONN_TIMEOUT) ? "client_timeout" : "client_closed";
     session_close(s);
 }
 
@@ -1361,6 +1463,7 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
     if (!s->dead && s->queued) {
         sg_queue_cancel(s->w, &s->qe);
         s->queued = false;
+        s->end = "queue_timeout";
         session_error(s, 503, "queue timeout");
         return;
     }
@@ -1391,6 +1494,7 @@ int sg_session_new(struct sg_worker *w, struct sg_wfrontend *fe, evutil_socket_t
     s->magic = SG_SESSION_MAGIC;
     s->w = w;
     s->fe = fe;
+    s->accounted = true; /* no request yet */
     if (sg_conn_init(&s->cc, w->base, fd) != SG_OK) { /* closes fd */
         free(s);
         return SG_ERR;

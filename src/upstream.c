@@ -39,7 +39,26 @@ static void upstream_unlink_idle(struct sg_upconn *c)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     c->idle = false;
-    wb->nidle--;
+    atomic_store_explicit(&wb->nidle, atomic_load_explicit(&wb->nidle, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
+}
+
+static void upstream_count(struct sg_upconn *c)
+{
+    _Atomic uint32_t *n = &upstream_wb(c)->st.conns_active;
+    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    c->counted = true;
+}
+
+static void upstream_uncount(struct sg_upconn *c)
+{
+    if (!c->counted)
+        return;
+    _Atomic uint32_t *n = &upstream_wb(c)->st.conns_active;
+    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
+    c->counted = false;
 }
 
 void sg_upstream_free(struct sg_upconn *c)
@@ -47,6 +66,7 @@ void sg_upstream_free(struct sg_upconn *c)
     SG_CHECK_MAGIC(c, SG_UPCONN_MAGIC);
     if (c->idle)
         upstream_unlink_idle(c);
+    upstream_uncount(c);
     sg_conn_close(&c->conn);
     c->magic = 0;
     free(c);
@@ -74,6 +94,7 @@ struct sg_upconn *sg_upstream_acquire(struct sg_worker *w, struct sg_backend *b,
         c = wb->idle;
         upstream_unlink_idle(c);
         c->reused = true;
+        upstream_count(c);
         sg_conn_setcb(&c->conn, readcb, writecb, eventcb, arg);
         sg_conn_set_timeouts(&c->conn, &w->tv_server, &w->tv_server);
         return c;
@@ -89,6 +110,7 @@ struct sg_upconn *sg_upstream_acquire(struct sg_worker *w, struct sg_backend *b,
         free(c);
         return NULL;
     }
+    upstream_count(c);
     sg_conn_setcb(&c->conn, readcb, writecb, eventcb, arg);
     c->conn.read_size = SG_UP_MAX_READ;
     sg_conn_read_on(&c->conn);
@@ -107,6 +129,7 @@ void sg_upstream_release(struct sg_upconn *c, bool reusable)
         sg_upstream_free(c);
         return;
     }
+    upstream_uncount(c);
     sg_conn_setcb(&c->conn, upstream_idle_read, NULL, upstream_idle_event, c);
     sg_conn_set_timeouts(&c->conn, &w->tv_upstream_idle, NULL);
     sg_conn_read_on(&c->conn);
@@ -116,14 +139,15 @@ void sg_upstream_release(struct sg_upconn *c, bool reusable)
     if (wb->idle)
         wb->idle->prev = c;
     wb->idle = c;
-    wb->nidle++;
+    atomic_store_explicit(&wb->nidle, atomic_load_explicit(&wb->nidle, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 void sg_upstream_close_idle(struct sg_worker *w)
 {
     for (size_t i = 0; i < w->pools->n; i++) {
         struct sg_wpool *wp = &w->wpools[i];
-        for (size_t j = 0; j < wp->pool->nbackends; j++)
+        for (size_t j = 0, n_ = sg_pool_nused(wp->pool); j < n_; j++)
             while (wp->wb[j].idle != NULL)
                 sg_upstream_free(wp->wb[j].idle);
     }
@@ -134,7 +158,7 @@ void sg_upstream_close_unusable(struct sg_worker *w)
     uint64_t now = sg_now_ms();
     for (size_t i = 0; i < w->pools->n; i++) {
         struct sg_wpool *wp = &w->wpools[i];
-        for (size_t j = 0; j < wp->pool->nbackends; j++)
+        for (size_t j = 0, n_ = sg_pool_nused(wp->pool); j < n_; j++)
             if (!sg_backend_usable(&wp->pool->backends[j], now))
                 while (wp->wb[j].idle != NULL)
                     sg_upstream_free(wp->wb[j].idle);

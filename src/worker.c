@@ -21,6 +21,7 @@
 #include "surgegate/session-t.h"
 #include "surgegate/session.h"
 #include "surgegate/upstream.h"
+#include "surgegate/stats.h"
 #include "surgegate/worker.h"
 
 void sg_timeval_from_ms(struct timeval *tv, uint32_t ms)
@@ -322,6 +323,10 @@ void sg_worker_free(struct sg_worker *w)
         for (size_t i = 0; i < w->pools->n; i++) {
             if (w->wpools[i].lb_state != NULL)
                 w->wpools[i].pool->lb->state_free(w->wpools[i].lb_state);
+            sg_wstats_free(&w->wpools[i].st);
+            if (w->wpools[i].wb != NULL)
+                for (size_t j = 0; j < w->wpools[i].pool->nbackends; j++)
+                    sg_wstats_free(&w->wpools[i].wb[j].st);
             free(w->wpools[i].wb);
         }
         free(w->wpools);

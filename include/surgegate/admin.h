@@ -7,16 +7,14 @@
 
 struct event_base;
 struct sg_admin;
+struct sg_control;
 
-/* Called after an admin call changed a backend (state): the caller wakes the
- * workers so they drop idle connections and kick queues. */
-typedef void (*sg_admin_changed_cb)(struct sg_backend *b, void *arg);
-
-/* Listens on cfg->admin.listen. NULL when it cannot (logged); an explicitly
- * configured listener that fails is fatal to the caller, the implicit
- * default is not. Main thread. */
+/* Listens on cfg->admin.listen (a unix socket is created mode 0600). NULL
+ * when it cannot (logged); an explicitly configured listener that fails is
+ * fatal to the caller, the implicit default is not. Changes go through ctl
+ * (journal, health checks, workers). Main thread. */
 struct sg_admin *sg_admin_start(struct event_base *base, const struct sg_cfg *cfg,
-                                struct sg_pools *pools, sg_admin_changed_cb changed, void *arg);
+                                struct sg_pools *pools, struct sg_control *ctl);
 void sg_admin_stop(struct sg_admin *a);
 
 #endif

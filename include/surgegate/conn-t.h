@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/time.h>
 
 #include <event2/event_struct.h>
@@ -45,6 +46,8 @@ struct sg_conn {
     bool read_armed;  /* rev is added */
     bool write_armed; /* wev is added */
     bool connecting;
+    uint64_t nin;  /* bytes read so far */
+    uint64_t nout; /* bytes handed to sg_conn_send so far */
 };
 
 #endif

@@ -57,4 +57,7 @@ void sg_journal_set_default(struct sg_journal *j);
  * Thread-safe. */
 void sg_journal_emit(const char *type, json_t *fields);
 
+/* sg_journal_since() on the default journal; NULL when there is none. */
+json_t *sg_journal_default_since(uint64_t since_ms, size_t limit);
+
 #endif

@@ -71,6 +71,7 @@ struct sg_backend {
     /* Written on every request by every worker: own cache line. */
     alignas(64) _Atomic uint32_t inflight; /* requests on this backend now, all workers */
     _Atomic uint32_t queue_depth;          /* queued requests whose first choice this is */
+    _Atomic uint32_t queue_depth_max;      /* highest since the control thread's last tick */
     _Atomic uint32_t consec_errors;        /* consecutive 5xx / gateway errors */
     _Atomic uint64_t requests;             /* requests sent (attempts) */
     _Atomic uint64_t failures;             /* 5xx responses and gateway errors */
@@ -82,7 +83,9 @@ TAILQ_HEAD(sg_qlist, sg_qentry);
 struct sg_pqueue {
     pthread_mutex_t mu;
     struct sg_qlist q;
-    _Atomic uint32_t depth; /* entries in q; read without the lock */
+    _Atomic uint32_t depth;     /* entries in q; read without the lock */
+    _Atomic uint32_t depth_max; /* highest depth since the control thread's last tick */
+    _Atomic uint64_t overflows; /* requests refused because the queue was full */
 };
 
 struct sg_pool {

@@ -58,6 +58,19 @@ struct sg_session {
     size_t hkeylen;
     uint64_t attempt_us; /* monotonic start of the current attempt */
 
+    /* per-request facts for the stats and the access log */
+    uint64_t t_start_us;  /* monotonic: first byte of the request */
+    uint64_t t_queued_us; /* monotonic: entered the queue (0 = not queued now) */
+    uint64_t t_sent_us;   /* monotonic: request head handed to the backend */
+    uint64_t queue_us;    /* time spent in the queue */
+    int64_t connect_us;   /* last attempt's connect time; -1 none */
+    int64_t ttfb_us;      /* request sent -> response head; -1 none */
+    uint64_t in0, out0;   /* client byte counters when the request began */
+    uint32_t nretries;
+    int resp_status;      /* final status sent to the client */
+    const char *end;      /* how the request ended (access log); NULL = ok */
+    bool accounted;       /* this request was recorded */
+
     uint64_t body_bytes;                 /* request body bytes received */
     uint64_t req_body_left;              /* Content-Length request body bytes still to move */
     uint64_t resp_body_left;             /* Content-Length response body bytes still to move */

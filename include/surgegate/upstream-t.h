@@ -24,6 +24,7 @@ struct sg_upconn {
     bool connected;                /* connect completed */
     bool reused;                   /* taken from the idle list (may be stale) */
     uint32_t nreq;                 /* requests sent on it */
+    bool counted;                  /* counted in its backend's conns_active */
 };
 
 #endif

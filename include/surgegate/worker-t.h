@@ -15,6 +15,7 @@
 #include "surgegate/http1-t.h"
 #include "surgegate/pool-t.h"
 #include "surgegate/queue-t.h"
+#include "surgegate/stats-t.h"
 
 #define SG_WORKER_MAGIC 0x3047e1a5u
 
@@ -29,7 +30,8 @@ struct sg_worker;
 /* Per worker, per backend. */
 struct sg_wbackend {
     struct sg_upconn *idle; /* idle keep-alive connections, most recent first */
-    uint32_t nidle;
+    _Atomic uint32_t nidle; /* written by the worker only (relaxed), read by the control thread */
+    struct sg_wstats st;    /* this worker's traffic on this backend slot */
 };
 
 /* Per worker, per pool. */
@@ -37,6 +39,7 @@ struct sg_wpool {
     struct sg_pool *pool;
     void *lb_state;         /* owned; freed with pool->lb->state_free */
     uint32_t lb_gen;        /* pool->members_gen lb_state was built for */
+    struct sg_wstats st;    /* this worker's traffic on this pool (every request) */
     struct sg_wbackend *wb; /* pool->nbackends entries */
 };
 

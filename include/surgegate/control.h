@@ -1,0 +1,52 @@
+/* control.h: the control plane on the main thread: once a tick it merges
+ * the workers' stats, frees drained slots and journals what changed; it
+ * also carries out membership changes (admin API, hook output) so that
+ * health checks, stats and workers all learn of them. */
+#ifndef SURGEGATE_CONTROL_H
+#define SURGEGATE_CONTROL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+struct evbuffer;
+struct sg_cfg;
+struct sg_pools;
+struct sg_pool;
+struct sg_backend;
+struct sg_worker;
+struct sg_health;
+struct sg_stats;
+struct sg_control;
+
+/* Starts the tick (1 s). The objects passed must outlive the control. */
+struct sg_control *sg_control_new(struct event_base *base, const struct sg_cfg *cfg,
+                                  struct sg_pools *pools, struct sg_worker **workers,
+                                  uint32_t nworkers);
+void sg_control_free(struct sg_control *ctl);
+void sg_control_set_health(struct sg_control *ctl, struct sg_health *h);
+
+struct sg_stats *sg_control_stats(const struct sg_control *ctl);
+
+/* A backend's state may have changed (health, ejection, admin): journals
+ * the change (once), starts slow start, kicks the workers. */
+void sg_control_backend_changed(struct sg_control *ctl, struct sg_backend *b);
+
+/* Adds a backend at runtime; `source` names who asked ("admin", "hook").
+ * SG_OK / SG_AGAIN (already there) / SG_ERR, err says why. */
+int sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p, const char *addr,
+                           uint32_t weight, uint32_t maxconn, const char *source,
+                           struct sg_backend **out, char *err, size_t errlen);
+/* Starts removing (drain, then free the slot). */
+void sg_control_remove_backend(struct sg_control *ctl, struct sg_backend *b, const char *source);
+/* Changes a backend's weight. */
+void sg_control_set_weight(struct sg_control *ctl, struct sg_backend *b, uint32_t weight,
+                           const char *source);
+
+/* Appends the control plane's metric families (hook runs) to out. */
+void sg_control_metrics(const struct sg_control *ctl, struct evbuffer *out);
+
+/* Runs one tick now (tests, and the first tick at startup). */
+void sg_control_tick(struct sg_control *ctl);
+
+#endif

@@ -1,0 +1,56 @@
+/* stats.h: recording traffic facts (workers) and the control thread's
+ * per-tick merge into snapshots. */
+#ifndef SURGEGATE_STATS_H
+#define SURGEGATE_STATS_H
+
+#include "surgegate/common.h"
+#include "surgegate/hist.h"
+#include "surgegate/stats-t.h"
+
+struct sg_pools;
+struct sg_pool;
+struct sg_backend;
+struct sg_worker;
+
+/* ---- worker side: the owning worker is the only writer ---- */
+
+static inline void sg_wstat_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* Records a duration into st's histogram of kind k, allocating it on first
+ * use (dropped if that allocation fails). Owning worker only. */
+void sg_wstats_lat(struct sg_wstats *st, enum sg_lat k, uint64_t us);
+
+/* Frees the histograms of st (the worker is gone). */
+void sg_wstats_free(struct sg_wstats *st);
+
+/* ---- control thread ---- */
+
+struct sg_stats;
+
+/* Snapshots of every pool and backend slot of pools, fed from the workers'
+ * struct sg_wstats. Main thread. */
+struct sg_stats *sg_stats_new(struct sg_pools *pools, struct sg_worker **workers,
+                              uint32_t nworkers);
+void sg_stats_free(struct sg_stats *st);
+
+/* Once a second: sums the workers, advances the windows, recomputes rates,
+ * percentiles and the queue depth maxima. */
+void sg_stats_tick(struct sg_stats *st);
+
+/* A backend slot was (re)filled: its counters and windows start from zero. */
+void sg_stats_slot_reset(struct sg_stats *st, const struct sg_backend *b);
+
+const struct sg_snap *sg_stats_backend(const struct sg_stats *st, const struct sg_backend *b);
+const struct sg_snap *sg_stats_pool(const struct sg_stats *st, const struct sg_pool *p);
+
+/* Names used in JSON and metrics. */
+const char *sg_lat_name(enum sg_lat k);    /* "queue", "connect", "ttfb", "total" */
+const char *sg_ek_name(enum sg_ek k);      /* "connect", "timeout", "reset", "bad_response" */
+const char *sg_win_name(enum sg_win w);    /* "10s", "1m", "5m" */
+unsigned sg_win_seconds(enum sg_win w);
+
+#endif
