@@ -346,11 +346,27 @@ static int print_status(json_t *st)
     json_t *pools = json_object_get(st, "pools");
     if (!json_is_array(pools))
         return unexpected("stats with a \"pools\" list");
-    char ver[64], tm[64], up[64];
-    printf("surgegate %s, up %ss, %s\n",
-           fmt(ver, sizeof(ver), json_object_get(st, "version"), 1, 0),
-           fmt(up, sizeof(up), json_object_get(st, "uptime_s"), 1, 0),
-           fmt(tm, sizeof(tm), json_object_get(st, "time"), 1, 0));
+    /* "surgegate 0.1.0, up 1h02m03s, 2026-11-30T19:40:22.123Z": what the answer has */
+    json_t *ver = json_object_get(st, "version"), *upt = json_object_get(st, "uptime_s");
+    json_t *tm = json_object_get(st, "time");
+    char buf[128];
+    printf("surgegate");
+    if (json_is_string(ver))
+        printf(" %s", clean(buf, sizeof(buf), json_string_value(ver)));
+    if (json_is_number(upt) && json_number_value(upt) >= 0) {
+        long long u = (long long)json_number_value(upt);
+        if (u >= 86400)
+            printf(", up %lldd%02lldh%02lldm", u / 86400, u % 86400 / 3600, u % 3600 / 60);
+        else if (u >= 3600)
+            printf(", up %lldh%02lldm%02llds", u / 3600, u % 3600 / 60, u % 60);
+        else if (u >= 60)
+            printf(", up %lldm%02llds", u / 60, u % 60);
+        else
+            printf(", up %llds", u);
+    }
+    if (json_is_string(tm))
+        printf(", %s", clean(buf, sizeof(buf), json_string_value(tm)));
+    printf("\n");
     static const char align[] = "llrrrrrr";
     struct table t = {.ncols = 8, .head = status_head, .align = align};
     size_t i, j;
