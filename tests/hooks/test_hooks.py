@@ -1,0 +1,479 @@
+#!/usr/bin/env python3
+"""The example hooks of hooks/ against stub CLIs (Python 3 stdlib only).
+
+    test_hooks.py stubs       every hook with stub aws, kubectl, gcloud, docker,
+                              curl and surgegate first on PATH: the exact argv
+                              (and stdin) each CLI got, argument and environment
+                              checks (exit 2), local-spawn up 0->2 and down 2->1
+                              with stub demo backends that really answer HTTP
+    test_hooks.py shellcheck  `shellcheck -s sh` on every hook (77: skipped when
+                              shellcheck is missing)
+
+Each stub call is recorded as one JSON file (argv, stdin, pid). Hooks run as
+surgegate runs them: an argv array, a minimal environment (the fixed hook PATH,
+with the stub directory put first, and SURGEGATE_*), a JSON document on stdin.
+"""
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HOOKS_DIR = os.path.join(ROOT, "hooks")
+HOOKS = ["aws-asg", "kubectl-scale", "gcloud-mig", "docker-compose-scale", "webhook-alert",
+         "local-spawn"]
+FIXED_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CLIS = ["aws", "kubectl", "gcloud", "docker", "curl"]
+
+# A CLI stub: records its argv and stdin, then prints STUB_STDOUT and exits
+# with STUB_EXIT (both optional).
+CLI_STUB = r'''#!{python}
+import json, os, sys, time
+data = sys.stdin.buffer.read()
+rec = {{"name": os.path.basename(sys.argv[0]), "argv": sys.argv[1:],
+       "stdin": data.decode("utf-8", "replace"), "pid": os.getpid()}}
+path = os.path.join(os.environ["STUB_LOG_DIR"], "%d-%d.json" % (time.time_ns(), os.getpid()))
+with open(path + ".tmp", "w") as f:
+    json.dump(rec, f)
+os.rename(path + ".tmp", path)
+sys.stdout.write(os.environ.get("STUB_STDOUT", ""))
+sys.exit(int(os.environ.get("STUB_EXIT", "0")))
+'''
+
+# A surgegate stub: records its argv; with --demo-backend HOST:PORT it behaves
+# like the real one: first line "listening on HOST:PORT" on stdout, then
+# serves HTTP (200 "demo PORT") until SIGTERM.
+SURGEGATE_STUB = r'''#!{python}
+import http.server, json, os, sys, time
+rec = {{"name": "surgegate", "argv": sys.argv[1:], "stdin": "", "pid": os.getpid()}}
+path = os.path.join(os.environ["STUB_LOG_DIR"], "%d-%d.json" % (time.time_ns(), os.getpid()))
+with open(path + ".tmp", "w") as f:
+    json.dump(rec, f)
+os.rename(path + ".tmp", path)
+if len(sys.argv) != 3 or sys.argv[1] != "--demo-backend":
+    sys.stderr.write("stub surgegate: usage: surgegate --demo-backend HOST:PORT\n")
+    sys.exit(2)
+host, port = sys.argv[2].rsplit(":", 1)
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("demo %d\n" % self.server.server_address[1]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+
+srv = http.server.HTTPServer((host, int(port)), H)
+print("listening on %s:%d" % (host, srv.server_address[1]), flush=True)
+srv.serve_forever()
+'''
+
+FAILURES = []
+
+
+class Env:
+    """A stub directory, a log directory for the stubs' records, a scratch dir."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="sg-hooks-")
+        self.bin = os.path.join(self.tmp, "bin")
+        self.log = os.path.join(self.tmp, "log")
+        os.mkdir(self.bin)
+        os.mkdir(self.log)
+        for name in CLIS:
+            self._stub(name, CLI_STUB)
+        self._stub("surgegate", SURGEGATE_STUB)
+
+    def _stub(self, name, text):
+        path = os.path.join(self.bin, name)
+        with open(path, "w") as f:
+            f.write(text.format(python=sys.executable))
+        os.chmod(path, 0o755)
+
+    def reset(self):
+        for f in os.listdir(self.log):
+            os.unlink(os.path.join(self.log, f))
+
+    def calls(self):
+        recs = []
+        for f in sorted(glob.glob(os.path.join(self.log, "*.json"))):
+            with open(f) as fh:
+                recs.append(json.load(fh))
+        return recs
+
+    def run(self, hook, args, action="scale_up", current=2, desired=5, pool="app",
+            stdin=None, extra=None, drop=(), timeout=30):
+        """Runs hooks/HOOK like surgegate does; returns (rc, stdout, stderr)."""
+        self.reset()
+        env = {
+            "PATH": self.bin + ":" + FIXED_PATH,
+            "SURGEGATE_POOL": pool,
+            "SURGEGATE_ACTION": action,
+            "SURGEGATE_CURRENT": str(current),
+            "SURGEGATE_DESIRED": str(desired),
+            "SURGEGATE_REASON": "queue_depth 14.2 > 10 for 30s",
+            "STUB_LOG_DIR": self.log,
+        }
+        if action == "alert":
+            env["SURGEGATE_EVENT"] = "backend_down"
+        env.update(extra or {})
+        for k in drop:
+            env.pop(k, None)
+        if stdin is None:
+            stdin = json.dumps({"pool": pool, "action": action, "current": current,
+                                "desired": desired,
+                                "reason": env["SURGEGATE_REASON"],
+                                "snapshot": {"backends": [{"address": "10.0.0.1:80",
+                                                            "inflight": 12}],
+                                             "queue_depth": 14}})
+        p = subprocess.run([os.path.join(HOOKS_DIR, hook)] + list(args), env=env,
+                           input=stdin.encode(), capture_output=True, timeout=timeout,
+                           cwd=self.tmp)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    def close(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def expect_call(env, hook, args, want, **kw):
+    """The hook calls exactly one CLI with exactly argv `want`, exits 0."""
+    rc, out, err = env.run(hook, args, **kw)
+    check(rc == 0, "%s %s: exit %d (stderr %r)" % (hook, args, rc, err))
+    calls = env.calls()
+    check(len(calls) == 1, "%s %s: %d CLI calls, want 1: %r" % (hook, args, len(calls), calls))
+    got = [calls[0]["name"]] + calls[0]["argv"]
+    check(got == want, "%s %s:\n  got  %r\n  want %r" % (hook, args, got, want))
+    return calls[0], out, err
+
+
+def expect_bad(env, hook, args, words, **kw):
+    """Exit 2, a message naming the hook and containing `words`, no CLI call."""
+    rc, out, err = env.run(hook, args, **kw)
+    check(rc == 2, "%s %r: exit %d, want 2 (stderr %r)" % (hook, args, rc, err))
+    check(err.startswith(hook + ": ") and words in err,
+          "%s %r: stderr %r lacks %r" % (hook, args, err, words))
+    check(out == "", "%s %r: stdout %r, want nothing" % (hook, args, out))
+    check(env.calls() == [], "%s %r: a CLI was called: %r" % (hook, args, env.calls()))
+
+
+def expect_nothing(env, hook, args, **kw):
+    """Exit 0, no output, no CLI call (e.g. an alert to a scale hook)."""
+    rc, out, err = env.run(hook, args, **kw)
+    check(rc == 0 and out == "", "%s %r: exit %d, stdout %r" % (hook, args, rc, out))
+    check(env.calls() == [], "%s %r: a CLI was called: %r" % (hook, args, env.calls()))
+
+
+def bad_env_cases(env, hook, args):
+    expect_bad(env, hook, args, "SURGEGATE_DESIRED", drop=("SURGEGATE_DESIRED",))
+    expect_bad(env, hook, args, "SURGEGATE_DESIRED", desired="-1")
+    expect_bad(env, hook, args, "SURGEGATE_DESIRED", desired="3; reboot")
+    expect_bad(env, hook, args, "SURGEGATE_DESIRED", desired="12345678")
+    expect_bad(env, hook, args, "SURGEGATE_ACTION", action="scale_sideways")
+    expect_bad(env, hook, args, "SURGEGATE_ACTION", drop=("SURGEGATE_ACTION",))
+    expect_nothing(env, hook, args, action="alert")
+
+
+# ------------------------------------------------------------------ hooks
+
+
+def t_aws_asg(env):
+    base = ["aws", "autoscaling", "set-desired-capacity", "--auto-scaling-group-name"]
+    expect_call(env, "aws-asg", ["web-asg"], base + ["web-asg", "--desired-capacity", "5"])
+    expect_call(env, "aws-asg", ["web-asg", "eu-west-1"],
+                base + ["web-asg", "--desired-capacity", "5", "--region", "eu-west-1"])
+    expect_call(env, "aws-asg", ["my_group.v2", "us-gov-west-1"],
+                base + ["my_group.v2", "--desired-capacity", "1", "--region", "us-gov-west-1"],
+                action="scale_down", current=3, desired=1)
+    expect_call(env, "aws-asg", ["web-asg"], base + ["web-asg", "--desired-capacity", "0"],
+                action="scale_down", current=1, desired=0)
+    # the CLI's failure is the hook's
+    rc, _, _ = env.run("aws-asg", ["web-asg"], extra={"STUB_EXIT": "254"})
+    check(rc == 254, "aws-asg: exit %d, want the CLI's 254" % rc)
+    expect_bad(env, "aws-asg", [], "usage")
+    expect_bad(env, "aws-asg", ["a", "eu-west-1", "c"], "usage")
+    expect_bad(env, "aws-asg", [""], "bad Auto Scaling group name")
+    expect_bad(env, "aws-asg", ["--region"], "bad Auto Scaling group name")
+    expect_bad(env, "aws-asg", ["web asg"], "bad Auto Scaling group name")
+    expect_bad(env, "aws-asg", ["a" * 256], "longer than 255")
+    expect_bad(env, "aws-asg", ["web-asg", "EU-WEST-1"], "bad region")
+    expect_bad(env, "aws-asg", ["web-asg", "eu-west"], "bad region")
+    expect_bad(env, "aws-asg", ["web-asg", ""], "bad region")
+    bad_env_cases(env, "aws-asg", ["web-asg"])
+
+
+def t_kubectl_scale(env):
+    expect_call(env, "kubectl-scale", ["web"],
+                ["kubectl", "scale", "deployment/web", "--replicas=5"])
+    expect_call(env, "kubectl-scale", ["api.v2", "prod"],
+                ["kubectl", "scale", "deployment/api.v2", "--replicas=2", "-n", "prod"],
+                action="scale_down", current=4, desired=2)
+    expect_bad(env, "kubectl-scale", [], "usage")
+    expect_bad(env, "kubectl-scale", ["web", "prod", "x"], "usage")
+    expect_bad(env, "kubectl-scale", ["Web"], "bad deployment name")
+    expect_bad(env, "kubectl-scale", ["-web"], "bad deployment name")
+    expect_bad(env, "kubectl-scale", ["web/x"], "bad deployment name")
+    expect_bad(env, "kubectl-scale", ["web", "prod.eu"], "bad namespace")
+    expect_bad(env, "kubectl-scale", ["web", "x" * 64], "namespace longer")
+    bad_env_cases(env, "kubectl-scale", ["web"])
+
+
+def t_gcloud_mig(env):
+    expect_call(env, "gcloud-mig", ["web-mig", "us-central1-a"],
+                ["gcloud", "compute", "instance-groups", "managed", "resize", "web-mig",
+                 "--size=5", "--zone=us-central1-a", "--quiet"])
+    expect_call(env, "gcloud-mig", ["m1", "northamerica-northeast1-b"],
+                ["gcloud", "compute", "instance-groups", "managed", "resize", "m1",
+                 "--size=1", "--zone=northamerica-northeast1-b", "--quiet"],
+                action="scale_down", current=2, desired=1)
+    expect_bad(env, "gcloud-mig", ["web-mig"], "usage")
+    expect_bad(env, "gcloud-mig", ["web-mig", "us-central1-a", "x"], "usage")
+    expect_bad(env, "gcloud-mig", ["1web", "us-central1-a"], "bad instance group name")
+    expect_bad(env, "gcloud-mig", ["web-", "us-central1-a"], "bad instance group name")
+    expect_bad(env, "gcloud-mig", ["web-mig", "us-central1"], "bad zone")
+    expect_bad(env, "gcloud-mig", ["web-mig", "--zone=x"], "bad zone")
+    bad_env_cases(env, "gcloud-mig", ["web-mig", "us-central1-a"])
+
+
+def t_docker_compose_scale(env):
+    compose = os.path.join(env.tmp, "compose.yaml")
+    with open(compose, "w") as f:
+        f.write("services:\n  web:\n    image: nginx\n")
+    expect_call(env, "docker-compose-scale", ["web"],
+                ["docker", "compose", "up", "-d", "--no-recreate", "--scale", "web=5", "web"])
+    expect_call(env, "docker-compose-scale", ["web_1", compose],
+                ["docker", "compose", "-f", compose, "up", "-d", "--no-recreate", "--scale",
+                 "web_1=3", "web_1"], action="scale_down", current=5, desired=3)
+    expect_bad(env, "docker-compose-scale", [], "usage")
+    expect_bad(env, "docker-compose-scale", ["web", compose, "x"], "usage")
+    expect_bad(env, "docker-compose-scale", ["-web"], "bad service name")
+    expect_bad(env, "docker-compose-scale", ["web=3"], "bad service name")
+    expect_bad(env, "docker-compose-scale", ["web", compose + ".missing"], "does not exist")
+    expect_bad(env, "docker-compose-scale", ["web", env.tmp], "not a regular file")
+    bad_env_cases(env, "docker-compose-scale", ["web"])
+
+
+def t_webhook_alert(env):
+    url = "https://hooks.example/services/T0/B0/xyz?token=a&b=c"
+    doc = json.dumps({"pool": "app", "action": "alert", "event": "backend_down",
+                      "backend": "10.0.0.2:80", "reason": "3 failed checks"})
+    call, out, err = expect_call(
+        env, "webhook-alert", [url],
+        ["curl", "-fsS", "--max-time", "10", "-X", "POST", "-H",
+         "Content-Type: application/json", "--data-binary", "@-", url],
+        action="alert", stdin=doc, extra={"STUB_STDOUT": "ok"})
+    check(call["stdin"] == doc, "webhook-alert: curl got stdin %r, want %r" % (call["stdin"], doc))
+    # the webhook's reply must not be taken for hook output
+    check(out == "", "webhook-alert: stdout %r, want nothing" % out)
+    check("ok" in err, "webhook-alert: the reply %r should be on stderr" % err)
+    # scale decisions too (same argv, the decision JSON posted)
+    call, _, _ = expect_call(
+        env, "webhook-alert", ["http://127.0.0.1:9/x"],
+        ["curl", "-fsS", "--max-time", "10", "-X", "POST", "-H",
+         "Content-Type: application/json", "--data-binary", "@-", "http://127.0.0.1:9/x"])
+    check(json.loads(call["stdin"])["desired"] == 5, "webhook-alert: decision not posted")
+    rc, _, _ = env.run("webhook-alert", [url], action="alert", extra={"STUB_EXIT": "22"})
+    check(rc == 22, "webhook-alert: exit %d, want curl's 22" % rc)
+    expect_bad(env, "webhook-alert", [], "usage", action="alert")
+    expect_bad(env, "webhook-alert", [url, url], "usage", action="alert")
+    expect_bad(env, "webhook-alert", ["ftp://x/y"], "bad URL", action="alert")
+    expect_bad(env, "webhook-alert", ["hooks.example/x"], "bad URL", action="alert")
+    expect_bad(env, "webhook-alert", ["https://"], "bad URL", action="alert")
+    expect_bad(env, "webhook-alert", ["https://x/a b"], "bad URL", action="alert")
+    expect_bad(env, "webhook-alert", ["https://x/a\nb"], "bad URL", action="alert")
+
+
+def http_get(addr, timeout=2.0):
+    with urllib.request.urlopen("http://%s/" % addr, timeout=timeout) as r:
+        return r.status, r.read().decode()
+
+
+def answers(addr):
+    try:
+        return http_get(addr, timeout=1.0)[0] == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def t_local_spawn(env):
+    state = os.path.join(env.tmp, "state")
+    pids = set()
+    try:
+        # nothing to do
+        expect_nothing(env, "local-spawn", [state], action="alert")
+        expect_nothing(env, "local-spawn", [state], current=2, desired=2)
+        expect_nothing(env, "local-spawn", [state], action="scale_down", current=1, desired=3)
+
+        # up 0 -> 2
+        t0 = time.monotonic()
+        rc, out, err = env.run("local-spawn", [state], current=0, desired=2)
+        check(rc == 0, "local-spawn up: exit %d, stderr %r" % (rc, err))
+        check(time.monotonic() - t0 < 10, "local-spawn up took %.1fs" % (time.monotonic() - t0))
+        for c in env.calls():
+            pids.add(c["pid"])
+            check(c["argv"] == ["--demo-backend", "127.0.0.1:0"],
+                  "local-spawn: surgegate called with %r" % c["argv"])
+        check(len(env.calls()) == 2, "local-spawn up: %d backends started" % len(env.calls()))
+        check(out.endswith("\n") and out.count("\n") == 1, "local-spawn up: stdout %r" % out)
+        doc = json.loads(out)
+        check(list(doc) == ["add"] and len(doc["add"]) == 2, "local-spawn up: %r" % doc)
+        addrs = []
+        for a in doc["add"]:
+            check(set(a) == {"address", "weight"} and a["weight"] == 1, "entry %r" % a)
+            check(a["address"].startswith("127.0.0.1:"), "address %r" % a["address"])
+            addrs.append(a["address"])
+        check(len(set(addrs)) == 2, "local-spawn up: addresses %r" % addrs)
+        for a in addrs:
+            status, body = http_get(a)
+            check(status == 200 and body == "demo %s\n" % a.split(":")[1],
+                  "backend %s answered %d %r" % (a, status, body))
+        # detached: in a session of their own, not the hook's process group
+        for pid in pids:
+            check(os.getsid(pid) == pid, "backend %d is not in its own session" % pid)
+
+        # down 2 -> 1: the newest goes
+        rc, out, err = env.run("local-spawn", [state], action="scale_down", current=2,
+                               desired=1)
+        check(rc == 0, "local-spawn down: exit %d, stderr %r" % (rc, err))
+        doc = json.loads(out)
+        check(doc == {"remove": [addrs[1]]}, "local-spawn down: %r, want remove %s" %
+              (doc, addrs[1]))
+        deadline = time.monotonic() + 5
+        while answers(addrs[1]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        check(not answers(addrs[1]), "the removed backend %s still answers" % addrs[1])
+        check(answers(addrs[0]), "the remaining backend %s stopped answering" % addrs[0])
+        check(env.calls() == [], "local-spawn down started something: %r" % env.calls())
+
+        # up 1 -> 2 again: one more, a new address; then down 2 -> 0 stops both
+        rc, out, err = env.run("local-spawn", [state], current=1, desired=2)
+        check(rc == 0, "local-spawn up again: exit %d, stderr %r" % (rc, err))
+        pids.update(c["pid"] for c in env.calls())
+        third = json.loads(out)["add"][0]["address"]
+        check(answers(third), "new backend %s does not answer" % third)
+        rc, out, err = env.run("local-spawn", [state], action="scale_down", current=2,
+                               desired=0)
+        check(rc == 0, "local-spawn down to 0: exit %d, stderr %r" % (rc, err))
+        check(json.loads(out) == {"remove": [third, addrs[0]]},
+              "local-spawn down to 0: %r" % out)
+        # asking for more than it started: removes nothing, says so, exit 0
+        rc, out, err = env.run("local-spawn", [state], action="scale_down", current=1,
+                               desired=0)
+        check(rc == 0 and out == "" and "found 0" in err,
+              "local-spawn down with none left: %d %r %r" % (rc, out, err))
+
+        # a backend that never prints its line: stopped, no add, exit 1
+        rc, out, err = env.run("local-spawn", [state], current=0, desired=1,
+                               extra={"SURGEGATE_BIN": "/bin/sleep"}, timeout=30)
+        check(rc == 1 and out == "" and "did not print" in err,
+              "local-spawn with a silent backend: %d %r %r" % (rc, out, err))
+
+        # default state dir from the pool name; bad arguments
+        expect_bad(env, "local-spawn", ["relative/dir"], "absolute", current=0, desired=1)
+        expect_bad(env, "local-spawn", [state, "x"], "usage")
+        expect_bad(env, "local-spawn", [], "SURGEGATE_POOL", pool="../etc")
+        expect_bad(env, "local-spawn", [state], "SURGEGATE_CURRENT", current="x")
+        expect_bad(env, "local-spawn", [state], "SURGEGATE_DESIRED", drop=("SURGEGATE_DESIRED",))
+        expect_bad(env, "local-spawn", [state], "SURGEGATE_ACTION", drop=("SURGEGATE_ACTION",))
+        # a state dir that is not ours to use
+        os.symlink(state, state + ".link")
+        rc, out, err = env.run("local-spawn", [state + ".link"], current=0, desired=1)
+        check(rc == 1 and "symbolic link" in err, "symlinked state dir: %d %r" % (rc, err))
+        os.mkdir(state + ".open")
+        os.chmod(state + ".open", 0o777)
+        rc, out, err = env.run("local-spawn", [state + ".open"], current=0, desired=1)
+        check(rc == 1 and "not writable by others" in err,
+              "world-writable state dir: %d %r" % (rc, err))
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def t_local_spawn_pipes(env):
+    """Started backends must not hold the hook's stdout/stderr: surgegate waits
+    for EOF on them. Run through a pipe reader that times out."""
+    state = os.path.join(env.tmp, "state2")
+    pids = []
+    try:
+        t0 = time.monotonic()
+        rc, out, err = env.run("local-spawn", [state], current=0, desired=1, timeout=15)
+        pids = [c["pid"] for c in env.calls()]
+        check(rc == 0, "local-spawn: exit %d %r" % (rc, err))
+        check(time.monotonic() - t0 < 8, "the hook's pipes stayed open (%.1fs)" %
+              (time.monotonic() - t0))
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def t_files(env):
+    for h in HOOKS:
+        path = os.path.join(HOOKS_DIR, h)
+        check(os.access(path, os.X_OK), "%s is not executable" % h)
+        with open(path) as f:
+            check(f.readline() == "#!/bin/sh\n", "%s does not start with #!/bin/sh" % h)
+
+
+def stubs():
+    env = Env()
+    tests = [t_files, t_aws_asg, t_kubectl_scale, t_gcloud_mig, t_docker_compose_scale,
+             t_webhook_alert, t_local_spawn, t_local_spawn_pipes]
+    try:
+        for t in tests:
+            try:
+                t(env)
+                print("ok   %s" % t.__name__)
+            except Exception:
+                FAILURES.append(t.__name__)
+                print("FAIL %s" % t.__name__)
+                traceback.print_exc()
+    finally:
+        env.close()
+    if FAILURES:
+        print("%d failed: %s" % (len(FAILURES), " ".join(FAILURES)))
+        return 1
+    print("all %d passed" % len(tests))
+    return 0
+
+
+def shellcheck():
+    sc = shutil.which("shellcheck")
+    if sc is None:
+        print("shellcheck is not installed: skipped (apt-get install shellcheck)")
+        return 77
+    files = [os.path.join(HOOKS_DIR, h) for h in sorted(os.listdir(HOOKS_DIR))
+             if not h.endswith(".md")]
+    check(sorted(os.path.basename(f) for f in files) == sorted(HOOKS),
+          "hooks/ holds %r" % files)
+    p = subprocess.run([sc, "-s", "sh"] + files)
+    print("shellcheck -s sh: %s" % ("clean" if p.returncode == 0 else "problems above"))
+    return 0 if p.returncode == 0 else 1
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1] if len(sys.argv) > 1 else "stubs"
+    if mode == "stubs":
+        sys.exit(stubs())
+    if mode == "shellcheck":
+        sys.exit(shellcheck())
+    sys.exit("usage: test_hooks.py [stubs|shellcheck]")
