@@ -127,6 +127,10 @@ void cfg_defaults(struct sg_cfg *cfg)
     cfg->limits.max_header_size = 32768;
     cfg->limits.max_headers = 100;
     cfg->limits.max_body_size = 0;
+    cfg->access_log.path = NULL;
+    cfg->access_log.format = sg_xstrdup("json");
+    cfg->journal.path = NULL;
+    cfg->journal.size = 10000;
     SG_BUG_ON(sg_cfg_parse_addr("unix:/run/surgegate/admin.sock", &cfg->admin.listen, err,
                                 sizeof(err)) != SG_OK);
 }
@@ -246,6 +250,9 @@ void sg_cfg_free(struct sg_cfg *cfg)
         free(cfg->admin.tokens[i].role);
     }
     free(cfg->admin.tokens);
+    free(cfg->access_log.path);
+    free(cfg->access_log.format);
+    free(cfg->journal.path);
     free(cfg);
 }
 

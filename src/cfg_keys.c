@@ -13,8 +13,10 @@
  * down_interval and the parsed expect_status) follow each element.
  * "frontends" is loaded last so that every pool is known. */
 #include <math.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cfg-internal.h"
@@ -66,6 +68,17 @@ static void cfg_err(struct cfg_ctx *ctx, const config_setting_t *s, const char *
     va_start(ap, fmt);
     cfg_diag_vadd(ctx->diags, SG_CFG_ERROR, s != NULL ? (int)config_setting_source_line(s) : 0, fmt,
                   ap);
+    va_end(ap);
+}
+
+static void cfg_warn(struct cfg_ctx *ctx, const config_setting_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void cfg_warn(struct cfg_ctx *ctx, const config_setting_t *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cfg_diag_vadd(ctx->diags, SG_CFG_WARNING, s != NULL ? (int)config_setting_source_line(s) : 0,
+                  fmt, ap);
     va_end(ap);
 }
 
@@ -378,6 +391,51 @@ static void cfg_k_admin_listen(struct cfg_ctx *ctx, const config_setting_t *s,
 {
     ctx->admin_listen = s;
     cfg_k_addr(ctx, s, k, obj, where);
+}
+
+/* "path" of access_log and journal: an absolute file path, or "off" (stored
+ * as NULL: no access log, a journal in memory only). The file is opened at
+ * startup, not here; a missing directory is only a warning because it may be
+ * created before the start (systemd's LogsDirectory=, a package script). */
+static void cfg_k_logpath(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                          void *obj, const char *where)
+{
+    const char *v = cfg_get_string(ctx, s, where);
+    char **field = CFG_FIELD(obj, k->off, char *);
+    const char *slash;
+    char *dir;
+    struct stat st;
+
+    if (v == NULL)
+        return;
+    if (strcmp(v, "off") == 0) {
+        free(*field);
+        *field = NULL;
+        return;
+    }
+    if (v[0] != '/') {
+        cfg_err(ctx, s, "'%s' in %s must be an absolute path (or \"off\"), got '%s'",
+                config_setting_name(s), where, v);
+        return;
+    }
+    slash = strrchr(v, '/');
+    if (slash[1] == '\0') {
+        cfg_err(ctx, s, "'%s' in %s must name a file, not a directory: '%s' ends with '/'",
+                config_setting_name(s), where, v);
+        return;
+    }
+    dir = sg_xstrdup(v);
+    dir[slash == v ? 1 : slash - v] = '\0';
+    if (stat(dir, &st) != 0)
+        cfg_warn(ctx, s,
+                 "directory '%s' of '%s' in %s does not exist: create it before surgegate "
+                 "starts",
+                 dir, config_setting_name(s), where);
+    else if (!S_ISDIR(st.st_mode))
+        cfg_warn(ctx, s, "'%s' (the directory of '%s' in %s) is not a directory", dir,
+                 config_setting_name(s), where);
+    free(dir);
+    cfg_set_string(obj, k->off, v);
 }
 
 /* A path sent in a request line: "/..." of visible characters. */
@@ -710,6 +768,7 @@ static const char *const cfg_balances[] = {"roundrobin", "leastreq", "ewma",
                                            "hash",       "random",   NULL};
 static const char *const cfg_health_types[] = {"http", "tcp", NULL};
 static const char *const cfg_roles[] = {"admin", "read", NULL};
+static const char *const cfg_alog_formats[] = {"json", "combined", NULL};
 static const char *const cfg_metrics[] = {"queue_depth",
                                           "queue_depth_per_backend",
                                           "inflight_per_backend",
@@ -1023,6 +1082,24 @@ static const struct cfg_section cfg_sec_admin = {"admin", "admin", cfg_admin_key
                                                  0};
 #undef T
 
+#define T struct sg_cfg_accesslog
+static const struct cfg_key cfg_accesslog_keys[] = {
+    {.name = "path", .fn = cfg_k_logpath, .off = CFG_OFF(T, path), .required = true},
+    {.name = "format", .fn = cfg_k_enum, .off = CFG_OFF(T, format), .choices = cfg_alog_formats},
+    {0}};
+static const struct cfg_section cfg_sec_accesslog = {"access_log", "access_log", cfg_accesslog_keys,
+                                                     CFG_OFF(T, line), 0};
+#undef T
+
+#define T struct sg_cfg_journal
+static const struct cfg_key cfg_journal_keys[] = {
+    {.name = "path", .fn = cfg_k_logpath, .off = CFG_OFF(T, path)},
+    {.name = "size", .fn = cfg_k_uint, .off = CFG_OFF(T, size), .min = 100, .max = 1000000},
+    {0}};
+static const struct cfg_section cfg_sec_journal = {"journal", "journal", cfg_journal_keys,
+                                                   CFG_OFF(T, line), 0};
+#undef T
+
 #define T struct sg_cfg
 static const struct cfg_key cfg_root_keys[] = {
     {.name = "workers", .fn = cfg_k_uint, .off = CFG_OFF(T, workers), .min = 0, .max = 256},
@@ -1036,6 +1113,11 @@ static const struct cfg_key cfg_root_keys[] = {
     {.name = "pools", .fn = cfg_k_pools},
     {.name = "alerts", .fn = cfg_k_group, .off = CFG_OFF(T, alerts), .sub = &cfg_sec_alerts},
     {.name = "admin", .fn = cfg_k_group, .off = CFG_OFF(T, admin), .sub = &cfg_sec_admin},
+    {.name = "access_log",
+     .fn = cfg_k_group,
+     .off = CFG_OFF(T, access_log),
+     .sub = &cfg_sec_accesslog},
+    {.name = "journal", .fn = cfg_k_group, .off = CFG_OFF(T, journal), .sub = &cfg_sec_journal},
     {0}};
 static const struct cfg_section cfg_sec_root = {CFG_ROOT_WHERE, NULL, cfg_root_keys, 0, 0};
 #undef T
@@ -1044,7 +1126,8 @@ static const struct cfg_section *const cfg_all_sections[] = {
     &cfg_sec_root,   &cfg_sec_timeouts, &cfg_sec_limits,       &cfg_sec_frontend,
     &cfg_sec_route,  &cfg_sec_pool,     &cfg_sec_retry_budget, &cfg_sec_outlier,
     &cfg_sec_health, &cfg_sec_backend,  &cfg_sec_autoscale,    &cfg_sec_rule,
-    &cfg_sec_alerts, &cfg_sec_admin,    &cfg_sec_token};
+    &cfg_sec_alerts, &cfg_sec_admin,    &cfg_sec_token,        &cfg_sec_accesslog,
+    &cfg_sec_journal};
 
 static void cfg_unknown_key(struct cfg_ctx *ctx, const config_setting_t *m,
                             const struct cfg_section *sec, const char *where)
@@ -1565,6 +1648,39 @@ static void cfg_k_tokens(struct cfg_ctx *ctx, const config_setting_t *s, const s
     }
 }
 
+/* ---- admin ---- */
+
+/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+static bool cfg_addr_is_loopback(const struct sg_cfg_addr *a)
+{
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&a->ss;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (a->ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->ss;
+        const struct in6_addr *ad = &in6->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(ad) || (IN6_IS_ADDR_V4MAPPED(ad) && ad->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+/* The admin API can change pools and backends: on an address other hosts can
+ * reach it needs Bearer tokens. A unix socket (the default) is guarded by its
+ * file mode, loopback by the host. */
+static void cfg_admin_check(struct cfg_ctx *ctx)
+{
+    const struct sg_cfg_admin *admin = &ctx->cfg->admin;
+
+    if (ctx->admin_listen == NULL || admin->listen.is_unix || admin->ntokens > 0 ||
+        cfg_addr_is_loopback(&admin->listen))
+        return;
+    cfg_err(ctx, ctx->admin_listen,
+            "admin listen on a non-loopback address needs tokens (Bearer auth): '%s' has none; "
+            "add admin tokens, or listen on 127.0.0.1, ::1 or a unix socket",
+            admin->listen.text);
+}
+
 /* ---- root ---- */
 
 void cfg_load_root(struct cfg_ctx *ctx, const config_setting_t *root)
@@ -1572,6 +1688,7 @@ void cfg_load_root(struct cfg_ctx *ctx, const config_setting_t *root)
     struct sg_cfg *cfg = ctx->cfg;
 
     cfg_section_load(ctx, root, &cfg_sec_root, cfg, CFG_ROOT_WHERE);
+    cfg_admin_check(ctx);
     if (ctx->frontends != NULL)
         cfg_load_frontends(ctx, ctx->frontends);
     else

@@ -173,6 +173,21 @@ struct sg_cfg_admin {
     int line;
 };
 
+/* "access_log" group: one line per request. No group, or path = "off": off. */
+struct sg_cfg_accesslog {
+    char *path;   /* absolute; NULL = off (the default) */
+    char *format; /* "json" (default) | "combined" */
+    int line;
+};
+
+/* "journal" group: the event journal (a ring in memory, GET /api/v1/events,
+ * and a JSON lines file). */
+struct sg_cfg_journal {
+    char *path;    /* absolute; NULL = memory only (the default, also path = "off") */
+    uint32_t size; /* events kept in memory, default 10000, 100..1000000 */
+    int line;
+};
+
 enum sg_cfg_severity { SG_CFG_ERROR, SG_CFG_WARNING };
 
 /* One problem found while loading or checking. */
@@ -201,6 +216,8 @@ struct sg_cfg {
     size_t npools;
     struct sg_cfg_alerts alerts;
     struct sg_cfg_admin admin;
+    struct sg_cfg_accesslog access_log;
+    struct sg_cfg_journal journal;
 };
 
 #endif

@@ -1739,6 +1739,172 @@ static void test_shipped_configs(void **state)
     }
 }
 
+/* ---- access_log, journal and the admin listener ---- */
+
+/* Loads text, which must be valid; the caller frees both. */
+static struct sg_cfg *load_ok(const char *text, struct sg_cfg_diags *d)
+{
+    struct sg_cfg *cfg = load(text, d);
+    if (cfg == NULL)
+        dump(d);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+static size_t count_diags(const struct sg_cfg_diags *d, const char *substr)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->n; i++)
+        n += strstr(d->items[i].msg, substr) != NULL;
+    return n;
+}
+
+static void test_access_log_journal(void **state)
+{
+    (void)state;
+    struct sg_cfg_diags d;
+    struct sg_cfg *cfg;
+
+    /* defaults: no access log, a journal of 10000 events in memory */
+    cfg = load_ok(OK_CONFIG, &d);
+    assert_null(cfg->access_log.path);
+    assert_string_equal(cfg->access_log.format, "json");
+    assert_int_equal(cfg->access_log.line, 0);
+    assert_null(cfg->journal.path);
+    assert_int_equal(cfg->journal.size, 10000);
+    assert_int_equal(cfg->journal.line, 0);
+    sg_cfg_free(cfg);
+    sg_cfg_diags_free(&d);
+
+    /* everything written; /tmp exists: no warning */
+    cfg = load_ok(OK_CONFIG "access_log = { path = \"/tmp/sg-access.log\";\n" /* 6 */
+                            "  format = \"combined\"; };\n"
+                            "journal = {\n" /* 8 */
+                            "  path = \"/tmp/sg-events.jsonl\"; size = 100; };\n",
+                  &d);
+    assert_string_equal(cfg->access_log.path, "/tmp/sg-access.log");
+    assert_string_equal(cfg->access_log.format, "combined");
+    assert_int_equal(cfg->access_log.line, 6);
+    assert_string_equal(cfg->journal.path, "/tmp/sg-events.jsonl");
+    assert_int_equal(cfg->journal.size, 100);
+    assert_int_equal(cfg->journal.line, 8);
+    assert_int_equal(count_diags(&d, "directory"), 0);
+    sg_cfg_free(cfg);
+    sg_cfg_diags_free(&d);
+
+    /* "off"; a journal group without a path; a file at the root */
+    cfg = load_ok(OK_CONFIG "access_log = { path = \"off\"; format = \"json\"; };\n"
+                            "journal = { size = 1000000; };\n",
+                  &d);
+    assert_null(cfg->access_log.path);
+    assert_string_equal(cfg->access_log.format, "json");
+    assert_int_equal(cfg->access_log.line, 6);
+    assert_null(cfg->journal.path);
+    assert_int_equal(cfg->journal.size, 1000000);
+    sg_cfg_free(cfg);
+    sg_cfg_diags_free(&d);
+    cfg = load_ok(OK_CONFIG "journal = { path = \"off\"; };\n"
+                            "access_log = { path = \"/sg-access.log\"; };\n",
+                  &d);
+    assert_null(cfg->journal.path);
+    assert_string_equal(cfg->access_log.path, "/sg-access.log");
+    assert_int_equal(count_diags(&d, "directory"), 0);
+    sg_cfg_free(cfg);
+    sg_cfg_diags_free(&d);
+
+    /* a missing directory, or one that is a file: warnings with the line */
+    cfg = load_ok(OK_CONFIG "access_log = { path = \"/nonexistent-sg-dir/logs/access.log\"; };\n"
+                            "journal = {\n"
+                            "  path = \"" SG_SOURCE_DIR "/README.md/events.jsonl\"; };\n",
+                  &d);
+    assert_string_equal(cfg->access_log.path, "/nonexistent-sg-dir/logs/access.log");
+    if (!has_diag(&d, SG_CFG_WARNING, 6,
+                  "directory '/nonexistent-sg-dir/logs' of 'path' in access_log does not exist") ||
+        !has_diag(&d, SG_CFG_WARNING, 8,
+                  "README.md' (the directory of 'path' in journal) is not "
+                  "a directory"))
+        dump(&d);
+    assert_true(has_diag(&d, SG_CFG_WARNING, 6,
+                         "directory '/nonexistent-sg-dir/logs' of 'path' in access_log does not "
+                         "exist"));
+    assert_true(has_diag(&d, SG_CFG_WARNING, 8,
+                         "README.md' (the directory of 'path' in journal) is not a directory"));
+    sg_cfg_free(cfg);
+    sg_cfg_diags_free(&d);
+
+    /* errors */
+    expect_error(OK_CONFIG "access_log = { path = \"/tmp/a.log\"; format = \"clf\"; };\n", 6,
+                 "bad value 'clf' for 'format' in access_log: expected json or combined");
+    expect_error(OK_CONFIG "access_log = { path = \"/tmp/a.log\"; format = 1; };\n", 6,
+                 "'format' in access_log must be a string");
+    expect_error(OK_CONFIG "access_log = { format = \"json\"; };\n", 6,
+                 "access_log is missing the required key 'path'");
+    expect_error(OK_CONFIG "access_log = { path = \"var/log/a.log\"; };\n", 6,
+                 "'path' in access_log must be an absolute path (or \"off\"), got "
+                 "'var/log/a.log'");
+    expect_error(OK_CONFIG "access_log = { path = \"\"; };\n", 6,
+                 "'path' in access_log must not be empty");
+    expect_error(OK_CONFIG "access_log = { path = \"/tmp/a\\n.log\"; };\n", 6,
+                 "'path' in access_log contains a control character");
+    expect_error(OK_CONFIG "access_log = \"/tmp/a.log\";\n", 6,
+                 "'access_log' in the top level must be a group");
+    expect_error(OK_CONFIG "journal = { path = \"/tmp/\"; };\n", 6,
+                 "'path' in journal must name a file, not a directory: '/tmp/' ends with '/'");
+    expect_error(OK_CONFIG "journal = { path = \"Off\"; };\n", 6,
+                 "'path' in journal must be an absolute path");
+    expect_error(OK_CONFIG "journal = { size = 99; };\n", 6,
+                 "'size' in journal is 99, out of range 100..1000000");
+    expect_error(OK_CONFIG "journal = { size = 1000001; };\n", 6,
+                 "'size' in journal is 1000001, out of range 100..1000000");
+    expect_error(OK_CONFIG "journal = { size = \"10k\"; };\n", 6,
+                 "'size' in journal must be an integer");
+    expect_error(OK_CONFIG "journal = { sizes = 100; };\n", 6,
+                 "unknown key 'sizes' in journal (did you mean 'size'?)");
+    expect_error(OK_CONFIG "access_log = { path = \"/tmp/a.log\"; size = 100; };\n", 6,
+                 "unknown key 'size' in access_log ('size' belongs in journal)");
+}
+
+static void test_admin_listen_tokens(void **state)
+{
+    (void)state;
+    static const char *const need_tokens[] = {
+        "0.0.0.0:9900",       "10.1.2.3:9900",          "[::]:9900",
+        "[2001:db8::1]:9900", "[::ffff:10.0.0.1]:9900", "128.0.0.1:9900"};
+    static const char *const allowed[] = {
+        "127.0.0.1:9900", "127.8.9.10:9900",         "[::1]:9900",
+        "localhost:9900", "[::ffff:127.0.0.1]:9900", "unix:/tmp/sg-admin.sock"};
+    char text[1024];
+    struct sg_cfg_diags d;
+    struct sg_cfg *cfg;
+
+    for (size_t i = 0; i < SG_ARRAY_SIZE(need_tokens); i++) {
+        snprintf(text, sizeof(text), OK_CONFIG "admin = {\n  listen = \"%s\"; };\n",
+                 need_tokens[i]);
+        expect_error(text, 7, "admin listen on a non-loopback address needs tokens (Bearer auth)");
+        /* an empty list of tokens is no tokens */
+        snprintf(text, sizeof(text), OK_CONFIG "admin = { tokens = ( );\n  listen = \"%s\"; };\n",
+                 need_tokens[i]);
+        expect_error(text, 7, "admin listen on a non-loopback address needs tokens (Bearer auth)");
+        /* with a token it is fine */
+        snprintf(text, sizeof(text),
+                 OK_CONFIG "admin = { listen = \"%s\";\n"
+                           "  tokens = ( { name = \"ops\"; token = \"s3cret\"; } ); };\n",
+                 need_tokens[i]);
+        cfg = load_ok(text, &d);
+        assert_int_equal(cfg->admin.ntokens, 1);
+        sg_cfg_free(cfg);
+        sg_cfg_diags_free(&d);
+    }
+    for (size_t i = 0; i < SG_ARRAY_SIZE(allowed); i++) {
+        snprintf(text, sizeof(text), OK_CONFIG "admin = { listen = \"%s\"; };\n", allowed[i]);
+        cfg = load_ok(text, &d);
+        assert_int_equal(cfg->admin.ntokens, 0);
+        assert_int_equal(count_diags(&d, "tokens"), 0);
+        sg_cfg_free(cfg);
+        sg_cfg_diags_free(&d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1777,6 +1943,8 @@ int main(void)
         cmocka_unit_test(test_diags_print),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_shipped_configs),
+        cmocka_unit_test(test_access_log_journal),
+        cmocka_unit_test(test_admin_listen_tokens),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
