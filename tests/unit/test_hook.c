@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "surgegate/common.h"
@@ -505,6 +506,29 @@ static void test_grandchild_holds_pipes(void **state)
     free(p);
 }
 
+/* Other code's waitpid(-1) took our child's status: the run still ends,
+ * with exit_code -1 and no signal (not a made-up one). */
+static void test_reaped_elsewhere(void **state)
+{
+    struct loop *l = *state;
+    struct got g = {0};
+    char *p = script("reaped", "sleep 0.2; exit 7", 0755);
+    char *a[] = {p, NULL};
+    int st = 0;
+
+    assert_int_equal(sg_hook_run(l->hr, a, env0, NULL, 0, 5000, on_done, &g), SG_OK);
+    assert_true(waitpid(-1, &st, 0) > 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+    loop_until(l, &g.calls, 1, 5000);
+    assert_int_equal(g.calls, 1);
+    assert_true(g.r.spawned);
+    assert_int_equal(g.r.exit_code, -1);
+    assert_int_equal(g.r.signal, 0);
+    assert_false(g.r.timed_out);
+    got_reset(&g);
+    free(p);
+}
+
 /* Freeing the runner kills and reaps what still runs, calling nothing. */
 static void test_free_kills(void **state)
 {
@@ -678,6 +702,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grandchild_holds_pipes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reaped_elsewhere, setup, teardown),
         cmocka_unit_test(test_free_kills),
         cmocka_unit_test(test_parse_good),
         cmocka_unit_test(test_parse_bad),
