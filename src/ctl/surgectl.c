@@ -123,11 +123,15 @@ static const char *fmt(char *buf, size_t len, json_t *v, double scale, int dec)
     return buf;
 }
 
-/* Latency in ms: one decimal below 100 ms, whole ms above. */
-static const char *fmt_ms(char *buf, size_t len, json_t *v)
+/* A percentile of o's total latency over 10 s ("p50"...) in ms: one decimal
+ * below 100 ms, whole ms above; "-" when missing or when the window holds
+ * no request (a 0 would read as "fast"). */
+static const char *fmt_ms(char *buf, size_t len, json_t *o, const char *pct)
 {
-    if (!json_is_number(v))
-        return fmt(buf, len, v, 1.0, 0);
+    json_t *win = jpath(o, "latency_ms.total.10s");
+    json_t *v = json_object_get(win, pct), *count = json_object_get(win, "count");
+    if (!json_is_number(v) || (json_is_integer(count) && json_integer_value(count) == 0))
+        return fmt(buf, len, NULL, 1.0, 0);
     double ms = json_number_value(v);
     return fmt(buf, len, v, 1.0, ms < 100.0 ? 1 : 0);
 }
@@ -323,8 +327,8 @@ static void status_row(struct table *t, json_t *o, const char *name, const char 
         state,
         fmt(b[2], sizeof(b[2]), json_object_get(o, "inflight"), 1.0, 0),
         fmt(b[3], sizeof(b[3]), json_object_get(o, "queue_depth"), 1.0, 0),
-        fmt_ms(b[4], sizeof(b[4]), jpath(o, "latency_ms.total.10s.p50")),
-        fmt_ms(b[5], sizeof(b[5]), jpath(o, "latency_ms.total.10s.p99")),
+        fmt_ms(b[4], sizeof(b[4]), o, "p50"),
+        fmt_ms(b[5], sizeof(b[5]), o, "p99"),
         fmt(b[6], sizeof(b[6]), json_object_get(o, "error_rate"), 100.0, 1),
         fmt(b[7], sizeof(b[7]), json_object_get(o, "rps"), 1.0, 1),
     };
@@ -516,9 +520,9 @@ static int cmd_backends(const struct opts *o)
         } else {
             snprintf(c[11], sizeof(c[11]), "-");
         }
-        fmt_ms(c[12], sizeof(c[12]), jpath(b, "latency_ms.total.10s.p50"));
-        fmt_ms(c[13], sizeof(c[13]), jpath(b, "latency_ms.total.10s.p95"));
-        fmt_ms(c[14], sizeof(c[14]), jpath(b, "latency_ms.total.10s.p99"));
+        fmt_ms(c[12], sizeof(c[12]), b, "p50");
+        fmt_ms(c[13], sizeof(c[13]), b, "p95");
+        fmt_ms(c[14], sizeof(c[14]), b, "p99");
         fmt(c[15], sizeof(c[15]), json_object_get(b, "error_rate"), 100.0, 1);
         fmt(c[16], sizeof(c[16]), json_object_get(b, "rps"), 1.0, 1);
         fmt(c[17], sizeof(c[17]), json_object_get(b, "since"), 1, 0);

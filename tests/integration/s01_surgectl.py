@@ -2,7 +2,8 @@
 
 (a) Admin API on a unix socket, backends A and B: `status` prints the table
     (header, pool row "2/2 up", a row per backend with its state), also with
-    the address from SURGEGATE_ADMIN and options after the command;
+    the address from SURGEGATE_ADMIN and options after the command; p50/p99
+    show "-" before any request and numbers after 50 requests;
     `--json status` is the server's JSON; `backends app` (table and --json);
     drain / maint / ready change the state that status shows (and the
     server's own JSON agrees); an unknown pool or backend exits 1 with the
@@ -112,6 +113,24 @@ def unix_socket():
                   % out.splitlines()[0])
             for col in ("STATE", "INFLIGHT", "QUEUE", "P50 ms", "P99 ms", "ERR%", "RPS"):
                 check(col in out, "status: no column %s" % col)
+            pool_row = [l.split() for l in out.splitlines() if l.startswith("app ")][0]
+            check_eq(pool_row[5:7], ["-", "-"], "p50/p99 before any request")
+            # traffic: the latency columns fill in (merged each second)
+            res = load(fe, 50, threads=2, path="/s01")
+            check(res.ok() == 50, "load: %r" % res)
+
+            def filled():
+                r = [l.split() for l in ok("status", admin=adm).splitlines()
+                     if l.startswith("app ")][0]
+                return r if r[5] != "-" else None
+            pool_row = wait_for(filled, timeout=5, interval=0.3,
+                                what="p50 of pool app in the status table after load")
+            log("after 50 requests: %s" % pool_row)
+            check(float(pool_row[5]) <= float(pool_row[6]), "p50 > p99: %s" % pool_row)
+            check_eq(pool_row[7], "0.0", "ERR% after 50 good requests")
+            js = json.loads(ok("--json", "status", admin=adm))
+            check_eq(js["pools"][0]["latency_ms"]["total"]["10s"]["count"], 50,
+                     "requests in the 10 s window (server)")
             # the address from the environment, options after the command
             out2 = ok("status", env={"SURGEGATE_ADMIN": adm})
             check_eq(status_rows(out2).get(b.addr), "up", "status via SURGEGATE_ADMIN")
