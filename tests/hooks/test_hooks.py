@@ -58,6 +58,9 @@ path = os.path.join(os.environ["STUB_LOG_DIR"], "%d-%d.json" % (time.time_ns(), 
 with open(path + ".tmp", "w") as f:
     json.dump(rec, f)
 os.rename(path + ".tmp", path)
+# every stub backend, for the test's final cleanup whatever happened
+with open(os.path.join(os.environ["STUB_PID_DIR"], str(os.getpid())), "w"):
+    pass
 if len(sys.argv) != 3 or sys.argv[1] != "--demo-backend":
     sys.stderr.write("stub surgegate: usage: surgegate --demo-backend HOST:PORT\n")
     sys.exit(2)
@@ -88,8 +91,10 @@ class Env:
         self.tmp = tempfile.mkdtemp(prefix="sg-hooks-")
         self.bin = os.path.join(self.tmp, "bin")
         self.log = os.path.join(self.tmp, "log")
+        self.pids = os.path.join(self.tmp, "pids")
         os.mkdir(self.bin)
         os.mkdir(self.log)
+        os.mkdir(self.pids)
         for name in CLIS:
             self._stub(name, CLI_STUB)
         self._stub("surgegate", SURGEGATE_STUB)
@@ -123,6 +128,7 @@ class Env:
             "SURGEGATE_DESIRED": str(desired),
             "SURGEGATE_REASON": "queue_depth 14.2 > 10 for 30s",
             "STUB_LOG_DIR": self.log,
+            "STUB_PID_DIR": self.pids,
         }
         if action == "alert":
             env["SURGEGATE_EVENT"] = "backend_down"
@@ -142,6 +148,12 @@ class Env:
         return p.returncode, p.stdout.decode(), p.stderr.decode()
 
     def close(self):
+        """Kills every stub backend still running, removes the files."""
+        for name in os.listdir(self.pids):
+            try:
+                os.kill(int(name), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
