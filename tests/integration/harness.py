@@ -1446,3 +1446,117 @@ def run(test_main):
     sys.stdout.flush()
     _cleanup_tmp()
     os._exit(rc)
+
+
+# ---------------------------------------------------------------- observability (o* tests)
+
+def admin_raw(proxy, method, path, body=None, headers=None, token=None, timeout=5):
+    """One admin API request with a raw body (bytes or str, sent as is) and
+    extra headers. Returns (status, headers CIDict, parsed JSON or the text).
+    Raises OSError when it cannot connect."""
+    if proxy.admin_path:
+        conn = _UnixHTTPConnection(proxy.admin_path, timeout)
+    elif proxy.admin_port:
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.admin_port, timeout=timeout)
+    else:
+        fail("admin_raw: the proxy's config has no admin listener")
+    try:
+        hdrs = {"Host": "localhost"}
+        if token:
+            hdrs["Authorization"] = "Bearer " + token
+        hdrs.update(headers or {})
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        conn.request(method, _admin_url(path), body=body, headers=hdrs)
+        resp = conn.getresponse()
+        data = resp.read()
+        try:
+            parsed = json.loads(data.decode("utf-8"))
+        except ValueError:
+            parsed = data.decode("utf-8", "replace")
+        return resp.status, _headers_of(resp.getheaders()), parsed
+    finally:
+        conn.close()
+
+
+def admin_stats(proxy, token=None):
+    """GET stats (the full JSON); fails unless 200 and an object with "pools"."""
+    st, obj = admin_request(proxy, "GET", "stats", token=token)
+    check(st == 200 and isinstance(obj, dict) and isinstance(obj.get("pools"), list),
+          "admin GET stats: status %s, body %r" % (st, _short(str(obj))))
+    return obj
+
+
+def stats_pool(proxy, pool="app", token=None):
+    """The pool's object in GET stats (fails when it is missing)."""
+    for p in admin_stats(proxy, token)["pools"]:
+        if p.get("name") == pool:
+            return p
+    fail("admin stats: no pool %r" % pool)
+
+
+def stats_backend(pool_obj, addr):
+    """The backend object of addr (a "127.0.0.1:P" or a Backend) in a stats
+    pool object, or None."""
+    if isinstance(addr, Backend):
+        addr = addr.addr
+    return next((b for b in pool_obj.get("backends", []) if b.get("address") == addr), None)
+
+
+_RX_PROM_SAMPLE = re.compile(
+    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$')
+_RX_PROM_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+def prom_parse(text):
+    """Prometheus text exposition -> list of (name, labels dict, float value)
+    for every sample line (comments skipped). Fails on a line it cannot read."""
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = _RX_PROM_SAMPLE.match(line)
+        if not m:
+            fail("metrics line %d unreadable: %r" % (n, line))
+        labels = {}
+        rest = m.group(2) or ""
+        pos = 0
+        while pos < len(rest):
+            lm = _RX_PROM_LABEL.match(rest, pos)
+            if not lm:
+                fail("metrics line %d: bad labels %r" % (n, line))
+            labels[lm.group(1)] = lm.group(2)
+            pos = lm.end()
+        v = m.group(3)
+        out.append((m.group(1), labels, float(v.replace("Inf", "inf"))))
+    return out
+
+
+def prom_value(samples, name, **labels):
+    """The value of the one sample named name whose labels include `labels`
+    (fails when there is none or more than one)."""
+    hits = [v for n, l, v in samples
+            if n == name and all(l.get(k) == str(x) for k, x in labels.items())]
+    check(len(hits) == 1, "metrics: %d samples %s%r (want 1)" % (len(hits), name, labels))
+    return hits[0]
+
+
+ISO_MS_RX = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def admin_events(proxy, since=None, limit=None, token=None):
+    """GET events[?since=&limit=] -> the list of events (fails unless 200 + list)."""
+    q = []
+    if since is not None:
+        q.append("since=" + since)
+    if limit is not None:
+        q.append("limit=%s" % limit)
+    path = "events" + ("?" + "&".join(q) if q else "")
+    st, obj = admin_request(proxy, "GET", path, token=token)
+    check(st == 200 and isinstance(obj, list), "admin GET %s: status %s, body %r"
+          % (path, st, _short(str(obj))))
+    return obj
+
+
+__all__ += ["admin_raw", "admin_stats", "stats_pool", "stats_backend", "prom_parse",
+            "prom_value", "ISO_MS_RX", "admin_events"]
