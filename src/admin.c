@@ -19,12 +19,12 @@
 #include "surgegate/common.h"
 #include "surgegate/control.h"
 #include "surgegate/journal.h"
-#include "surgegate/metrics.h"
-#include "surgegate/stats.h"
 #include "surgegate/lb-t.h"
 #include "surgegate/log.h"
+#include "surgegate/metrics.h"
 #include "surgegate/outlier.h"
 #include "surgegate/pool.h"
+#include "surgegate/stats.h"
 
 #define ADMIN_MAX_BODY (64 * 1024)
 
@@ -99,11 +99,11 @@ static json_t *admin_latency_json(const struct sg_snap *s)
         json_t *wins = json_object();
         for (int w = 0; w < SG_WIN_N; w++) {
             const struct sg_hist_summary *h = &s->sum[k][w];
-            json_object_set_new(
-                wins, sg_win_name((enum sg_win)w),
-                json_pack("{s:I, s:f, s:f, s:f, s:f, s:f}", "count", (json_int_t)h->count, "p50",
-                          admin_ms(h->p50), "p90", admin_ms(h->p90), "p95", admin_ms(h->p95),
-                          "p99", admin_ms(h->p99), "max", admin_ms(h->max)));
+            json_object_set_new(wins, sg_win_name((enum sg_win)w),
+                                json_pack("{s:I, s:f, s:f, s:f, s:f, s:f}", "count",
+                                          (json_int_t)h->count, "p50", admin_ms(h->p50), "p90",
+                                          admin_ms(h->p90), "p95", admin_ms(h->p95), "p99",
+                                          admin_ms(h->p99), "max", admin_ms(h->max)));
         }
         json_object_set_new(o, sg_lat_name((enum sg_lat)k), wins);
     }
@@ -139,17 +139,15 @@ static json_t *admin_backend_json(struct sg_admin *a, const struct sg_backend *b
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, "
         "s:I, s:b}",
-        "address", b->name, "state", sg_backend_state_name(st), "reason", b->reason, "since",
-        since, "since_ms", (json_int_t)b->state_since_ms, "weight",
-        (json_int_t)atomic_load(&b->weight), "weight_now",
-        (double)sg_backend_weight(b, now) / SG_WEIGHT_SCALE, "maxconn",
+        "address", b->name, "state", sg_backend_state_name(st), "reason", b->reason, "since", since,
+        "since_ms", (json_int_t)b->state_since_ms, "weight", (json_int_t)atomic_load(&b->weight),
+        "weight_now", (double)sg_backend_weight(b, now) / SG_WEIGHT_SCALE, "maxconn",
         (json_int_t)sg_backend_maxconn(b, now), "inflight", (json_int_t)atomic_load(&b->inflight),
         "queue_depth", (json_int_t)atomic_load(&b->queue_depth), "queue_depth_max",
         (json_int_t)s->queue_depth_max, "conns_active", (json_int_t)s->conns_active, "conns_idle",
         (json_int_t)s->conns_idle, "requests", (json_int_t)s->cum.requests, "failures",
-        (json_int_t)atomic_load(&b->failures), "ejected", ejected, "backup", b->backup,
-        "ejections", (json_int_t)sg_outlier_nejections(b), "removing",
-        (int)atomic_load(&b->removing));
+        (json_int_t)atomic_load(&b->failures), "ejected", ejected, "backup", b->backup, "ejections",
+        (json_int_t)sg_outlier_nejections(b), "removing", (int)atomic_load(&b->removing));
     admin_merge(o, admin_counts_json(&s->cum));
     json_object_set_new(o, "retries", json_integer((json_int_t)s->cum.retries));
     json_object_set_new(o, "bytes_in", json_integer((json_int_t)s->cum.bytes_in));
@@ -181,15 +179,15 @@ static json_t *admin_pool_json(struct sg_admin *a, const struct sg_pool *p, bool
     json_t *o = json_pack(
         "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I}",
         "name", p->name, "balance", p->lb->name, "queue_depth",
-        (json_int_t)atomic_load(&p->queue.depth), "queue_depth_max",
-        (json_int_t)s->queue_depth_max, "maxqueue", (json_int_t)p->cfg->maxqueue, "inflight",
-        (json_int_t)inflight, "active", (json_int_t)atomic_load(&p->active), "retries_total",
+        (json_int_t)atomic_load(&p->queue.depth), "queue_depth_max", (json_int_t)s->queue_depth_max,
+        "maxqueue", (json_int_t)p->cfg->maxqueue, "inflight", (json_int_t)inflight, "active",
+        (json_int_t)atomic_load(&p->active), "retries_total",
         (json_int_t)atomic_load(&p->retries_total), "retries_denied",
         (json_int_t)atomic_load(&p->retries_denied), "backends_up", (json_int_t)up,
-        "backends_total", (json_int_t)total, "requests", (json_int_t)s->cum.requests, "rps",
-        s->rps, "error_rate", s->error_rate, "queue_overflows",
-        (json_int_t)atomic_load(&p->queue.overflows), "conns_active",
-        (json_int_t)s->conns_active, "conns_idle", (json_int_t)s->conns_idle);
+        "backends_total", (json_int_t)total, "requests", (json_int_t)s->cum.requests, "rps", s->rps,
+        "error_rate", s->error_rate, "queue_overflows",
+        (json_int_t)atomic_load(&p->queue.overflows), "conns_active", (json_int_t)s->conns_active,
+        "conns_idle", (json_int_t)s->conns_idle);
     admin_merge(o, admin_counts_json(&s->cum));
     json_object_set_new(o, "retries", json_integer((json_int_t)s->cum.retries));
     json_object_set_new(o, "bytes_in", json_integer((json_int_t)s->cum.bytes_in));
@@ -487,12 +485,12 @@ static void admin_handle(struct evhttp_request *req, void *arg)
         goto out;
     }
 #define SEG_IS(k, lit) (slen[k] == sizeof(lit) - 1 && memcmp(seg[k], lit, sizeof(lit) - 1) == 0)
-#define NEED_ADMIN()                                                                              \
-    do {                                                                                          \
-        if (!admin_role) {                                                                        \
-            admin_error(req, 403, "this token may only read");                                    \
-            goto out;                                                                             \
-        }                                                                                         \
+#define NEED_ADMIN()                                           \
+    do {                                                       \
+        if (!admin_role) {                                     \
+            admin_error(req, 403, "this token may only read"); \
+            goto out;                                          \
+        }                                                      \
     } while (0)
     if (nseg == 1 && SEG_IS(0, "stats")) {
         if (!get)
@@ -639,10 +637,15 @@ struct sg_admin *sg_admin_start(struct event_base *base, const struct sg_cfg *cf
         sg_admin_stop(a);
         return NULL;
     }
-    evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
+    /* libevent answers bodies over its limit itself (in HTML): keep that limit
+     * well above ours so admin_body() answers 413 in JSON. */
+    evhttp_set_max_body_size(a->http, 16 * ADMIN_MAX_BODY);
     evhttp_set_timeout(a->http, 10);
+    /* Every method reaches admin_handle, which answers 405 in JSON. */
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-                                            EVHTTP_REQ_DELETE);
+                                            EVHTTP_REQ_DELETE | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT);
     evhttp_set_gencb(a->http, admin_handle, a);
     sg_log_info("admin API listening on %s", cfg->admin.listen.text);
     return a;

@@ -11,13 +11,14 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "surgegate/accesslog.h"
 #include "surgegate/admin.h"
 #include "surgegate/cfg.h"
 #include "surgegate/common.h"
 #include "surgegate/control.h"
-#include "surgegate/journal.h"
 #include "surgegate/demo.h"
 #include "surgegate/health.h"
+#include "surgegate/journal.h"
 #include "surgegate/log.h"
 #include "surgegate/pool.h"
 #include "surgegate/worker.h"
@@ -35,7 +36,20 @@ struct main_state {
     struct sg_health *health;
     struct sg_admin *admin;
     struct sg_control *ctl;
+    struct sg_journal *journal;
+    struct sg_alog *alog;
 };
+
+/* SIGUSR1: reopen the access log and the journal file (logrotate). */
+static void main_on_usr1(evutil_socket_t sig, short what, void *arg)
+{
+    struct main_state *ms = arg;
+    if (ms->alog != NULL)
+        sg_alog_reopen(ms->alog);
+    if (ms->journal != NULL && sg_journal_reopen(ms->journal) != SG_OK)
+        sg_log_warn("journal: cannot reopen its file");
+    sg_log_info("SIGUSR1: log files reopened");
+}
 
 /* A backend changed state (health check, ejection, admin call): a backend
  * that became usable starts its slow-start ramp, and every worker drops idle
@@ -226,16 +240,29 @@ int main(int argc, char **argv)
     struct sg_pools pools = {0};
     struct sg_demo *dm = NULL;
     struct sg_journal *journal = NULL;
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sigusr1 = NULL;
     if (ms.base == NULL || sg_pools_build(&pools, cfg) != SG_OK)
         goto out;
     char jerr[256];
-    journal = sg_journal_new(NULL, 10000, jerr, sizeof(jerr));
+    journal = sg_journal_new(cfg->journal.path, cfg->journal.size ? cfg->journal.size : 10000, jerr,
+                             sizeof(jerr));
     if (journal == NULL) {
         sg_log_error("journal: %s", jerr);
         goto out;
     }
+    ms.journal = journal;
     sg_journal_set_default(journal);
+    if (cfg->access_log.path != NULL) {
+        enum sg_alog_format fmt =
+            cfg->access_log.format != NULL && strcmp(cfg->access_log.format, "combined") == 0
+                ? SG_ALOG_COMBINED
+                : SG_ALOG_JSON;
+        ms.alog = sg_alog_open(cfg->access_log.path, fmt, jerr, sizeof(jerr));
+        if (ms.alog == NULL) {
+            sg_log_error("access log: %s", jerr);
+            goto out;
+        }
+    }
     if (cfg->alerts.hook != NULL)
         sg_log_warn("alerts: alert hooks are not active in this version");
     if (demo) {
@@ -250,9 +277,12 @@ int main(int argc, char **argv)
         ms.workers[i] = sg_worker_new(i, ms.nworkers, cfg, &pools);
         if (ms.workers[i] == NULL)
             goto out;
+        sg_worker_set_alog(ms.workers[i], ms.alog);
     }
     sigterm = evsignal_new(ms.base, SIGTERM, main_on_signal, &ms);
     sigint = evsignal_new(ms.base, SIGINT, main_on_signal, &ms);
+    sigusr1 = evsignal_new(ms.base, SIGUSR1, main_on_usr1, &ms);
+    evsignal_add(sigusr1, NULL);
     ms.poll_ev = evtimer_new(ms.base, main_poll_stop, &ms);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
@@ -310,12 +340,15 @@ out:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
+    if (sigusr1)
+        event_free(sigusr1);
     if (ms.poll_ev)
         event_free(ms.poll_ev);
     sg_demo_free(dm);
     sg_pools_free(&pools);
     if (ms.base)
         event_base_free(ms.base);
+    sg_alog_close(ms.alog); /* after the workers handed their buffers over */
     sg_journal_set_default(NULL);
     sg_journal_free(journal);
     sg_cfg_free(cfg);

@@ -17,8 +17,8 @@
 static const char *const le_text[] = {"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
                                       "0.05",   "0.1",   "0.25",   "0.5",   "1",    "2.5",
                                       "5",      "10",    "30",     "60"};
-static const uint64_t le_us[] = {500,    1000,    2500,    5000,    10000,    25000,
-                                 50000,  100000,  250000,  500000,  1000000,  2500000,
+static const uint64_t le_us[] = {500,     1000,     2500,     5000,    10000,   25000,
+                                 50000,   100000,   250000,   500000,  1000000, 2500000,
                                  5000000, 10000000, 30000000, 60000000};
 
 /* Label values: escape backslash, double quote and newline. */
@@ -36,8 +36,7 @@ static void metrics_label(struct evbuffer *out, const char *v)
     }
 }
 
-static void metrics_head(struct evbuffer *out, const char *name, const char *type,
-                         const char *help)
+static void metrics_head(struct evbuffer *out, const char *name, const char *type, const char *help)
 {
     evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
@@ -85,9 +84,8 @@ static void metrics_hist(struct evbuffer *out, const char *name, const struct sg
     metrics_sample(out, name, "_count", p, b, NULL, num);
 }
 
-typedef void (*metrics_backend_fn)(struct evbuffer *out, const char *name,
-                                   const struct sg_pool *p, const struct sg_backend *b,
-                                   const struct sg_snap *s);
+typedef void (*metrics_backend_fn)(struct evbuffer *out, const char *name, const struct sg_pool *p,
+                                   const struct sg_backend *b, const struct sg_snap *s);
 
 /* Calls fn for every live backend of every pool. */
 static void metrics_backends(struct evbuffer *out, struct sg_pools *pools,
@@ -198,8 +196,7 @@ void sg_metrics_write(struct evbuffer *out, struct sg_pools *pools, const struct
          "Queued requests whose first choice is this backend.", fn_queue},
         {"surgegate_backend_weight", "gauge", "Configured weight.", fn_weight},
         {"surgegate_backend_connections", "gauge", "Upstream connections by state.", fn_conns},
-        {"surgegate_requests_total", "counter", "Requests answered, by status class.",
-         fn_requests},
+        {"surgegate_requests_total", "counter", "Requests answered, by status class.", fn_requests},
         {"surgegate_backend_errors_total", "counter", "Upstream errors by kind.", fn_errors},
         {"surgegate_backend_retries_total", "counter", "Retries away from the backend.",
          fn_retries},
@@ -208,8 +205,8 @@ void sg_metrics_write(struct evbuffer *out, struct sg_pools *pools, const struct
          "Total request time, first request byte to last response byte.", fn_h_total},
         {"surgegate_backend_connect_seconds", "histogram", "Time to connect to the backend.",
          fn_h_connect},
-        {"surgegate_backend_ttfb_seconds", "histogram",
-         "Request sent to response head received.", fn_h_ttfb},
+        {"surgegate_backend_ttfb_seconds", "histogram", "Request sent to response head received.",
+         fn_h_ttfb},
     };
     for (size_t f = 0; f < SG_ARRAY_SIZE(fams); f++) {
         metrics_head(out, fams[f].name, fams[f].type, fams[f].help);

@@ -235,6 +235,8 @@ int sg_pools_build(struct sg_pools *ps, const struct sg_cfg *cfg)
             atomic_init(&b->weight, cb->weight);
             atomic_init(&b->maxconn, cb->maxconn);
             b->backup = cb->backup;
+            b->state_since_ms = sg_wall_ms(); /* "up since" the start */
+            snprintf(b->reason, sizeof(b->reason), "configured");
             atomic_init(&b->admin, SG_ADMIN_READY);
         }
         atomic_init(&p->nlive, (uint32_t)cp->nbackends);

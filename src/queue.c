@@ -30,9 +30,8 @@ void sg_pqueue_destroy(struct sg_pqueue *q)
 static void queue_note_max(_Atomic uint32_t *max, uint32_t v)
 {
     uint32_t cur = atomic_load_explicit(max, memory_order_relaxed);
-    while (cur < v &&
-           !atomic_compare_exchange_weak_explicit(max, &cur, v, memory_order_relaxed,
-                                                  memory_order_relaxed))
+    while (cur < v && !atomic_compare_exchange_weak_explicit(max, &cur, v, memory_order_relaxed,
+                                                             memory_order_relaxed))
         ;
 }
 

@@ -28,6 +28,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "surgegate/accesslog.h"
 #include "surgegate/common.h"
 #include "surgegate/conn.h"
 #include "surgegate/http1.h"
@@ -150,6 +151,49 @@ static void session_record(struct sg_wstats *st, int cls, uint64_t bin, uint64_t
     sg_wstats_lat(st, SG_LAT_TOTAL, total);
 }
 
+/* One access log line for the request that just ended. */
+static void session_log(struct sg_session *s, int status, uint64_t now, uint64_t total,
+                        uint64_t bin, uint64_t bout)
+{
+    struct sg_alog_rec r = {
+        .start_us = sg_wall_us() - (now - s->t_start_us),
+        .client_ip = s->client_ip,
+        .http_minor = s->rq.http_minor,
+        .frontend = s->fe->cfg->name,
+        .pool = s->wp != NULL ? s->wp->pool->name : NULL,
+        .backend = s->backend != NULL ? s->backend->name : NULL,
+        .status = status,
+        .bytes_in = bin,
+        .bytes_out = bout,
+        .queue_us = s->wp != NULL ? (int64_t)s->queue_us : -1,
+        .connect_us = s->connect_us,
+        .ttfb_us = s->ttfb_us,
+        .total_us = (int64_t)total,
+        .retries = s->nretries,
+        .end = s->end != NULL ? s->end : "ok",
+    };
+    if (s->head_ready) {
+        r.method = llhttp_method_name((llhttp_method_t)s->rq.method);
+        r.method_len = strlen(r.method);
+        r.target = s->rqh.buf + s->rqh.first_off;
+        r.target_len = s->rqh.first_len;
+        const struct sg_hdr *h = sg_hdrs_find(&s->rqh, "host");
+        if (h != NULL) {
+            r.host = sg_hdr_value(&s->rqh, h);
+            r.host_len = h->val_len;
+        }
+        if ((h = sg_hdrs_find(&s->rqh, "referer")) != NULL) {
+            r.referer = sg_hdr_value(&s->rqh, h);
+            r.referer_len = h->val_len;
+        }
+        if ((h = sg_hdrs_find(&s->rqh, "user-agent")) != NULL) {
+            r.user_agent = sg_hdr_value(&s->rqh, h);
+            r.ua_len = h->val_len;
+        }
+    }
+    sg_alog_write(s->w->alog, &r);
+}
+
 /* The request in progress ended with `status` sent to the client (0: none):
  * records it once in the pool's and the backend's stats. */
 static void session_account(struct sg_session *s, int status)
@@ -162,14 +206,16 @@ static void session_account(struct sg_session *s, int status)
         s->queue_us += now - s->t_queued_us;
         s->t_queued_us = 0;
     }
-    if (s->wp == NULL)
-        return; /* never routed (bad request, no pool) */
     uint64_t total = now - s->t_start_us;
     uint64_t bin = s->cc.nin - s->in0, bout = s->cc.nout - s->out0;
     int cls = status >= 100 && status < 600 ? status / 100 - 1 : -1;
-    session_record(&s->wp->st, cls, bin, bout, s, total);
-    if (s->backend != NULL)
-        session_record(&s->wp->wb[s->backend->id].st, cls, bin, bout, s, total);
+    if (s->wp != NULL) { /* else never routed (bad request, no pool) */
+        session_record(&s->wp->st, cls, bin, bout, s, total);
+        if (s->backend != NULL)
+            session_record(&s->wp->wb[s->backend->id].st, cls, bin, bout, s, total);
+    }
+    if (s->w->alog != NULL)
+        session_log(s, status, now, total, bin, bout);
 }
 
 /* Closes everything the session holds and schedules its memory to be freed.
@@ -1494,7 +1540,7 @@ int sg_session_new(struct sg_worker *w, struct sg_wfrontend *fe, evutil_socket_t
     s->magic = SG_SESSION_MAGIC;
     s->w = w;
     s->fe = fe;
-    s->accounted = true; /* no request yet */
+    s->accounted = true;                              /* no request yet */
     if (sg_conn_init(&s->cc, w->base, fd) != SG_OK) { /* closes fd */
         free(s);
         return SG_ERR;

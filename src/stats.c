@@ -110,6 +110,9 @@ static const struct sg_hist_dense stats_zero;
 static void snap_init(struct sg_snap *s)
 {
     memset(s, 0, sizeof(*s));
+    /* A zero first sample: traffic before the first tick counts in the rates. */
+    s->ring_n = 1;
+    s->ring_pos = 1;
     for (int k = 0; k < SG_LAT_N; k++) {
         s->hwin[k] = sg_hwin_new();
         /* Baseline zero: every request from now on lands in the windows. */
@@ -126,8 +129,7 @@ static void snap_fini(struct sg_snap *s)
     }
 }
 
-struct sg_stats *sg_stats_new(struct sg_pools *pools, struct sg_worker **workers,
-                              uint32_t nworkers)
+struct sg_stats *sg_stats_new(struct sg_pools *pools, struct sg_worker **workers, uint32_t nworkers)
 {
     struct sg_stats *st = sg_xcalloc(1, sizeof(*st));
     st->pools = pools;
@@ -178,12 +180,12 @@ static bool stats_sum_hist(struct sg_stats *st, size_t pi, long slot, enum sg_la
 }
 
 /* One tick of one snapshot: counts and histograms already summed. */
-static void snap_tick(struct sg_stats *st, struct sg_snap *s, size_t pi, long slot,
-                      uint32_t qmax)
+static void snap_tick(struct sg_stats *st, struct sg_snap *s, size_t pi, long slot, uint32_t qmax)
 {
     /* rates over the last SG_RATE_SECONDS ticks */
     s->ring[s->ring_pos] = s->cum;
-    unsigned oldest = s->ring_n < SG_RATE_SECONDS + 1 ? 0 : (s->ring_pos + 1) % (SG_RATE_SECONDS + 1);
+    unsigned oldest =
+        s->ring_n < SG_RATE_SECONDS + 1 ? 0 : (s->ring_pos + 1) % (SG_RATE_SECONDS + 1);
     if (s->ring_n < SG_RATE_SECONDS + 1)
         s->ring_n++;
     const struct sg_counts *old = &s->ring[oldest];
@@ -209,8 +211,10 @@ static void snap_tick(struct sg_stats *st, struct sg_snap *s, size_t pi, long sl
             if (s->hbase[k] != NULL) {
                 const struct sg_hist_dense *bd = s->hbase[k];
                 for (size_t i = 0; i < SG_HIST_NBUCKETS; i++)
-                    st->scratch.c[i] = st->scratch.c[i] >= bd->c[i] ? st->scratch.c[i] - bd->c[i] : 0;
-                st->scratch.count = st->scratch.count >= bd->count ? st->scratch.count - bd->count : 0;
+                    st->scratch.c[i] =
+                        st->scratch.c[i] >= bd->c[i] ? st->scratch.c[i] - bd->c[i] : 0;
+                st->scratch.count =
+                    st->scratch.count >= bd->count ? st->scratch.count - bd->count : 0;
                 st->scratch.sum_us =
                     st->scratch.sum_us >= bd->sum_us ? st->scratch.sum_us - bd->sum_us : 0;
             }
@@ -248,7 +252,8 @@ void sg_stats_tick(struct sg_stats *st)
             for (uint32_t w = 0; w < st->nworkers; w++) {
                 struct sg_wbackend *wb = &st->workers[w]->wpools[pi].wb[j];
                 counts_add(&bs->cum, &wb->st);
-                bs->conns_active += atomic_load_explicit(&wb->st.conns_active, memory_order_relaxed);
+                bs->conns_active +=
+                    atomic_load_explicit(&wb->st.conns_active, memory_order_relaxed);
                 bs->conns_idle += atomic_load_explicit(&wb->nidle, memory_order_relaxed);
             }
             counts_sub(&bs->cum, &bs->base);

@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "surgegate/accesslog.h"
 #include "surgegate/common.h"
 #include "surgegate/http1.h"
 #include "surgegate/lb-t.h"
@@ -20,8 +21,8 @@
 #include "surgegate/queue.h"
 #include "surgegate/session-t.h"
 #include "surgegate/session.h"
-#include "surgegate/upstream.h"
 #include "surgegate/stats.h"
+#include "surgegate/upstream.h"
 #include "surgegate/worker.h"
 
 void sg_timeval_from_ms(struct timeval *tv, uint32_t ms)
@@ -288,6 +289,23 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static void worker_alog_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    sg_alog_flush(w->alog);
+}
+
+void sg_worker_set_alog(struct sg_worker *w, struct sg_alog *a)
+{
+    if (a == NULL)
+        return;
+    w->alog = sg_alog_worker_new(a);
+    w->alog_ev = event_new(w->base, -1, EV_PERSIST, worker_alog_flush, w);
+    struct timeval tv = {1, 0};
+    if (w->alog_ev != NULL)
+        event_add(w->alog_ev, &tv);
+}
+
 int sg_worker_start(struct sg_worker *w)
 {
     int rc = pthread_create(&w->thread, NULL, worker_main, w);
@@ -331,6 +349,10 @@ void sg_worker_free(struct sg_worker *w)
         }
         free(w->wpools);
     }
+    if (w->alog_ev)
+        event_free(w->alog_ev);
+    if (w->alog)
+        sg_alog_worker_free(w->alog);
     if (w->wake_ev)
         event_free(w->wake_ev);
     if (w->inbox_ev)

@@ -67,9 +67,9 @@ struct sg_session {
     int64_t ttfb_us;      /* request sent -> response head; -1 none */
     uint64_t in0, out0;   /* client byte counters when the request began */
     uint32_t nretries;
-    int resp_status;      /* final status sent to the client */
-    const char *end;      /* how the request ended (access log); NULL = ok */
-    bool accounted;       /* this request was recorded */
+    int resp_status; /* final status sent to the client */
+    const char *end; /* how the request ended (access log); NULL = ok */
+    bool accounted;  /* this request was recorded */
 
     uint64_t body_bytes;                 /* request body bytes received */
     uint64_t req_body_left;              /* Content-Length request body bytes still to move */

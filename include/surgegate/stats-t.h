@@ -49,8 +49,8 @@ struct sg_counts {
 
 /* The control thread's view of one backend slot or one pool. */
 struct sg_snap {
-    struct sg_counts base; /* cumulative at the slot's (re)fill: subtracted */
-    struct sg_counts cum;  /* cumulative now (minus base) */
+    struct sg_counts base;                      /* cumulative at the slot's (re)fill: subtracted */
+    struct sg_counts cum;                       /* cumulative now (minus base) */
     struct sg_counts ring[SG_RATE_SECONDS + 1]; /* cum at the last ticks */
     unsigned ring_pos, ring_n;
     uint32_t conns_active, conns_idle;

@@ -48,9 +48,9 @@ const struct sg_snap *sg_stats_backend(const struct sg_stats *st, const struct s
 const struct sg_snap *sg_stats_pool(const struct sg_stats *st, const struct sg_pool *p);
 
 /* Names used in JSON and metrics. */
-const char *sg_lat_name(enum sg_lat k);    /* "queue", "connect", "ttfb", "total" */
-const char *sg_ek_name(enum sg_ek k);      /* "connect", "timeout", "reset", "bad_response" */
-const char *sg_win_name(enum sg_win w);    /* "10s", "1m", "5m" */
+const char *sg_lat_name(enum sg_lat k); /* "queue", "connect", "ttfb", "total" */
+const char *sg_ek_name(enum sg_ek k);   /* "connect", "timeout", "reset", "bad_response" */
+const char *sg_win_name(enum sg_win w); /* "10s", "1m", "5m" */
 unsigned sg_win_seconds(enum sg_win w);
 
 #endif

@@ -26,6 +26,7 @@ struct evconnlistener;
 struct sg_session;
 struct sg_upconn;
 struct sg_worker;
+struct sg_alog_w;
 
 /* Per worker, per backend. */
 struct sg_wbackend {
@@ -76,7 +77,9 @@ struct sg_worker {
     struct sg_qlist inbox;  /* queue entries granted a slot, for this worker's sessions */
     struct event *grace_ev; /* forced close when the grace period ends */
     bool stopping;
-    _Atomic bool done; /* the thread's loop has ended (read by main) */
+    _Atomic bool done;      /* the thread's loop has ended (read by main) */
+    struct sg_alog_w *alog; /* this worker's access log buffer; NULL = no access log */
+    struct event *alog_ev;  /* flushes it every second */
     /* timeouts converted once */
     struct timeval tv_connect, tv_client, tv_server, tv_upstream_idle;
 };

@@ -4,11 +4,17 @@
 
 #include "surgegate/worker-t.h"
 
+struct sg_alog;
+
 /* Creates a worker with its own event_base and binds its listeners
  * (SO_REUSEPORT, one socket per frontend per worker). Errors (bind
  * failure...) are logged; returns NULL. Main thread, before sg_worker_start. */
 struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_cfg *cfg,
                                 struct sg_pools *pools);
+/* Gives the worker an access log buffer of a (flushed every second and at
+ * the end). Main thread, before sg_worker_start. */
+void sg_worker_set_alog(struct sg_worker *w, struct sg_alog *a);
+
 /* Starts the worker's thread. SG_OK or SG_ERR. */
 int sg_worker_start(struct sg_worker *w);
 /* Asks the worker to stop gracefully: stop accepting, let in-flight
