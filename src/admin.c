@@ -73,19 +73,6 @@ static void admin_error(struct evhttp_request *req, int code, const char *msg)
     admin_reply(req, code, json_pack("{s:s}", "error", msg));
 }
 
-static void admin_iso_time(uint64_t ms, char *buf, size_t len)
-{
-    time_t sec = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (n == 0 || n + 6 > len) {
-        buf[0] = '\0';
-        return;
-    }
-    snprintf(buf + n, len - n, ".%03uZ", (unsigned)(ms % 1000));
-}
-
 static double admin_ms(uint64_t us)
 {
     return (double)us / 1000.0;
@@ -135,7 +122,7 @@ static json_t *admin_backend_json(struct sg_admin *a, const struct sg_backend *b
     enum sg_backend_state st = sg_backend_state(b, now);
     const struct sg_snap *s = sg_stats_backend(sg_control_stats(a->ctl), b);
     char since[40];
-    admin_iso_time(b->state_since_ms, since, sizeof(since));
+    sg_control_iso_time(b->state_since_ms, since, sizeof(since));
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, "
         "s:I, s:b}",
@@ -193,6 +180,7 @@ static json_t *admin_pool_json(struct sg_admin *a, const struct sg_pool *p, bool
     json_object_set_new(o, "bytes_in", json_integer((json_int_t)s->cum.bytes_in));
     json_object_set_new(o, "bytes_out", json_integer((json_int_t)s->cum.bytes_out));
     json_object_set_new(o, "latency_ms", admin_latency_json(s));
+    json_object_set_new(o, "autoscale", sg_control_autoscale_json(a->ctl, p));
     if (with_backends)
         json_object_set_new(o, "backends", bs);
     else
@@ -499,7 +487,7 @@ static void admin_handle(struct evhttp_request *req, void *arg)
         for (size_t k = 0; k < a->pools->n; k++)
             json_array_append_new(ps, admin_pool_json(a, &a->pools->pools[k], true));
         char now[40];
-        admin_iso_time(sg_wall_ms(), now, sizeof(now));
+        sg_control_iso_time(sg_wall_ms(), now, sizeof(now));
         admin_reply(req, 200,
                     json_pack("{s:s, s:s, s:I, s:o}", "version", SG_VERSION, "time", now,
                               "uptime_s", (json_int_t)((sg_now_ms() - a->started_ms) / 1000),

@@ -1,26 +1,66 @@
 /* control.c: the control plane (main thread). See control.h. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "surgegate/autoscale.h"
 #include "surgegate/cfg-t.h"
 #include "surgegate/common.h"
 #include "surgegate/control.h"
 #include "surgegate/health.h"
+#include "surgegate/hook.h"
 #include "surgegate/journal.h"
 #include "surgegate/log.h"
 #include "surgegate/pool.h"
 #include "surgegate/stats.h"
 #include "surgegate/worker.h"
 
-#define CONTROL_TICK_MS 1000u
+#define CONTROL_TICK_MS           1000u
+#define CONTROL_HOOK_PATH         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define CONTROL_RETRY_MIN_MS      5000u   /* first retry of a failed scale hook */
+#define CONTROL_RETRY_MAX_MS      300000u /* backoff ceiling */
+#define CONTROL_ALERTS_MAX        8u      /* alert hooks in flight at once */
+#define CONTROL_OVERFLOW_ALERT_MS 60000u  /* queue_overflow alerts per pool at most this often */
+#define CONTROL_DEGRADED_FRACTION 0.5     /* pool_degraded: under half its backends usable */
+
+/* Hook run outcomes, the `result` label of surgegate_hook_runs_total. */
+enum control_result { CR_OK = 0, CR_FAILED, CR_TIMEOUT, CR_SPAWN_FAILED, CR_BAD_OUTPUT, CR_N };
+static const char *const control_result_names[CR_N] = {"ok", "failed", "timeout", "spawn_failed",
+                                                       "bad_output"};
+/* Hook actions, the `action` label. */
+enum control_action { CA_UP = 0, CA_DOWN, CA_ALERT, CA_N };
+static const char *const control_action_names[CA_N] = {"scale_up", "scale_down", "alert"};
 
 struct control_pool {
-    uint64_t overflows_seen; /* queue overflows already journaled */
+    uint64_t overflows_seen;    /* queue overflows already journaled */
+    struct sg_as *as;           /* NULL: no autoscale */
+    bool running[2];            /* a scale hook in flight, per direction */
+    uint32_t nfail[2];          /* consecutive failed runs, per direction */
+    uint64_t retry_at[2];       /* monotonic ms: no new run before */
+    struct sg_as_decision last; /* the last decision acted on */
+    uint64_t last_ms;           /* wall ms of it (0: none) */
+    bool empty, degraded;       /* alert states */
+    uint64_t overflow_alert_ms; /* last queue_overflow alert, monotonic */
+    uint64_t runs[CA_N][CR_N];  /* surgegate_hook_runs_total */
+    double m[SG_AS_NMETRICS];   /* the last tick's metric values */
+};
+
+/* One hook run in flight: what to do with its result. */
+struct control_run {
+    struct sg_control *ctl;
+    size_t pool; /* index, or SIZE_MAX for an alert about no pool */
+    enum control_action action;
+    struct sg_as_decision d;
+    char *event; /* alerts */
+    char **env;
+    char *stdin_data;
 };
 
 struct sg_control {
@@ -33,7 +73,13 @@ struct sg_control {
     struct sg_stats *stats;
     struct event *tick;
     struct control_pool *cp;
+    struct sg_hookrunner *hooks;
+    uint32_t alerts_running;
+    uint64_t alert_runs[CR_N]; /* alerts not tied to a pool */
+    char exe[512];             /* our own binary: SURGEGATE_BIN for hooks */
 };
+
+static void control_event(struct sg_control *ctl, const char *type, json_t *fields);
 
 static void control_kick(struct sg_control *ctl)
 {
@@ -60,7 +106,7 @@ void sg_control_backend_changed(struct sg_control *ctl, struct sg_backend *b)
         const char *type = st == SG_BACKEND_DOWN ? "backend_down"
                            : st == SG_BACKEND_UP ? "backend_up"
                                                  : "backend_state";
-        sg_journal_emit(type, f);
+        control_event(ctl, type, f);
         b->last_state = st;
     }
     control_kick(ctl);
@@ -129,6 +175,462 @@ static void control_emptied(struct sg_backend *b, void *arg)
     sg_log_info("backend %s of pool '%s' removed (drained)", b->name, b->pool->name);
 }
 
+/* ------------------------------------------------------------ hooks */
+
+static char *control_env(const char *k, const char *v)
+{
+    size_t n = strlen(k) + strlen(v) + 2;
+    char *e = sg_xmalloc(n);
+    snprintf(e, n, "%s=%s", k, v);
+    return e;
+}
+
+static void control_run_free(struct control_run *r)
+{
+    if (r->env != NULL)
+        for (size_t i = 0; r->env[i] != NULL; i++)
+            free(r->env[i]);
+    free(r->env);
+    free(r->stdin_data);
+    free(r->event);
+    free(r);
+}
+
+/* The hook's environment: a fixed PATH, HOME, the SURGEGATE_* facts and the
+ * pool's metric values (SURGEGATE_METRIC_<NAME>). NULL-terminated, owned. */
+static char **control_hook_env(struct sg_control *ctl, const struct sg_pool *p,
+                               const struct control_pool *cp, const char *action, const char *event,
+                               const struct sg_as_decision *d)
+{
+    char **env = sg_xcalloc(16 + SG_AS_NMETRICS, sizeof(char *));
+    size_t n = 0;
+    char num[64];
+    env[n++] = control_env("PATH", CONTROL_HOOK_PATH);
+    const char *home = getenv("HOME");
+    env[n++] = control_env("HOME", home != NULL ? home : "/");
+    env[n++] = control_env("LANG", "C.UTF-8");
+    env[n++] = control_env("SURGEGATE_ACTION", action);
+    if (ctl->exe[0] != '\0')
+        env[n++] = control_env("SURGEGATE_BIN", ctl->exe);
+    if (p != NULL)
+        env[n++] = control_env("SURGEGATE_POOL", p->name);
+    if (event != NULL)
+        env[n++] = control_env("SURGEGATE_EVENT", event);
+    if (d != NULL) {
+        snprintf(num, sizeof(num), "%" PRIu32, d->current);
+        env[n++] = control_env("SURGEGATE_CURRENT", num);
+        snprintf(num, sizeof(num), "%" PRIu32, d->desired);
+        env[n++] = control_env("SURGEGATE_DESIRED", num);
+        env[n++] = control_env("SURGEGATE_REASON", d->reason);
+    }
+    if (cp != NULL && cp->as != NULL)
+        for (int m = 0; m < SG_AS_NMETRICS; m++) {
+            char key[64];
+            const char *name = sg_as_metric_name(m);
+            size_t k = (size_t)snprintf(key, sizeof(key), "SURGEGATE_METRIC_");
+            for (size_t i = 0; name[i] != '\0' && k + 1 < sizeof(key); i++)
+                key[k++] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32 : name[i]);
+            key[k] = '\0';
+            if (isnan(cp->m[m]))
+                snprintf(num, sizeof(num), "nan");
+            else
+                snprintf(num, sizeof(num), "%.3f", cp->m[m]);
+            env[n++] = control_env(key, num);
+        }
+    env[n] = NULL;
+    return env;
+}
+
+/* A snapshot of the pool for a hook's stdin. */
+static json_t *control_pool_snapshot(struct sg_control *ctl, const struct sg_pool *p,
+                                     const struct control_pool *cp)
+{
+    uint64_t now = sg_now_ms();
+    json_t *bs = json_array();
+    for (size_t j = 0, n = sg_pool_nused(p); j < n; j++) {
+        const struct sg_backend *b = &p->backends[j];
+        if (!sg_backend_live(b))
+            continue;
+        json_array_append_new(bs,
+                              json_pack("{s:s, s:s, s:I, s:I, s:I, s:b}", "address", b->name,
+                                        "state", sg_backend_state_name(sg_backend_state(b, now)),
+                                        "weight", (json_int_t)atomic_load(&b->weight), "inflight",
+                                        (json_int_t)atomic_load(&b->inflight), "queue_depth",
+                                        (json_int_t)atomic_load(&b->queue_depth), "removing",
+                                        (int)atomic_load(&b->removing)));
+    }
+    json_t *metrics = json_object();
+    if (cp != NULL && cp->as != NULL)
+        for (int m = 0; m < SG_AS_NMETRICS; m++)
+            json_object_set_new(metrics, sg_as_metric_name(m),
+                                isnan(cp->m[m]) ? json_null() : json_real(cp->m[m]));
+    const struct sg_snap *s = sg_stats_pool(ctl->stats, p);
+    return json_pack("{s:s, s:I, s:I, s:f, s:f, s:o, s:o}", "name", p->name, "queue_depth",
+                     (json_int_t)atomic_load(&p->queue.depth), "requests",
+                     (json_int_t)s->cum.requests, "rps", s->rps, "error_rate", s->error_rate,
+                     "metrics", metrics, "backends", bs);
+}
+
+static enum control_result control_result_of(const struct sg_hook_result *r)
+{
+    if (!r->spawned)
+        return CR_SPAWN_FAILED;
+    if (r->timed_out)
+        return CR_TIMEOUT;
+    return r->exit_code == 0 ? CR_OK : CR_FAILED;
+}
+
+/* The end of a hook's output, for the journal. */
+static json_t *control_tail(const char *p, size_t n)
+{
+    size_t keep = n > 400 ? 400 : n;
+    json_t *s = json_stringn(p + (n - keep), keep);
+    return s != NULL ? s : json_string("(output is not UTF-8)");
+}
+
+static void control_hook_done(const struct sg_hook_result *r, void *arg)
+{
+    struct control_run *run = arg;
+    struct sg_control *ctl = run->ctl;
+    enum control_result res = control_result_of(r);
+    struct sg_pool *p = run->pool != SIZE_MAX ? &ctl->pools->pools[run->pool] : NULL;
+    struct control_pool *cp = p != NULL ? &ctl->cp[run->pool] : NULL;
+
+    /* A scale hook's output: parsed whole before anything is applied. */
+    struct sg_hook_changes ch = {0};
+    char perr[256] = "";
+    bool bad_output = false;
+    if (res == CR_OK && run->action != CA_ALERT && p != NULL &&
+        sg_hook_parse_output(r->out, r->outlen, &ch, perr, sizeof(perr)) != SG_OK) {
+        bad_output = true;
+        res = CR_BAD_OUTPUT;
+    }
+    json_t *f =
+        json_pack("{s:s, s:s, s:i, s:i, s:I, s:b}", "action", control_action_names[run->action],
+                  "result", control_result_names[res], "exit_code", r->exit_code, "signal",
+                  r->signal, "duration_ms", (json_int_t)r->duration_ms, "timed_out", r->timed_out);
+    if (p != NULL)
+        json_object_set_new(f, "pool", json_string(p->name));
+    if (run->event != NULL)
+        json_object_set_new(f, "event", json_string(run->event));
+    if (run->action != CA_ALERT) {
+        json_object_set_new(f, "current", json_integer(run->d.current));
+        json_object_set_new(f, "desired", json_integer(run->d.desired));
+    }
+    if (!r->spawned)
+        json_object_set_new(f, "error", json_string(strerror(r->spawn_errno)));
+    if (bad_output)
+        json_object_set_new(f, "output_error", json_string(perr));
+    json_object_set_new(f, "stdout_tail", control_tail(r->out, r->outlen));
+    json_object_set_new(f, "stderr_tail", control_tail(r->err, r->errlen));
+    sg_journal_emit("hook_run", json_incref(f));
+    if (cp != NULL)
+        cp->runs[run->action][res]++;
+    else
+        ctl->alert_runs[res]++;
+
+    if (res == CR_OK) {
+        sg_log_info("hook %s%s%s: ok in %" PRIu64 " ms", control_action_names[run->action],
+                    p ? " of pool " : "", p ? p->name : "", r->duration_ms);
+        for (size_t i = 0; i < ch.nadd; i++) {
+            char err[200];
+            int rc = sg_control_add_backend(ctl, p, ch.add[i].address, ch.add[i].weight,
+                                            ch.add[i].maxconn, "hook", NULL, err, sizeof(err));
+            if (rc == SG_ERR)
+                sg_log_warn("hook output: pool '%s': %s", p->name, err);
+        }
+        for (size_t i = 0; i < ch.nremove; i++) {
+            struct sg_backend *b = sg_pool_find_backend(p, ch.remove[i], strlen(ch.remove[i]));
+            if (b != NULL)
+                sg_control_remove_backend(ctl, b, "hook");
+            else
+                sg_log_warn("hook output: pool '%s' has no backend %s to remove", p->name,
+                            ch.remove[i]);
+        }
+        if (cp != NULL && run->action != CA_ALERT)
+            cp->nfail[run->action] = 0;
+    } else {
+        sg_log_warn("hook %s%s%s failed: %s%s%s (exit %d, %" PRIu64 " ms)",
+                    control_action_names[run->action], p ? " of pool " : "", p ? p->name : "",
+                    control_result_names[res], bad_output ? ": " : "", perr, r->exit_code,
+                    r->duration_ms);
+        if (cp != NULL && run->action != CA_ALERT) {
+            uint32_t k = cp->nfail[run->action]++;
+            uint64_t wait = (uint64_t)CONTROL_RETRY_MIN_MS << (k < 6 ? k : 6);
+            if (wait > CONTROL_RETRY_MAX_MS)
+                wait = CONTROL_RETRY_MAX_MS;
+            cp->retry_at[run->action] = sg_now_ms() + wait;
+        }
+        if (run->action != CA_ALERT) /* never an alert about a failed alert: no loops */
+            control_event(ctl, "hook_failed", json_incref(f));
+    }
+    json_decref(f);
+    sg_hook_changes_free(&ch);
+    if (cp != NULL && run->action != CA_ALERT)
+        cp->running[run->action] = false;
+    if (run->action == CA_ALERT && ctl->alerts_running > 0)
+        ctl->alerts_running--;
+    control_run_free(run);
+}
+
+/* Starts argv with run's environment and stdin. When it cannot start, counts
+ * that and frees run. Returns whether it runs. */
+static bool control_start(struct sg_control *ctl, struct control_run *run, char *const *argv,
+                          uint32_t timeout_ms)
+{
+    if (ctl->hooks == NULL ||
+        sg_hook_run(ctl->hooks, argv, run->env, run->stdin_data, strlen(run->stdin_data),
+                    timeout_ms, control_hook_done, run) != SG_OK) {
+        sg_log_warn("hook %s: cannot start %s", control_action_names[run->action], argv[0]);
+        if (run->pool != SIZE_MAX)
+            ctl->cp[run->pool].runs[run->action][CR_SPAWN_FAILED]++;
+        else
+            ctl->alert_runs[CR_SPAWN_FAILED]++;
+        control_run_free(run);
+        return false;
+    }
+    return true;
+}
+
+static bool control_event_alerted(const struct sg_cfg *cfg, const char *type)
+{
+    if (cfg->alerts.hook == NULL || cfg->alerts.events == NULL)
+        return false;
+    for (size_t i = 0; cfg->alerts.events[i] != NULL; i++)
+        if (strcmp(cfg->alerts.events[i], type) == 0)
+            return true;
+    return false;
+}
+
+/* Journals an event and, when the alerts group names it, runs the alert
+ * hook with it (at most CONTROL_ALERTS_MAX at once; beyond that the alert is
+ * journaled as alert_dropped). Steals fields. */
+static void control_event(struct sg_control *ctl, const char *type, json_t *fields)
+{
+    if (!control_event_alerted(ctl->cfg, type) || ctl->hooks == NULL) {
+        sg_journal_emit(type, fields);
+        return;
+    }
+    sg_journal_emit(type, json_incref(fields));
+    if (ctl->alerts_running >= CONTROL_ALERTS_MAX) {
+        sg_journal_emit("alert_dropped", json_pack("{s:s, s:s}", "event", type, "why",
+                                                   "too many alert hooks running"));
+        json_decref(fields);
+        return;
+    }
+    const char *pname = json_string_value(json_object_get(fields, "pool"));
+    size_t pi = SIZE_MAX;
+    for (size_t i = 0; pname != NULL && i < ctl->pools->n; i++)
+        if (strcmp(ctl->pools->pools[i].name, pname) == 0)
+            pi = i;
+    struct control_run *run = sg_xcalloc(1, sizeof(*run));
+    run->ctl = ctl;
+    run->pool = pi;
+    run->action = CA_ALERT;
+    run->event = sg_xstrdup(type);
+    const struct sg_pool *p = pi != SIZE_MAX ? &ctl->pools->pools[pi] : NULL;
+    const struct control_pool *cp = pi != SIZE_MAX ? &ctl->cp[pi] : NULL;
+    run->env = control_hook_env(ctl, p, cp, "alert", type, NULL);
+    char now[40];
+    sg_control_iso_time(sg_wall_ms(), now, sizeof(now));
+    json_t *in = json_pack("{s:s, s:s, s:s, s:O}", "action", "alert", "event", type, "time", now,
+                           "details", fields);
+    if (p != NULL)
+        json_object_set_new(in, "pool", control_pool_snapshot(ctl, p, cp));
+    run->stdin_data = json_dumps(in, JSON_COMPACT);
+    json_decref(in);
+    json_decref(fields);
+    if (run->stdin_data == NULL)
+        run->stdin_data = sg_xstrdup("{}");
+    if (control_start(ctl, run, ctl->cfg->alerts.hook, 30000))
+        ctl->alerts_running++;
+}
+
+/* Alerts on a pool's health: empty (nothing usable) and recovered, degraded
+ * (under half its backends usable). */
+static void control_pool_health(struct sg_control *ctl, struct sg_pool *p, struct control_pool *cp)
+{
+    uint64_t now = sg_now_ms();
+    uint32_t live = 0, usable = 0;
+    for (size_t j = 0, n = sg_pool_nused(p); j < n; j++) {
+        const struct sg_backend *b = &p->backends[j];
+        if (!sg_backend_live(b) || atomic_load(&b->removing) || b->backup)
+            continue;
+        live++;
+        if (sg_backend_usable(b, now))
+            usable++;
+    }
+    bool empty = usable == 0;
+    bool degraded = !empty && (double)usable < CONTROL_DEGRADED_FRACTION * (double)live;
+    if (empty != cp->empty) {
+        cp->empty = empty;
+        control_event(ctl, empty ? "pool_empty" : "pool_recovered",
+                      json_pack("{s:s, s:i, s:i}", "pool", p->name, "usable", (int)usable,
+                                "backends", (int)live));
+    }
+    if (degraded != cp->degraded) {
+        cp->degraded = degraded;
+        if (degraded)
+            control_event(ctl, "pool_degraded",
+                          json_pack("{s:s, s:i, s:i}", "pool", p->name, "usable", (int)usable,
+                                    "backends", (int)live));
+    }
+}
+
+/* The autoscale metrics of a pool now (NaN = no data). */
+static void control_metrics(struct sg_control *ctl, struct sg_pool *p, uint32_t current, double *m)
+{
+    uint64_t now = sg_now_ms();
+    const struct sg_snap *s = sg_stats_pool(ctl->stats, p);
+    uint64_t inflight = 0, maxconn = 0;
+    uint32_t usable = 0;
+    bool unlimited = false;
+    for (size_t j = 0, n = sg_pool_nused(p); j < n; j++) {
+        const struct sg_backend *b = &p->backends[j];
+        if (!sg_backend_live(b))
+            continue;
+        inflight += atomic_load(&b->inflight);
+        if (!sg_backend_usable(b, now))
+            continue;
+        usable++;
+        uint32_t mc = atomic_load(&b->maxconn);
+        if (mc == 0)
+            unlimited = true;
+        maxconn += mc;
+    }
+    /* The queue's highest depth during the last second, not a sample. */
+    double q = (double)s->qdepth_ring[0];
+    double per = current > 0 ? (double)current : NAN;
+    m[SG_AS_QUEUE_DEPTH] = q;
+    m[SG_AS_QUEUE_DEPTH_PER_BACKEND] = q / per;
+    m[SG_AS_INFLIGHT_PER_BACKEND] = (double)inflight / per;
+    m[SG_AS_UTILIZATION] =
+        unlimited || maxconn == 0
+            ? NAN
+            : (double)(inflight + atomic_load(&p->queue.depth)) / (double)maxconn;
+    const struct sg_hist_summary *h = &s->sum[SG_LAT_TOTAL][SG_WIN_10S];
+    m[SG_AS_LATENCY_P50_MS] = h->count ? (double)h->p50 / 1000.0 : NAN;
+    m[SG_AS_LATENCY_P95_MS] = h->count ? (double)h->p95 / 1000.0 : NAN;
+    m[SG_AS_LATENCY_P99_MS] = h->count ? (double)h->p99 / 1000.0 : NAN;
+    m[SG_AS_ERROR_RATE] = s->error_rate;
+    m[SG_AS_RPS_PER_BACKEND] = s->rps / per;
+    m[SG_AS_HEALTHY_BACKENDS] = (double)usable;
+}
+
+/* Acts on decision d: journals it and runs the scale hook of its direction
+ * (not in dry_run). */
+static void control_scale(struct sg_control *ctl, struct sg_pool *p, struct control_pool *cp,
+                          const struct sg_as_decision *d)
+{
+    const struct sg_cfg_autoscale *acfg = &p->cfg->autoscale;
+    enum control_action a = d->action == SG_AS_UP ? CA_UP : CA_DOWN;
+    char *const *argv = a == CA_UP ? acfg->scale_up_hook : acfg->scale_down_hook;
+    uint64_t now = sg_now_ms();
+    sg_journal_emit("scale_decision",
+                    json_pack("{s:s, s:s, s:i, s:i, s:s, s:b, s:b}", "pool", p->name, "action",
+                              control_action_names[a], "current", (int)d->current, "desired",
+                              (int)d->desired, "reason", d->reason, "dry_run", acfg->dry_run,
+                              "hook", argv != NULL));
+    sg_log_info("pool '%s': %s %" PRIu32 " -> %" PRIu32 " (%s)%s", p->name, control_action_names[a],
+                d->current, d->desired, d->reason,
+                acfg->dry_run  ? " [dry run: no hook]"
+                : argv == NULL ? " [no hook configured]"
+                               : "");
+    sg_as_acted(cp->as, now, d);
+    cp->last = *d;
+    cp->last_ms = sg_wall_ms();
+    if (acfg->dry_run || argv == NULL)
+        return;
+    struct control_run *run = sg_xcalloc(1, sizeof(*run));
+    run->ctl = ctl;
+    run->pool = p->id;
+    run->action = a;
+    run->d = *d;
+    run->env = control_hook_env(ctl, p, cp, control_action_names[a], NULL, d);
+    char t[40];
+    sg_control_iso_time(sg_wall_ms(), t, sizeof(t));
+    json_t *in = json_pack("{s:s, s:s, s:i, s:i, s:s, s:b, s:s, s:o}", "action",
+                           control_action_names[a], "pool", p->name, "current", (int)d->current,
+                           "desired", (int)d->desired, "reason", d->reason, "dry_run", 0, "time", t,
+                           "snapshot", control_pool_snapshot(ctl, p, cp));
+    run->stdin_data = json_dumps(in, JSON_COMPACT);
+    json_decref(in);
+    if (run->stdin_data == NULL)
+        run->stdin_data = sg_xstrdup("{}");
+    if (control_start(ctl, run, argv, acfg->hook_timeout_ms))
+        cp->running[a] = true;
+    else
+        cp->retry_at[a] = now + CONTROL_RETRY_MIN_MS;
+}
+
+static void control_autoscale(struct sg_control *ctl, struct sg_pool *p, struct control_pool *cp)
+{
+    const struct sg_cfg_autoscale *acfg = &p->cfg->autoscale;
+    uint64_t now = sg_now_ms();
+    uint32_t current = sg_pool_ncurrent(p);
+    control_metrics(ctl, p, current, cp->m);
+    struct sg_as_decision d;
+    sg_as_eval(cp->as, now, cp->m, current, &d);
+    /* Scale from zero: requests are held and nothing can serve them. */
+    uint32_t held = atomic_load(&p->queue.depth);
+    if (d.action == SG_AS_NONE && current == 0 && held > 0) {
+        d.action = SG_AS_UP;
+        d.current = 0;
+        d.desired = acfg->min > 0 ? acfg->min : 1;
+        d.rule = -1;
+        snprintf(d.reason, sizeof(d.reason), "scale from zero: %" PRIu32 " request%s held", held,
+                 held == 1 ? "" : "s");
+    }
+    if (d.action == SG_AS_NONE)
+        return;
+    enum control_action a = d.action == SG_AS_UP ? CA_UP : CA_DOWN;
+    /* One run per pool and direction at a time, none in one direction while
+     * the other runs, and after a failure not before its backoff ends. */
+    if (cp->running[CA_UP] || cp->running[CA_DOWN] || now < cp->retry_at[a])
+        return;
+    control_scale(ctl, p, cp, &d);
+}
+
+json_t *sg_control_autoscale_json(const struct sg_control *ctl, const struct sg_pool *p)
+{
+    const struct control_pool *cp = &ctl->cp[p->id];
+    const struct sg_cfg_autoscale *acfg = &p->cfg->autoscale;
+    if (cp->as == NULL)
+        return json_null();
+    json_t *metrics = json_object();
+    for (int m = 0; m < SG_AS_NMETRICS; m++)
+        json_object_set_new(metrics, sg_as_metric_name(m),
+                            isnan(cp->m[m]) ? json_null() : json_real(cp->m[m]));
+    json_t *o = json_pack("{s:i, s:i, s:i, s:b, s:b, s:b, s:o}", "min", (int)acfg->min, "max",
+                          (int)acfg->max, "current", (int)sg_pool_ncurrent(p), "dry_run",
+                          acfg->dry_run, "scale_up_running", cp->running[CA_UP],
+                          "scale_down_running", cp->running[CA_DOWN], "metrics", metrics);
+    if (cp->last_ms != 0) {
+        char t[40];
+        sg_control_iso_time(cp->last_ms, t, sizeof(t));
+        json_object_set_new(o, "last_decision",
+                            json_pack("{s:s, s:i, s:i, s:s, s:s}", "action",
+                                      cp->last.action == SG_AS_UP ? "scale_up" : "scale_down",
+                                      "current", (int)cp->last.current, "desired",
+                                      (int)cp->last.desired, "reason", cp->last.reason, "time", t));
+    }
+    return o;
+}
+
+void sg_control_iso_time(uint64_t ms, char *buf, size_t len)
+{
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n == 0 || n + 6 > len) {
+        if (len > 0)
+            buf[0] = '\0';
+        return;
+    }
+    snprintf(buf + n, len - n, ".%03uZ", (unsigned)(ms % 1000));
+}
+
 void sg_control_tick(struct sg_control *ctl)
 {
     sg_stats_tick(ctl->stats);
@@ -140,12 +642,22 @@ void sg_control_tick(struct sg_control *ctl)
         uint64_t ov = atomic_load(&p->queue.overflows);
         if (ov > cp->overflows_seen) {
             /* One event per tick, not one per refused request. */
-            sg_journal_emit("queue_overflow",
-                            json_pack("{s:s, s:I, s:I}", "pool", p->name, "refused",
-                                      (json_int_t)(ov - cp->overflows_seen), "maxqueue",
-                                      (json_int_t)p->cfg->maxqueue));
+            json_t *f = json_pack("{s:s, s:I, s:I}", "pool", p->name, "refused",
+                                  (json_int_t)(ov - cp->overflows_seen), "maxqueue",
+                                  (json_int_t)p->cfg->maxqueue);
+            uint64_t now = sg_now_ms();
+            if (cp->overflow_alert_ms == 0 ||
+                now >= cp->overflow_alert_ms + CONTROL_OVERFLOW_ALERT_MS) {
+                cp->overflow_alert_ms = now;
+                control_event(ctl, "queue_overflow", f);
+            } else {
+                sg_journal_emit("queue_overflow", f); /* journaled; alerted once a minute */
+            }
             cp->overflows_seen = ov;
         }
+        control_pool_health(ctl, p, cp);
+        if (cp->as != NULL)
+            control_autoscale(ctl, p, cp);
     }
 }
 
@@ -166,6 +678,22 @@ struct sg_control *sg_control_new(struct event_base *base, const struct sg_cfg *
     ctl->nworkers = nworkers;
     ctl->stats = sg_stats_new(pools, workers, nworkers);
     ctl->cp = sg_xcalloc(pools->n ? pools->n : 1, sizeof(struct control_pool));
+    ssize_t el = readlink("/proc/self/exe", ctl->exe, sizeof(ctl->exe) - 1);
+    ctl->exe[el > 0 ? (size_t)el : 0] = '\0';
+    bool need_hooks = cfg->alerts.hook != NULL;
+    for (size_t i = 0; i < pools->n; i++) {
+        struct control_pool *cp = &ctl->cp[i];
+        for (int m = 0; m < SG_AS_NMETRICS; m++)
+            cp->m[m] = NAN;
+        if (!pools->pools[i].cfg->autoscale.enabled)
+            continue;
+        cp->as = sg_as_new(&pools->pools[i].cfg->autoscale);
+        if (cp->as == NULL)
+            sg_log_error("pool '%s': cannot set up its autoscale rules", pools->pools[i].name);
+        need_hooks = true;
+    }
+    if (need_hooks)
+        ctl->hooks = sg_hookrunner_new(base);
     for (size_t i = 0; i < pools->n; i++)
         for (size_t j = 0; j < pools->pools[i].ncfg; j++)
             pools->pools[i].backends[j].last_state = SG_BACKEND_UP;
@@ -191,8 +719,25 @@ struct sg_stats *sg_control_stats(const struct sg_control *ctl)
 
 void sg_control_metrics(const struct sg_control *ctl, struct evbuffer *out)
 {
-    SG_UNUSED(ctl);
-    SG_UNUSED(out);
+    evbuffer_add_printf(out, "# HELP surgegate_hook_runs_total Hook runs by action and result.\n"
+                             "# TYPE surgegate_hook_runs_total counter\n");
+    for (size_t i = 0; i < ctl->pools->n; i++) {
+        const struct control_pool *cp = &ctl->cp[i];
+        for (int a = 0; a < CA_N; a++)
+            for (int r = 0; r < CR_N; r++)
+                if (cp->runs[a][r] != 0 || (cp->as != NULL && a != CA_ALERT && r <= CR_FAILED))
+                    evbuffer_add_printf(out,
+                                        "surgegate_hook_runs_total{pool=\"%s\",action=\"%s\","
+                                        "result=\"%s\"} %" PRIu64 "\n",
+                                        ctl->pools->pools[i].name, control_action_names[a],
+                                        control_result_names[r], cp->runs[a][r]);
+    }
+    for (int r = 0; r < CR_N; r++)
+        if (ctl->alert_runs[r] != 0)
+            evbuffer_add_printf(out,
+                                "surgegate_hook_runs_total{pool=\"\",action=\"alert\","
+                                "result=\"%s\"} %" PRIu64 "\n",
+                                control_result_names[r], ctl->alert_runs[r]);
 }
 
 void sg_control_free(struct sg_control *ctl)
@@ -201,6 +746,9 @@ void sg_control_free(struct sg_control *ctl)
         return;
     if (ctl->tick != NULL)
         event_free(ctl->tick);
+    sg_hookrunner_free(ctl->hooks); /* kills running hooks; their callbacks never run */
+    for (size_t i = 0; i < ctl->pools->n; i++)
+        sg_as_free(ctl->cp[i].as);
     sg_stats_free(ctl->stats);
     free(ctl->cp);
     free(ctl);

@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -60,13 +61,43 @@ static void main_backend_changed(struct sg_backend *b, void *arg)
     sg_control_backend_changed(ms->ctl, b);
 }
 
+/* The demo configuration with @HOOKS@ replaced by the directory of the
+ * example hooks: $SURGEGATE_HOOKS_DIR, else the source tree's hooks/ (a
+ * build run in place), else the installed copy. Owned by the caller. */
+static char *main_demo_conf(void)
+{
+    const char *dir = getenv("SURGEGATE_HOOKS_DIR");
+    if (dir == NULL || dir[0] != '/') {
+        dir = SG_HOOKS_DIR;
+        if (access(SG_HOOKS_DIR "/local-spawn", X_OK) != 0)
+            dir = SG_HOOKS_INSTALL_DIR;
+    }
+    const char *mark = "@HOOKS@";
+    size_t dl = strlen(dir), ml = strlen(mark), n = 0;
+    for (const char *p = strstr(sg_demo_conf, mark); p != NULL; p = strstr(p + ml, mark))
+        n++;
+    char *out = sg_xmalloc(strlen(sg_demo_conf) + n * dl + 1), *o = out;
+    const char *p = sg_demo_conf, *q;
+    while ((q = strstr(p, mark)) != NULL) {
+        memcpy(o, p, (size_t)(q - p));
+        o += q - p;
+        memcpy(o, dir, dl);
+        o += dl;
+        p = q + ml;
+    }
+    strcpy(o, p);
+    return out;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: surgegate [-c FILE] [-t] [--demo] [--log-level LEVEL] [--version]\n"
                  "  -c, --config FILE   configuration file (default " SG_DEFAULT_CONFIG ")\n"
                  "  -t, --test          check the configuration and exit (0 valid, 1 invalid)\n"
-                 "      --demo          run an embedded demo: proxy on 127.0.0.1:8080 and three\n"
-                 "                      local backends\n"
+                 "      --demo          run an embedded demo: proxy on 127.0.0.1:8080, two local\n"
+                 "                      backends, autoscaled by hooks/local-spawn\n"
+                 "      --demo-backend ADDR\n"
+                 "                      serve one demo backend on ADDR (port 0: any free port)\n"
                  "  -l, --log-level L   error, warn, info (default) or debug\n"
                  "  -v, --version       print the version and exit\n"
                  "  -h, --help          this text\n");
@@ -125,13 +156,17 @@ static void print_demo_banner(const struct sg_cfg *cfg)
         printf(" %s", cfg->pools[0].backends[i].address.text);
     printf("\n\nTry:\n");
     printf("  curl -s http://%s/\n", fe->listen.text);
-    printf("  for i in 1 2 3 4 5 6; do curl -s http://%s/; done   # round-robin\n",
+    printf("  for i in 1 2 3 4; do curl -s http://%s/; done   # spread over the backends\n",
            fe->listen.text);
-    printf("  curl -si http://%s/healthz\n", fe->listen.text);
-    printf("  wrk -t2 -c50 -d10s http://%s/   # a small surge\n", fe->listen.text);
-    if (!cfg->admin.listen.is_unix)
-        printf("  curl -s http://%s/api/v1/pools/%s   # backends: state, inflight, queue_depth\n",
-               cfg->admin.listen.text, cfg->pools[0].name);
+    if (!cfg->admin.listen.is_unix) {
+        printf("  build/surgectl --admin %s status --watch   # in another terminal\n",
+               cfg->admin.listen.text);
+        printf("  wrk -t2 -c200 -d60s http://%s/   # a surge: the queue grows, hooks/local-spawn\n"
+               "                                  # adds backends; after it, they drain and go\n",
+               fe->listen.text);
+        printf("  build/surgectl --admin %s events   # the timeline\n", cfg->admin.listen.text);
+        printf("  curl -s http://%s/metrics   # Prometheus\n", cfg->admin.listen.text);
+    }
     printf("\nPress Ctrl-C to stop.\n");
     fflush(stdout);
 }
@@ -140,11 +175,13 @@ int main(int argc, char **argv)
 {
     const char *cfg_path = NULL;
     bool test_only = false, demo = false;
+    const char *demo_backend = NULL;
     const char *log_level = NULL;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"test", no_argument, NULL, 't'},
         {"demo", no_argument, NULL, 'D'},
+        {"demo-backend", required_argument, NULL, 'B'},
         {"log-level", required_argument, NULL, 'l'},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -161,6 +198,9 @@ int main(int argc, char **argv)
             break;
         case 'D':
             demo = true;
+            break;
+        case 'B':
+            demo_backend = optarg;
             break;
         case 'l':
             log_level = optarg;
@@ -181,6 +221,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (demo_backend != NULL)
+        return sg_demo_backend_run(demo_backend, SG_DEMO_DELAY_MS);
     if (demo && cfg_path != NULL) {
         fprintf(stderr, "surgegate: --demo uses its embedded configuration; drop -c\n");
         return 2;
@@ -196,7 +238,9 @@ int main(int argc, char **argv)
     struct sg_cfg *cfg;
     if (demo) {
         sg_cfg_diags_init(&diags, "<demo>");
-        cfg = sg_cfg_load_string(sg_demo_conf, "<demo>", &diags);
+        char *text = main_demo_conf();
+        cfg = sg_cfg_load_string(text, "<demo>", &diags);
+        free(text);
     } else {
         if (cfg_path == NULL)
             cfg_path = SG_DEFAULT_CONFIG;

@@ -1181,7 +1181,11 @@ static void session_enqueue(struct sg_session *s, struct sg_lb_req *lr)
         lr->nexclude = 0;
         pref = pool->lb->pick(sg_wpool_lb_state(s->wp), pool, lr);
     }
-    if (pref == NULL) {
+    /* No usable backend: an autoscaled pool holds the request (up to
+     * hold_timeout) while its scale-up brings one; any other pool says 503. */
+    const struct sg_cfg_autoscale *as = &pool->cfg->autoscale;
+    bool hold = pref == NULL && as->enabled && as->hold_timeout_ms > 0;
+    if (pref == NULL && !hold) {
         s->end = "no_backend";
         session_error(s, 503, "no usable backend");
         return;
@@ -1204,7 +1208,7 @@ static void session_enqueue(struct sg_session *s, struct sg_lb_req *lr)
     }
     s->t_queued_us = sg_now_us();
     struct timeval tv;
-    sg_timeval_from_ms(&tv, s->w->cfg->timeouts.queue_ms);
+    sg_timeval_from_ms(&tv, hold ? as->hold_timeout_ms : s->w->cfg->timeouts.queue_ms);
     evtimer_add(&s->timer, &tv);
 }
 

@@ -6,6 +6,9 @@
 #define SURGEGATE_CONTROL_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
 #include <stdint.h>
 
 struct event_base;
@@ -45,6 +48,12 @@ void sg_control_set_weight(struct sg_control *ctl, struct sg_backend *b, uint32_
 
 /* Appends the control plane's metric families (hook runs) to out. */
 void sg_control_metrics(const struct sg_control *ctl, struct evbuffer *out);
+
+/* The pool's autoscaler state for the admin API (JSON null when it has none). */
+json_t *sg_control_autoscale_json(const struct sg_control *ctl, const struct sg_pool *p);
+
+/* "2026-11-30T19:40:22.123Z" for wall clock ms. */
+void sg_control_iso_time(uint64_t ms, char *buf, size_t len);
 
 /* Runs one tick now (tests, and the first tick at startup). */
 void sg_control_tick(struct sg_control *ctl);

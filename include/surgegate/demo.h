@@ -2,6 +2,8 @@
 #ifndef SURGEGATE_DEMO_H
 #define SURGEGATE_DEMO_H
 
+#include <stdint.h>
+
 #include "surgegate/cfg-t.h"
 
 struct event_base;
@@ -12,5 +14,14 @@ struct sg_demo;
  * NULL (logged) when a port cannot be bound. Main thread. */
 struct sg_demo *sg_demo_start(struct event_base *base, const struct sg_cfg *cfg);
 void sg_demo_free(struct sg_demo *d);
+
+/* Simulated service time of the demo backends' "/" (an app server's work),
+ * so that a surge visibly queues. */
+#define SG_DEMO_DELAY_MS 20u
+
+/* `surgegate --demo-backend ADDR`: one demo backend on ADDR (port 0: any
+ * free port) in the foreground; prints "listening on HOST:PORT" as its first
+ * line, serves until SIGTERM/SIGINT. Returns the exit status. */
+int sg_demo_backend_run(const char *addr, uint32_t delay_ms);
 
 #endif
