@@ -307,8 +307,6 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    if (cfg->alerts.hook != NULL)
-        sg_log_warn("alerts: alert hooks are not active in this version");
     if (demo) {
         dm = sg_demo_start(ms.base, cfg);
         if (dm == NULL)
