@@ -484,7 +484,7 @@ struct sg_cfg *sg_cfg_load_file(const char *path, struct sg_cfg_diags *diags)
 
     if (diags->file == NULL)
         diags->file = sg_xstrdup(path);
-    f = fopen(path, "r");
+    f = fopen(path, "re");
     if (f == NULL) {
         sg_cfg_diag_add(diags, SG_CFG_ERROR, 0, "cannot open: %s", strerror(errno));
         return NULL;

@@ -259,7 +259,8 @@ struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_
             sg_worker_free(w);
             return NULL;
         }
-        fe->lev = evconnlistener_new(w->base, worker_accept, fe, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+        fe->lev = evconnlistener_new(w->base, worker_accept, fe,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
         if (fe->lev == NULL) {
             close(fd);
             sg_log_error("frontend '%s': cannot create listener", fe->cfg->name);
