@@ -128,9 +128,11 @@ void sg_demo_free(struct sg_demo *d)
     free(d);
 }
 
+/* SIGTERM: the replies under way (20 ms each) still go out before the end. */
 static void demo_backend_stop(evutil_socket_t sig, short what, void *arg)
 {
-    event_base_loopexit(arg, NULL);
+    struct timeval tv = {0, 300 * 1000};
+    event_base_loopexit(arg, &tv);
 }
 
 int sg_demo_backend_run(const char *addr, uint32_t delay_ms)
