@@ -1560,3 +1560,147 @@ def admin_events(proxy, since=None, limit=None, token=None):
 
 __all__ += ["admin_raw", "admin_stats", "stats_pool", "stats_backend", "prom_parse",
             "prom_value", "ISO_MS_RX", "admin_events"]
+
+
+# ---------------------------------------------------------------- hooks and autoscaling (a* tests)
+
+_HOOK_HEAD = r"""#!/bin/sh
+# test hook written by harness.py: records argv, the environment it was
+# started with (/proc/$$/environ: exactly what surgegate passed, nothing the
+# shell adds), stdin and the start time, then runs the test's body.
+d='%s'
+r="$d/run.$$"
+t0=$(date +%%s.%%N)
+printf '%%s\000' "$0" "$@" >"$r.argv"
+cat /proc/$$/environ >"$r.env"
+cat >"$r.stdin"
+echo "$t0" >"$r.rec.tmp" && mv "$r.rec.tmp" "$r.rec"
+"""
+
+
+class HookScript:
+    """A /bin/sh hook in the test's temp dir that records every run (argv,
+    environment, stdin, start time in wall-clock seconds) in its directory
+    and then runs `body` (shell text; e.g. a printf of the output wanted,
+    a sleep, an exit status). path: its absolute path (argv[0] for the
+    config). runs(): the recorded runs, oldest first."""
+
+    _seq = 0
+
+    def __init__(self, name, body="exit 0\n"):
+        HookScript._seq += 1
+        self.name = name
+        self.dir = tmp_path("hook-%s-%d" % (re.sub(r"[^A-Za-z0-9_.-]", "_", name),
+                                            HookScript._seq))
+        os.makedirs(self.dir, exist_ok=True)
+        self.path = os.path.join(self.dir, "hook.sh")
+        with open(self.path, "w") as f:
+            f.write(_HOOK_HEAD % self.dir)
+            f.write(body if body.endswith("\n") else body + "\n")
+        os.chmod(self.path, 0o755)
+
+    def runs(self):
+        """[{"pid", "t" (wall seconds at start), "argv" (list), "env" (dict),
+        "env_list" (the raw NAME=VALUE strings), "stdin" (text), "json"
+        (stdin parsed, or None)}] of the runs recorded so far, by start time."""
+        out = []
+        for fn in os.listdir(self.dir):
+            m = re.fullmatch(r"run\.(\d+)\.rec", fn)
+            if not m:
+                continue
+            base = os.path.join(self.dir, "run." + m.group(1))
+            try:
+                t = float(_read_file(base + ".rec").strip())
+            except ValueError:
+                continue
+            with open(base + ".argv", "rb") as f:
+                argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0")[:-1]]
+            with open(base + ".env", "rb") as f:
+                env_list = [e.decode("utf-8", "replace") for e in f.read().split(b"\0") if e]
+            env = {}
+            for e in env_list:
+                k, _, v = e.partition("=")
+                env[k] = v
+            stdin = _read_file(base + ".stdin")
+            try:
+                js = json.loads(stdin)
+            except ValueError:
+                js = None
+            out.append({"pid": int(m.group(1)), "t": t, "argv": argv, "env": env,
+                        "env_list": env_list, "stdin": stdin, "json": js})
+        out.sort(key=lambda r: r["t"])
+        return out
+
+    def wait_runs(self, n, timeout, what=None):
+        """Waits until at least n runs are recorded; returns runs()."""
+        wait_for(lambda: len(self.runs()) >= n, timeout=timeout, interval=0.05,
+                 what=what or "%d run(s) of hook %s" % (n, self.name))
+        return self.runs()
+
+
+def find_events(events, type_, **fields):
+    """The events of type_ whose fields equal the given values."""
+    return [e for e in events if e.get("type") == type_
+            and all(e.get(k) == v for k, v in fields.items())]
+
+
+def wait_journal(proxy, type_, timeout=5.0, **fields):
+    """Polls GET events until one of type_ with the given fields exists;
+    returns the list of them."""
+    return wait_for(lambda: find_events(admin_events(proxy), type_, **fields), timeout=timeout,
+                    interval=0.1, what="a %s event with %r" % (type_, fields))
+
+
+def hook_runs_total(proxy, pool, action, result):
+    """surgegate_hook_runs_total{pool,action,result} on /metrics (0 when the
+    sample is absent)."""
+    st, text = admin_request(proxy, "GET", "/metrics")
+    check_eq(st, 200, "GET /metrics status")
+    hits = [v for n, l, v in prom_parse(text) if n == "surgegate_hook_runs_total"
+            and l.get("action") == action and l.get("result") == result
+            and (pool is None or l.get("pool") == pool)]
+    check(len(hits) <= 1, "several surgegate_hook_runs_total samples for %s/%s/%s"
+          % (pool, action, result))
+    return hits[0] if hits else 0.0
+
+
+class BackgroundLoad:
+    """load() in a thread: `threads` keep-alive clients, each with one
+    request outstanding, until stop() or max_seconds (always bounded).
+    stop() returns the LoadResult."""
+
+    def __init__(self, port, threads=8, max_seconds=30.0, path="/load", timeout=15.0,
+                 keepalive=True):
+        self._stop = threading.Event()
+        self.result = None
+        self._err = None
+
+        def body():
+            try:
+                self.result = load(port, 10 ** 7, threads=threads, path=path,
+                                   max_seconds=max_seconds, stop=self._stop, timeout=timeout,
+                                   keepalive=keepalive)
+            except BaseException as e:  # reported by stop()
+                self._err = e
+        self._thread = threading.Thread(target=body, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout=30.0):
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            fail("background load did not stop within %.0fs" % timeout)
+        if self._err is not None:
+            raise self._err
+        return self.result
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(30)
+        return False
+
+
+__all__ += ["HookScript", "find_events", "wait_journal", "hook_runs_total", "BackgroundLoad"]
