@@ -74,23 +74,6 @@ struct sg_alog_w {
     char clf[27]; /* "30/Nov/2026:19:40:22 +0000" */
 };
 
-static void alog_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void alog_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-static int alog_open_fd(const char *path)
-{
-    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-}
-
 static struct alog_buf *alog_buf_new(size_t cap)
 {
     struct alog_buf *b = calloc(1, sizeof(*b));
@@ -142,7 +125,7 @@ static void alog_write_all(struct sg_alog *a, const struct alog_buf *b)
 
 static void alog_do_reopen(struct sg_alog *a)
 {
-    int fd = alog_open_fd(a->path);
+    int fd = sg_open_append(a->path);
     if (fd < 0) {
         sg_log_warn("access log '%s': cannot reopen: %s (still writing to the old file)", a->path,
                     strerror(errno));
@@ -203,16 +186,16 @@ struct sg_alog *sg_alog_open(const char *path, enum sg_alog_format fmt, char *er
     int fd, rc;
 
     if (path == NULL || *path == '\0') {
-        alog_err(err, errlen, "access log: no path");
+        sg_errf(err, errlen, "access log: no path");
         return NULL;
     }
     if (fmt != SG_ALOG_JSON && fmt != SG_ALOG_COMBINED) {
-        alog_err(err, errlen, "access log: unknown format %d", (int)fmt);
+        sg_errf(err, errlen, "access log: unknown format %d", (int)fmt);
         return NULL;
     }
-    fd = alog_open_fd(path);
+    fd = sg_open_append(path);
     if (fd < 0) {
-        alog_err(err, errlen, "cannot open access log '%s': %s", path, strerror(errno));
+        sg_errf(err, errlen, "cannot open access log '%s': %s", path, strerror(errno));
         return NULL;
     }
     a = sg_xcalloc(1, sizeof(*a));
@@ -224,7 +207,7 @@ struct sg_alog *sg_alog_open(const char *path, enum sg_alog_format fmt, char *er
     pthread_cond_init(&a->cond, NULL);
     rc = pthread_create(&a->thread, NULL, alog_writer_main, a);
     if (rc != 0) {
-        alog_err(err, errlen, "access log: cannot start the writer thread: %s", strerror(rc));
+        sg_errf(err, errlen, "access log: cannot start the writer thread: %s", strerror(rc));
         pthread_cond_destroy(&a->cond);
         pthread_mutex_destroy(&a->mu);
         close(fd);

@@ -38,37 +38,19 @@ struct sg_journal {
 static pthread_rwlock_t journal_default_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct sg_journal *journal_default;
 
-static void journal_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void journal_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-static int journal_open(const char *path)
-{
-    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-}
-
 struct sg_journal *sg_journal_new(const char *path, size_t ring_size, char *err, size_t errlen)
 {
     struct sg_journal *j;
     int fd = -1;
 
     if (ring_size == 0 || ring_size > ((size_t)1 << 28)) {
-        journal_err(err, errlen, "journal size %zu is out of range 1..%zu", ring_size,
-                    (size_t)1 << 28);
+        sg_errf(err, errlen, "journal size %zu is out of range 1..%zu", ring_size, (size_t)1 << 28);
         return NULL;
     }
     if (path != NULL) {
-        fd = journal_open(path);
+        fd = sg_open_append(path);
         if (fd < 0) {
-            journal_err(err, errlen, "cannot open journal '%s': %s", path, strerror(errno));
+            sg_errf(err, errlen, "cannot open journal '%s': %s", path, strerror(errno));
             return NULL;
         }
     }
@@ -240,7 +222,7 @@ int sg_journal_reopen(struct sg_journal *j)
     SG_CHECK_MAGIC(j, JOURNAL_MAGIC);
     if (j->path == NULL)
         return SG_OK;
-    fd = journal_open(j->path);
+    fd = sg_open_append(j->path);
     if (fd < 0) {
         sg_log_warn("journal '%s': cannot reopen: %s (still writing to the old file)", j->path,
                     strerror(errno));

@@ -1,4 +1,6 @@
 /* util.c: allocation wrappers and clocks. */
+#include <fcntl.h>
+#include <stdarg.h>
 #include <string.h>
 #include <time.h>
 
@@ -32,30 +34,44 @@ char *sg_xstrdup(const char *s)
     return p;
 }
 
-uint64_t sg_now_ms(void)
+static uint64_t util_clock(clockid_t id, uint64_t per_sec)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * per_sec + (uint64_t)ts.tv_nsec / (1000000000u / per_sec);
+}
+
+uint64_t sg_now_ms(void)
+{
+    return util_clock(CLOCK_MONOTONIC, 1000u);
 }
 
 uint64_t sg_now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return util_clock(CLOCK_MONOTONIC, 1000000u);
 }
 
 uint64_t sg_wall_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return util_clock(CLOCK_REALTIME, 1000u);
 }
 
 uint64_t sg_wall_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return util_clock(CLOCK_REALTIME, 1000000u);
+}
+
+void sg_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+int sg_open_append(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }

@@ -45,4 +45,11 @@ uint64_t sg_now_us(void);
 uint64_t sg_wall_ms(void);
 uint64_t sg_wall_us(void);
 
+/* Formats a message into err (when err != NULL and errlen > 0). */
+void sg_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Opens a log file for appending (created mode 0640, close-on-exec): an fd
+ * or -1 with errno. */
+int sg_open_append(const char *path);
+
 #endif
