@@ -485,6 +485,14 @@ void sg_as_acted(struct sg_as *as, uint64_t now_ms, const struct sg_as_decision 
     }
 }
 
+bool sg_as_up_cooling(const struct sg_as *as, uint64_t now_ms)
+{
+    SG_CHECK_MAGIC(as, AS_MAGIC);
+    if (now_ms < as->last_now_ms)
+        now_ms = as->last_now_ms;
+    return as->up_done && now_ms - as->last_up_ms < as->cfg->scale_up_cooldown_ms;
+}
+
 bool sg_as_rule_state(const struct sg_as *as, size_t rule, uint64_t *since_ms)
 {
     SG_CHECK_MAGIC(as, AS_MAGIC);

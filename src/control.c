@@ -347,8 +347,13 @@ static void control_hook_done(const struct sg_hook_result *r, void *arg)
                 sg_log_warn("hook output: pool '%s' has no backend %s to remove", p->name,
                             ch.remove[i]);
         }
-        if (cp != NULL && run->action != CA_ALERT)
+        /* Only a scale that happened starts the cooldown: a failed one
+         * is retried after its backoff instead. */
+        if (cp != NULL && run->action != CA_ALERT) {
             cp->nfail[run->action] = 0;
+            if (cp->as != NULL)
+                sg_as_acted(cp->as, sg_now_ms(), &run->d);
+        }
     } else {
         sg_log_warn("hook %s%s%s failed: %s%s%s (exit %d, %" PRIu64 " ms)",
                     control_action_names[run->action], p ? " of pool " : "", p ? p->name : "",
@@ -536,11 +541,12 @@ static void control_scale(struct sg_control *ctl, struct sg_pool *p, struct cont
                 acfg->dry_run  ? " [dry run: no hook]"
                 : argv == NULL ? " [no hook configured]"
                                : "");
-    sg_as_acted(cp->as, now, d);
     cp->last = *d;
     cp->last_ms = sg_wall_ms();
-    if (acfg->dry_run || argv == NULL)
+    if (acfg->dry_run || argv == NULL) {
+        sg_as_acted(cp->as, now, d);
         return;
+    }
     struct control_run *run = sg_xcalloc(1, sizeof(*run));
     run->ctl = ctl;
     run->pool = p->id;
@@ -573,7 +579,7 @@ static void control_autoscale(struct sg_control *ctl, struct sg_pool *p, struct 
     sg_as_eval(cp->as, now, cp->m, current, &d);
     /* Scale from zero: requests are held and nothing can serve them. */
     uint32_t held = atomic_load(&p->queue.depth);
-    if (d.action == SG_AS_NONE && current == 0 && held > 0) {
+    if (d.action == SG_AS_NONE && current == 0 && held > 0 && !sg_as_up_cooling(cp->as, now)) {
         d.action = SG_AS_UP;
         d.current = 0;
         d.desired = acfg->min > 0 ? acfg->min : 1;

@@ -24,7 +24,7 @@ struct demo_backend {
     struct evhttp *http;
     struct event_base *base;
     char name[32];
-    char addr[64];
+    char addr[80];
     unsigned long served;
     uint32_t delay_ms; /* simulated service time of "/" requests */
 };
@@ -95,7 +95,7 @@ struct sg_demo *sg_demo_start(struct event_base *base, const struct sg_cfg *cfg)
         snprintf(db->addr, sizeof(db->addr), "%s", p->backends[i].address.text);
         db->base = base;
         db->delay_ms = SG_DEMO_DELAY_MS;
-        char host[64];
+        char host[sizeof(db->addr)];
         snprintf(host, sizeof(host), "%s", db->addr);
         char *colon = strrchr(host, ':');
         if (colon == NULL)

@@ -67,6 +67,10 @@ void sg_as_eval(struct sg_as *as, uint64_t now_ms, const double m[SG_AS_NMETRICS
  * thread as sg_as_eval(). */
 void sg_as_acted(struct sg_as *as, uint64_t now_ms, const struct sg_as_decision *d);
 
+/* Whether a scale-up acted on at most scale_up_cooldown before now_ms
+ * keeps the next one waiting. Same thread as sg_as_eval(). */
+bool sg_as_up_cooling(const struct sg_as *as, uint64_t now_ms);
+
 /* For the admin API and the journal: whether rule `rule`'s condition held at
  * the last evaluation (above/below: the comparison; target: outside the dead
  * band) and, in *since_ms (may be NULL), since when (0 when it does not hold

@@ -19,7 +19,7 @@ if [ $# -ne 3 ]; then
 fi
 mode=$1
 bin=$2
-src=$3
+src=$(cd "$3" && pwd)
 
 # The RLIMIT_NOFILE warning depends on the limit: make it the same everywhere.
 ulimit -n 1024 2>/dev/null || true  # soft and hard: surgegate raises soft to hard
@@ -34,8 +34,21 @@ fail() {
     failures=$((failures + 1))
 }
 
-# Runs the check on file $1; sets $out (stdout+stderr) and $rc.
+# Runs the check on file $1; sets $out (stdout+stderr) and $rc. demo.conf
+# is the template of the embedded demo: its @HOOKS@ (the directory of the
+# example hooks, filled in by `surgegate --demo`) becomes $src/hooks in a
+# copy, whose diagnostics are reported under the template's name.
 run_check() {
+    if [ "$(basename "$1")" = demo.conf ]; then
+        local tmp
+        tmp=$(mktemp "${TMPDIR:-/tmp}/sg-demo.XXXXXX.conf")
+        sed "s|@HOOKS@|$src/hooks|g" "$1" >"$tmp"
+        out=$("$bin" -t -c "$tmp" 2>&1)
+        rc=$?
+        out=${out//"$tmp"/"$1"}
+        rm -f "$tmp"
+        return
+    fi
     out=$("$bin" -t -c "$1" 2>&1)
     rc=$?
 }
@@ -105,6 +118,14 @@ examples)
         fi
         printf '%s\n' "$out" | sed 's/^/    /'
     done
+    # The embedded demo as `surgegate --demo` runs it.
+    checked=$((checked + 1))
+    out=$("$bin" -t --demo 2>&1)
+    rc=$?
+    if [ $rc -ne 0 ] || [[ $out == *error* ]]; then
+        fail "surgegate -t --demo: exit $rc"
+        printf '%s\n' "$out" | sed 's/^/    /'
+    fi
     ;;
 bad)
     for f in "$src"/tests/configs/bad/*.conf; do
