@@ -50,6 +50,7 @@ struct control_pool {
     uint64_t overflow_alert_ms; /* last queue_overflow alert, monotonic */
     uint64_t runs[CA_N][CR_N];  /* surgegate_hook_runs_total */
     double m[SG_AS_NMETRICS];   /* the last tick's metric values */
+    bool *rule_on;              /* per autoscale rule: its condition held last tick */
 };
 
 /* One hook run in flight: what to do with its result. */
@@ -569,6 +570,29 @@ static void control_scale(struct sg_control *ctl, struct sg_pool *p, struct cont
         cp->retry_at[a] = now + CONTROL_RETRY_MIN_MS;
 }
 
+/* Journals each autoscale rule whose condition started or stopped holding
+ * at this tick's evaluation ("threshold": crossed / cleared, with the value). */
+static void control_thresholds(const struct sg_pool *p, struct control_pool *cp)
+{
+    static const char *const kinds[] = {"above", "below", "target"};
+    const struct sg_cfg_autoscale *acfg = &p->cfg->autoscale;
+    for (size_t i = 0; i < acfg->nrules; i++) {
+        bool on = sg_as_rule_state(cp->as, i, NULL);
+        if (on == cp->rule_on[i])
+            continue;
+        cp->rule_on[i] = on;
+        const struct sg_cfg_rule *r = &acfg->rules[i];
+        int m = sg_as_metric_parse(r->metric);
+        double v = m >= 0 ? cp->m[m] : NAN;
+        json_t *f =
+            json_pack("{s:s, s:s, s:i, s:s, s:s, s:f, s:I}", "pool", p->name, "state",
+                      on ? "crossed" : "cleared", "rule", (int)i, "metric", r->metric, "kind",
+                      kinds[r->kind], "threshold", r->value, "for_ms", (json_int_t)r->for_ms);
+        json_object_set_new(f, "value", isnan(v) ? json_null() : json_real(v));
+        sg_journal_emit("threshold", f);
+    }
+}
+
 static void control_autoscale(struct sg_control *ctl, struct sg_pool *p, struct control_pool *cp)
 {
     const struct sg_cfg_autoscale *acfg = &p->cfg->autoscale;
@@ -577,6 +601,7 @@ static void control_autoscale(struct sg_control *ctl, struct sg_pool *p, struct 
     control_metrics(ctl, p, current, cp->m);
     struct sg_as_decision d;
     sg_as_eval(cp->as, now, cp->m, current, &d);
+    control_thresholds(p, cp);
     /* Scale from zero: requests are held and nothing can serve them. */
     uint32_t held = atomic_load(&p->queue.depth);
     if (d.action == SG_AS_NONE && current == 0 && held > 0 && !sg_as_up_cooling(cp->as, now)) {
@@ -694,6 +719,7 @@ struct sg_control *sg_control_new(struct event_base *base, const struct sg_cfg *
         if (!pools->pools[i].cfg->autoscale.enabled)
             continue;
         cp->as = sg_as_new(&pools->pools[i].cfg->autoscale);
+        cp->rule_on = sg_xcalloc(pools->pools[i].cfg->autoscale.nrules + 1, sizeof(bool));
         if (cp->as == NULL)
             sg_log_error("pool '%s': cannot set up its autoscale rules", pools->pools[i].name);
         need_hooks = true;
@@ -753,8 +779,10 @@ void sg_control_free(struct sg_control *ctl)
     if (ctl->tick != NULL)
         event_free(ctl->tick);
     sg_hookrunner_free(ctl->hooks); /* kills running hooks; their callbacks never run */
-    for (size_t i = 0; i < ctl->pools->n; i++)
+    for (size_t i = 0; i < ctl->pools->n; i++) {
         sg_as_free(ctl->cp[i].as);
+        free(ctl->cp[i].rule_on);
+    }
     sg_stats_free(ctl->stats);
     free(ctl->cp);
     free(ctl);

@@ -201,6 +201,21 @@ def part_a():
             # the hook printed nothing: the pool is unchanged, current still 1
             check_eq(runs[1]["env"]["SURGEGATE_CURRENT"], "1", "second run CURRENT")
             check_eq(len(pool_info(proxy)["backends"]), 1, "backends after hooks printing nothing")
+            # threshold crossings: the rule crossed once before the first run
+            # (value above 3) and cleared once the load stopped
+            th = wait_journal(proxy, "threshold", 5, pool="app", state="cleared")
+            cr = find_events(admin_events(proxy), "threshold", pool="app", state="crossed")
+            check(len(cr) >= 1, "no threshold crossed event")
+            c0 = cr[0]
+            check_eq((c0.get("rule"), c0.get("metric"), c0.get("kind"), c0.get("threshold"),
+                      c0.get("for_ms")), (0, "queue_depth", "above", 3.0, FOR_S * 1000),
+                     "threshold crossed fields")
+            check(isinstance(c0.get("value"), (int, float)) and c0["value"] > 3.0,
+                  "threshold crossed value %r" % c0.get("value"))
+            check(c0["time"] < dec[0]["time"], "threshold crossed at %s, not before the "
+                  "scale_decision at %s" % (c0["time"], dec[0]["time"]))
+            check(len(cr) - len(th) in (0, 1), "%d crossed, %d cleared threshold events"
+                  % (len(cr), len(th)))
             time.sleep(1.5)
             n = len(hook.runs())
             wait_for(lambda: len(find_events(admin_events(proxy), "hook_run", pool="app",
