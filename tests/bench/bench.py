@@ -15,6 +15,11 @@ Scenarios:
   e  10,000 idle keep-alive client connections (each made one request):
      resident memory (VmRSS) of each proxy, freshly restarted before it
 
+Idle upstream connections are kept alike: HAProxy keeps them all (its
+default with http-reuse always), nginx caches 1024 (`keepalive 1024`) and
+surgegate 512 per backend (`max_idle = 512`, 1024 for the two), so that (d)
+measures proxying, not reconnecting to the backend.
+
 Medians over rounds are printed per proxy, with the ratios surgegate/HAProxy
 and surgegate/nginx (medians of the per-round ratios). --smoke runs every
 scenario briefly and checks only that each proxy served its requests without
@@ -292,7 +297,7 @@ http {{
     upstream b {{
         server 127.0.0.1:{p1};
         server 127.0.0.1:{p2};
-        keepalive 256;
+        keepalive 1024;
         keepalive_requests 1000000;
         keepalive_timeout 60s;
     }}
@@ -353,7 +358,7 @@ timeouts = {{ connect = "4s"; http_request = "5s"; client = "30s";
              server = "30s"; queue = "10s"; keepalive = "60s"; }};
 frontends = ( {{ name = "bench"; listen = "127.0.0.1:{port}"; maxconn = {haproxy_maxconn(nofile)};
                 default_pool = "b"; }} );
-pools = ( {{ name = "b"; balance = "roundrobin"; max_idle = 256;
+pools = ( {{ name = "b"; balance = "roundrobin"; max_idle = 512;
             backends = ( {{ address = "127.0.0.1:{p1}"; }},
                          {{ address = "127.0.0.1:{p2}"; }} ); }} );
 admin = {{ listen = "unix:{tmp}/admin.sock"; }};
