@@ -471,6 +471,9 @@ def stubs():
 def shellcheck():
     sc = shutil.which("shellcheck")
     if sc is None:
+        if os.environ.get("CI") == "true":
+            print("FAIL: CI=true and shellcheck is not installed (packaging/install-deps)")
+            return 1
         print("shellcheck is not installed: skipped (apt-get install shellcheck)")
         return 77
     files = [os.path.join(HOOKS_DIR, h) for h in sorted(os.listdir(HOOKS_DIR))

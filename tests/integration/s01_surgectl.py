@@ -12,9 +12,9 @@
     `status --watch --count 2` prints two tables a second apart; on a tty
     --watch clears the screen; SIGINT ends --watch with exit 0; usage errors
     exit 2.
-(b) add / weight / remove / events: real checks, each skipped with a
-    "SKIP" line while the server answers 404 "no such endpoint" or 405 for
-    it (those endpoints land later).
+(b) add (weight, maxconn; twice and a bad address: 4xx), weight, events
+    (--since 5m, --json, an ISO-8601 --since) and remove (drains, then gone;
+    a second remove: 404).
 (c) No daemon: a missing socket and a closed port exit 3 with the message.
 (d) Admin API on TCP with an admin and a read-only token: no token and a
     wrong token exit 4 (401); SURGEGATE_TOKEN is used; the read-only token
@@ -88,12 +88,6 @@ def status_rows(out):
 def server_state(proxy, addr):
     st, obj = admin_get(proxy, "pools/app/backends/" + addr)
     return obj.get("state")
-
-
-def not_there_yet(rc, err):
-    """True when the server does not have the endpoint yet."""
-    return rc == 1 and ("no such endpoint" in err or " 405" in err or "405 " in err
-                        or "method not allowed" in err.lower())
 
 
 def unix_socket():
@@ -246,68 +240,51 @@ def watch_sigint(adm):
 
 
 def later_endpoints(proxy, adm, a, b):
-    """add, weight, remove and events: skipped while the server lacks them."""
+    """add, weight, remove and events."""
     with Backend("C") as c:
         rc, out, err = ctl("add", "app", c.addr, "--weight", "2", "--maxconn", "50", admin=adm)
-        added = False
-        if not_there_yet(rc, err):
-            print("SKIP s01 add: the server has no add endpoint yet (%s)" % err.strip())
-        else:
-            check(rc == 0, "add: exit %d, stderr %r" % (rc, err))
-            check(c.addr in out, "add said %r" % out)
-            added = True
-            wait_for(lambda: c.addr in status_rows(ok("status", admin=adm)), timeout=5,
-                     what="C in the status table after add")
-            bs = {x["address"]: x for x in json.loads(ok("--json", "backends", "app", admin=adm))}
-            check_eq(bs[c.addr].get("weight"), 2, "C's weight after add --weight 2")
-            check_eq(bs[c.addr].get("maxconn"), 50, "C's maxconn after add --maxconn 50")
-            rc, out, err = ctl("add", "app", c.addr, admin=adm)
-            check(rc == 1 and err.startswith("surgectl: 4"),
-                  "adding C twice: exit %d, stderr %r" % (rc, err))
-            rc, out, err = ctl("add", "app", "not an address", admin=adm)
-            check(rc == 1 and err.startswith("surgectl: 4"),
-                  "adding a bad address: exit %d, stderr %r" % (rc, err))
-        # weight (on C when it was added, else on B and back)
-        target = c.addr if added else b.addr
+        check(rc == 0, "add: exit %d, stderr %r" % (rc, err))
+        check(c.addr in out, "add said %r" % out)
+        wait_for(lambda: c.addr in status_rows(ok("status", admin=adm)), timeout=5,
+                 what="C in the status table after add")
+        bs = {x["address"]: x for x in json.loads(ok("--json", "backends", "app", admin=adm))}
+        check_eq(bs[c.addr].get("weight"), 2, "C's weight after add --weight 2")
+        check_eq(bs[c.addr].get("maxconn"), 50, "C's maxconn after add --maxconn 50")
+        rc, out, err = ctl("add", "app", c.addr, admin=adm)
+        check(rc == 1 and err.startswith("surgectl: 4"),
+              "adding C twice: exit %d, stderr %r" % (rc, err))
+        rc, out, err = ctl("add", "app", "not an address", admin=adm)
+        check(rc == 1 and err.startswith("surgectl: 4"),
+              "adding a bad address: exit %d, stderr %r" % (rc, err))
+        # weight (on C)
+        target = c.addr
         rc, out, err = ctl("weight", "app", target, "3", admin=adm)
-        if not_there_yet(rc, err):
-            print("SKIP s01 weight: the server has no weight endpoint yet (%s)" % err.strip())
-        else:
-            check(rc == 0, "weight: exit %d, stderr %r" % (rc, err))
-            bs = {x["address"]: x for x in json.loads(ok("--json", "backends", "app", admin=adm))}
-            check_eq(bs[target].get("weight"), 3, "weight after `weight app %s 3`" % target)
-            if not added:
-                ok("weight", "app", target, "1", admin=adm)
+        check(rc == 0, "weight: exit %d, stderr %r" % (rc, err))
+        bs = {x["address"]: x for x in json.loads(ok("--json", "backends", "app", admin=adm))}
+        check_eq(bs[target].get("weight"), 3, "weight after `weight app %s 3`" % target)
         # events: the drain of B earlier is in the journal
         rc, out, err = ctl("events", "--since", "5m", admin=adm)
-        if not_there_yet(rc, err):
-            print("SKIP s01 events: the server has no events endpoint yet (%s)" % err.strip())
-        else:
-            check(rc == 0, "events: exit %d, stderr %r" % (rc, err))
-            log("events --since 5m:\n" + out)
-            lines = out.splitlines()
-            check(lines and all(l[:4].isdigit() and l[10:11] == "T" for l in lines),
-                  "events: every line starts with an ISO-8601 time: %r" % out[:400])
-            check(any(b.addr in l for l in lines), "events: nothing about B's drain: %r"
-                  % out[:400])
-            evs = json.loads(ok("--json", "events", admin=adm))
-            check(isinstance(evs, list) and evs and all("time" in e and "type" in e
-                                                        for e in evs),
-                  "events --json: %r" % str(evs)[:300])
-            rc, out, err = ctl("events", "--since", "2000-01-01T00:00:00Z", admin=adm)
-            check_eq(rc, 0, "events --since an ISO-8601 time: exit (stderr %r)" % err)
-        # remove (C when it was added, else B: the last step of this proxy's life)
-        target = c.addr if added else b.addr
+        check(rc == 0, "events: exit %d, stderr %r" % (rc, err))
+        log("events --since 5m:\n" + out)
+        lines = out.splitlines()
+        check(lines and all(l[:4].isdigit() and l[10:11] == "T" for l in lines),
+              "events: every line starts with an ISO-8601 time: %r" % out[:400])
+        check(any(b.addr in l for l in lines), "events: nothing about B's drain: %r"
+              % out[:400])
+        evs = json.loads(ok("--json", "events", admin=adm))
+        check(isinstance(evs, list) and evs and all("time" in e and "type" in e
+                                                    for e in evs),
+              "events --json: %r" % str(evs)[:300])
+        rc, out, err = ctl("events", "--since", "2000-01-01T00:00:00Z", admin=adm)
+        check_eq(rc, 0, "events --since an ISO-8601 time: exit (stderr %r)" % err)
+        # remove C (drains first, then gone)
         rc, out, err = ctl("remove", "app", target, admin=adm)
-        if not_there_yet(rc, err):
-            print("SKIP s01 remove: the server has no remove endpoint yet (%s)" % err.strip())
-        else:
-            check(rc == 0, "remove: exit %d, stderr %r" % (rc, err))
-            wait_for(lambda: target not in status_rows(ok("status", admin=adm)), timeout=10,
-                     what="%s gone from the status table after remove" % target)
-            rc, out, err = ctl("remove", "app", target, admin=adm)
-            check(rc == 1 and "404" in err, "removing %s again: exit %d, stderr %r"
-                  % (target, rc, err))
+        check(rc == 0, "remove: exit %d, stderr %r" % (rc, err))
+        wait_for(lambda: target not in status_rows(ok("status", admin=adm)), timeout=10,
+                 what="%s gone from the status table after remove" % target)
+        rc, out, err = ctl("remove", "app", target, admin=adm)
+        check(rc == 1 and "404" in err, "removing %s again: exit %d, stderr %r"
+              % (target, rc, err))
 
 
 def no_daemon():
