@@ -427,7 +427,7 @@ void sg_as_eval(struct sg_as *as, uint64_t now_ms, const double m[SG_AS_NMETRICS
         out->desired = rec - current > as->step ? current + as->step : rec;
         if (out->desired != rec)
             as_append(r, rlen, " (step %u)", as->step);
-        if (as->up_done && now_ms - as->last_up_ms < as->cfg->scale_up_cooldown_ms) {
+        if (sg_as_up_cooling(as, now_ms)) {
             as_fmt_dur(as->cfg->scale_up_cooldown_ms - (now_ms - as->last_up_ms), d1, sizeof(d1));
             as_fmt_dur(as->cfg->scale_up_cooldown_ms, d2, sizeof(d2));
             as_append(r, rlen, ": scale-up cooldown, %s of %s left (wants %u)", d1, d2,

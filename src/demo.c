@@ -82,6 +82,26 @@ static void demo_handle(struct evhttp_request *req, void *arg)
     evbuffer_free(out);
 }
 
+char *sg_demo_conf_fill(const char *tmpl, const char *hooks_dir)
+{
+    static const char mark[] = "@HOOKS@";
+    const size_t ml = sizeof(mark) - 1, dl = strlen(hooks_dir);
+    size_t n = 0;
+    for (const char *p = strstr(tmpl, mark); p != NULL; p = strstr(p + ml, mark))
+        n++;
+    char *out = sg_xmalloc(strlen(tmpl) + n * dl + 1), *o = out;
+    const char *p = tmpl, *q;
+    while ((q = strstr(p, mark)) != NULL) {
+        memcpy(o, p, (size_t)(q - p));
+        o += q - p;
+        memcpy(o, hooks_dir, dl);
+        o += dl;
+        p = q + ml;
+    }
+    strcpy(o, p);
+    return out;
+}
+
 struct sg_demo *sg_demo_start(struct event_base *base, const struct sg_cfg *cfg)
 {
     if (cfg->npools == 0)

@@ -72,21 +72,7 @@ static char *main_demo_conf(void)
         if (access(SG_HOOKS_DIR "/local-spawn", X_OK) != 0)
             dir = SG_HOOKS_INSTALL_DIR;
     }
-    const char *mark = "@HOOKS@";
-    size_t dl = strlen(dir), ml = strlen(mark), n = 0;
-    for (const char *p = strstr(sg_demo_conf, mark); p != NULL; p = strstr(p + ml, mark))
-        n++;
-    char *out = sg_xmalloc(strlen(sg_demo_conf) + n * dl + 1), *o = out;
-    const char *p = sg_demo_conf, *q;
-    while ((q = strstr(p, mark)) != NULL) {
-        memcpy(o, p, (size_t)(q - p));
-        o += q - p;
-        memcpy(o, dir, dl);
-        o += dl;
-        p = q + ml;
-    }
-    strcpy(o, p);
-    return out;
+    return sg_demo_conf_fill(sg_demo_conf, dir);
 }
 
 static void usage(FILE *out)

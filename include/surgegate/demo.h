@@ -15,6 +15,11 @@ struct sg_demo;
 struct sg_demo *sg_demo_start(struct event_base *base, const struct sg_cfg *cfg);
 void sg_demo_free(struct sg_demo *d);
 
+/* The demo configuration text `tmpl` (config/demo.conf, embedded at build
+ * time) with every "@HOOKS@" replaced by hooks_dir, the directory of the
+ * example hooks. Returns a new NUL-terminated string owned by the caller. */
+char *sg_demo_conf_fill(const char *tmpl, const char *hooks_dir);
+
 /* Simulated service time of the demo backends' "/" (an app server's work),
  * so that a surge visibly queues. */
 #define SG_DEMO_DELAY_MS 20u

@@ -21,6 +21,7 @@
 
 #include "surgegate/cfg.h"
 #include "surgegate/common.h"
+#include "surgegate/demo.h"
 
 #ifndef SG_SOURCE_DIR
 #define SG_SOURCE_DIR "."
@@ -1710,32 +1711,18 @@ static void test_load_file(void **state)
     sg_cfg_free(NULL);
 }
 
-/* config/demo.conf with @HOOKS@ (filled in by `surgegate --demo`) replaced
- * by the source tree's hooks/; NUL-terminated, owned by the caller. */
+/* config/demo.conf with @HOOKS@ filled in as `surgegate --demo` does, with
+ * the source tree's hooks/; owned by the caller. */
 static char *demo_conf_text(const char *path)
 {
     FILE *f = fopen(path, "r");
     assert_non_null(f);
-    static const char mark[] = "@HOOKS@";
-    const char *dir = SG_SOURCE_DIR "/hooks";
-    size_t cap = 1 << 16, n = 0;
-    char *raw = malloc(cap), *out = malloc(2 * cap), *o = out;
-    assert_non_null(raw);
-    assert_non_null(out);
-    n = fread(raw, 1, cap - 1, f);
+    static char raw[1 << 16];
+    size_t n = fread(raw, 1, sizeof(raw) - 1, f);
     fclose(f);
-    assert_true(n > 0 && n < cap - 1);
+    assert_true(n > 0 && n < sizeof(raw) - 1);
     raw[n] = '\0';
-    const char *p = raw, *q;
-    while ((q = strstr(p, mark)) != NULL) {
-        memcpy(o, p, (size_t)(q - p));
-        o += q - p;
-        o += sprintf(o, "%s", dir);
-        p = q + sizeof(mark) - 1;
-    }
-    strcpy(o, p);
-    free(raw);
-    return out;
+    return sg_demo_conf_fill(raw, SG_SOURCE_DIR "/hooks");
 }
 
 /* The shipped configs load; the demo has no warning at all. */
