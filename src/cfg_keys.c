@@ -1103,6 +1103,7 @@ static const struct cfg_section cfg_sec_journal = {"journal", "journal", cfg_jou
 #define T struct sg_cfg
 static const struct cfg_key cfg_root_keys[] = {
     {.name = "workers", .fn = cfg_k_uint, .off = CFG_OFF(T, workers), .min = 0, .max = 256},
+    {.name = "io_uring", .fn = cfg_k_bool, .off = CFG_OFF(T, io_uring)},
     {.name = "log_level",
      .fn = cfg_k_enum,
      .off = CFG_OFF(T, log_level),

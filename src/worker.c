@@ -15,6 +15,7 @@
 
 #include "surgegate/accesslog.h"
 #include "surgegate/common.h"
+#include "surgegate/conn.h"
 #include "surgegate/http1.h"
 #include "surgegate/lb-t.h"
 #include "surgegate/log.h"
@@ -278,6 +279,8 @@ struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_
 static void *worker_main(void *arg)
 {
     struct sg_worker *w = arg;
+    /* Created here: the ring belongs to the thread that submits to it. */
+    w->iob = sg_iob_new(w->base, w->cfg->io_uring);
     event_base_dispatch(w->base);
     /* Anything left (loop exited by grace timer) is closed here. */
     while (w->sessions != NULL)
@@ -285,6 +288,8 @@ static void *worker_main(void *arg)
     sg_upstream_close_idle(w);
     /* run deferred frees */
     event_base_loop(w->base, EVLOOP_NONBLOCK);
+    sg_iob_free(w->iob);
+    w->iob = NULL;
     atomic_store(&w->done, true);
     return NULL;
 }

@@ -207,6 +207,7 @@ struct sg_cfg_diags {
 struct sg_cfg {
     char *file;
     uint32_t workers; /* 0 in the file = default: number of cores; resolved at load */
+    bool io_uring;    /* batch socket reads and sends (default true; see conn.c) */
     char *log_level;  /* "error" | "warn" | "info" (default) | "debug" */
     struct sg_cfg_timeouts timeouts;
     struct sg_cfg_limits limits;

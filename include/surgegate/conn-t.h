@@ -4,7 +4,12 @@
  * reads go straight into reserved evbuffer space with readv (bufferevent
  * asks FIONREAD first: one more syscall per read), writes are attempted at
  * once with sendmsg and only what the kernel refuses is queued behind an
- * EPOLLOUT event. Owned by exactly one session or upstream connection. */
+ * EPOLLOUT event. Owned by exactly one session or upstream connection.
+ *
+ * With a batch (sg_iob_new, on kernels that allow io_uring), the reads that
+ * epoll reports in one loop pass and the sends the callbacks make are not
+ * issued one syscall each: they are collected and issued together, inline and
+ * non-blocking, in one io_uring_enter at the end of the pass. */
 #ifndef SURGEGATE_CONN_T_H
 #define SURGEGATE_CONN_T_H
 
@@ -25,6 +30,7 @@
 
 struct evbuffer;
 struct sg_conn;
+struct sg_iobatch;
 
 typedef void (*sg_conn_data_cb)(struct sg_conn *c, void *arg);
 typedef void (*sg_conn_event_cb)(struct sg_conn *c, short what, void *arg);
@@ -48,6 +54,14 @@ struct sg_conn {
     bool connecting;
     uint64_t nin;  /* bytes read so far */
     uint64_t nout; /* bytes handed to sg_conn_send so far */
+    /* Batched I/O (conn.c): the worker's batch, or NULL for plain syscalls;
+     * indexes of this connection's entries in it, -1 when none. */
+    struct sg_iobatch *iob;
+    int32_t rslot;     /* a read: queued, or done and its callback due */
+    int32_t wslot;     /* a send not yet issued */
+    int32_t wdoneslot; /* a send issued, its write callback due */
+    bool send_more;    /* MSG_MORE for the queued send */
+    bool read_big;     /* the last batched read filled its slot */
 };
 
 #endif

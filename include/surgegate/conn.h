@@ -31,7 +31,16 @@ void sg_conn_input_drained(struct sg_conn *c);
  * with MSG_MORE when `more`; the rest is queued. Errors surface through the
  * event callback, later. */
 void sg_conn_send(struct sg_conn *c, struct evbuffer *data, bool more);
-/* Closes the socket and frees the buffers; safe inside the callbacks. */
+/* Closes the socket and frees the buffers; safe inside the callbacks. A send
+ * still waiting in the batch is attempted first, as an immediate send is. */
 void sg_conn_close(struct sg_conn *c);
+
+/* The calling thread's I/O batch over `base`: connections set up on this
+ * thread afterwards use it. With enable false, or where the kernel refuses
+ * io_uring (old kernel, seccomp, io_uring_disabled), returns NULL and every
+ * read and send stays a plain syscall. Create, use and free it on one thread. */
+struct sg_iobatch *sg_iob_new(struct event_base *base, bool enable);
+/* Issues what is queued, then frees; the thread goes back to plain syscalls. */
+void sg_iob_free(struct sg_iobatch *b);
 
 #endif

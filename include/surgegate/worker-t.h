@@ -27,6 +27,7 @@ struct sg_session;
 struct sg_upconn;
 struct sg_worker;
 struct sg_alog_w;
+struct sg_iobatch;
 
 /* Per worker, per backend. */
 struct sg_wbackend {
@@ -59,6 +60,7 @@ struct sg_worker {
     uint32_t magic;
     uint32_t id;
     struct event_base *base;
+    struct sg_iobatch *iob; /* this thread's socket I/O batch (conn.c); NULL: plain syscalls */
     pthread_t thread;
     const struct sg_cfg *cfg;
     struct sg_pools *pools;
