@@ -5,9 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
-#include <stdlib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -87,7 +87,7 @@ struct sg_iobatch {
     struct event *flush_ev;
     struct sg_iob_op *ops;
     uint32_t n, cap;
-    char *slab; /* SG_IOB_RING slots of SG_IOB_SLOT bytes */
+    char *slab;     /* SG_IOB_RING slots of SG_IOB_SLOT bytes */
     bool scheduled; /* flush_ev is active */
     bool flushing;  /* inside iob_flush_cb: its loop takes new entries */
     bool broken;    /* the ring failed: entries run as plain syscalls */
@@ -675,8 +675,8 @@ static bool iob_inline_ok(struct io_uring *ring)
     io_uring_prep_recvmsg(sqe, sv[0], &mh, MSG_DONTWAIT);
     io_uring_sqe_set_data64(sqe, 1);
     struct io_uring_cqe *cqe = NULL;
-    bool ok = io_uring_submit(ring) == 1 && io_uring_peek_cqe(ring, &cqe) == 0 &&
-              cqe->res == -EAGAIN;
+    bool ok =
+        io_uring_submit(ring) == 1 && io_uring_peek_cqe(ring, &cqe) == 0 && cqe->res == -EAGAIN;
     if (cqe != NULL)
         io_uring_cqe_seen(ring, cqe);
     close(sv[0]);

@@ -281,6 +281,11 @@ static void *worker_main(void *arg)
     struct sg_worker *w = arg;
     /* Created here: the ring belongs to the thread that submits to it. */
     w->iob = sg_iob_new(w->base, w->cfg->io_uring);
+    if (w->id == 0)
+        sg_log_info("socket reads and sends: %s",
+                    w->iob != NULL     ? "batched per loop pass (io_uring)"
+                    : w->cfg->io_uring ? "one syscall each (io_uring unavailable)"
+                                       : "one syscall each (io_uring = false)");
     event_base_dispatch(w->base);
     /* Anything left (loop exited by grace timer) is closed here. */
     while (w->sessions != NULL)

@@ -597,6 +597,9 @@ def proxy_config(frontend_port, backends, balance="roundrobin", extra_pool="", e
     lines.append("pools = ( %s );" % ",\n          ".join(pools))
     if extra_top:
         lines.append(extra_top)
+    if os.environ.get("SG_IO_URING") == "0":
+        # The plain-syscall variants of the tests (tests/integration/CMakeLists.txt).
+        lines.append("io_uring = false;")
     return "\n".join(lines) + "\n"
 
 
