@@ -61,13 +61,16 @@
  * and the write event meets the error; a failed read reports as it did. */
 #define SG_IOB_RING   256 /* SQ entries: the most entries one enter issues */
 #define SG_IOB_ROUNDS 8   /* rounds per flush before the loop polls again */
-/* A batched read lands in the batch's slab (one slot per SQ entry) and is
- * copied to the connection: reserving read_size (up to 256 KiB upstream) in
- * each of a pass's connections at once made malloc grow and trim the heap
- * every pass. A connection whose last read filled its slot reads straight
- * into its own buffer instead, at most SG_IOB_BIG at a time. */
+/* Only small transfers are batched: there the syscall is the cost, while a
+ * large one is dominated by copying bytes. A batched read lands in the
+ * batch's slab (one slot per SQ entry) and is copied to the connection:
+ * reserving read_size (up to 256 KiB upstream) in each of a pass's
+ * connections at once made malloc grow and trim the heap every pass. A
+ * connection whose last read filled SG_IOB_SLOT reads with a plain readv,
+ * straight into its buffer, until a read comes back smaller; a send of
+ * SG_IOB_SLOT bytes or more goes out at once, so its buffers are freed
+ * before the next read allocates again. */
 #define SG_IOB_SLOT (16 * 1024)
-#define SG_IOB_BIG  (64 * 1024)
 
 enum { IOB_READ = 1, IOB_SEND = 2 };
 
@@ -75,7 +78,6 @@ struct sg_iob_op {
     struct sg_conn *c; /* NULL: nothing (more) to do for this entry */
     uint8_t kind;
     bool issued; /* res holds the kernel's answer */
-    bool direct; /* a read into reserved space of c->in (else the slab) */
     int nv;      /* iovecs reserved (reads) or peeked (sends) */
     int res;     /* bytes, or -errno */
     struct msghdr mh;
@@ -175,7 +177,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
         c->eventcb(c, SG_CONN_READING | SG_CONN_TIMEOUT, c->arg);
         return;
     }
-    if (c->iob != NULL && !c->iob->broken) {
+    if (c->iob != NULL && !c->iob->broken && !c->read_big) {
         if (c->rslot < 0)
             c->rslot = iob_push(c->iob, c, IOB_READ);
         if (c->rslot >= 0)
@@ -189,6 +191,8 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
     }
     ssize_t n = readv(fd, (struct iovec *)v, nv);
     int err = errno;
+    if (n > 0)
+        c->read_big = (size_t)n >= SG_IOB_SLOT;
     short ev;
     if (!conn_read_settle(c, v, nv, n, err, &ev))
         return;
@@ -372,7 +376,7 @@ void sg_conn_send(struct sg_conn *c, struct evbuffer *data, bool more)
         return;
     }
     if (evbuffer_get_length(c->out) == 0 && !c->connecting) {
-        if (c->iob != NULL && !c->iob->broken && !c->write_armed) {
+        if (c->iob != NULL && !c->iob->broken && !c->write_armed && len < SG_IOB_SLOT) {
             c->wslot = iob_push(c->iob, c, IOB_SEND);
             if (c->wslot >= 0) {
                 c->send_more = more;
@@ -469,21 +473,9 @@ static bool iob_prep(struct sg_iobatch *b, uint32_t i)
     if (op->kind == IOB_READ) {
         if (!c->reading || !c->read_armed)
             return false; /* paused since: the event comes back when re-armed */
-        op->direct = c->read_big;
-        if (op->direct) {
-            size_t want = c->read_size < SG_IOB_BIG ? c->read_size : SG_IOB_BIG;
-            op->nv = evbuffer_reserve_space(c->in, (ev_ssize_t)want, op->v, 2);
-        } else {
-            op->v[0].iov_base = b->slab + (size_t)(i % SG_IOB_RING) * SG_IOB_SLOT;
-            op->v[0].iov_len = c->read_size < SG_IOB_SLOT ? c->read_size : SG_IOB_SLOT;
-            op->nv = 1;
-        }
-        if (op->nv < 1) {
-            op->nv = 0;
-            op->res = -ENOMEM;
-            op->issued = true;
-            return false;
-        }
+        op->v[0].iov_base = b->slab + (size_t)(i % SG_IOB_RING) * SG_IOB_SLOT;
+        op->v[0].iov_len = c->read_size < SG_IOB_SLOT ? c->read_size : SG_IOB_SLOT;
+        op->nv = 1;
     } else {
         if (evbuffer_get_length(c->out) == 0)
             return false;
@@ -566,8 +558,6 @@ static void iob_settle(struct sg_iobatch *b, uint32_t i)
         bool due;
         if (!op->issued) {
             due = false;
-        } else if (op->direct) {
-            due = conn_read_settle(c, op->v, op->nv, op->res, op->res < 0 ? -op->res : 0, &what);
         } else if (op->res > 0 && evbuffer_add(c->in, op->v[0].iov_base, (size_t)op->res) != 0) {
             op->res = -ENOMEM;
             due = conn_read_settle(c, NULL, 0, -1, ENOMEM, &what);
@@ -576,8 +566,8 @@ static void iob_settle(struct sg_iobatch *b, uint32_t i)
             struct evbuffer_iovec none[1];
             due = conn_read_settle(c, none, 0, op->res, op->res < 0 ? -op->res : 0, &what);
         }
-        if (op->issued && op->res >= 0)
-            c->read_big = (size_t)op->res >= (op->direct ? SG_IOB_SLOT : op->v[0].iov_len);
+        if (op->issued && op->res > 0)
+            c->read_big = (size_t)op->res >= SG_IOB_SLOT;
         if (!due) {
             c->rslot = -1;
             op->c = NULL;
