@@ -271,7 +271,9 @@ static int conn_setup(struct sg_conn *c, struct event_base *base, int fd)
 
 int sg_conn_init(struct sg_conn *c, struct event_base *base, int fd)
 {
-    return conn_setup(c, base, fd);
+    int rc = conn_setup(c, base, fd);
+    c->accepted = true;
+    return rc;
 }
 
 int sg_conn_connect(struct sg_conn *c, struct event_base *base, const struct sockaddr *sa,
@@ -315,6 +317,12 @@ void sg_conn_read_on(struct sg_conn *c)
         return;
     c->reading = true;
     conn_arm_read(c);
+    /* A client sends its request right after the handshake, so it is often
+     * there by the time the connection is accepted: read it with this pass's
+     * batch rather than a loop pass later, when epoll reports it. */
+    if (c->accepted && c->nin == 0 && c->read_armed && c->iob != NULL && !c->iob->broken &&
+        c->rslot < 0)
+        c->rslot = iob_push(c->iob, c, IOB_READ);
 }
 
 void sg_conn_read_off(struct sg_conn *c)
