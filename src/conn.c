@@ -78,6 +78,8 @@ struct sg_iob_op {
     struct sg_conn *c; /* NULL: nothing (more) to do for this entry */
     uint8_t kind;
     bool issued; /* res holds the kernel's answer */
+    bool first;  /* a new connection's first read (sg_conn_read_on) */
+    bool nocb;   /* settled with no callback due */
     int nv;      /* iovecs reserved (reads) or peeked (sends) */
     int res;     /* bytes, or -errno */
     struct msghdr mh;
@@ -111,6 +113,8 @@ static void conn_arm_read(struct sg_conn *c)
     bool want = c->reading && c->fd >= 0 &&
                 (c->read_high == 0 || evbuffer_get_length(c->in) < c->read_high);
     if (want) {
+        if (c->read_defer)
+            return; /* the batch registers it after the first read, if still wanted */
         /* re-adding also restarts the inactivity timeout */
         event_add(&c->rev, conn_tv(&c->rto));
         c->read_armed = true;
@@ -272,7 +276,7 @@ static int conn_setup(struct sg_conn *c, struct event_base *base, int fd)
 int sg_conn_init(struct sg_conn *c, struct event_base *base, int fd)
 {
     int rc = conn_setup(c, base, fd);
-    c->accepted = true;
+    c->fresh = true;
     return rc;
 }
 
@@ -313,16 +317,25 @@ void sg_conn_setcb(struct sg_conn *c, sg_conn_data_cb readcb, sg_conn_data_cb wr
 
 void sg_conn_read_on(struct sg_conn *c)
 {
-    if (c->reading && c->read_armed)
+    if (c->reading && (c->read_armed || c->read_defer))
         return;
     c->reading = true;
-    conn_arm_read(c);
     /* A client sends its request right after the handshake, so it is often
      * there by the time the connection is accepted: read it with this pass's
-     * batch rather than a loop pass later, when epoll reports it. */
-    if (c->accepted && c->nin == 0 && c->read_armed && c->iob != NULL && !c->iob->broken &&
-        c->rslot < 0)
+     * batch rather than a loop pass later, when epoll reports it, and register
+     * the socket with epoll only if reading is still wanted after that read
+     * (a client that asked to close gets nothing more read: then the socket
+     * never costs an epoll_ctl ADD, nor the DEL before its close). */
+    if (c->fresh && c->fd >= 0 && c->iob != NULL && !c->iob->broken && c->rslot < 0) {
+        c->fresh = false;
         c->rslot = iob_push(c->iob, c, IOB_READ);
+        if (c->rslot >= 0) {
+            c->iob->ops[c->rslot].first = true;
+            c->read_defer = true;
+            return;
+        }
+    }
+    conn_arm_read(c);
 }
 
 void sg_conn_read_off(struct sg_conn *c)
@@ -449,6 +462,8 @@ static int32_t iob_push(struct sg_iobatch *b, struct sg_conn *c, uint8_t kind)
     op->c = c;
     op->kind = kind;
     op->issued = false;
+    op->first = false;
+    op->nocb = false;
     op->nv = 0;
     op->res = 0;
     if (!b->scheduled && !b->flushing) {
@@ -479,7 +494,7 @@ static bool iob_prep(struct sg_iobatch *b, uint32_t i)
     struct sg_iob_op *op = &b->ops[i];
     struct sg_conn *c = op->c;
     if (op->kind == IOB_READ) {
-        if (!c->reading || !c->read_armed)
+        if (!c->reading || (!c->read_armed && !c->read_defer))
             return false; /* paused since: the event comes back when re-armed */
         op->v[0].iov_base = b->slab + (size_t)(i % SG_IOB_RING) * SG_IOB_SLOT;
         op->v[0].iov_len = c->read_size < SG_IOB_SLOT ? c->read_size : SG_IOB_SLOT;
@@ -576,7 +591,8 @@ static void iob_settle(struct sg_iobatch *b, uint32_t i)
         }
         if (op->issued && op->res > 0)
             c->read_big = (size_t)op->res >= SG_IOB_SLOT;
-        if (!due) {
+        op->nocb = !due;
+        if (!due && !op->first) {
             c->rslot = -1;
             op->c = NULL;
         }
@@ -616,9 +632,17 @@ static void iob_round(struct sg_iobatch *b)
         struct sg_conn *c = op->c;
         if (c == NULL)
             continue;
-        op->c = NULL;
+        if (op->kind == IOB_READ && op->first) {
+            /* Kept (with c->rslot) for the registration below: a close in a
+             * callback clears it. */
+            if (op->nocb)
+                continue;
+        } else {
+            op->c = NULL;
+        }
         if (op->kind == IOB_READ) {
-            c->rslot = -1;
+            if (!op->first)
+                c->rslot = -1;
             if (op->res > 0) {
                 c->readcb(c, c->arg);
             } else {
@@ -632,6 +656,19 @@ static void iob_round(struct sg_iobatch *b)
                 c->writecb(c, c->arg);
         }
     }
+    /* First reads of new connections: register with epoll now if reading
+     * is still wanted. */
+    for (uint32_t i = 0; i < n; i++) {
+        struct sg_iob_op *op = &b->ops[i];
+        struct sg_conn *c = op->c;
+        if (c == NULL)
+            continue;
+        SG_BUG_ON(op->kind != IOB_READ || !op->first);
+        op->c = NULL;
+        c->rslot = -1;
+        c->read_defer = false;
+        conn_arm_read(c);
+    }
     uint32_t left = b->n - n;
     memmove(b->ops, b->ops + n, left * sizeof(*b->ops));
     b->n = left;
@@ -639,8 +676,10 @@ static void iob_round(struct sg_iobatch *b)
         struct sg_conn *c = b->ops[i].c;
         if (c == NULL)
             continue;
-        SG_BUG_ON(b->ops[i].kind != IOB_SEND); /* reads are queued by the loop only */
-        c->wslot = (int32_t)i;
+        if (b->ops[i].kind == IOB_SEND)
+            c->wslot = (int32_t)i;
+        else
+            c->rslot = (int32_t)i; /* a first read queued from a callback */
     }
 }
 

@@ -940,6 +940,13 @@ static void session_feed_request_run(struct sg_session *s)
             if (s->req_done && s->state == SG_SS_FORWARD) {
                 if (s->req_has_body) /* the body read timeout is over */
                     sg_conn_set_timeouts(&s->cc, NULL, &s->w->tv_client);
+                /* The client asked to close after this request: nothing more
+                 * is read from it until the response is out (a reset shows
+                 * when the response is written; what it sent past the
+                 * request is dealt with by the lingering close). A new
+                 * connection then never costs an epoll_ctl (conn.c). */
+                if (s->client_close && !s->rq_upgrade)
+                    sg_conn_read_off(&s->cc);
                 return;
             }
             /* An Upgrade request the parser stopped on between requests: the

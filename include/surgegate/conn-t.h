@@ -62,7 +62,8 @@ struct sg_conn {
     int32_t wdoneslot; /* a send issued, its write callback due */
     bool send_more;    /* MSG_MORE for the queued send */
     bool read_big;     /* the last batched read filled its slot */
-    bool accepted;     /* a client connection (sg_conn_init), not a connect */
+    bool fresh;        /* accepted, first read not yet asked for */
+    bool read_defer;   /* that first read is in the batch: epoll waits for it */
 };
 
 #endif
