@@ -72,10 +72,11 @@
  * before the next read allocates again. */
 #define SG_IOB_SLOT (16 * 1024)
 
-enum { IOB_READ = 1, IOB_SEND = 2 };
+enum { IOB_READ = 1, IOB_SEND = 2, IOB_CLOSE = 3 };
 
 struct sg_iob_op {
     struct sg_conn *c; /* NULL: nothing (more) to do for this entry */
+    int fd;            /* IOB_CLOSE (c is NULL): the socket to close; -1 once done */
     uint8_t kind;
     bool issued; /* res holds the kernel's answer */
     bool first;  /* a new connection's first read (sg_conn_read_on) */
@@ -438,7 +439,13 @@ void sg_conn_close(struct sg_conn *c)
     }
     event_del(&c->rev);
     event_del(&c->wev);
-    close(c->fd);
+    /* The close goes with the pass's batch too (the fd stays open, so its
+     * number is not reused, until then). */
+    int32_t slot = b != NULL && !b->broken ? iob_push(b, NULL, IOB_CLOSE) : -1;
+    if (slot >= 0)
+        b->ops[slot].fd = c->fd;
+    else
+        close(c->fd);
     c->fd = -1;
     evbuffer_free(c->in);
     evbuffer_free(c->out);
@@ -460,6 +467,7 @@ static int32_t iob_push(struct sg_iobatch *b, struct sg_conn *c, uint8_t kind)
     }
     struct sg_iob_op *op = &b->ops[b->n];
     op->c = c;
+    op->fd = -1;
     op->kind = kind;
     op->issued = false;
     op->first = false;
@@ -493,6 +501,17 @@ static bool iob_prep(struct sg_iobatch *b, uint32_t i)
 {
     struct sg_iob_op *op = &b->ops[i];
     struct sg_conn *c = op->c;
+    if (op->kind == IOB_CLOSE) {
+        if (b->broken) {
+            close(op->fd);
+            op->fd = -1;
+            return false;
+        }
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
+        io_uring_prep_close(sqe, op->fd);
+        io_uring_sqe_set_data64(sqe, i);
+        return true;
+    }
     if (op->kind == IOB_READ) {
         if (!c->reading || (!c->read_armed && !c->read_defer))
             return false; /* paused since: the event comes back when re-armed */
@@ -543,6 +562,11 @@ static void iob_submit(struct sg_iobatch *b, uint32_t nsub, uint32_t lo, uint32_
         struct sg_iob_op *op = &b->ops[io_uring_cqe_get_data64(cqe)];
         op->res = cqe->res;
         op->issued = true;
+        if (op->kind == IOB_CLOSE) {
+            if (cqe->res == -EINVAL || cqe->res == -EOPNOTSUPP)
+                close(op->fd); /* a kernel without IORING_OP_CLOSE */
+            op->fd = -1;
+        }
         if (op->kind == IOB_READ && op->res > 0) {
             size_t left = (size_t)op->res;
             for (int k = 0; k < op->nv && left > 0; k++) {
@@ -563,8 +587,12 @@ static void iob_submit(struct sg_iobatch *b, uint32_t nsub, uint32_t lo, uint32_
     b->broken = true;
     for (uint32_t i = lo; i < hi; i++) {
         struct sg_iob_op *op = &b->ops[i];
-        if (op->c != NULL && !op->issued && op->nv > 0)
+        if (op->kind == IOB_CLOSE && op->fd >= 0) {
+            close(op->fd);
+            op->fd = -1;
+        } else if (op->c != NULL && !op->issued && op->nv > 0) {
             iob_plain(op, iob_flags(op));
+        }
     }
 }
 
@@ -616,7 +644,7 @@ static void iob_round(struct sg_iobatch *b)
     for (uint32_t lo = 0; lo < n; lo += SG_IOB_RING) {
         uint32_t hi = n - lo > SG_IOB_RING ? lo + SG_IOB_RING : n, nsub = 0;
         for (uint32_t i = lo; i < hi; i++)
-            if (b->ops[i].c != NULL && iob_prep(b, i))
+            if ((b->ops[i].c != NULL || b->ops[i].fd >= 0) && iob_prep(b, i))
                 nsub++;
         if (nsub > 0)
             iob_submit(b, nsub, lo, hi);
@@ -771,9 +799,12 @@ void sg_iob_free(struct sg_iobatch *b)
     b->flushing = true;
     for (int r = 0; r < 4 * SG_IOB_ROUNDS && b->n > 0; r++)
         iob_round(b);
-    for (uint32_t i = 0; i < b->n; i++) /* still making sends: forget them */
+    for (uint32_t i = 0; i < b->n; i++) { /* still making sends: forget them */
         if (b->ops[i].c != NULL)
             b->ops[i].c->wslot = -1;
+        if (b->ops[i].fd >= 0)
+            close(b->ops[i].fd);
+    }
     if (conn_tl_iob == b)
         conn_tl_iob = NULL;
     event_free(b->flush_ev);
