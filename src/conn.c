@@ -96,7 +96,6 @@ struct sg_iobatch {
     bool scheduled; /* flush_ev is active */
     bool flushing;  /* inside iob_flush_cb: its loop takes new entries */
     bool broken;    /* the ring failed: entries run as plain syscalls */
-    uint64_t nenter, nops;
 };
 
 static _Thread_local struct sg_iobatch *conn_tl_iob;
@@ -465,15 +464,7 @@ static int32_t iob_push(struct sg_iobatch *b, struct sg_conn *c, uint8_t kind)
         b->ops = ops;
         b->cap = cap;
     }
-    struct sg_iob_op *op = &b->ops[b->n];
-    op->c = c;
-    op->fd = -1;
-    op->kind = kind;
-    op->issued = false;
-    op->first = false;
-    op->nocb = false;
-    op->nv = 0;
-    op->res = 0;
+    b->ops[b->n] = (struct sg_iob_op){.c = c, .fd = -1, .kind = kind};
     if (!b->scheduled && !b->flushing) {
         b->scheduled = true;
         event_active(b->flush_ev, EV_WRITE, 0);
@@ -550,7 +541,6 @@ static void iob_submit(struct sg_iobatch *b, uint32_t nsub, uint32_t lo, uint32_
     do
         r = io_uring_submit_and_wait(&b->ring, nsub);
     while (r == -EINTR);
-    b->nenter++;
     uint32_t want = r > 0 ? (uint32_t)r : 0, got = 0;
     while (got < want) {
         struct io_uring_cqe *cqe;
@@ -606,16 +596,12 @@ static void iob_settle(struct sg_iobatch *b, uint32_t i)
         return;
     if (op->kind == IOB_READ) {
         short what;
-        bool due;
-        if (!op->issued) {
-            due = false;
-        } else if (op->res > 0 && evbuffer_add(c->in, op->v[0].iov_base, (size_t)op->res) != 0) {
-            op->res = -ENOMEM;
-            due = conn_read_settle(c, NULL, 0, -1, ENOMEM, &what);
-        } else {
-            /* The bytes are in c->in now: settle as a read into it. */
-            struct evbuffer_iovec none[1];
-            due = conn_read_settle(c, none, 0, op->res, op->res < 0 ? -op->res : 0, &what);
+        bool due = false;
+        if (op->issued) {
+            /* Copied out of the slab, the bytes settle as a read into c->in. */
+            if (op->res > 0 && evbuffer_add(c->in, op->v[0].iov_base, (size_t)op->res) != 0)
+                op->res = -ENOMEM;
+            due = conn_read_settle(c, NULL, 0, op->res, op->res < 0 ? -op->res : 0, &what);
         }
         if (op->issued && op->res > 0)
             c->read_big = (size_t)op->res >= SG_IOB_SLOT;
@@ -652,7 +638,6 @@ static void iob_round(struct sg_iobatch *b)
         for (uint32_t i = lo; i < hi; i++)
             iob_settle(b, i);
     }
-    b->nops += n;
     /* Callbacks, in order. They may close connections (clearing later
      * entries) and queue sends (appended after n; ops may move). */
     for (uint32_t i = 0; i < n; i++) {
