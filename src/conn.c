@@ -417,6 +417,16 @@ void sg_conn_send(struct sg_conn *c, struct evbuffer *data, bool more)
         conn_arm_write(c);
 }
 
+void sg_conn_fin_follows(struct sg_conn *c)
+{
+    /* The send still queued in the batch is held back (MSG_MORE) for the
+     * moment until the FIN comes: the kernel then sets FIN on that unsent
+     * segment, so the client gets response and end in one packet, not
+     * two. */
+    if (c->wslot >= 0)
+        c->send_more = true;
+}
+
 void sg_conn_close(struct sg_conn *c)
 {
     if (c->fd < 0)

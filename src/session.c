@@ -310,6 +310,8 @@ static void session_drain(struct sg_session *s)
     sg_conn_set_write_low(&s->cc, 0);
     if (evbuffer_get_length(s->cc.out) == 0)
         session_drain_done(s);
+    else
+        sg_conn_fin_follows(&s->cc);
 }
 
 /* Gives the upstream connection back (or closes it) and forgets it. */

@@ -25,6 +25,10 @@ void sg_conn_read_off(struct sg_conn *c);
 /* NULL or a zero timeval means no limit. */
 void sg_conn_set_timeouts(struct sg_conn *c, const struct timeval *rd, const struct timeval *wr);
 void sg_conn_set_write_low(struct sg_conn *c, size_t low);
+/* Nothing more will be sent: once what is queued is out, the connection is
+ * closed or shut down for writing (the caller does that from its write
+ * callback, at once). */
+void sg_conn_fin_follows(struct sg_conn *c);
 /* Resumes reading if it was paused at read_high and `in` has drained. */
 void sg_conn_input_drained(struct sg_conn *c);
 /* Sends (moves) all of data: straight to the socket when nothing is queued,
