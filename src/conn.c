@@ -81,6 +81,7 @@ struct sg_iob_op {
     bool issued; /* res holds the kernel's answer */
     bool first;  /* a new connection's first read (sg_conn_read_on) */
     bool nocb;   /* settled with no callback due */
+    bool again;  /* a first read tried once more, later in the same flush */
     int nv;      /* iovecs reserved (reads) or peeked (sends) */
     int res;     /* bytes, or -errno */
     struct msghdr mh;
@@ -687,8 +688,21 @@ static void iob_round(struct sg_iobatch *b)
         if (c == NULL)
             continue;
         SG_BUG_ON(op->kind != IOB_READ || !op->first);
+        bool again = op->issued && op->res == -EAGAIN && !op->again && b->n > n;
         op->c = NULL;
         c->rslot = -1;
+        if (again) {
+            /* The request was not there yet, but this flush goes on with
+             * the entries callbacks queued: try once more in that round (it
+             * costs no syscall) before paying for an epoll_ctl ADD, and the
+             * DEL before the close. */
+            int32_t slot = iob_push(b, c, IOB_READ);
+            if (slot >= 0) {
+                b->ops[slot].first = b->ops[slot].again = true;
+                c->rslot = slot;
+                continue;
+            }
+        }
         c->read_defer = false;
         conn_arm_read(c);
     }
