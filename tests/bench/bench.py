@@ -21,7 +21,11 @@ surgegate 512 per backend (`max_idle = 512`, 1024 for the two), so that (d)
 measures proxying, not reconnecting to the backend.
 
 Medians over rounds are printed per proxy, with the ratios surgegate/HAProxy
-and surgegate/nginx (medians of the per-round ratios). --smoke runs every
+and surgegate/nginx (medians of the per-round ratios). Each load row also
+gives the CPU time (user + system, from /proc) the target's processes used
+per request: on a machine the benchmark saturates, wrk and the backend take
+most of the cores, so the proxy's own cost is the steadier measure of its
+efficiency than req/s, which moves with the noise of everything else. --smoke runs every
 scenario briefly and checks only that each proxy served its requests without
 errors; no timing is ever judged here.
 
@@ -135,6 +139,21 @@ def descendants(pid):
             out.append(c)
             todo.append(c)
     return out
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of pid plus all its descendants, in seconds
+    (every thread of a process is in its /proc/PID/stat)."""
+    total = 0
+    for p in [pid] + descendants(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid):
@@ -507,7 +526,7 @@ def ratio_median(results, scen, num, den, key):
     a, b = results[scen].get(num), results[scen].get(den)
     if not a or not b:
         return None
-    rs = [x[key] / y[key] for x, y in zip(a, b) if y[key]]
+    rs = [x[key] / y[key] for x, y in zip(a, b) if y.get(key) and x.get(key) is not None]
     return statistics.median(rs) if rs else None
 
 
@@ -548,10 +567,11 @@ def report(results, targets, scen_keys, scen_defs, rounds, markdown):
                        fmt_num(med([r["rps"] for r in rs]), ",.0f"),
                        fmt_num(med([r["p50_ms"] for r in rs]), ".2f"),
                        fmt_num(med([r["p99_ms"] for r in rs]), ".2f"),
+                       fmt_num(med([r.get("cpu_us") for r in rs]), ".1f"),
                        str(sum(r["errors"] for r in rs))]
                 rows.append(row)
-        out.append(render(["scenario", "target", "req/s", "p50 ms", "p99 ms", "errors"],
-                          rows, markdown, left=2))
+        out.append(render(["scenario", "target", "req/s", "p50 ms", "p99 ms", "CPU us/req",
+                           "errors"], rows, markdown, left=2))
         if "surgegate" in targets and ("haproxy" in targets or "nginx" in targets):
             rows = []
             for k in load:
@@ -561,9 +581,14 @@ def report(results, targets, scen_keys, scen_defs, rounds, markdown):
                              fmt_ratio(ratio_median(results, k, "surgegate", "haproxy",
                                                     "p99_ms")),
                              fmt_ratio(ratio_median(results, k, "surgegate", "nginx",
-                                                    "p99_ms"))])
+                                                    "p99_ms")),
+                             fmt_ratio(ratio_median(results, k, "surgegate", "haproxy",
+                                                    "cpu_us")),
+                             fmt_ratio(ratio_median(results, k, "surgegate", "nginx",
+                                                    "cpu_us"))])
             out.append(render(["scenario", "req/s sg/HAProxy", "req/s sg/nginx",
-                               "p99 sg/HAProxy", "p99 sg/nginx"], rows, markdown))
+                               "p99 sg/HAProxy", "p99 sg/nginx", "CPU/req sg/HAProxy",
+                               "CPU/req sg/nginx"], rows, markdown))
     if "e" in scen_keys:
         rows = []
         for t in targets:
@@ -736,10 +761,13 @@ def run_rounds(args, tmp, scen_defs, targets, ports, servers):
                     log(f"round {rnd} {k} {LABELS[t]}: RSS {r['rss_before_kib']} -> "
                         f"{r['rss_kib']} KiB, errors {r['errors']}")
                 else:
+                    cpu0 = cpu_seconds(servers[t].pid)
                     r = run_wrk(args, tmp, ports[t], scen, args.duration)
+                    cpu = cpu_seconds(servers[t].pid) - cpu0
+                    r["cpu_us"] = cpu * 1e6 / r["requests"] if r["requests"] else None
                     log(f"round {rnd} {k} {LABELS[t]}: {r['rps']:,.0f} req/s "
                         f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms "
-                        f"errors {r['errors']}")
+                        f"cpu {fmt_num(r['cpu_us'], '.1f')} us/req errors {r['errors']}")
                 servers[t].check_alive()
                 results[k].setdefault(t, []).append(r)
     return results
