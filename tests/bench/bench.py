@@ -24,8 +24,8 @@ Medians over rounds are printed per proxy, with the ratios surgegate/HAProxy
 and surgegate/nginx (medians of the per-round ratios). Each load row also
 gives the CPU time (user + system, from /proc) the target's processes used
 per request: on a machine the benchmark saturates, wrk and the backend take
-most of the cores, so the proxy's own cost is the steadier measure of its
-efficiency than req/s, which moves with the noise of everything else. --smoke runs every
+most of the cores, so that is a steadier measure of the proxy's own cost
+than req/s, which moves with everything else. --smoke runs every
 scenario briefly and checks only that each proxy served its requests without
 errors; no timing is ever judged here.
 
