@@ -115,6 +115,7 @@ void cfg_defaults(struct sg_cfg *cfg)
 
     cfg->workers = 0;
     cfg->io_uring = true;
+    cfg->sched_batch = true;
     cfg->log_level = sg_xstrdup("info");
     cfg->timeouts.connect_ms = 4000;
     cfg->timeouts.http_request_ms = 5000;

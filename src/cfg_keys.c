@@ -1104,6 +1104,7 @@ static const struct cfg_section cfg_sec_journal = {"journal", "journal", cfg_jou
 static const struct cfg_key cfg_root_keys[] = {
     {.name = "workers", .fn = cfg_k_uint, .off = CFG_OFF(T, workers), .min = 0, .max = 256},
     {.name = "io_uring", .fn = cfg_k_bool, .off = CFG_OFF(T, io_uring)},
+    {.name = "sched_batch", .fn = cfg_k_bool, .off = CFG_OFF(T, sched_batch)},
     {.name = "log_level",
      .fn = cfg_k_enum,
      .off = CFG_OFF(T, log_level),

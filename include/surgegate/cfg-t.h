@@ -208,6 +208,7 @@ struct sg_cfg {
     char *file;
     uint32_t workers; /* 0 in the file = default: number of cores; resolved at load */
     bool io_uring;    /* batch socket reads and sends (default true; see conn.c) */
+    bool sched_batch; /* worker threads under SCHED_BATCH (default true; see worker.c) */
     char *log_level;  /* "error" | "warn" | "info" (default) | "debug" */
     struct sg_cfg_timeouts timeouts;
     struct sg_cfg_limits limits;
