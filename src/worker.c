@@ -1,9 +1,9 @@
 /* worker.c: worker threads: event_base, SO_REUSEPORT listeners, the accept
  * gate (frontend maxconn) and graceful stop. */
 #include <errno.h>
-#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -285,8 +285,8 @@ struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_
  * benchmark measured 0.2 sleeps per request instead of 0.05, 38 us of CPU
  * per request instead of 23 and 15.9k req/s instead of 20.2k. SCHED_BATCH
  * only drops that wakeup preemption: a worker woken on an idle CPU runs at
- * once, on a busy one when the running task's slice ends. Children (hooks)
- * go back to the default policy (SCHED_RESET_ON_FORK). */
+ * once, on a busy one when the running task's slice ends. A process a
+ * worker forks starts under the default policy (SCHED_RESET_ON_FORK). */
 static void worker_sched(const struct sg_worker *w)
 {
     if (!w->cfg->sched_batch)

@@ -7,6 +7,7 @@
 3. `sched_batch = 1` (not a boolean): `surgegate -t` exits 1 naming the key
    and its line."""
 import os
+import re
 import subprocess
 
 from harness import *
@@ -38,7 +39,7 @@ def main():
             pol = policies(p.pid)
             log("default: thread policies %s" % pol)
             check_eq(pol[p.pid], SCHED_OTHER, "main thread's policy")
-            check_eq(sorted(pol.values()).count(SCHED_BATCH), 2,
+            check_eq(list(pol.values()).count(SCHED_BATCH), 2,
                      "threads under SCHED_BATCH (the 2 workers)")
             check("SCHED_BATCH" in p.stderr_text(), "startup log mentions SCHED_BATCH")
 
@@ -56,8 +57,10 @@ def main():
     r = subprocess.run([SG_BIN, "-t", "-c", path], capture_output=True, text=True, timeout=30)
     log("-t on sched_batch = 1: rc %d: %s" % (r.returncode, (r.stdout + r.stderr).strip()))
     check_eq(r.returncode, 1, "surgegate -t exit status")
-    check("'sched_batch'" in r.stdout + r.stderr and "true or false" in r.stdout + r.stderr,
+    out = r.stdout + r.stderr
+    check("'sched_batch'" in out and "true or false" in out,
           "error names sched_batch and what it wants")
+    check(re.search(r"bad-sched\.conf:\d+: error", out), "error gives FILE:LINE")
 
 
 if __name__ == "__main__":
