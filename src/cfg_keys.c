@@ -520,26 +520,33 @@ static bool cfg_is_token(const char *v)
 
 /* "hash_key" of a pool: what the hash balancer hashes. "source" (the client
  * address), "uri" (path and query), "header:NAME" or "cookie:NAME". The value
- * is stored as written; the balancer splits it. */
+ * is stored as written (for messages) and parsed here, once: hash_src and
+ * hash_name_len are what the request path uses. */
 static void cfg_k_hash_key(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
                            void *obj, const char *where)
 {
     static const char forms[] = "expected \"source\", \"uri\", \"header:NAME\" or \"cookie:NAME\"";
     const char *v = cfg_get_string(ctx, s, where);
     const char *name = NULL, *what = NULL;
+    struct sg_cfg_pool *pool = obj;
+    enum sg_hash_src src = SG_HASH_SOURCE;
 
     if (v == NULL)
         return;
     if (strcmp(v, "source") == 0 || strcmp(v, "uri") == 0) {
         cfg_set_string(obj, k->off, v);
+        pool->hash_src = v[0] == 's' ? SG_HASH_SOURCE : SG_HASH_URI;
+        pool->hash_name_len = 0;
         return;
     }
-    if (strncmp(v, "header:", 7) == 0) {
-        name = v + 7;
+    if (strncmp(v, "header:", SG_HASH_NAME_OFF) == 0) {
+        name = v + SG_HASH_NAME_OFF;
         what = "header";
-    } else if (strncmp(v, "cookie:", 7) == 0) {
-        name = v + 7;
+        src = SG_HASH_HEADER;
+    } else if (strncmp(v, "cookie:", SG_HASH_NAME_OFF) == 0) {
+        name = v + SG_HASH_NAME_OFF;
         what = "cookie";
+        src = SG_HASH_COOKIE;
     }
     if (name == NULL) {
         cfg_err(ctx, s, "bad value '%s' for '%s' in %s: %s", v, config_setting_name(s), where,
@@ -559,6 +566,8 @@ static void cfg_k_hash_key(struct cfg_ctx *ctx, const config_setting_t *s, const
         return;
     }
     cfg_set_string(obj, k->off, v);
+    pool->hash_src = src;
+    pool->hash_name_len = (uint32_t)strlen(name);
 }
 
 /* A number, integer or with a fraction; false after reporting. */

@@ -367,6 +367,7 @@ static struct sg_backend *hash_pick(void *state, const struct sg_pool *pool,
 
 const struct sg_lb_ops sg_lb_hash = {
     .name = "hash",
+    .flags = SG_LB_F_KEY,
     .state_new = hash_state_new,
     .state_free = hash_state_free,
     .pick = hash_pick,

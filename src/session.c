@@ -1062,25 +1062,30 @@ static void session_connect_to(struct sg_session *s, struct sg_backend *b);
 /* The hash balancer's key for the current request, per the pool's hash_key:
  * the client address, the request target, a header value or a cookie value.
  * Points into the request head (or client_ip); empty when absent. */
-static void session_hash_key(struct sg_session *s, const char *spec)
+static void session_hash_key(struct sg_session *s, const struct sg_cfg_pool *pc)
 {
+    const char *name = pc->hash_key + SG_HASH_NAME_OFF;
+    size_t nlen = pc->hash_name_len;
     s->hkey = NULL;
     s->hkeylen = 0;
-    if (spec == NULL || strcmp(spec, "source") == 0) {
+    switch (pc->hash_src) {
+    case SG_HASH_SOURCE:
         s->hkey = s->client_ip;
         s->hkeylen = strlen(s->client_ip);
-    } else if (strcmp(spec, "uri") == 0) {
+        break;
+    case SG_HASH_URI:
         s->hkey = s->rqh.buf + s->rqh.first_off;
         s->hkeylen = s->rqh.first_len;
-    } else if (strncmp(spec, "header:", 7) == 0) {
-        const struct sg_hdr *h = sg_hdrs_find(&s->rqh, spec + 7);
+        break;
+    case SG_HASH_HEADER: {
+        const struct sg_hdr *h = sg_hdrs_find(&s->rqh, name);
         if (h != NULL) {
             s->hkey = sg_hdr_value(&s->rqh, h);
             s->hkeylen = h->val_len;
         }
-    } else if (strncmp(spec, "cookie:", 7) == 0) {
-        const char *name = spec + 7;
-        size_t nlen = strlen(name);
+        break;
+    }
+    case SG_HASH_COOKIE:
         for (uint32_t i = 0; i < s->rqh.n; i++) {
             const struct sg_hdr *h = &s->rqh.h[i];
             if (!sg_hdr_name_is(&s->rqh, h, "cookie"))
@@ -1099,6 +1104,7 @@ static void session_hash_key(struct sg_session *s, const char *spec)
                 v = pe;
             }
         }
+        break;
     }
 }
 
@@ -1133,8 +1139,8 @@ static void session_connect(struct sg_session *s)
         atomic_fetch_add_explicit(&s->wp->pool->active, 1, memory_order_relaxed);
         s->hkey = NULL;
         s->hkeylen = 0;
-        if (strcmp(s->wp->pool->lb->name, "hash") == 0)
-            session_hash_key(s, s->wp->pool->cfg->hash_key);
+        if (s->wp->pool->lb->flags & SG_LB_F_KEY)
+            session_hash_key(s, s->wp->pool->cfg);
         const char *mname = llhttp_method_name((llhttp_method_t)s->rq.method);
         struct sg_http1_fwd f = {
             .method = mname,

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include "surgegate/common.h"
@@ -74,4 +75,10 @@ void sg_errf(char *err, size_t errlen, const char *fmt, ...)
 int sg_open_append(const char *path)
 {
     return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+void sg_timeval_from_ms(struct timeval *tv, uint32_t ms)
+{
+    tv->tv_sec = ms / 1000;
+    tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
 }

@@ -27,12 +27,6 @@
 #include "surgegate/upstream.h"
 #include "surgegate/worker.h"
 
-void sg_timeval_from_ms(struct timeval *tv, uint32_t ms)
-{
-    tv->tv_sec = ms / 1000;
-    tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
-}
-
 /* Makes a listening socket for one frontend. Unix sockets are bound once by
  * worker 0 (no SO_REUSEPORT for them); TCP sockets once per worker. */
 static int worker_listen_fd(const struct sg_cfg_addr *a, uint32_t id)

@@ -137,6 +137,15 @@ struct sg_cfg_outlier {
     int line;
 };
 
+/* What the hash balancer hashes: hash_key parsed once at load. */
+enum sg_hash_src {
+    SG_HASH_SOURCE = 0, /* the client address (default) */
+    SG_HASH_URI,        /* the request target */
+    SG_HASH_HEADER,     /* a header's value: hash_key + SG_HASH_NAME_OFF */
+    SG_HASH_COOKIE,     /* a cookie's value: hash_key + SG_HASH_NAME_OFF */
+};
+#define SG_HASH_NAME_OFF 7 /* strlen("header:") == strlen("cookie:") */
+
 struct sg_cfg_pool {
     char *name;
     char *balance;     /* "roundrobin" (default) | leastreq | ewma | hash | random */
@@ -144,6 +153,8 @@ struct sg_cfg_pool {
     uint32_t maxqueue; /* default 1000 */
     uint32_t max_idle; /* idle keep-alive upstream connections per backend per worker, default 32 */
     char *hash_key;    /* "source" (default) | "uri" | "header:NAME" | "cookie:NAME" */
+    enum sg_hash_src hash_src; /* hash_key's kind */
+    uint32_t hash_name_len;    /* its NAME's length (header and cookie) */
     double hash_balance_factor; /* bounded load: at most c x mean, default 1.25; 0 = unbounded */
     uint32_t slowstart_ms;      /* "slowstart", default 0 = off */
     struct sg_cfg_retry_budget retry_budget;

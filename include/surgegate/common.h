@@ -45,6 +45,10 @@ uint64_t sg_now_us(void);
 uint64_t sg_wall_ms(void);
 uint64_t sg_wall_us(void);
 
+struct timeval;
+/* A duration in milliseconds as a timeval (for libevent timers). */
+void sg_timeval_from_ms(struct timeval *tv, uint32_t ms);
+
 /* Formats a message into err (when err != NULL and errlen > 0). */
 void sg_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

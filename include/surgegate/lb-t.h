@@ -20,8 +20,12 @@ struct sg_lb_req {
     bool ignore_room; /* pick as if no backend were at maxconn (queue accounting) */
 };
 
+/* sg_lb_ops.flags */
+#define SG_LB_F_KEY 0x1u /* picks by sg_lb_req.key: the request path computes it */
+
 struct sg_lb_ops {
     const char *name;
+    unsigned flags; /* SG_LB_F_* */
     /* Per-worker state for one pool; owned by the worker. NULL on failure. */
     void *(*state_new)(const struct sg_pool *pool);
     void (*state_free)(void *state);

@@ -35,7 +35,6 @@ void sg_worker_free(struct sg_worker *w);
 /* Called by a session when it closes (accept gate, graceful stop). */
 void sg_worker_session_closed(struct sg_worker *w, struct sg_wfrontend *fe);
 
-void sg_timeval_from_ms(struct timeval *tv, uint32_t ms);
 
 /* Rebuilds wp's balancer state for the pool's members generation `gen`.
  * Owning worker only (see sg_wpool_lb_state). */
