@@ -370,9 +370,10 @@ backend b
 """
 
 
-def surgegate_conf(tmp, nofile, port, p1, p2):
+def surgegate_conf(tmp, nofile, port, p1, p2, extra=""):
     return f"""
 workers = 1;
+{extra}
 timeouts = {{ connect = "4s"; http_request = "5s"; client = "30s";
              server = "30s"; queue = "10s"; keepalive = "60s"; }};
 frontends = ( {{ name = "bench"; listen = "127.0.0.1:{port}"; maxconn = {haproxy_maxconn(nofile)};
@@ -651,6 +652,9 @@ def parse_args(argv):
         description="Benchmark surgegate against HAProxy and nginx (see the module text).")
     p.add_argument("--surgegate", default=default_sg,
                    help="surgegate binary (default: %(default)s)")
+    p.add_argument("--sg-extra", default="",
+                   help="top-level settings added to surgegate's config, e.g. "
+                        "'sched_batch = false;' (default: none)")
     p.add_argument("--haproxy", help="haproxy binary (default: from PATH or /usr/sbin)")
     p.add_argument("--nginx", help="nginx binary (default: from PATH or /usr/sbin)")
     p.add_argument("--wrk", help="wrk binary (default: from PATH)")
@@ -730,7 +734,8 @@ def start_servers(args, tools, tmp, nofile, children):
             conf = write(f"{tmp}/nginx.conf", nginx_proxy_conf(tmp, nofile, port, p1, p2))
             argv = [nginx, "-p", tmp + "/", "-e", f"{tmp}/nginx-error.log", "-c", conf]
         else:
-            conf = write(f"{tmp}/surgegate.conf", surgegate_conf(tmp, nofile, port, p1, p2))
+            conf = write(f"{tmp}/surgegate.conf", surgegate_conf(tmp, nofile, port, p1, p2,
+                                                                   args.sg_extra))
             argv = [args.surgegate, "-c", conf]
         child = Child(name, argv, tmp)
         children.append(child)
