@@ -739,3 +739,25 @@ void sg_alog_write(struct sg_alog_w *w, const struct sg_alog_rec *r)
     if (b->len >= ALOG_FLUSH_AT)
         alog_handoff(w, true);
 }
+
+const char *sg_end_name(enum sg_end e)
+{
+    static const char *const names[SG_END__COUNT] = {
+        [SG_END_NONE] = "ok",
+        [SG_END_OK] = "ok",
+        [SG_END_CLOSED] = "closed",
+        [SG_END_CLIENT_CLOSED] = "client_closed",
+        [SG_END_CLIENT_TIMEOUT] = "client_timeout",
+        [SG_END_BAD_REQUEST] = "bad_request",
+        [SG_END_PROXY_ERROR] = "proxy_error",
+        [SG_END_NO_POOL] = "no_pool",
+        [SG_END_NO_BACKEND] = "no_backend",
+        [SG_END_QUEUE_FULL] = "queue_full",
+        [SG_END_QUEUE_TIMEOUT] = "queue_timeout",
+        [SG_END_BACKEND_ERROR] = "backend_error",
+        [SG_END_BACKEND_TIMEOUT] = "backend_timeout",
+        [SG_END_BACKEND_RESET] = "backend_reset",
+        [SG_END_BAD_RESPONSE] = "bad_response",
+    };
+    return (unsigned)e < SG_END__COUNT ? names[e] : "?";
+}

@@ -1,18 +1,22 @@
-/* session.c: the client side of the proxy and the life of one request.
+/* session.c: the client side of an HTTP/1 connection.
  *
- * A session owns the client connection (conn.c) and, while a request is in flight,
- * one upstream connection. The request is parsed by llhttp; the parser is
- * paused (HPE_PAUSED) at the end of the request head, so no body byte is
- * consumed before an upstream connection is ready, and at the end of every
- * message, so pipelined requests wait in the input buffer until the current
- * response is complete. Responses are parsed by a second llhttp instance and
- * re-framed for the client. Bodies stream through with backpressure: when the
- * peer's output buffer passes SG_OUT_HIGH the reading side is disabled until
- * the write callback sees it drained to SG_OUT_LOW.
+ * A session owns the client connection (conn.c): it reads and parses requests
+ * (llhttp), keeps the connection alive between them and holds pipelined ones
+ * back, answers with the proxy's own errors, and writes the responses that
+ * its exchange (exchange.c) relays from a backend, framed for this client.
+ * The request parser is paused (HPE_PAUSED) at the end of the request head,
+ * so no body byte is consumed before the exchange has a backend connection,
+ * and at the end of every message, so pipelined requests wait in the input
+ * buffer until the current response is complete. Bodies stream through with
+ * backpressure: when the peer's output buffer passes SG_OUT_HIGH the reading
+ * side is disabled until the write callback sees it drained to SG_OUT_LOW.
+ *
+ * The exchange talks back through session_xops (struct sg_xclient_ops); the
+ * session never touches a backend connection.
  *
  * Ownership: a session is never freed inside one of its own callbacks; it is
- * marked dead and freed from free_ev on the next loop iteration (Redis's
- * freeClientAsync pattern). Every callback checks `dead` first. */
+ * marked CLOSED and freed from free_ev on the next loop iteration (Redis's
+ * freeClientAsync pattern). Every callback checks for CLOSED first. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -21,8 +25,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -31,47 +33,66 @@
 #include "surgegate/accesslog.h"
 #include "surgegate/common.h"
 #include "surgegate/conn.h"
+#include "surgegate/exchange.h"
 #include "surgegate/http1.h"
-#include "surgegate/lb.h"
 #include "surgegate/log.h"
-#include "surgegate/outlier.h"
-#include "surgegate/pool.h"
-#include "surgegate/queue.h"
-#include "surgegate/route.h"
 #include "surgegate/session.h"
-#include "surgegate/stats.h"
-#include "surgegate/upstream.h"
 #include "surgegate/worker.h"
 
-#define SG_OUT_HIGH       (256 * 1024) /* pause the producer above this */
-#define SG_OUT_LOW        (64 * 1024)  /* resume it at or below this */
-#define SG_IN_HIGH        (64 * 1024)  /* socket read high watermark */
-#define SG_FEED_MAX       (64 * 1024)  /* bytes handed to llhttp per call */
-#define SG_REPLAY_MAX     (64 * 1024)  /* request bytes kept for a retry */
-#define SG_RESP_HDR_BYTES (64 * 1024)
-#define SG_RESP_HEADERS   256
+#define SG_IN_HIGH    (64 * 1024) /* socket read high watermark */
+#define SG_FEED_MAX   (64 * 1024) /* bytes handed to llhttp per call */
+#define SG_LINGER_MS  2000
 
-enum session_upfail { UPFAIL_CONNECT, UPFAIL_CONNECT_TIMEOUT, UPFAIL_RESET, UPFAIL_TIMEOUT };
-
-static void session_client_read(struct sg_conn *bev, void *arg);
-static void session_client_write(struct sg_conn *bev, void *arg);
-static void session_client_event(struct sg_conn *bev, short what, void *arg);
-static void session_up_read(struct sg_conn *bev, void *arg);
-static void session_up_write(struct sg_conn *bev, void *arg);
-static void session_up_event(struct sg_conn *bev, short what, void *arg);
 static void session_process(struct sg_session *s);
-static void session_connect(struct sg_session *s);
 static void session_finish(struct sg_session *s);
+static void session_start_exchange(struct sg_session *s);
 
-/* Output staging. Bytes for the client and for the backend are built in the
- * worker's scratch buffers (w->cout, w->uout) and handed over with
- * session_send() right after each parser run, before any other session can
- * run: it writes straight to the socket when nothing is queued, which saves
- * the EPOLLOUT round trip (two epoll_ctl calls and a loop pass) that waiting
- * for writability costs, and queues only what the kernel did not take. */
+static inline bool session_dead(const struct sg_session *s)
+{
+    return s->state == SG_SS_CLOSED;
+}
+
+static void session_set_state(struct sg_session *s, enum sg_session_state to)
+{
+#ifdef SG_DEBUG_CHECKS
+    static const unsigned legal[SG_SS__COUNT] = {
+        [SG_SS_HEAD] = 1u << SG_SS_HEAD | 1u << SG_SS_EXCHANGE | 1u << SG_SS_DRAIN |
+                       1u << SG_SS_CLOSED,
+        [SG_SS_EXCHANGE] = 1u << SG_SS_HEAD | 1u << SG_SS_DRAIN | 1u << SG_SS_CLOSED,
+        [SG_SS_DRAIN] = 1u << SG_SS_LINGER | 1u << SG_SS_CLOSED,
+        [SG_SS_LINGER] = 1u << SG_SS_CLOSED,
+    };
+    SG_CHECK_MAGIC(s, SG_SESSION_MAGIC);
+    SG_BUG_ON((unsigned)s->state >= SG_SS__COUNT || !(legal[s->state] & (1u << to)));
+#endif
+    s->state = to;
+}
+
+/* Arms the session's timer for one deadline (replacing any other). */
+static void session_deadline(struct sg_session *s, enum sg_session_deadline d, uint32_t ms)
+{
+    struct timeval tv;
+    sg_timeval_from_ms(&tv, ms);
+    s->timer_for = d;
+    evtimer_add(&s->timer, &tv);
+}
+
+static void session_no_deadline(struct sg_session *s)
+{
+    s->timer_for = SG_SD_NONE;
+    event_del(&s->timer);
+}
+
+/* Output staging. Bytes for the client are built in the worker's scratch
+ * buffer (w->cout) and handed over with session_flush_client() right after
+ * each parser run, before any other session can run: it writes straight to
+ * the socket when nothing is queued, which saves the EPOLLOUT round trip (two
+ * epoll_ctl calls and a loop pass) that waiting for writability costs, and
+ * queues only what the kernel did not take. The exchange stages bytes for
+ * the backend in w->uout the same way (sg_exchange_send_req). */
 static void session_flush_client(struct sg_session *s)
 {
-    if (!s->dead)
+    if (!session_dead(s))
         sg_conn_send(&s->cc, s->w->cout, s->resp_body_left > 0);
     else
         evbuffer_drain(s->w->cout, evbuffer_get_length(s->w->cout));
@@ -79,10 +100,7 @@ static void session_flush_client(struct sg_session *s)
 
 static void session_flush_up(struct sg_session *s)
 {
-    if (!s->dead && s->up != NULL)
-        sg_conn_send(&s->up->conn, s->w->uout, s->req_body_left > 0);
-    else
-        evbuffer_drain(s->w->uout, evbuffer_get_length(s->w->uout));
+    sg_exchange_send_req(&s->x, s->req_body_left > 0);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -95,84 +113,22 @@ static void session_free_cb(evutil_socket_t fd, short what, void *arg)
     free(s);
 }
 
-/* Gives back the request slot on s->backend (kicking the pool's queue). */
-static void session_put_slot(struct sg_session *s)
+/* The request in progress ended with `status` sent to the client (0: none):
+ * the exchange records it once in the stats and the access log. */
+static void session_account(struct sg_session *s, int status)
 {
-    if (!s->slot)
+    if (s->accounted)
         return;
-    s->slot = false;
-    sg_queue_put_slot(s->w, s->backend);
-}
-
-/* The request leaves the pool's active count (and its retry count). */
-static void session_req_end(struct sg_session *s)
-{
-    if (s->queued) {
-        sg_queue_cancel(s->w, &s->qe);
-        s->queued = false;
-    }
-    if (s->wp == NULL)
-        return;
-    struct sg_pool *p = s->wp->pool;
-    if (s->retrying) {
-        s->retrying = false;
-        atomic_fetch_sub_explicit(&p->retries_active, 1, memory_order_relaxed);
-    }
-    if (s->active) {
-        s->active = false;
-        atomic_fetch_sub_explicit(&p->active, 1, memory_order_relaxed);
-    }
-}
-
-/* ------------------------------------------------------------------ stats */
-
-/* Counts an upstream error of kind k against backend b (and its pool). */
-static void session_count_error(struct sg_session *s, struct sg_backend *b, enum sg_ek k)
-{
-    if (s->wp == NULL || b == NULL)
-        return;
-    sg_wstat_add(&s->wp->wb[b->id].st.errors[k], 1);
-    sg_wstat_add(&s->wp->st.errors[k], 1);
-}
-
-static void session_record(struct sg_wstats *st, int cls, uint64_t bin, uint64_t bout,
-                           const struct sg_session *s, uint64_t total)
-{
-    sg_wstat_add(&st->requests, 1);
-    if (cls >= 0)
-        sg_wstat_add(&st->responses[cls], 1);
-    sg_wstat_add(&st->bytes_in, bin);
-    sg_wstat_add(&st->bytes_out, bout);
-    sg_wstats_lat(st, SG_LAT_QUEUE, s->queue_us);
-    if (s->connect_us >= 0)
-        sg_wstats_lat(st, SG_LAT_CONNECT, (uint64_t)s->connect_us);
-    if (s->ttfb_us >= 0)
-        sg_wstats_lat(st, SG_LAT_TTFB, (uint64_t)s->ttfb_us);
-    sg_wstats_lat(st, SG_LAT_TOTAL, total);
-}
-
-/* One access log line for the request that just ended. */
-static void session_log(struct sg_session *s, int status, uint64_t now, uint64_t total,
-                        uint64_t bin, uint64_t bout)
-{
+    s->accounted = true;
     struct sg_alog_rec r = {
-        .start_us = sg_wall_us() - (now - s->t_start_us),
         .client_ip = s->client_ip,
         .http_minor = s->rq.http_minor,
-        .frontend = s->fe->cfg->name,
-        .pool = s->wp != NULL ? s->wp->pool->name : NULL,
-        .backend = s->backend != NULL ? s->backend->name : NULL,
         .status = status,
-        .bytes_in = bin,
-        .bytes_out = bout,
-        .queue_us = s->wp != NULL ? (int64_t)s->queue_us : -1,
-        .connect_us = s->connect_us,
-        .ttfb_us = s->ttfb_us,
-        .total_us = (int64_t)total,
-        .retries = s->nretries,
-        .end = s->end != NULL ? s->end : "ok",
+        .bytes_in = s->cc.nin - s->in0,
+        .bytes_out = s->cc.nout - s->out0,
+        .end = sg_end_name(s->end),
     };
-    if (s->head_ready) {
+    if (s->w->alog != NULL && s->head_ready) {
         r.method = llhttp_method_name((llhttp_method_t)s->rq.method);
         r.method_len = strlen(r.method);
         r.target = s->rqh.buf + s->rqh.first_off;
@@ -191,59 +147,27 @@ static void session_log(struct sg_session *s, int status, uint64_t now, uint64_t
             r.ua_len = h->val_len;
         }
     }
-    sg_alog_write(s->w->alog, &r);
-}
-
-/* The request in progress ended with `status` sent to the client (0: none):
- * records it once in the pool's and the backend's stats. */
-static void session_account(struct sg_session *s, int status)
-{
-    if (s->accounted)
-        return;
-    s->accounted = true;
-    uint64_t now = sg_now_us();
-    if (s->t_queued_us != 0) {
-        s->queue_us += now - s->t_queued_us;
-        s->t_queued_us = 0;
-    }
-    uint64_t total = now - s->t_start_us;
-    uint64_t bin = s->cc.nin - s->in0, bout = s->cc.nout - s->out0;
-    int cls = status >= 100 && status < 600 ? status / 100 - 1 : -1;
-    if (s->wp != NULL) { /* else never routed (bad request, no pool) */
-        session_record(&s->wp->st, cls, bin, bout, s, total);
-        if (s->backend != NULL)
-            session_record(&s->wp->wb[s->backend->id].st, cls, bin, bout, s, total);
-    }
-    if (s->w->alog != NULL)
-        session_log(s, status, now, total, bin, bout);
+    sg_exchange_record(&s->x, &r, s->t_start_us);
 }
 
 /* Closes everything the session holds and schedules its memory to be freed.
  * Safe to call from any of the session's callbacks; idempotent. */
 static void session_close(struct sg_session *s)
 {
-    if (s->dead)
+    if (session_dead(s))
         return;
-    s->dead = true;
     struct sg_worker *w = s->w;
     if (!s->accounted) {
-        if (s->end == NULL)
-            s->end = "closed";
+        if (s->end == SG_END_NONE)
+            s->end = SG_END_CLOSED;
         session_account(s, s->resp_head_sent ? s->resp_status : 0);
     }
-    if (s->up != NULL) {
-        sg_upstream_free(s->up);
-        s->up = NULL;
-    }
-    session_put_slot(s);
-    session_req_end(s);
+    session_set_state(s, SG_SS_CLOSED);
+    sg_exchange_free(&s->x);
     sg_conn_close(&s->cc);
 
-    event_del(&s->timer);
-    if (s->replay)
-        evbuffer_free(s->replay);
+    session_no_deadline(s);
     sg_hdrs_free(&s->rqh);
-    sg_hdrs_free(&s->rsh);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -267,7 +191,7 @@ static bool session_idle(const struct sg_session *s)
 
 void sg_session_shutdown(struct sg_session *s)
 {
-    if (s->dead)
+    if (session_dead(s))
         return;
     if (session_idle(s) && evbuffer_get_length(s->cc.in) == 0) {
         session_close(s);
@@ -275,8 +199,6 @@ void sg_session_shutdown(struct sg_session *s)
     }
     s->client_close = true; /* Connection: close on the response in progress */
 }
-
-#define SG_LINGER_MS 2000
 
 /* The last response is out: close, or linger first. Closing a socket whose
  * receive queue holds unread bytes makes the kernel send RST, which can
@@ -290,12 +212,10 @@ static void session_drain_done(struct sg_session *s)
         session_close(s);
         return;
     }
-    s->state = SG_SS_LINGER;
+    session_set_state(s, SG_SS_LINGER);
     (void)shutdown(s->cc.fd, SHUT_WR);
     evbuffer_drain(s->cc.in, evbuffer_get_length(s->cc.in));
-    struct timeval tv;
-    sg_timeval_from_ms(&tv, SG_LINGER_MS);
-    evtimer_add(&s->timer, &tv);
+    session_deadline(s, SG_SD_LINGER, SG_LINGER_MS);
     sg_conn_set_timeouts(&s->cc, NULL, NULL);
     sg_conn_read_on(&s->cc);
 }
@@ -303,9 +223,9 @@ static void session_drain_done(struct sg_session *s)
 /* Writes what is queued to the client, then closes (or lingers). */
 static void session_drain(struct sg_session *s)
 {
-    s->state = SG_SS_DRAIN;
+    session_set_state(s, SG_SS_DRAIN);
     s->linger = !s->req_done || evbuffer_get_length(s->cc.in) > 0;
-    event_del(&s->timer);
+    session_no_deadline(s);
     sg_conn_read_off(&s->cc);
     sg_conn_set_write_low(&s->cc, 0);
     if (evbuffer_get_length(s->cc.out) == 0)
@@ -314,33 +234,23 @@ static void session_drain(struct sg_session *s)
         sg_conn_fin_follows(&s->cc);
 }
 
-/* Gives the upstream connection back (or closes it) and forgets it. */
-static void session_release_up(struct sg_session *s, bool reusable)
-{
-    if (s->up != NULL) {
-        sg_upstream_release(s->up, reusable);
-        s->up = NULL;
-    }
-    /* After the connection is parked, so a queued request can reuse it. */
-    session_put_slot(s);
-}
-
 /* Answers the current request with one of the proxy's own responses. When a
  * response is already under way the only honest thing left is to close. */
 static void session_error(struct sg_session *s, int status, const char *why)
 {
-    if (s->dead)
+    if (session_dead(s))
         return;
     if (s->resp_head_sent) {
         session_close(s);
         return;
     }
-    session_release_up(s, false);
-    if (s->end == NULL)
-        s->end = status >= 500 ? "proxy_error" : status == 408 ? "client_timeout" : "bad_request";
+    sg_exchange_stop(&s->x);
+    if (s->end == SG_END_NONE)
+        s->end = status >= 500    ? SG_END_PROXY_ERROR
+                 : status == 408 ? SG_END_CLIENT_TIMEOUT
+                                 : SG_END_BAD_REQUEST;
     s->resp_status = status;
     session_account(s, status);
-    session_req_end(s);
     if (status >= 500)
         sg_log_debug("%s: %d %s", s->client_ip, status, why ? why : "");
     /* Keep the connection only when the request was read to its end. */
@@ -348,7 +258,6 @@ static void session_error(struct sg_session *s, int status, const char *why)
     sg_http1_write_error(s->w->cout, status, close);
     session_flush_client(s);
     s->resp_head_sent = true;
-    s->resp_done = true;
     if (close) {
         session_drain(s);
         return;
@@ -356,28 +265,23 @@ static void session_error(struct sg_session *s, int status, const char *why)
     session_finish(s);
 }
 
-/* The current exchange is complete on both sides: next request or close. */
+/* The current request is complete on both sides: next request or close. */
 static void session_finish(struct sg_session *s)
 {
     session_account(s, s->resp_status);
     s->nrequests++;
-    session_req_end(s);
     if (s->client_close || s->w->stopping || s->rq_upgrade) {
         session_drain(s);
         return;
     }
-    s->state = SG_SS_HEAD;
+    session_set_state(s, SG_SS_HEAD);
     s->head_started = false;
     s->head_ready = false;
-    s->backend = NULL;
     /* Idle until the next request: hold no header or replay memory. */
     sg_hdrs_park(&s->rqh);
-    sg_hdrs_park(&s->rsh);
-    evbuffer_drain(s->replay, evbuffer_get_length(s->replay));
+    sg_exchange_park(&s->x);
     llhttp_resume(&s->rq);
-    struct timeval tv;
-    sg_timeval_from_ms(&tv, s->w->cfg->timeouts.keepalive_ms);
-    evtimer_add(&s->timer, &tv);
+    session_deadline(s, SG_SD_IDLE, s->w->cfg->timeouts.keepalive_ms);
     if (s->client_read_paused) {
         s->client_read_paused = false;
         sg_conn_read_on(&s->cc);
@@ -398,33 +302,26 @@ static int rq_on_message_begin(llhttp_t *p)
 {
     struct sg_session *s = rq_session(p);
     sg_hdrs_reset(&s->rqh);
+    sg_exchange_begin(&s->x);
     s->head_started = true;
     s->head_ready = false;
     s->req_done = false;
     s->req_has_body = false;
-    s->req_chunked_out = false;
     s->body_bytes = 0;
     s->pending_error = 0;
     s->error_why = NULL;
     s->expect_continue = false;
-    s->resp_started = s->resp_head_sent = s->resp_done = false;
+    s->resp_head_sent = false;
     s->resp_chunked_out = false;
-    s->in_1xx = false;
-    s->ntried = 0;
     s->head_lf = false;
     s->req_body_left = 0;
+    s->resp_body_left = 0;
     s->chunk_ext_bytes = 0;
-    s->stale_retries = 0;
-    s->retries_left = 0;
-    s->replayable = true;
     s->t_start_us = sg_now_us();
-    s->t_queued_us = s->t_sent_us = s->queue_us = 0;
-    s->connect_us = s->ttfb_us = -1;
     s->in0 = s->cc.nin - evbuffer_get_length(s->cc.in);
     s->out0 = s->cc.nout;
-    s->nretries = 0;
     s->resp_status = 0;
-    s->end = NULL;
+    s->end = SG_END_NONE;
     s->accounted = false;
     return 0;
 }
@@ -557,8 +454,13 @@ static int rq_on_headers_complete(llhttp_t *p)
     sg_hdrs_classify(&s->rqh);
     s->client_10 = (p->http_major == 1 && p->http_minor == 0);
     s->req_has_body = chunked || (has_cl && p->content_length > 0);
-    s->req_chunked_out = chunked;
-    s->head_method = (p->method == HTTP_HEAD);
+    struct sg_xreq *xr = &s->x.rq;
+    xr->method = p->method;
+    xr->http_minor = p->http_minor;
+    xr->chunked = chunked;
+    xr->has_length = has_cl;
+    xr->length = p->content_length;
+    xr->head_method = (p->method == HTTP_HEAD);
     switch (p->method) {
     case HTTP_GET:
     case HTTP_HEAD:
@@ -566,10 +468,10 @@ static int rq_on_headers_complete(llhttp_t *p)
     case HTTP_DELETE:
     case HTTP_OPTIONS:
     case HTTP_TRACE:
-        s->idempotent = true;
+        xr->idempotent = true;
         break;
     default:
-        s->idempotent = false;
+        xr->idempotent = false;
     }
     s->expect_continue = sg_hdrs_has_token(&s->rqh, "expect", "100-continue");
     if (!llhttp_should_keep_alive(p) || p->upgrade)
@@ -609,14 +511,7 @@ static int rq_on_body(llhttp_t *p, const char *at, size_t len)
         s->pending_error = 413;
         return -1;
     }
-    SG_BUG_ON(s->up == NULL);
-    sg_http1_body_piece(s->w->uout, at, len, s->req_chunked_out);
-    if (s->replayable) {
-        if (evbuffer_get_length(s->replay) + len + 32 > SG_REPLAY_MAX)
-            s->replayable = false;
-        else
-            sg_http1_body_piece(s->replay, at, len, s->req_chunked_out);
-    }
+    sg_exchange_req_body(&s->x, at, len);
     return 0;
 }
 
@@ -624,147 +519,15 @@ static int rq_on_message_complete(llhttp_t *p)
 {
     struct sg_session *s = rq_session(p);
     s->req_done = true;
-    if (s->req_chunked_out && s->up != NULL) {
-        evbuffer_add(s->w->uout, "0\r\n\r\n", 5);
-        if (s->replayable)
-            evbuffer_add(s->replay, "0\r\n\r\n", 5);
-    }
+    sg_exchange_req_end(&s->x);
     return HPE_PAUSED;
 }
 
 static llhttp_settings_t rq_settings;
-
-/* -------------------------------------------------- response parser callbacks */
-
-static int rs_on_message_begin(llhttp_t *p)
-{
-    struct sg_session *s = p->data;
-    sg_hdrs_reset(&s->rsh);
-    s->resp_started = true;
-    return 0;
-}
-
-static int rs_on_status(llhttp_t *p, const char *at, size_t len)
-{
-    struct sg_session *s = p->data;
-    return sg_hdrs_add_first(&s->rsh, at, len) == SG_OK ? 0 : -1;
-}
-
-static int rs_on_header_field(llhttp_t *p, const char *at, size_t len)
-{
-    struct sg_session *s = p->data;
-    if (s->resp_head_sent && !s->in_1xx)
-        return 0; /* trailers */
-    return sg_hdrs_add_field(&s->rsh, at, len) == SG_OK ? 0 : -1;
-}
-
-static int rs_on_header_value(llhttp_t *p, const char *at, size_t len)
-{
-    struct sg_session *s = p->data;
-    if (s->resp_head_sent && !s->in_1xx)
-        return 0;
-    return sg_hdrs_add_value(&s->rsh, at, len) == SG_OK ? 0 : -1;
-}
-
-static int rs_on_header_value_complete(llhttp_t *p)
-{
-    struct sg_session *s = p->data;
-    if (s->resp_head_sent && !s->in_1xx)
-        return 0;
-    return sg_hdrs_value_done(&s->rsh) == SG_OK ? 0 : -1;
-}
-
-static int rs_on_headers_complete(llhttp_t *p)
-{
-    struct sg_session *s = p->data;
-    struct evbuffer *out = s->w->cout;
-    int status = p->status_code;
-    sg_hdrs_classify(&s->rsh);
-    if (status >= 100 && status < 200) {
-        if (status == 101)
-            return -1; /* we never ask for an upgrade */
-        s->in_1xx = true;
-        if (status != 100 && !s->client_10) {
-            struct sg_http1_resp r = {.status = status, .head_only = true};
-            sg_http1_write_response_head(out, &s->rsh, &r);
-        }
-        return 1;
-    }
-    struct sg_backend *b = s->backend;
-    uint64_t now_us = sg_now_us();
-    s->resp_status = status;
-    if (s->t_sent_us != 0)
-        s->ttfb_us = (int64_t)(now_us - s->t_sent_us);
-    if (b != NULL) {
-        uint64_t now = now_us / 1000u;
-        if (status >= 500)
-            atomic_fetch_add_explicit(&b->failures, 1, memory_order_relaxed);
-        sg_outlier_observe(b, status >= 500, now);
-        const struct sg_lb_ops *lb = s->wp->pool->lb;
-        if (lb->observe != NULL)
-            lb->observe(s->wp->lb_state, b, now, now_us - s->attempt_us);
-    }
-    struct sg_http1_resp r = {.status = status};
-    bool has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
-    bool chunked_in = (p->flags & F_CHUNKED) != 0;
-    if (s->head_method || status == 204 || status == 304) {
-        r.head_only = true;
-        r.keep_cl = status != 204;
-    } else if (has_cl && !chunked_in) {
-        r.has_length = true;
-        r.length = p->content_length;
-    } else if (!s->client_10) {
-        r.chunked = true;
-    } else {
-        s->client_close = true; /* HTTP/1.0: the close ends the body */
-    }
-    /* A response that arrives before the whole request body means the rest
-     * of the body can never be parsed reliably: close after it. */
-    if (!s->req_done || s->w->stopping)
-        s->client_close = true;
-    r.close = s->client_close;
-    r.keepalive_10 = s->client_10 && !r.close;
-    s->resp_chunked_out = r.chunked;
-    sg_http1_write_response_head(out, &s->rsh, &r);
-    s->resp_head_sent = true;
-    if (r.head_only)
-        return 1;
-    if (r.has_length) {
-        if (r.length == 0)
-            return 0; /* llhttp completes the message at once */
-        /* Content-Length body: moved without parsing (session_up_read). */
-        s->resp_body_left = r.length;
-        return HPE_PAUSED;
-    }
-    return 0;
-}
-
-static int rs_on_body(llhttp_t *p, const char *at, size_t len)
-{
-    struct sg_session *s = p->data;
-    sg_http1_body_piece(s->w->cout, at, len, s->resp_chunked_out);
-    return 0;
-}
-
-static int rs_on_message_complete(llhttp_t *p)
-{
-    struct sg_session *s = p->data;
-    if (s->in_1xx) {
-        s->in_1xx = false;
-        return 0;
-    }
-    if (s->resp_chunked_out)
-        evbuffer_add(s->w->cout, "0\r\n\r\n", 5);
-    s->resp_done = true;
-    return HPE_PAUSED;
-}
-
-static llhttp_settings_t rs_settings;
-
-static pthread_once_t session_parsers_once = PTHREAD_ONCE_INIT;
+static pthread_once_t session_parser_once = PTHREAD_ONCE_INIT;
 
 /* Fills the parser settings once, whichever worker gets there first. */
-static void session_parsers_setup(void)
+static void session_parser_setup(void)
 {
     llhttp_settings_init(&rq_settings);
     rq_settings.on_message_begin = rq_on_message_begin;
@@ -778,20 +541,6 @@ static void session_parsers_setup(void)
     rq_settings.on_chunk_extension_value = rq_on_chunk_ext;
     rq_settings.on_chunk_complete = rq_on_chunk_complete;
     rq_settings.on_message_complete = rq_on_message_complete;
-    llhttp_settings_init(&rs_settings);
-    rs_settings.on_message_begin = rs_on_message_begin;
-    rs_settings.on_status = rs_on_status;
-    rs_settings.on_header_field = rs_on_header_field;
-    rs_settings.on_header_value = rs_on_header_value;
-    rs_settings.on_header_value_complete = rs_on_header_value_complete;
-    rs_settings.on_headers_complete = rs_on_headers_complete;
-    rs_settings.on_body = rs_on_body;
-    rs_settings.on_message_complete = rs_on_message_complete;
-}
-
-static void session_parsers_init(void)
-{
-    pthread_once(&session_parsers_once, session_parsers_setup);
 }
 
 /* ------------------------------------------------------------ request path */
@@ -824,52 +573,30 @@ static bool session_head_has_fold(struct sg_session *s, const char *p, size_t n)
     return false;
 }
 
-/* Copies the next n input bytes into the replay buffer while the request
- * is still small enough to be sent again on a retry. */
-static void session_keep_for_replay(struct sg_session *s, struct evbuffer *in, size_t n)
-{
-    if (!s->replayable)
-        return;
-    if (evbuffer_get_length(s->replay) + n > SG_REPLAY_MAX) {
-        s->replayable = false;
-        return;
-    }
-    struct evbuffer_iovec vec[8];
-    int cnt = evbuffer_peek(in, (ev_ssize_t)n, NULL, vec, 8);
-    size_t left = n;
-    for (int i = 0; i < cnt && i < 8 && left > 0; i++) {
-        size_t k = vec[i].iov_len < left ? vec[i].iov_len : left;
-        evbuffer_add(s->replay, vec[i].iov_base, k);
-        left -= k;
-    }
-    if (left > 0)
-        s->replayable = false; /* more pieces than peeked: give up replay */
-}
-
 /* Runs the request parser over buffered client input until it pauses, needs
  * more bytes, fails, or backpressure says stop. */
 static void session_feed_request_run(struct sg_session *s)
 {
     struct evbuffer *in = s->cc.in;
     for (;;) {
-        if (s->dead || (s->head_ready && s->state != SG_SS_FORWARD))
+        bool relaying = sg_exchange_relaying(&s->x);
+        if (session_dead(s) || (s->head_ready && !relaying))
             return;
-        if (s->state == SG_SS_FORWARD) {
+        if (relaying) {
             if (s->req_done)
                 return;
-            if (evbuffer_get_length(s->up->conn.out) > SG_OUT_HIGH) {
+            if (sg_exchange_req_full(&s->x)) {
                 sg_conn_read_off(&s->cc);
                 s->client_read_paused = true;
                 return;
             }
         }
         size_t avail = evbuffer_get_length(in);
-        if (s->state == SG_SS_FORWARD && s->req_body_left > 0) {
+        if (relaying && s->req_body_left > 0) {
             if (avail == 0)
                 return;
             size_t n = avail < s->req_body_left ? avail : (size_t)s->req_body_left;
-            session_keep_for_replay(s, in, n);
-            evbuffer_remove_buffer(in, s->w->uout, n);
+            sg_exchange_req_body_move(&s->x, in, n);
             s->req_body_left -= n;
             s->body_bytes += n;
             session_flush_up(s);
@@ -877,6 +604,7 @@ static void session_feed_request_run(struct sg_session *s)
                 /* What on_message_complete would do, then a clean parser for
                  * the next request on this connection. */
                 s->req_done = true;
+                sg_exchange_req_end(&s->x);
                 llhttp_reset(&s->rq);
                 sg_conn_set_timeouts(&s->cc, NULL, &s->w->tv_client);
                 return;
@@ -896,9 +624,7 @@ static void session_feed_request_run(struct sg_session *s)
         if (!s->head_started && len > 0 && s->state == SG_SS_HEAD && s->nrequests > 0) {
             /* First byte of a later request: its header deadline starts now
              * (the first request's deadline counts from accept). */
-            struct timeval tv;
-            sg_timeval_from_ms(&tv, s->w->cfg->timeouts.http_request_ms);
-            evtimer_add(&s->timer, &tv);
+            session_deadline(s, SG_SD_HEAD, s->w->cfg->timeouts.http_request_ms);
             s->head_started = true;
         }
         s->rqh.exec_seq++;
@@ -908,7 +634,7 @@ static void session_feed_request_run(struct sg_session *s)
             session_flush_up(s);
         else
             evbuffer_drain(s->w->uout, evbuffer_get_length(s->w->uout));
-        if (s->dead)
+        if (session_dead(s))
             return;
         if (in_head && (err == HPE_OK || err == HPE_PAUSED)) {
             size_t used = err == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&s->rq) - data);
@@ -933,13 +659,14 @@ static void session_feed_request_run(struct sg_session *s)
                  * (Upgrade is hop-by-hop); the connection ends after it. */
                 s->rq_upgrade = true;
                 s->req_done = true;
+                sg_exchange_req_end(&s->x);
             }
             if (s->head_ready && s->state == SG_SS_HEAD) {
-                event_del(&s->timer);
-                session_connect(s);
+                session_no_deadline(s);
+                session_start_exchange(s);
                 return;
             }
-            if (s->req_done && s->state == SG_SS_FORWARD) {
+            if (s->req_done && sg_exchange_relaying(&s->x)) {
                 if (s->req_has_body) /* the body read timeout is over */
                     sg_conn_set_timeouts(&s->cc, NULL, &s->w->tv_client);
                 /* The client asked to close after this request: nothing more
@@ -961,8 +688,6 @@ static void session_feed_request_run(struct sg_session *s)
         sg_log_debug("%s: request rejected with %d: %s (%s)", s->client_ip, st,
                      s->error_why ? s->error_why : llhttp_get_error_reason(&s->rq),
                      llhttp_errno_name(err));
-        if (s->up != NULL || s->state == SG_SS_CONNECT)
-            session_release_up(s, false);
         s->req_done = false; /* forces close */
         session_error(s, st, s->error_why);
         return;
@@ -973,74 +698,63 @@ static void session_feed_request_run(struct sg_session *s)
 static void session_feed_request(struct sg_session *s)
 {
     session_feed_request_run(s);
-    if (!s->dead)
+    if (!session_dead(s))
         sg_conn_input_drained(&s->cc);
 }
 
 static void session_process(struct sg_session *s)
 {
-    if (s->dead)
-        return;
     switch (s->state) {
     case SG_SS_HEAD:
-    case SG_SS_FORWARD:
+    case SG_SS_EXCHANGE:
         session_feed_request(s);
         break;
     case SG_SS_LINGER:
         evbuffer_drain(s->cc.in, evbuffer_get_length(s->cc.in));
         sg_conn_input_drained(&s->cc);
         break;
-    case SG_SS_CONNECT:
     case SG_SS_DRAIN:
+    case SG_SS_CLOSED:
+    case SG_SS__COUNT:
         break;
     }
 }
 
-/* The upstream connection is ready: send what we have and let the body flow. */
-static void session_up_ready(struct sg_session *s)
+/* Hands the parsed request head to the exchange (HEAD -> EXCHANGE). */
+static void session_start_exchange(struct sg_session *s)
 {
-    struct sg_upconn *c = s->up;
-    c->connected = true;
-    c->nreq++;
-    s->t_sent_us = sg_now_us();
-    s->connect_us = (int64_t)(s->t_sent_us - s->attempt_us);
-    s->state = SG_SS_FORWARD;
-    llhttp_init(&s->rs, HTTP_RESPONSE, &rs_settings);
-    s->rs.data = s;
-    s->resp_started = s->resp_head_sent = s->resp_done = s->in_1xx = false;
-    s->resp_body_left = 0;
-    if (!c->reused) {
-        sg_conn_set_timeouts(&c->conn, &s->w->tv_server, &s->w->tv_server);
-        sg_conn_set_write_low(&c->conn, SG_OUT_LOW);
-    }
-    /* Copy (not move) the replay buffer: a retry may need it again. */
-    struct evbuffer *out = s->w->uout;
-    struct evbuffer_iovec vec[8];
-    struct evbuffer_ptr pos;
-    evbuffer_ptr_set(s->replay, &pos, 0, EVBUFFER_PTR_SET);
-    size_t left = evbuffer_get_length(s->replay);
-    while (left > 0) {
-        int n = evbuffer_peek(s->replay, (ev_ssize_t)left, &pos, vec, 8);
-        size_t moved = 0;
-        for (int i = 0; i < n && i < 8; i++) {
-            evbuffer_add(out, vec[i].iov_base, vec[i].iov_len);
-            moved += vec[i].iov_len;
-        }
-        if (moved == 0)
-            break;
-        left -= moved;
-        evbuffer_ptr_set(s->replay, &pos, moved, EVBUFFER_PTR_ADD);
-    }
+    struct sg_xreq *xr = &s->x.rq;
+    xr->h = &s->rqh;
+    xr->client_ip = s->client_ip;
+    xr->abs_host = s->abs_host_len > 0 ? s->rqh.buf + s->abs_host_off : NULL;
+    xr->abs_host_len = s->abs_host_len;
+    xr->upgrade = s->rq_upgrade;
+    session_set_state(s, SG_SS_EXCHANGE);
+    sg_exchange_start(&s->x);
+}
+
+/* ------------------------------------------- what the exchange asks of us */
+
+static inline struct sg_session *xop_session(void *cl)
+{
+    struct sg_session *s = cl;
+    SG_DCHECK_MAGIC(s, SG_SESSION_MAGIC);
+    return s;
+}
+
+/* A backend connection is ready: send the head, then let the body flow. */
+static void xop_ready(void *cl)
+{
+    struct sg_session *s = xop_session(cl);
     session_flush_up(s);
-    if (s->req_done) {
+    if (s->req_done)
         return; /* everything is sent; wait for the response */
-    }
     if (s->expect_continue && !s->client_10 && s->body_bytes == 0 && s->req_has_body) {
         evbuffer_add(s->w->cout, "HTTP/1.1 100 Continue\r\n\r\n", 25);
         session_flush_client(s);
         s->expect_continue = false;
     }
-    if (!s->req_chunked_out && s->req_has_body) {
+    if (!s->x.rq.chunked && s->req_has_body) {
         /* Content-Length body: moved without parsing (session_feed_request);
          * the parser stays paused and is reset when the body is complete.
          * On a retry the replay buffer already carried body_bytes of it. */
@@ -1054,373 +768,9 @@ static void session_up_ready(struct sg_session *s)
     session_feed_request(s);
 }
 
-static void session_fail_upstream(struct sg_session *s, enum session_upfail kind);
-static void session_enqueue(struct sg_session *s, struct sg_lb_req *lr);
-static void session_on_grant(struct sg_qentry *e);
-static void session_connect_to(struct sg_session *s, struct sg_backend *b);
-
-/* The hash balancer's key for the current request, per the pool's hash_key:
- * the client address, the request target, a header value or a cookie value.
- * Points into the request head (or client_ip); empty when absent. */
-static void session_hash_key(struct sg_session *s, const struct sg_cfg_pool *pc)
+static void xop_req_resume(void *cl)
 {
-    const char *name = pc->hash_key + SG_HASH_NAME_OFF;
-    size_t nlen = pc->hash_name_len;
-    s->hkey = NULL;
-    s->hkeylen = 0;
-    switch (pc->hash_src) {
-    case SG_HASH_SOURCE:
-        s->hkey = s->client_ip;
-        s->hkeylen = strlen(s->client_ip);
-        break;
-    case SG_HASH_URI:
-        s->hkey = s->rqh.buf + s->rqh.first_off;
-        s->hkeylen = s->rqh.first_len;
-        break;
-    case SG_HASH_HEADER: {
-        const struct sg_hdr *h = sg_hdrs_find(&s->rqh, name);
-        if (h != NULL) {
-            s->hkey = sg_hdr_value(&s->rqh, h);
-            s->hkeylen = h->val_len;
-        }
-        break;
-    }
-    case SG_HASH_COOKIE:
-        for (uint32_t i = 0; i < s->rqh.n; i++) {
-            const struct sg_hdr *h = &s->rqh.h[i];
-            if (!sg_hdr_name_is(&s->rqh, h, "cookie"))
-                continue;
-            const char *v = sg_hdr_value(&s->rqh, h), *end = v + h->val_len;
-            while (v < end) {
-                while (v < end && (*v == ' ' || *v == '\t' || *v == ';'))
-                    v++;
-                const char *semi = memchr(v, ';', (size_t)(end - v));
-                const char *pe = semi ? semi : end;
-                if ((size_t)(pe - v) > nlen && memcmp(v, name, nlen) == 0 && v[nlen] == '=') {
-                    s->hkey = v + nlen + 1;
-                    s->hkeylen = (size_t)(pe - s->hkey);
-                    return;
-                }
-                v = pe;
-            }
-        }
-        break;
-    }
-}
-
-/* Picks a backend and starts (or reuses) a connection to it. */
-static void session_connect(struct sg_session *s)
-{
-    struct sg_worker *w = s->w;
-    s->state = SG_SS_CONNECT;
-    if (s->ntried == 0) {
-        /* First attempt: route, build the forwarded head once. */
-        const struct sg_hdr *host = sg_hdrs_find(&s->rqh, "host");
-        const char *hname = host ? sg_hdr_value(&s->rqh, host) : NULL;
-        size_t hlen = host ? host->val_len : 0;
-        if (s->abs_host_len > 0) {
-            hname = s->rqh.buf + s->abs_host_off;
-            hlen = s->abs_host_len;
-        }
-        const char *url = s->rqh.buf + s->rqh.first_off;
-        size_t plen = s->rqh.first_len;
-        const char *q = memchr(url, '?', plen);
-        if (q != NULL)
-            plen = (size_t)(q - url);
-        int pi = sg_route_pick(s->fe->cfg, hname, hlen, url, plen);
-        if (pi < 0) {
-            s->end = "no_pool";
-            session_error(s, 503, "no pool for request");
-            return;
-        }
-        s->wp = &w->wpools[pi];
-        s->retries_left = s->wp->pool->cfg->retries;
-        s->active = true;
-        atomic_fetch_add_explicit(&s->wp->pool->active, 1, memory_order_relaxed);
-        s->hkey = NULL;
-        s->hkeylen = 0;
-        if (s->wp->pool->lb->flags & SG_LB_F_KEY)
-            session_hash_key(s, s->wp->pool->cfg);
-        const char *mname = llhttp_method_name((llhttp_method_t)s->rq.method);
-        struct sg_http1_fwd f = {
-            .method = mname,
-            .method_len = strlen(mname),
-            .client_ip = s->client_ip,
-            .proto = "http",
-            .client_minor = s->rq.http_minor,
-            .chunked = s->req_chunked_out,
-            .has_length = (s->rq.flags & F_CONTENT_LENGTH) != 0,
-            .length = s->rq.content_length,
-            .default_host = NULL,
-            .override_host = s->abs_host_len ? s->rqh.buf + s->abs_host_off : NULL,
-            .override_host_len = s->abs_host_len,
-        };
-        evbuffer_drain(s->replay, evbuffer_get_length(s->replay));
-        s->replayable = true;
-        /* HTTP/1.0 without Host: name the backend (filled per attempt below). */
-        if (host == NULL) {
-            struct sg_backend *b0 = s->wp->pool->ncfg ? &s->wp->pool->backends[0] : NULL;
-            f.default_host = b0 && b0->name[0] != '\0' ? b0->name : "localhost";
-        }
-        sg_http1_write_request_head(s->replay, &s->rqh, &f);
-    }
-    struct sg_pool *pool = s->wp->pool;
-    uint64_t now = sg_now_ms();
-    struct sg_lb_req lr = {.exclude = s->tried,
-                           .nexclude = s->ntried,
-                           .key = s->hkey,
-                           .keylen = s->hkeylen,
-                           .now_ms = now};
-    struct sg_backend *b = pool->lb->pick(sg_wpool_lb_state(s->wp), pool, &lr);
-    if (b == NULL && s->ntried > 0) {
-        /* Every backend was tried: allow them again (a fresh connection). */
-        lr.nexclude = 0;
-        b = pool->lb->pick(sg_wpool_lb_state(s->wp), pool, &lr);
-    }
-    /* Another worker may have taken the last slot since the pick. */
-    if (b == NULL || !sg_backend_take_slot(b, now)) {
-        session_enqueue(s, &lr);
-        return;
-    }
-    session_connect_to(s, b);
-}
-
-/* No backend has room: wait in the pool's queue, or answer 503 at once when
- * no backend is usable at all or the queue is full. */
-static void session_enqueue(struct sg_session *s, struct sg_lb_req *lr)
-{
-    struct sg_pool *pool = s->wp->pool;
-    lr->ignore_room = true;
-    struct sg_backend *pref = pool->lb->pick(sg_wpool_lb_state(s->wp), pool, lr);
-    if (pref == NULL && lr->nexclude > 0) {
-        lr->nexclude = 0;
-        pref = pool->lb->pick(sg_wpool_lb_state(s->wp), pool, lr);
-    }
-    /* No usable backend: an autoscaled pool holds the request (up to
-     * hold_timeout) while its scale-up brings one; any other pool says 503. */
-    const struct sg_cfg_autoscale *as = &pool->cfg->autoscale;
-    bool hold = pref == NULL && as->enabled && as->hold_timeout_ms > 0;
-    if (pref == NULL && !hold) {
-        s->end = "no_backend";
-        session_error(s, 503, "no usable backend");
-        return;
-    }
-    struct sg_qentry *e = &s->qe;
-    e->pool = pool;
-    e->pref = pref;
-    e->exclude = s->tried;
-    e->nexclude = &s->ntried;
-    e->key = s->hkey;
-    e->keylen = s->hkeylen;
-    e->since_ms = lr->now_ms;
-    e->on_grant = session_on_grant;
-    s->queued = true; /* before the push: a grant may run from it */
-    if (pool->cfg->maxqueue == 0 || !sg_queue_push(s->w, e, pool->cfg->maxqueue)) {
-        s->queued = false;
-        s->end = "queue_full";
-        session_error(s, 503, "queue full");
-        return;
-    }
-    s->t_queued_us = sg_now_us();
-    struct timeval tv;
-    sg_timeval_from_ms(&tv, hold ? as->hold_timeout_ms : s->w->cfg->timeouts.queue_ms);
-    evtimer_add(&s->timer, &tv);
-}
-
-/* A queued request got a slot (on its owner's thread, from the inbox). */
-static void session_on_grant(struct sg_qentry *e)
-{
-    struct sg_session *s = (struct sg_session *)((char *)e - offsetof(struct sg_session, qe));
-    struct sg_backend *b = e->granted;
-    e->granted = NULL;
-    s->queued = false;
-    event_del(&s->timer);
-    if (s->t_queued_us != 0) {
-        s->queue_us += sg_now_us() - s->t_queued_us;
-        s->t_queued_us = 0;
-    }
-    if (s->dead) { /* cannot happen: closing cancels; be safe */
-        sg_queue_put_slot(s->w, b);
-        return;
-    }
-    session_connect_to(s, b);
-}
-
-/* Starts (or reuses) a connection to b, on which the caller holds a slot. */
-static void session_connect_to(struct sg_session *s, struct sg_backend *b)
-{
-    struct sg_worker *w = s->w;
-    s->backend = b;
-    s->slot = true;
-    if (s->ntried < SG_SESSION_MAX_TRIES)
-        s->tried[s->ntried++] = b->id;
-    atomic_fetch_add_explicit(&b->requests, 1, memory_order_relaxed);
-    s->attempt_us = sg_now_us();
-    bool allow_idle = s->stale_retries == 0;
-    s->up = sg_upstream_acquire(w, b, allow_idle, session_up_read, session_up_write,
-                                session_up_event, s);
-    if (s->up == NULL) {
-        session_fail_upstream(s, UPFAIL_CONNECT);
-        return;
-    }
-    if (s->up->reused)
-        session_up_ready(s);
-}
-
-/* Envoy's retry budget: retries in flight stay under `percent` of the pool's
- * active requests, with `min_retries` always allowed. */
-static bool session_retry_allowed(struct sg_session *s)
-{
-    struct sg_pool *p = s->wp->pool;
-    const struct sg_cfg_retry_budget *rb = &p->cfg->retry_budget;
-    uint32_t active = atomic_load_explicit(&p->active, memory_order_relaxed);
-    uint32_t retrying = atomic_load_explicit(&p->retries_active, memory_order_relaxed);
-    if (s->retrying && retrying > 0)
-        retrying--; /* this request is already counted */
-    double budget = rb->percent * (double)active / 100.0;
-    if (budget < (double)rb->min_retries)
-        budget = (double)rb->min_retries;
-    if ((double)retrying >= budget) {
-        atomic_fetch_add_explicit(&p->retries_denied, 1, memory_order_relaxed);
-        return false;
-    }
-    if (!s->retrying) {
-        s->retrying = true;
-        atomic_fetch_add_explicit(&p->retries_active, 1, memory_order_relaxed);
-    }
-    atomic_fetch_add_explicit(&p->retries_total, 1, memory_order_relaxed);
-    return true;
-}
-
-/* An upstream attempt failed before any response byte: retry on another
- * backend when allowed, else answer 502/504. */
-static void session_fail_upstream(struct sg_session *s, enum session_upfail kind)
-{
-    bool was_reused = s->up != NULL && s->up->reused;
-    struct sg_backend *fb = s->backend;
-    session_release_up(s, false);
-    if (s->resp_started) {
-        session_close(s);
-        return;
-    }
-    if (s->replayable && was_reused && kind == UPFAIL_RESET && s->stale_retries < 2) {
-        /* The backend closed a pooled connection as we used it: retry on a
-         * fresh connection to the same backend, at no retry cost. */
-        s->stale_retries++;
-        s->ntried--; /* same backend may be picked again */
-        session_connect(s);
-        return;
-    }
-    if (fb != NULL) {
-        atomic_fetch_add_explicit(&fb->failures, 1, memory_order_relaxed);
-        sg_outlier_observe(fb, true, sg_now_ms());
-        static const enum sg_ek ek[] = {[UPFAIL_CONNECT] = SG_EK_CONNECT,
-                                        [UPFAIL_CONNECT_TIMEOUT] = SG_EK_TIMEOUT,
-                                        [UPFAIL_RESET] = SG_EK_RESET,
-                                        [UPFAIL_TIMEOUT] = SG_EK_TIMEOUT};
-        session_count_error(s, fb, ek[kind]);
-    }
-    /* Before any response byte: a request that never left the proxy can
-     * always go elsewhere; one that was sent, only when idempotent. */
-    bool never_sent = kind == UPFAIL_CONNECT || kind == UPFAIL_CONNECT_TIMEOUT;
-    if (s->replayable && s->retries_left > 0 && (never_sent || s->idempotent) &&
-        session_retry_allowed(s)) {
-        s->retries_left--;
-        s->nretries++;
-        if (fb != NULL)
-            sg_wstat_add(&s->wp->wb[fb->id].st.retries, 1);
-        sg_wstat_add(&s->wp->st.retries, 1);
-        sg_log_debug("%s: retrying after %s failure on %s", s->client_ip,
-                     never_sent ? "connect" : "upstream", fb ? fb->name : "?");
-        session_connect(s);
-        return;
-    }
-    switch (kind) {
-    case UPFAIL_CONNECT_TIMEOUT:
-    case UPFAIL_TIMEOUT:
-        s->end = "backend_timeout";
-        session_error(s, 504, "upstream timeout");
-        break;
-    default:
-        s->end = "backend_error";
-        session_error(s, 502, "upstream failed");
-        break;
-    }
-}
-
-/* ----------------------------------------------------------- upstream side */
-
-static void session_up_read(struct sg_conn *bev, void *arg)
-{
-    struct sg_session *s = arg;
-    if (s->dead || s->up == NULL)
-        return;
-    struct evbuffer *in = (bev)->in;
-    struct evbuffer *cout = s->w->cout;
-    /* Everything staged from this read goes out in one send, so a response
-     * head and its body share a segment. */
-    while (evbuffer_get_length(in) > 0 && !s->resp_done) {
-        if (s->resp_body_left > 0) {
-            /* Content-Length body: move whole chains, no copy, no parsing. */
-            size_t n = evbuffer_get_length(in);
-            if (n > s->resp_body_left)
-                n = (size_t)s->resp_body_left;
-            evbuffer_remove_buffer(in, cout, n);
-            s->resp_body_left -= n;
-            if (s->resp_body_left == 0)
-                s->resp_done = true;
-        } else {
-            struct evbuffer_iovec v;
-            if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-                break;
-            size_t len = v.iov_len < SG_FEED_MAX ? v.iov_len : SG_FEED_MAX;
-            s->rsh.exec_seq++;
-            llhttp_errno_t err = llhttp_execute(&s->rs, v.iov_base, len);
-            if (s->dead)
-                return;
-            if (err == HPE_OK) {
-                evbuffer_drain(in, len);
-            } else if (err == HPE_PAUSED) {
-                evbuffer_drain(in,
-                               (size_t)(llhttp_get_error_pos(&s->rs) - (const char *)v.iov_base));
-            } else {
-                sg_log_debug("%s: bad response from %s: %s", s->client_ip, s->backend->name,
-                             llhttp_get_error_reason(&s->rs));
-                evbuffer_drain(cout, evbuffer_get_length(cout));
-                session_count_error(s, s->backend, SG_EK_BAD_RESPONSE);
-                s->end = "bad_response";
-                session_error(s, 502, "bad response");
-                return;
-            }
-        }
-        if (evbuffer_get_length(cout) + evbuffer_get_length(s->cc.out) > SG_OUT_HIGH) {
-            session_flush_client(s);
-            if (evbuffer_get_length(s->cc.out) > SG_OUT_HIGH) {
-                sg_conn_read_off(bev);
-                s->up_read_paused = true;
-                return;
-            }
-        }
-    }
-    session_flush_client(s);
-    if (s->resp_done) {
-        /* Reusable only when both messages ended cleanly and nothing extra came. */
-        bool reusable = s->req_done && llhttp_should_keep_alive(&s->rs) &&
-                        evbuffer_get_length(in) == 0 && !s->rq_upgrade;
-        session_release_up(s, reusable);
-        if (!s->req_done) {
-            session_drain(s);
-            return;
-        }
-        session_finish(s);
-    }
-}
-
-static void session_up_write(struct sg_conn *bev, void *arg)
-{
-    struct sg_session *s = arg;
-    if (s->dead)
-        return;
+    struct sg_session *s = xop_session(cl);
     if (s->client_read_paused) {
         s->client_read_paused = false;
         sg_conn_read_on(&s->cc);
@@ -1428,128 +778,206 @@ static void session_up_write(struct sg_conn *bev, void *arg)
     }
 }
 
-static void session_up_event(struct sg_conn *bev, short what, void *arg)
+/* Frames the backend's response head for this client. */
+static void xop_resp_head(void *cl, const struct sg_hdrs *h, const struct sg_xresp *xr)
 {
-    struct sg_session *s = arg;
-    if (s->dead || s->up == NULL)
-        return;
-    if (what & SG_CONN_CONNECTED) {
-        session_up_ready(s);
-        return;
-    }
-    if (!s->up->connected) {
-        session_fail_upstream(s,
-                              (what & SG_CONN_TIMEOUT) ? UPFAIL_CONNECT_TIMEOUT : UPFAIL_CONNECT);
-        return;
-    }
-    if ((what & SG_CONN_EOF) && s->resp_started && !s->resp_done) {
-        /* Body delimited by close: EOF completes it. Anything else is a
-         * truncated response and the client must not see it as complete. */
-        session_up_read(bev, s);
-        if (s->dead || s->up == NULL)
-            return;
-        if (llhttp_message_needs_eof(&s->rs)) {
-            llhttp_errno_t err = llhttp_finish(&s->rs);
-            session_flush_client(s);
-            if ((err == HPE_OK || err == HPE_PAUSED) && s->resp_done) {
-                session_release_up(s, false);
-                s->client_close = s->client_close || !s->req_done;
-                session_finish(s);
-                return;
-            }
+    struct sg_session *s = xop_session(cl);
+    struct evbuffer *out = s->w->cout;
+    if (xr->interim) {
+        if (xr->status != 100 && !s->client_10) {
+            struct sg_http1_resp r = {.status = xr->status, .head_only = true};
+            sg_http1_write_response_head(out, h, &r);
         }
-        session_count_error(s, s->backend, SG_EK_RESET);
-        s->end = "backend_reset";
-        session_close(s);
         return;
     }
-    if (s->resp_started) {
-        session_count_error(s, s->backend, (what & SG_CONN_TIMEOUT) ? SG_EK_TIMEOUT : SG_EK_RESET);
-        s->end = (what & SG_CONN_TIMEOUT) ? "backend_timeout" : "backend_reset";
-        session_close(s); /* reset or timeout mid-response */
-        return;
+    s->resp_status = xr->status;
+    struct sg_http1_resp r = {.status = xr->status};
+    switch (xr->body) {
+    case SG_XB_NONE:
+        r.head_only = true;
+        r.keep_cl = xr->status != 204;
+        break;
+    case SG_XB_LENGTH:
+        r.has_length = true;
+        r.length = xr->length;
+        break;
+    case SG_XB_STREAM:
+        if (!s->client_10)
+            r.chunked = true;
+        else
+            s->client_close = true; /* HTTP/1.0: the close ends the body */
+        break;
     }
-    session_fail_upstream(s, (what & SG_CONN_TIMEOUT) ? UPFAIL_TIMEOUT : UPFAIL_RESET);
+    /* A response that arrives before the whole request body means the rest
+     * of the body can never be parsed reliably: close after it. */
+    if (!s->req_done || s->w->stopping)
+        s->client_close = true;
+    r.close = s->client_close;
+    r.keepalive_10 = s->client_10 && !r.close;
+    s->resp_chunked_out = r.chunked;
+    s->resp_body_left = r.has_length ? r.length : 0;
+    sg_http1_write_response_head(out, h, &r);
+    s->resp_head_sent = true;
 }
+
+static void xop_resp_body(void *cl, const char *p, size_t n)
+{
+    struct sg_session *s = cl;
+    sg_http1_body_piece(s->w->cout, p, n, s->resp_chunked_out);
+}
+
+static void xop_resp_body_move(void *cl, struct evbuffer *src, size_t n)
+{
+    struct sg_session *s = cl;
+    evbuffer_remove_buffer(src, s->w->cout, n);
+    s->resp_body_left -= n;
+}
+
+static void xop_resp_end(void *cl)
+{
+    struct sg_session *s = cl;
+    if (s->resp_chunked_out)
+        evbuffer_add(s->w->cout, "0\r\n\r\n", 5);
+}
+
+static size_t xop_resp_buffered(void *cl)
+{
+    struct sg_session *s = cl;
+    return evbuffer_get_length(s->w->cout) + evbuffer_get_length(s->cc.out);
+}
+
+static bool xop_resp_flush(void *cl)
+{
+    struct sg_session *s = cl;
+    session_flush_client(s);
+    return evbuffer_get_length(s->cc.out) > SG_OUT_HIGH;
+}
+
+static void xop_done(void *cl, bool eof)
+{
+    struct sg_session *s = xop_session(cl);
+    if (eof) {
+        s->client_close = s->client_close || !s->req_done;
+        session_finish(s);
+        return;
+    }
+    if (!s->req_done) {
+        session_drain(s);
+        return;
+    }
+    session_finish(s);
+}
+
+static void xop_fail(void *cl, int status, enum sg_end end)
+{
+    struct sg_session *s = xop_session(cl);
+    /* A response cut short by a bad byte: what was staged of it goes nowhere. */
+    evbuffer_drain(s->w->cout, evbuffer_get_length(s->w->cout));
+    if (s->end == SG_END_NONE)
+        s->end = end;
+    session_error(s, status, sg_end_name(end));
+}
+
+static void xop_abort(void *cl, enum sg_end end)
+{
+    struct sg_session *s = xop_session(cl);
+    if (s->end == SG_END_NONE)
+        s->end = end;
+    session_close(s);
+}
+
+static const struct sg_xclient_ops session_xops = {
+    .ready = xop_ready,
+    .req_resume = xop_req_resume,
+    .resp_head = xop_resp_head,
+    .resp_body = xop_resp_body,
+    .resp_body_move = xop_resp_body_move,
+    .resp_end = xop_resp_end,
+    .resp_buffered = xop_resp_buffered,
+    .resp_flush = xop_resp_flush,
+    .done = xop_done,
+    .fail = xop_fail,
+    .abort = xop_abort,
+};
 
 /* ------------------------------------------------------------- client side */
 
-static void session_client_read(struct sg_conn *bev, void *arg)
+static void session_client_read(struct sg_conn *c, void *arg)
 {
     struct sg_session *s = arg;
+    SG_DCHECK_MAGIC(s, SG_SESSION_MAGIC);
     session_process(s);
 }
 
-static void session_client_write(struct sg_conn *bev, void *arg)
+static void session_client_write(struct sg_conn *c, void *arg)
 {
     struct sg_session *s = arg;
-    if (s->dead)
+    SG_DCHECK_MAGIC(s, SG_SESSION_MAGIC);
+    if (session_dead(s))
         return;
     if (s->state == SG_SS_DRAIN) {
-        if (evbuffer_get_length(bev->out) == 0)
+        if (evbuffer_get_length(c->out) == 0)
             session_drain_done(s);
         return;
     }
-    if (s->up_read_paused && s->up != NULL) {
-        s->up_read_paused = false;
-        sg_conn_read_on(&s->up->conn);
-        session_up_read(&s->up->conn, s);
-    }
+    sg_exchange_resp_resume(&s->x);
 }
 
-static void session_client_event(struct sg_conn *bev, short what, void *arg)
+static void session_client_event(struct sg_conn *c, short what, void *arg)
 {
     struct sg_session *s = arg;
-    if (s->dead)
+    SG_DCHECK_MAGIC(s, SG_SESSION_MAGIC);
+    if (session_dead(s))
         return;
-    if ((what & SG_CONN_TIMEOUT) && (what & SG_CONN_READING) && s->state == SG_SS_FORWARD &&
+    if ((what & SG_CONN_TIMEOUT) && (what & SG_CONN_READING) && sg_exchange_relaying(&s->x) &&
         !s->req_done && !s->resp_head_sent) {
         session_error(s, 408, "client body timeout");
         return;
     }
     /* Half-close: a client that shut its side after a complete request still
      * gets its response; then the connection ends. */
-    if ((what & SG_CONN_EOF) && (s->state == SG_SS_CONNECT || s->state == SG_SS_FORWARD) &&
-        (s->req_done || !s->req_has_body)) {
+    if ((what & SG_CONN_EOF) && s->state == SG_SS_EXCHANGE && (s->req_done || !s->req_has_body)) {
         s->client_close = true;
-        sg_conn_read_off(bev);
+        sg_conn_read_off(c);
         return;
     }
     /* EOF, reset, or a write/read timeout: nothing more can be delivered. */
-    if (s->end == NULL)
-        s->end = (what & SG_CONN_TIMEOUT) ? "client_timeout" : "client_closed";
+    if (s->end == SG_END_NONE)
+        s->end = (what & SG_CONN_TIMEOUT) ? SG_END_CLIENT_TIMEOUT : SG_END_CLIENT_CLOSED;
     session_close(s);
 }
 
-/* Header deadline or keep-alive idle timer. */
+/* The session's deadline (timer_for) passed. */
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_session *s = arg;
-    if (!s->dead && s->queued) {
-        sg_queue_cancel(s->w, &s->qe);
-        s->queued = false;
-        s->end = "queue_timeout";
-        session_error(s, 503, "queue timeout");
-        return;
-    }
-    if (!s->dead && s->state == SG_SS_LINGER) {
+    SG_DCHECK_MAGIC(s, SG_SESSION_MAGIC);
+    enum sg_session_deadline d = s->timer_for;
+    s->timer_for = SG_SD_NONE;
+    switch (d) {
+    case SG_SD_LINGER:
         session_close(s);
         return;
-    }
-    if (s->dead || s->state != SG_SS_HEAD)
+    case SG_SD_HEAD:
+    case SG_SD_IDLE:
+        if (s->state != SG_SS_HEAD)
+            return;
+        if (!s->head_started && evbuffer_get_length(s->cc.in) == 0) {
+            session_close(s); /* idle keep-alive connection: close quietly */
+            return;
+        }
+        s->req_done = false;
+        session_error(s, 408, "request head timeout");
         return;
-    if (!s->head_started && evbuffer_get_length(s->cc.in) == 0) {
-        session_close(s); /* idle keep-alive connection: close quietly */
+    case SG_SD_NONE:
         return;
     }
-    s->req_done = false;
-    session_error(s, 408, "request head timeout");
 }
 
 int sg_session_new(struct sg_worker *w, struct sg_wfrontend *fe, evutil_socket_t fd,
                    const struct sockaddr *sa, int salen)
 {
-    session_parsers_init();
+    pthread_once(&session_parser_once, session_parser_setup);
     const struct sg_cfg_limits *lim = &w->cfg->limits;
     struct sg_session *s = calloc(1, sizeof(*s));
     if (s == NULL) {
@@ -1564,14 +992,13 @@ int sg_session_new(struct sg_worker *w, struct sg_wfrontend *fe, evutil_socket_t
         free(s);
         return SG_ERR;
     }
-    evtimer_assign(&s->timer, w->base, session_timer_cb, s);
-    event_assign(&s->free_ev, w->base, -1, 0, session_free_cb, s);
-    s->replay = evbuffer_new();
-    if (s->replay == NULL) {
+    if (sg_exchange_init(&s->x, w, fe, &session_xops, s) != SG_OK) {
         sg_conn_close(&s->cc);
         free(s);
         return SG_ERR;
     }
+    evtimer_assign(&s->timer, w->base, session_timer_cb, s);
+    event_assign(&s->free_ev, w->base, -1, 0, session_free_cb, s);
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, s->client_ip,
                   sizeof(s->client_ip));
@@ -1583,12 +1010,8 @@ int sg_session_new(struct sg_worker *w, struct sg_wfrontend *fe, evutil_socket_t
     SG_UNUSED(salen);
     llhttp_init(&s->rq, HTTP_REQUEST, &rq_settings);
     s->rq.data = s;
-    llhttp_init(&s->rs, HTTP_RESPONSE, &rs_settings);
-    s->rs.data = s;
     sg_hdrs_init(&s->rqh, lim->max_request_line, lim->max_header_size, lim->max_headers);
-    sg_hdrs_init(&s->rsh, 8192, SG_RESP_HDR_BYTES, SG_RESP_HEADERS);
     s->rqh.cache = &w->hcache;
-    s->rsh.cache = &w->hcache;
     s->state = SG_SS_HEAD;
 
     s->next = w->sessions;
@@ -1602,9 +1025,7 @@ int sg_session_new(struct sg_worker *w, struct sg_wfrontend *fe, evutil_socket_t
     sg_conn_set_write_low(&s->cc, SG_OUT_LOW);
     sg_conn_set_timeouts(&s->cc, NULL, &w->tv_client);
     /* The header deadline counts from accept for the first request. */
-    struct timeval tv;
-    sg_timeval_from_ms(&tv, w->cfg->timeouts.http_request_ms);
-    evtimer_add(&s->timer, &tv);
+    session_deadline(s, SG_SD_HEAD, w->cfg->timeouts.http_request_ms);
     sg_conn_read_on(&s->cc);
     return SG_OK;
 }

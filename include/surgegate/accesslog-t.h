@@ -9,6 +9,27 @@
 
 enum sg_alog_format { SG_ALOG_JSON, SG_ALOG_COMBINED };
 
+/* How a request ended: the access log's "end" field (sg_end_name() gives
+ * its text). SG_END_NONE: not decided yet; written as "ok". */
+enum sg_end {
+    SG_END_NONE = 0,
+    SG_END_OK,
+    SG_END_CLOSED,          /* the connection closed under a request in progress */
+    SG_END_CLIENT_CLOSED,   /* the client went away */
+    SG_END_CLIENT_TIMEOUT,  /* the client was too slow (408, or a write timeout) */
+    SG_END_BAD_REQUEST,     /* 4xx answered by the proxy */
+    SG_END_PROXY_ERROR,     /* 5xx answered by the proxy, no better reason */
+    SG_END_NO_POOL,         /* no route and no default pool */
+    SG_END_NO_BACKEND,      /* no usable backend */
+    SG_END_QUEUE_FULL,      /* the pool's queue held maxqueue requests */
+    SG_END_QUEUE_TIMEOUT,   /* waited timeouts.queue (or hold_timeout) for a slot */
+    SG_END_BACKEND_ERROR,   /* connect or send failed, retries spent */
+    SG_END_BACKEND_TIMEOUT, /* connect or response timeout */
+    SG_END_BACKEND_RESET,   /* the backend closed mid-response */
+    SG_END_BAD_RESPONSE,    /* the backend's response did not parse */
+    SG_END__COUNT
+};
+
 /* One request as the access log sees it. Strings are borrowed for the call
  * only; lengths are in bytes and the bytes may be anything (they are
  * escaped). */
@@ -31,10 +52,7 @@ struct sg_alog_rec {
     uint64_t bytes_in, bytes_out;          /* client bytes read / written for this request */
     int64_t queue_us, connect_us, ttfb_us, total_us; /* -1 = not reached */
     uint32_t retries;
-    /* how it ended: "ok", "client_closed", "backend_error", "backend_timeout",
-     * "queue_timeout", "queue_full", "no_backend", "bad_request",
-     * "proxy_error" ... (a static string; NULL is written as "-" / null) */
-    const char *end;
+    const char *end; /* sg_end_name() of how it ended; NULL is written as "-" / null */
 };
 
 /* Opaque: the log (one per process) and a worker's buffer (one per worker thread). */

@@ -40,4 +40,7 @@ void sg_alog_reopen(struct sg_alog *a);
  * and joins the writer thread, closes the file and frees the log. */
 void sg_alog_close(struct sg_alog *a);
 
+/* The access log's text for an end reason ("ok" for SG_END_NONE). */
+const char *sg_end_name(enum sg_end e);
+
 #endif

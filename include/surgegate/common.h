@@ -29,6 +29,18 @@
 /* Magic numbers on long-lived objects (Varnish style). */
 #define SG_CHECK_MAGIC(p, m) SG_BUG_ON((p) == NULL || (p)->magic != (m))
 
+/* Checks that cost a little on the hot path (a legal state transition, a
+ * magic at every callback's entry): compiled in where SG_DEBUG_CHECKS is
+ * defined (Debug and sanitizer builds, which the CI suite runs), out of
+ * release builds. The condition is never evaluated when compiled out. */
+#ifdef SG_DEBUG_CHECKS
+#define SG_DBUG_ON(cond)      SG_BUG_ON(cond)
+#define SG_DCHECK_MAGIC(p, m) SG_CHECK_MAGIC(p, m)
+#else
+#define SG_DBUG_ON(cond)      ((void)sizeof(!!(cond)))
+#define SG_DCHECK_MAGIC(p, m) ((void)sizeof((p)->magic == (m)))
+#endif
+
 #define SG_LIKELY(x)         __builtin_expect(!!(x), 1)
 #define SG_UNLIKELY(x)       __builtin_expect(!!(x), 0)
 

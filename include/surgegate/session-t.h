@@ -9,27 +9,36 @@
 
 #include "surgegate/conn-t.h"
 #include "surgegate/http1-t.h"
-#include "surgegate/queue-t.h"
+#include "surgegate/exchange-t.h"
 
 #define SG_SESSION_MAGIC 0x5e5510a5u
 
-struct evbuffer;
 struct sg_worker;
 struct sg_wfrontend;
-struct sg_wpool;
-struct sg_upconn;
-struct sg_pool;
-struct sg_backend;
 
+/* The session's one state. Legal moves (session_set_state checks them in
+ * debug builds):
+ *   HEAD -> EXCHANGE      a request head was parsed and handed to the exchange
+ *   EXCHANGE -> HEAD      response delivered; the connection stays (keep-alive)
+ *   HEAD|EXCHANGE -> DRAIN    the last response is written: flush, then close
+ *   DRAIN -> LINGER       flushed with request bytes unread: discard, then close
+ *   any -> CLOSED         closed; memory freed on the next loop pass */
 enum sg_session_state {
-    SG_SS_HEAD,    /* reading a request head (or idle between requests) */
-    SG_SS_CONNECT, /* head parsed; waiting for an upstream connection */
-    SG_SS_FORWARD, /* upstream connected: body up, response down */
-    SG_SS_DRAIN,   /* last response written; flushing, then close */
-    SG_SS_LINGER,  /* flushed and shut for writing; discarding input, then close */
+    SG_SS_HEAD = 0, /* reading a request head (or idle between requests) */
+    SG_SS_EXCHANGE, /* the request is with the exchange (connect, body up, response down) */
+    SG_SS_DRAIN,    /* last response written; flushing, then close */
+    SG_SS_LINGER,   /* flushed and shut for writing; discarding input, then close */
+    SG_SS_CLOSED,   /* closed; waiting for the deferred free */
+    SG_SS__COUNT
 };
 
-#define SG_SESSION_MAX_TRIES 12
+/* The one deadline the session's timer stands for at a time. */
+enum sg_session_deadline {
+    SG_SD_NONE = 0,
+    SG_SD_HEAD,   /* timeouts.http_request: the request head must be complete */
+    SG_SD_IDLE,   /* timeouts.keepalive: waiting for the next request */
+    SG_SD_LINGER, /* lingering close: stop discarding input and close */
+};
 
 struct sg_session {
     uint32_t magic;
@@ -40,40 +49,23 @@ struct sg_session {
     struct sg_conn cc;              /* client side; owned */
     char client_ip[48];
 
-    llhttp_t rq, rs;         /* request and response parsers */
-    struct sg_hdrs rqh, rsh; /* request and response heads */
-    struct evbuffer *replay; /* forwarded head (+ small body) kept for retries */
-    struct event timer;      /* header deadline / keep-alive idle */
-    struct event free_ev;    /* deferred free */
-
-    struct sg_upconn *up;
-    struct sg_wpool *wp;
-    struct sg_backend *backend;
-    uint32_t tried[SG_SESSION_MAX_TRIES];
-    uint32_t ntried;
-    uint32_t retries_left;
-    uint32_t stale_retries;
-    struct sg_qentry qe; /* waiting in the pool queue (queued) */
-    const char *hkey;    /* hash key of the current request (hash balancer) */
-    size_t hkeylen;
-    uint64_t attempt_us; /* monotonic start of the current attempt */
+    llhttp_t rq;           /* request parser */
+    struct sg_hdrs rqh;    /* request head */
+    struct sg_exchange x;  /* the request's exchange with a backend */
+    struct event timer;    /* the deadline in `timer_for` */
+    enum sg_session_deadline timer_for;
+    struct event free_ev;  /* deferred free */
 
     /* per-request facts for the stats and the access log */
-    uint64_t t_start_us;  /* monotonic: first byte of the request */
-    uint64_t t_queued_us; /* monotonic: entered the queue (0 = not queued now) */
-    uint64_t t_sent_us;   /* monotonic: request head handed to the backend */
-    uint64_t queue_us;    /* time spent in the queue */
-    int64_t connect_us;   /* last attempt's connect time; -1 none */
-    int64_t ttfb_us;      /* request sent -> response head; -1 none */
-    uint64_t in0, out0;   /* client byte counters when the request began */
-    uint32_t nretries;
-    int resp_status; /* final status sent to the client */
-    const char *end; /* how the request ended (access log); NULL = ok */
-    bool accounted;  /* this request was recorded */
+    uint64_t t_start_us; /* monotonic: first byte of the request */
+    uint64_t in0, out0;  /* client byte counters when the request began */
+    int resp_status;     /* final status sent to the client */
+    enum sg_end end;     /* how the request ended (access log); NONE = ok */
+    bool accounted;      /* this request was recorded */
 
     uint64_t body_bytes;                 /* request body bytes received */
     uint64_t req_body_left;              /* Content-Length request body bytes still to move */
-    uint64_t resp_body_left;             /* Content-Length response body bytes still to move */
+    uint64_t resp_body_left;             /* Content-Length response body bytes still to send */
     uint32_t abs_host_off, abs_host_len; /* authority of an absolute-form target */
     uint32_t chunk_ext_bytes;            /* chunk extension bytes in the current chunk */
     int pending_error;                   /* status chosen by a parser callback */
@@ -85,11 +77,7 @@ struct sg_session {
     bool head_ready;   /* on_headers_complete fired (parser paused) */
     bool head_lf;      /* obs-fold scan: last head byte seen was LF */
     bool req_has_body;
-    bool req_chunked_out;
-    bool req_done;   /* request message complete */
-    bool replayable; /* replay holds everything sent upstream so far */
-    bool idempotent;
-    bool head_method;
+    bool req_done; /* request message complete */
     bool expect_continue;
     bool client_10;          /* HTTP/1.0 client */
     bool client_close;       /* close after this response */
@@ -98,18 +86,9 @@ struct sg_session {
     bool client_read_paused; /* backpressure: upstream output full */
 
     /* response facts */
-    bool resp_started;   /* a response byte arrived from upstream */
     bool resp_head_sent; /* response head written to the client */
     bool resp_chunked_out;
-    bool resp_done;
-    bool in_1xx;
-    bool up_read_paused; /* backpressure: client output full */
-    bool linger;         /* unread request bytes: lingering close */
-    bool slot;           /* holds a request slot on `backend` (its inflight) */
-    bool queued;         /* waiting in the pool queue for a slot */
-    bool active;         /* counted in the pool's active requests */
-    bool retrying;       /* counted in the pool's active retries */
-    bool dead;           /* closed; waiting for deferred free */
+    bool linger; /* unread request bytes: lingering close */
 };
 
 #endif
