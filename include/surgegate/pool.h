@@ -45,6 +45,9 @@ size_t sg_pool_reap(struct sg_pool *p, void (*emptied)(struct sg_backend *b, voi
 /* Backends the pool counts for scaling: live, not being removed, not backup. */
 uint32_t sg_pool_ncurrent(const struct sg_pool *p);
 
+/* ---- one backend now (backend.c: a leaf the balancers, the queue and the
+ * request path call without calling pool.c) ---- */
+
 /* True when the backend may take new requests: ready (not drain/maint), not
  * down, not ejected, weight > 0. Any thread. */
 bool sg_backend_usable(const struct sg_backend *b, uint64_t now_ms);
@@ -69,7 +72,7 @@ bool sg_backend_has_room(const struct sg_backend *b, uint64_t now_ms);
 bool sg_backend_take_slot(struct sg_backend *b, uint64_t now_ms);
 void sg_backend_put_slot(struct sg_backend *b);
 
-/* The state users see. */
+/* The state users see (pool.c). */
 enum sg_backend_state sg_backend_state(const struct sg_backend *b, uint64_t now_ms);
 const char *sg_backend_state_name(enum sg_backend_state st);
 
