@@ -6,6 +6,7 @@
 
 #include "cfg-internal.h"
 #include "surgegate/common.h"
+#include "surgegate/lb.h"
 
 void cfg_defaults(struct sg_cfg *cfg)
 {
@@ -45,7 +46,7 @@ void cfg_frontend_defaults(struct sg_cfg_frontend *fe)
 void cfg_pool_defaults(struct sg_cfg_pool *pool)
 {
     memset(pool, 0, sizeof(*pool));
-    pool->balance = sg_xstrdup("roundrobin");
+    pool->balance = sg_xstrdup(sg_lb_default()->name);
     pool->retries = 2;
     pool->maxqueue = 1000;
     pool->max_idle = 32;

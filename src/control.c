@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "surgegate/alert.h"
 #include "surgegate/autoscale.h"
 #include "surgegate/cfg-t.h"
 #include "surgegate/common.h"
@@ -104,8 +105,8 @@ void sg_control_backend_changed(struct sg_control *ctl, struct sg_backend *b)
         json_object_set_new(f, "from", json_string(sg_backend_state_name(b->last_state)));
         json_object_set_new(f, "to", json_string(sg_backend_state_name(st)));
         json_object_set_new(f, "reason", json_string(b->reason));
-        const char *type = st == SG_BACKEND_DOWN ? "backend_down"
-                           : st == SG_BACKEND_UP ? "backend_up"
+        const char *type = st == SG_BACKEND_DOWN ? sg_alert_event_name(SG_ALERT_BACKEND_DOWN)
+                           : st == SG_BACKEND_UP ? sg_alert_event_name(SG_ALERT_BACKEND_UP)
                                                  : "backend_state";
         control_event(ctl, type, f);
         b->last_state = st;
@@ -368,7 +369,7 @@ static void control_hook_done(const struct sg_hook_result *r, void *arg)
             cp->retry_at[run->action] = sg_now_ms() + wait;
         }
         if (run->action != CA_ALERT) /* never an alert about a failed alert: no loops */
-            control_event(ctl, "hook_failed", json_incref(f));
+            control_event(ctl, sg_alert_event_name(SG_ALERT_HOOK_FAILED), json_incref(f));
     }
     json_decref(f);
     sg_hook_changes_free(&ch);
@@ -470,14 +471,15 @@ static void control_pool_health(struct sg_control *ctl, struct sg_pool *p, struc
     bool degraded = !empty && (double)usable < CONTROL_DEGRADED_FRACTION * (double)live;
     if (empty != cp->empty) {
         cp->empty = empty;
-        control_event(ctl, empty ? "pool_empty" : "pool_recovered",
+        control_event(ctl,
+                      sg_alert_event_name(empty ? SG_ALERT_POOL_EMPTY : SG_ALERT_POOL_RECOVERED),
                       json_pack("{s:s, s:i, s:i}", "pool", p->name, "usable", (int)usable,
                                 "backends", (int)live));
     }
     if (degraded != cp->degraded) {
         cp->degraded = degraded;
         if (degraded)
-            control_event(ctl, "pool_degraded",
+            control_event(ctl, sg_alert_event_name(SG_ALERT_POOL_DEGRADED),
                           json_pack("{s:s, s:i, s:i}", "pool", p->name, "usable", (int)usable,
                                     "backends", (int)live));
     }
@@ -680,9 +682,10 @@ void sg_control_tick(struct sg_control *ctl)
             if (cp->overflow_alert_ms == 0 ||
                 now >= cp->overflow_alert_ms + CONTROL_OVERFLOW_ALERT_MS) {
                 cp->overflow_alert_ms = now;
-                control_event(ctl, "queue_overflow", f);
+                control_event(ctl, sg_alert_event_name(SG_ALERT_QUEUE_OVERFLOW), f);
             } else {
-                sg_journal_emit("queue_overflow", f); /* journaled; alerted once a minute */
+                /* journaled; alerted once a minute */
+                sg_journal_emit(sg_alert_event_name(SG_ALERT_QUEUE_OVERFLOW), f);
             }
             cp->overflows_seen = ov;
         }

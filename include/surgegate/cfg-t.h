@@ -150,7 +150,7 @@ enum sg_hash_src {
 
 struct sg_cfg_pool {
     char *name;
-    char *balance;     /* "roundrobin" (default) | leastreq | ewma | hash | random */
+    char *balance;     /* a balancer name (lb.c); default: sg_lb_default() */
     uint32_t retries;  /* default 2 */
     uint32_t maxqueue; /* default 1000 */
     uint32_t max_idle; /* idle keep-alive upstream connections per backend per worker, default 32 */
