@@ -114,16 +114,16 @@ void sg_control_backend_changed(struct sg_control *ctl, struct sg_backend *b)
     control_kick(ctl);
 }
 
-int sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p, const char *addr,
-                           uint32_t weight, uint32_t maxconn, const char *source,
-                           struct sg_backend **out, char *err, size_t errlen)
+enum sg_ctl_err sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p, const char *addr,
+                                       uint32_t weight, uint32_t maxconn, const char *source,
+                                       struct sg_backend **out, char *err, size_t errlen)
 {
     bool checked = p->cfg != NULL && p->cfg->health.enabled && ctl->health != NULL;
     struct sg_backend *b = NULL;
-    int rc = sg_pool_add_backend(p, addr, weight, maxconn, checked, &b, err, errlen);
+    enum sg_ctl_err rc = sg_pool_add_backend(p, addr, weight, maxconn, checked, &b, err, errlen);
     if (out != NULL)
         *out = b;
-    if (rc != SG_OK)
+    if (rc != SG_CTL_OK)
         return rc;
     sg_stats_slot_reset(ctl->stats, b);
     if (checked)
@@ -136,7 +136,7 @@ int sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p, const char
     sg_log_info("backend %s added to pool '%s' by %s%s", b->name, p->name, source,
                 checked ? " (joins when its health checks pass)" : "");
     control_kick(ctl);
-    return SG_OK;
+    return SG_CTL_OK;
 }
 
 void sg_control_remove_backend(struct sg_control *ctl, struct sg_backend *b, const char *source)
@@ -336,9 +336,10 @@ static void control_hook_done(const struct sg_hook_result *r, void *arg)
                     p ? " of pool " : "", p ? p->name : "", r->duration_ms);
         for (size_t i = 0; i < ch.nadd; i++) {
             char err[200];
-            int rc = sg_control_add_backend(ctl, p, ch.add[i].address, ch.add[i].weight,
-                                            ch.add[i].maxconn, "hook", NULL, err, sizeof(err));
-            if (rc == SG_ERR)
+            enum sg_ctl_err rc =
+                sg_control_add_backend(ctl, p, ch.add[i].address, ch.add[i].weight,
+                                       ch.add[i].maxconn, "hook", NULL, err, sizeof(err));
+            if (rc != SG_CTL_OK && rc != SG_CTL_EXISTS) /* already there: what the hook wants */
                 sg_log_warn("hook output: pool '%s': %s", p->name, err);
         }
         for (size_t i = 0; i < ch.nremove; i++) {

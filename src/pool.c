@@ -148,8 +148,9 @@ struct sg_backend *sg_pool_find_backend(struct sg_pool *p, const char *name, siz
  * still finishing with the old backend never sees its slot change under it. */
 #define SG_SLOT_REUSE_MS 60000u
 
-int sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight, uint32_t maxconn,
-                        bool start_down, struct sg_backend **out, char *err, size_t errlen)
+enum sg_ctl_err sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight,
+                                    uint32_t maxconn, bool start_down, struct sg_backend **out,
+                                    char *err, size_t errlen)
 {
     struct sg_cfg_addr a = {0};
     char why[160];
@@ -157,18 +158,18 @@ int sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight, ui
     if (sg_cfg_parse_addr(addr, &a, why, sizeof(why)) != SG_OK) {
         snprintf(err, errlen, "bad address '%s': %s", addr, why);
         sg_cfg_addr_free(&a);
-        return SG_ERR;
+        return SG_CTL_BAD_REQUEST;
     }
     if (strlen(a.text) >= SG_BACKEND_NAME_MAX) {
         snprintf(err, errlen, "address '%s' is longer than %d bytes", addr,
                  SG_BACKEND_NAME_MAX - 1);
         sg_cfg_addr_free(&a);
-        return SG_ERR;
+        return SG_CTL_BAD_REQUEST;
     }
     if (sg_pool_find_backend(p, a.text, strlen(a.text)) != NULL) {
         snprintf(err, errlen, "pool '%s' already has backend %s", p->name, a.text);
         sg_cfg_addr_free(&a);
-        return SG_AGAIN;
+        return SG_CTL_EXISTS;
     }
     uint64_t now = sg_now_ms();
     struct sg_backend *slot = NULL;
@@ -182,7 +183,7 @@ int sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight, ui
         snprintf(err, errlen, "pool '%s' has no free backend slot (%zu slots)", p->name,
                  p->nbackends);
         sg_cfg_addr_free(&a);
-        return SG_ERR;
+        return SG_CTL_CONFLICT;
     }
     backend_set_addr(slot, a.text, &a.ss, a.sslen);
     sg_cfg_addr_free(&a);
@@ -207,7 +208,7 @@ int sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight, ui
         atomic_store(&p->nused, slot->id + 1);
     atomic_fetch_add(&p->members_gen, 1);
     *out = slot;
-    return SG_OK;
+    return SG_CTL_OK;
 }
 
 void sg_pool_remove_backend(struct sg_pool *p, struct sg_backend *b)
