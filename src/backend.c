@@ -1,7 +1,7 @@
 /* backend.c: what one backend can take now (pool.h): usable or not, its
  * weight and maxconn during slow start, and its request slots. Asked by the
  * balancers (lb_common.c, lb_*.c), the queue and the request path on every
- * pick, from any thread: lock-free reads of the backend's atomics. A leaf:
+ * pick, from any thread, without a lock (relaxed atomics, CAS). A leaf:
  * it calls nothing of the pools or the balancers. */
 #include <stdatomic.h>
 
