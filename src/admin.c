@@ -68,9 +68,19 @@ static void admin_reply(struct evhttp_request *req, int code, json_t *body)
     evbuffer_free(out);
 }
 
-static void admin_error(struct evhttp_request *req, int code, const char *msg)
+/* The one place an error code becomes an HTTP status. */
+static const int admin_err_status[SG_CTL_NERRS] = {
+    [SG_CTL_OK] = 200,        [SG_CTL_BAD_REQUEST] = 400, [SG_CTL_UNAUTHORIZED] = 401,
+    [SG_CTL_FORBIDDEN] = 403, [SG_CTL_NOT_FOUND] = 404,   [SG_CTL_METHOD] = 405,
+    [SG_CTL_EXISTS] = 409,    [SG_CTL_CONFLICT] = 409,    [SG_CTL_TOO_LARGE] = 413,
+    [SG_CTL_INTERNAL] = 500,
+};
+
+/* Answers {"error": msg} with the status of error code e. */
+static void admin_error(struct evhttp_request *req, enum sg_ctl_err e, const char *msg)
 {
-    admin_reply(req, code, json_pack("{s:s}", "error", msg));
+    SG_BUG_ON((unsigned)e >= SG_CTL_NERRS || e == SG_CTL_OK);
+    admin_reply(req, admin_err_status[e], json_pack("{s:s}", "error", msg));
 }
 
 static double admin_ms(uint64_t us)
@@ -221,7 +231,7 @@ static const char *admin_auth(struct sg_admin *a, struct evhttp_request *req)
         }
     }
     evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
-    admin_error(req, 401, "missing or invalid token");
+    admin_error(req, SG_CTL_UNAUTHORIZED, "missing or invalid token");
     return NULL;
 }
 
@@ -232,12 +242,12 @@ static json_t *admin_body(struct evhttp_request *req)
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t n = evbuffer_get_length(in);
     if (n > ADMIN_MAX_BODY) {
-        admin_error(req, 413, "body too large");
+        admin_error(req, SG_CTL_TOO_LARGE, "body too large");
         return NULL;
     }
     char *txt = malloc(n + 1);
     if (txt == NULL) {
-        admin_error(req, 500, "out of memory");
+        admin_error(req, SG_CTL_INTERNAL, "out of memory");
         return NULL;
     }
     evbuffer_copyout(in, txt, n);
@@ -250,7 +260,7 @@ static json_t *admin_body(struct evhttp_request *req)
         snprintf(msg, sizeof(msg), "body is not a JSON object: %s",
                  o == NULL ? err.text : "wrong type");
         json_decref(o);
-        admin_error(req, 400, msg);
+        admin_error(req, SG_CTL_BAD_REQUEST, msg);
         return NULL;
     }
     return o;
@@ -267,7 +277,7 @@ static bool admin_int_member(struct evhttp_request *req, json_t *body, const cha
         char msg[128];
         snprintf(msg, sizeof(msg), "\"%s\" must be an integer from %lld to %lld", key,
                  (long long)lo, (long long)hi);
-        admin_error(req, 400, msg);
+        admin_error(req, SG_CTL_BAD_REQUEST, msg);
         return false;
     }
     *v = json_integer_value(m);
@@ -289,12 +299,12 @@ static void admin_set_state(struct sg_admin *a, struct evhttp_request *req, stru
         adm = SG_ADMIN_READY;
     else {
         json_decref(body);
-        admin_error(req, 400, "\"state\" must be \"drain\", \"maint\" or \"ready\"");
+        admin_error(req, SG_CTL_BAD_REQUEST, "\"state\" must be \"drain\", \"maint\" or \"ready\"");
         return;
     }
     if (atomic_load(&b->removing)) {
         json_decref(body);
-        admin_error(req, 409, "backend is being removed");
+        admin_error(req, SG_CTL_CONFLICT, "backend is being removed");
         return;
     }
     int old = atomic_exchange(&b->admin, adm);
@@ -321,7 +331,7 @@ static void admin_set_weight(struct sg_admin *a, struct evhttp_request *req, str
     }
     json_decref(body);
     if (w < 0) {
-        admin_error(req, 400, "\"weight\" (0..256) is required");
+        admin_error(req, SG_CTL_BAD_REQUEST, "\"weight\" (0..256) is required");
         return;
     }
     sg_control_set_weight(a->ctl, b, (uint32_t)w, "admin");
@@ -337,7 +347,7 @@ static void admin_add_backend(struct sg_admin *a, struct evhttp_request *req, st
     json_int_t w = 1, mc = 0;
     if (addr == NULL) {
         json_decref(body);
-        admin_error(req, 400, "\"address\" (\"host:port\") is required");
+        admin_error(req, SG_CTL_BAD_REQUEST, "\"address\" (\"host:port\") is required");
         return;
     }
     if (!admin_int_member(req, body, "weight", 0, 256, &w) ||
@@ -347,15 +357,11 @@ static void admin_add_backend(struct sg_admin *a, struct evhttp_request *req, st
     }
     char err[200];
     struct sg_backend *b = NULL;
-    int rc = sg_control_add_backend(a->ctl, p, addr, (uint32_t)w, (uint32_t)mc, "admin", &b, err,
-                                    sizeof(err));
+    enum sg_ctl_err rc = sg_control_add_backend(a->ctl, p, addr, (uint32_t)w, (uint32_t)mc, "admin",
+                                                &b, err, sizeof(err));
     json_decref(body);
-    if (rc == SG_AGAIN) {
-        admin_error(req, 409, err);
-        return;
-    }
-    if (rc != SG_OK) {
-        admin_error(req, strstr(err, "no free backend slot") ? 409 : 400, err);
+    if (rc != SG_CTL_OK) {
+        admin_error(req, rc, err);
         return;
     }
     admin_reply(req, 201, admin_backend_json(a, b, sg_now_ms()));
@@ -368,14 +374,15 @@ static void admin_events(struct sg_admin *a, struct evhttp_request *req, const c
     struct evkeyvalq q;
     TAILQ_INIT(&q);
     if (query != NULL && evhttp_parse_query_str(query, &q) != 0) {
-        admin_error(req, 400, "malformed query string");
+        admin_error(req, SG_CTL_BAD_REQUEST, "malformed query string");
         return;
     }
     const char *s = evhttp_find_header(&q, "since");
     const char *l = evhttp_find_header(&q, "limit");
     if (s != NULL && sg_journal_parse_time(s, &since) != SG_OK) {
         evhttp_clear_headers(&q);
-        admin_error(req, 400, "\"since\" must be an ISO-8601 time such as 2026-11-30T19:40:22Z");
+        admin_error(req, SG_CTL_BAD_REQUEST,
+                    "\"since\" must be an ISO-8601 time such as 2026-11-30T19:40:22Z");
         return;
     }
     if (l != NULL) {
@@ -383,7 +390,7 @@ static void admin_events(struct sg_admin *a, struct evhttp_request *req, const c
         unsigned long v = strtoul(l, &end, 10);
         if (*l == '\0' || *end != '\0' || v == 0 || v > 1000000) {
             evhttp_clear_headers(&q);
-            admin_error(req, 400, "\"limit\" must be an integer from 1 to 1000000");
+            admin_error(req, SG_CTL_BAD_REQUEST, "\"limit\" must be an integer from 1 to 1000000");
             return;
         }
         limit = v;
@@ -424,7 +431,7 @@ static void admin_handle(struct evhttp_request *req, void *arg)
     const char *query = uri[plen] == '?' ? uri + plen + 1 : NULL;
     if (plen == 8 && memcmp(uri, "/metrics", 8) == 0) {
         if (!get) {
-            admin_error(req, 405, "method not allowed here");
+            admin_error(req, SG_CTL_METHOD, "method not allowed here");
             return;
         }
         admin_metrics(a, req);
@@ -432,7 +439,7 @@ static void admin_handle(struct evhttp_request *req, void *arg)
     }
     static const char pre[] = "/api/v1/";
     if (plen < sizeof(pre) - 1 || memcmp(uri, pre, sizeof(pre) - 1) != 0) {
-        admin_error(req, 404, "no such endpoint");
+        admin_error(req, SG_CTL_NOT_FOUND, "no such endpoint");
         return;
     }
     const char *path = uri + sizeof(pre) - 1;
@@ -469,16 +476,16 @@ static void admin_handle(struct evhttp_request *req, void *arg)
         i = j + 1;
     }
     if (bad) {
-        admin_error(req, 404, "no such endpoint");
+        admin_error(req, SG_CTL_NOT_FOUND, "no such endpoint");
         goto out;
     }
 #define SEG_IS(k, lit) (slen[k] == sizeof(lit) - 1 && memcmp(seg[k], lit, sizeof(lit) - 1) == 0)
-#define NEED_ADMIN()                                           \
-    do {                                                       \
-        if (!admin_role) {                                     \
-            admin_error(req, 403, "this token may only read"); \
-            goto out;                                          \
-        }                                                      \
+#define NEED_ADMIN()                                                        \
+    do {                                                                    \
+        if (!admin_role) {                                                  \
+            admin_error(req, SG_CTL_FORBIDDEN, "this token may only read"); \
+            goto out;                                                       \
+        }                                                                   \
     } while (0)
     if (nseg == 1 && SEG_IS(0, "stats")) {
         if (!get)
@@ -512,7 +519,7 @@ static void admin_handle(struct evhttp_request *req, void *arg)
         }
         struct sg_pool *p = admin_find_pool(a, seg[1], slen[1]);
         if (p == NULL) {
-            admin_error(req, 404, "no such pool");
+            admin_error(req, SG_CTL_NOT_FOUND, "no such pool");
             goto out;
         }
         if (nseg == 2) {
@@ -538,7 +545,7 @@ static void admin_handle(struct evhttp_request *req, void *arg)
             }
             struct sg_backend *b = sg_pool_find_backend(p, seg[3], slen[3]);
             if (b == NULL) {
-                admin_error(req, 404, "no such backend");
+                admin_error(req, SG_CTL_NOT_FOUND, "no such backend");
                 goto out;
             }
             if (nseg == 4) {
@@ -571,10 +578,10 @@ static void admin_handle(struct evhttp_request *req, void *arg)
     }
 #undef SEG_IS
 #undef NEED_ADMIN
-    admin_error(req, 404, "no such endpoint");
+    admin_error(req, SG_CTL_NOT_FOUND, "no such endpoint");
     goto out;
 bad_method:
-    admin_error(req, 405, "method not allowed here");
+    admin_error(req, SG_CTL_METHOD, "method not allowed here");
 out:
     for (size_t k = 0; k < nseg; k++)
         free(seg[k]);

@@ -23,6 +23,8 @@
 #define AS_MAX_SAMPLES 3600u       /* window buckets at most (one per second up to 1 h) */
 #define AS_WHY_LEN     160
 
+/* The one list of metric names (config rules, `-t` messages, hook
+ * environment, docs test through `surgegate --list-names`). */
 static const char *const as_metric_names[SG_AS_NMETRICS] = {
     "queue_depth",     "queue_depth_per_backend", "inflight_per_backend", "utilization",
     "latency_p50_ms",  "latency_p95_ms",          "latency_p99_ms",       "error_rate",
@@ -82,6 +84,11 @@ const char *sg_as_metric_name(int m)
     if (m < 0 || m >= SG_AS_NMETRICS)
         return "unknown";
     return as_metric_names[m];
+}
+
+const char *sg_as_metric_at(size_t i)
+{
+    return i < SG_AS_NMETRICS ? as_metric_names[i] : NULL;
 }
 
 struct sg_as *sg_as_new(const struct sg_cfg_autoscale *cfg)

@@ -20,7 +20,10 @@
 #include <unistd.h>
 
 #include "cfg-internal.h"
+#include "surgegate/alert.h"
+#include "surgegate/autoscale.h"
 #include "surgegate/common.h"
+#include "surgegate/lb.h"
 
 /* CFG_OFF(type, field): offset + 1 of a field; 0 in a table means "none". */
 #define CFG_OFF(type, field)       (offsetof(type, field) + 1)
@@ -47,12 +50,14 @@ struct cfg_section {
 struct cfg_key {
     const char *name;
     cfg_key_fn fn;
-    size_t off;                    /* CFG_OFF of the field */
-    long long min, max;            /* integers; durations in ms */
-    const char *const *choices;    /* cfg_k_enum, NULL-terminated */
-    const struct cfg_section *sub; /* cfg_k_group */
-    size_t set_off;                /* CFG_OFF of a bool set when the key is written, or 0 */
-    size_t line_off;               /* CFG_OFF of an int receiving the key's line, or 0 */
+    size_t off;                         /* CFG_OFF of the field */
+    long long min, max;                 /* integers; durations in ms */
+    const char *const *choices;         /* cfg_k_enum, NULL-terminated */
+    const char *(*choice_at)(size_t i); /* cfg_k_enum: instead of choices, a list kept by its
+                                         * subsystem (i-th name, NULL past the last) */
+    const struct cfg_section *sub;      /* cfg_k_group */
+    size_t set_off;                     /* CFG_OFF of a bool set when the key is written, or 0 */
+    size_t line_off;                    /* CFG_OFF of an int receiving the key's line, or 0 */
     bool required;
 };
 
@@ -175,6 +180,22 @@ static const char *cfg_suggest(const char *word, const char *const *names, size_
         }
     }
     return best;
+}
+
+/* Most names a list of choices may hold (balancers, metrics, events...). */
+#define CFG_CHOICES_MAX 32
+
+/* Copies the names of a subsystem's list (at(0), at(1), ... until NULL)
+ * into out[], NULL-terminated, so the helpers above can take them like a
+ * table of this file. */
+static const char *const *cfg_names(const char *(*at)(size_t i), const char **out)
+{
+    size_t n = 0;
+    for (const char *name; n < CFG_CHOICES_MAX && (name = at(n)) != NULL; n++)
+        out[n] = name;
+    SG_BUG_ON(at(n) != NULL); /* raise CFG_CHOICES_MAX */
+    out[n] = NULL;
+    return out;
 }
 
 /* ---- value helpers ---- */
@@ -354,17 +375,19 @@ static void cfg_k_enum(struct cfg_ctx *ctx, const config_setting_t *s, const str
                        void *obj, const char *where)
 {
     const char *v = cfg_get_string(ctx, s, where);
+    const char *buf[CFG_CHOICES_MAX + 1];
+    const char *const *choices = k->choice_at != NULL ? cfg_names(k->choice_at, buf) : k->choices;
     char list[256];
 
     if (v == NULL)
         return;
-    for (size_t i = 0; k->choices[i] != NULL; i++) {
-        if (strcmp(v, k->choices[i]) == 0) {
+    for (size_t i = 0; choices[i] != NULL; i++) {
+        if (strcmp(v, choices[i]) == 0) {
             cfg_set_string(obj, k->off, v);
             return;
         }
     }
-    cfg_join(k->choices, list, sizeof(list));
+    cfg_join(choices, list, sizeof(list));
     cfg_err(ctx, s, "bad value '%s' for '%s' in %s: expected %s", v, config_setting_name(s), where,
             list);
 }
@@ -681,14 +704,12 @@ static void cfg_k_argv(struct cfg_ctx *ctx, const config_setting_t *s, const str
     *CFG_FIELD(obj, k->off, char **) = v;
 }
 
-static const char *const cfg_event_names[] = {
-    "backend_down",   "backend_up",     "pool_degraded", "pool_empty",
-    "pool_recovered", "queue_overflow", "hook_failed",   NULL};
-
 static void cfg_k_events(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
                          void *obj, const char *where)
 {
     char **v = cfg_get_strings(ctx, s, where, "an array of event names [ \"backend_down\", ... ]");
+    const char *buf[CFG_CHOICES_MAX + 1];
+    const char *const *names = cfg_names(sg_alert_event_name, buf);
     bool ok = true;
     char list[256];
 
@@ -696,13 +717,9 @@ static void cfg_k_events(struct cfg_ctx *ctx, const config_setting_t *s, const s
         return;
     for (size_t i = 0; v[i] != NULL; i++) {
         const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-        bool known = false;
-        for (size_t j = 0; cfg_event_names[j] != NULL; j++)
-            known = known || strcmp(v[i], cfg_event_names[j]) == 0;
-        if (!known) {
-            const char *hint =
-                cfg_suggest(v[i], cfg_event_names, SG_ARRAY_SIZE(cfg_event_names) - 1);
-            cfg_join(cfg_event_names, list, sizeof(list));
+        if (sg_alert_event_parse(v[i]) < 0) {
+            const char *hint = cfg_suggest(v[i], names, SG_ALERT_NEVENTS);
+            cfg_join(names, list, sizeof(list));
             if (hint != NULL)
                 cfg_err(ctx, e, "unknown event '%s' in %s (did you mean '%s'?)", v[i], where, hint);
             else
@@ -773,22 +790,9 @@ static void cfg_k_tokens(struct cfg_ctx *ctx, const config_setting_t *s, const s
 #define MS_DAY (24LL * 3600 * 1000)
 
 static const char *const cfg_log_levels[] = {"error", "warn", "info", "debug", NULL};
-static const char *const cfg_balances[] = {"roundrobin", "leastreq", "ewma",
-                                           "hash",       "random",   NULL};
 static const char *const cfg_health_types[] = {"http", "tcp", NULL};
 static const char *const cfg_roles[] = {"admin", "read", NULL};
 static const char *const cfg_alog_formats[] = {"json", "combined", NULL};
-static const char *const cfg_metrics[] = {"queue_depth",
-                                          "queue_depth_per_backend",
-                                          "inflight_per_backend",
-                                          "utilization",
-                                          "latency_p50_ms",
-                                          "latency_p95_ms",
-                                          "latency_p99_ms",
-                                          "error_rate",
-                                          "rps_per_backend",
-                                          "healthy_backends",
-                                          NULL};
 
 #define T struct sg_cfg_timeouts
 static const struct cfg_key cfg_timeout_keys[] = {
@@ -943,7 +947,7 @@ static const struct cfg_key cfg_rule_keys[] = {
     {.name = "metric",
      .fn = cfg_k_enum,
      .off = CFG_OFF(T, metric),
-     .choices = cfg_metrics,
+     .choice_at = sg_as_metric_at,
      .required = true},
     {.name = "above", .fn = cfg_k_rule_value, .min = SG_RULE_ABOVE},
     {.name = "below", .fn = cfg_k_rule_value, .min = SG_RULE_BELOW},
@@ -1035,7 +1039,7 @@ static const struct cfg_section cfg_sec_outlier = {"outlier", "outlier", cfg_out
 #define T struct sg_cfg_pool
 static const struct cfg_key cfg_pool_keys[] = {
     {.name = "name", .fn = cfg_k_name, .off = CFG_OFF(T, name), .required = true},
-    {.name = "balance", .fn = cfg_k_enum, .off = CFG_OFF(T, balance), .choices = cfg_balances},
+    {.name = "balance", .fn = cfg_k_enum, .off = CFG_OFF(T, balance), .choice_at = sg_lb_name},
     {.name = "retries", .fn = cfg_k_uint, .off = CFG_OFF(T, retries), .min = 0, .max = 10},
     {.name = "maxqueue", .fn = cfg_k_uint, .off = CFG_OFF(T, maxqueue), .min = 0, .max = 1000000},
     {.name = "max_idle", .fn = cfg_k_uint, .off = CFG_OFF(T, max_idle), .min = 0, .max = 10000},
@@ -1475,8 +1479,7 @@ static void cfg_k_rules(struct cfg_ctx *ctx, const config_setting_t *s, const st
         if (nkinds != 1) {
             cfg_err(ctx, e, "%s needs exactly one of 'above', 'below' or 'target' (it has %d)", w,
                     nkinds);
-        } else if (rule->metric != NULL && strcmp(rule->metric, "utilization") == 0 &&
-                   rule->value > 1.0) {
+        } else if (sg_as_metric_parse(rule->metric) == SG_AS_UTILIZATION && rule->value > 1.0) {
             cfg_err(ctx, e, "%s: utilization is a fraction from 0 to 1, got %g", w, rule->value);
         } else if (rule->kind == SG_RULE_TARGET && rule->value <= 0.0 &&
                    config_setting_get_member(e, "target") != NULL) {
@@ -1707,9 +1710,9 @@ void cfg_load_root(struct cfg_ctx *ctx, const config_setting_t *root)
                         "no 'frontends': at least one frontend is required");
     /* an alerts group without "events" alerts on every event */
     if (cfg->alerts.line > 0 && cfg->alerts.events == NULL) {
-        cfg->alerts.events = sg_xcalloc(SG_ARRAY_SIZE(cfg_event_names), sizeof(char *));
-        for (size_t i = 0; cfg_event_names[i] != NULL; i++)
-            cfg->alerts.events[i] = sg_xstrdup(cfg_event_names[i]);
+        cfg->alerts.events = sg_xcalloc(SG_ALERT_NEVENTS + 1, sizeof(char *));
+        for (size_t i = 0; sg_alert_event_name(i) != NULL; i++)
+            cfg->alerts.events[i] = sg_xstrdup(sg_alert_event_name(i));
     }
     if (cfg->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);

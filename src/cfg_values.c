@@ -1,5 +1,6 @@
 /* cfg_values.c: parsers for the scalar value syntaxes of the configuration
- * (durations, sizes, addresses, HTTP status ranges). Pure functions: no
+ * (durations, sizes, addresses, HTTP status ranges) and the freeing of
+ * string arrays (argv) they are kept in. Pure functions: no
  * libconfig, no diagnostics; they return SG_OK/SG_ERR and, where a user needs
  * to know why, a reason the loader puts into its message. */
 #include <arpa/inet.h>
@@ -7,6 +8,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -361,4 +363,13 @@ bool sg_cfg_status_match(const char *ranges, int status)
             return true;
     }
     return false;
+}
+
+void cfg_argv_free(char **argv)
+{
+    if (argv == NULL)
+        return;
+    for (char **p = argv; *p != NULL; p++)
+        free(*p);
+    free(argv);
 }

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "surgegate/alert.h"
 #include "surgegate/autoscale.h"
 #include "surgegate/cfg-t.h"
 #include "surgegate/common.h"
@@ -104,8 +105,8 @@ void sg_control_backend_changed(struct sg_control *ctl, struct sg_backend *b)
         json_object_set_new(f, "from", json_string(sg_backend_state_name(b->last_state)));
         json_object_set_new(f, "to", json_string(sg_backend_state_name(st)));
         json_object_set_new(f, "reason", json_string(b->reason));
-        const char *type = st == SG_BACKEND_DOWN ? "backend_down"
-                           : st == SG_BACKEND_UP ? "backend_up"
+        const char *type = st == SG_BACKEND_DOWN ? sg_alert_event_name(SG_ALERT_BACKEND_DOWN)
+                           : st == SG_BACKEND_UP ? sg_alert_event_name(SG_ALERT_BACKEND_UP)
                                                  : "backend_state";
         control_event(ctl, type, f);
         b->last_state = st;
@@ -113,16 +114,16 @@ void sg_control_backend_changed(struct sg_control *ctl, struct sg_backend *b)
     control_kick(ctl);
 }
 
-int sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p, const char *addr,
-                           uint32_t weight, uint32_t maxconn, const char *source,
-                           struct sg_backend **out, char *err, size_t errlen)
+enum sg_ctl_err sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p, const char *addr,
+                                       uint32_t weight, uint32_t maxconn, const char *source,
+                                       struct sg_backend **out, char *err, size_t errlen)
 {
     bool checked = p->cfg != NULL && p->cfg->health.enabled && ctl->health != NULL;
     struct sg_backend *b = NULL;
-    int rc = sg_pool_add_backend(p, addr, weight, maxconn, checked, &b, err, errlen);
+    enum sg_ctl_err rc = sg_pool_add_backend(p, addr, weight, maxconn, checked, &b, err, errlen);
     if (out != NULL)
         *out = b;
-    if (rc != SG_OK)
+    if (rc != SG_CTL_OK)
         return rc;
     sg_stats_slot_reset(ctl->stats, b);
     if (checked)
@@ -135,7 +136,7 @@ int sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p, const char
     sg_log_info("backend %s added to pool '%s' by %s%s", b->name, p->name, source,
                 checked ? " (joins when its health checks pass)" : "");
     control_kick(ctl);
-    return SG_OK;
+    return SG_CTL_OK;
 }
 
 void sg_control_remove_backend(struct sg_control *ctl, struct sg_backend *b, const char *source)
@@ -335,9 +336,10 @@ static void control_hook_done(const struct sg_hook_result *r, void *arg)
                     p ? " of pool " : "", p ? p->name : "", r->duration_ms);
         for (size_t i = 0; i < ch.nadd; i++) {
             char err[200];
-            int rc = sg_control_add_backend(ctl, p, ch.add[i].address, ch.add[i].weight,
-                                            ch.add[i].maxconn, "hook", NULL, err, sizeof(err));
-            if (rc == SG_ERR)
+            enum sg_ctl_err rc =
+                sg_control_add_backend(ctl, p, ch.add[i].address, ch.add[i].weight,
+                                       ch.add[i].maxconn, "hook", NULL, err, sizeof(err));
+            if (rc != SG_CTL_OK && rc != SG_CTL_EXISTS) /* already there: what the hook wants */
                 sg_log_warn("hook output: pool '%s': %s", p->name, err);
         }
         for (size_t i = 0; i < ch.nremove; i++) {
@@ -368,7 +370,7 @@ static void control_hook_done(const struct sg_hook_result *r, void *arg)
             cp->retry_at[run->action] = sg_now_ms() + wait;
         }
         if (run->action != CA_ALERT) /* never an alert about a failed alert: no loops */
-            control_event(ctl, "hook_failed", json_incref(f));
+            control_event(ctl, sg_alert_event_name(SG_ALERT_HOOK_FAILED), json_incref(f));
     }
     json_decref(f);
     sg_hook_changes_free(&ch);
@@ -470,14 +472,15 @@ static void control_pool_health(struct sg_control *ctl, struct sg_pool *p, struc
     bool degraded = !empty && (double)usable < CONTROL_DEGRADED_FRACTION * (double)live;
     if (empty != cp->empty) {
         cp->empty = empty;
-        control_event(ctl, empty ? "pool_empty" : "pool_recovered",
+        control_event(ctl,
+                      sg_alert_event_name(empty ? SG_ALERT_POOL_EMPTY : SG_ALERT_POOL_RECOVERED),
                       json_pack("{s:s, s:i, s:i}", "pool", p->name, "usable", (int)usable,
                                 "backends", (int)live));
     }
     if (degraded != cp->degraded) {
         cp->degraded = degraded;
         if (degraded)
-            control_event(ctl, "pool_degraded",
+            control_event(ctl, sg_alert_event_name(SG_ALERT_POOL_DEGRADED),
                           json_pack("{s:s, s:i, s:i}", "pool", p->name, "usable", (int)usable,
                                     "backends", (int)live));
     }
@@ -680,9 +683,10 @@ void sg_control_tick(struct sg_control *ctl)
             if (cp->overflow_alert_ms == 0 ||
                 now >= cp->overflow_alert_ms + CONTROL_OVERFLOW_ALERT_MS) {
                 cp->overflow_alert_ms = now;
-                control_event(ctl, "queue_overflow", f);
+                control_event(ctl, sg_alert_event_name(SG_ALERT_QUEUE_OVERFLOW), f);
             } else {
-                sg_journal_emit("queue_overflow", f); /* journaled; alerted once a minute */
+                /* journaled; alerted once a minute */
+                sg_journal_emit(sg_alert_event_name(SG_ALERT_QUEUE_OVERFLOW), f);
             }
             cp->overflows_seen = ov;
         }

@@ -1,6 +1,6 @@
 /* lb-internal.h: what the balancers (lb_*.c) share; not part of the API.
  *
- * lb_random.c implements both helpers:
+ * lb_common.c implements both helpers:
  *   - sg_lb_rng: a fast PRNG, one per balancer state (so per worker thread,
  *     no lock, never rand());
  *   - sg_lb_sampler: weighted random choice among the eligible backends of a

@@ -14,12 +14,15 @@
 
 #include "surgegate/accesslog.h"
 #include "surgegate/admin.h"
+#include "surgegate/alert.h"
+#include "surgegate/autoscale.h"
 #include "surgegate/cfg.h"
 #include "surgegate/common.h"
 #include "surgegate/control.h"
 #include "surgegate/demo.h"
 #include "surgegate/health.h"
 #include "surgegate/journal.h"
+#include "surgegate/lb.h"
 #include "surgegate/log.h"
 #include "surgegate/pool.h"
 #include "surgegate/worker.h"
@@ -87,6 +90,23 @@ static void usage(FILE *out)
                  "  -l, --log-level L   error, warn, info (default) or debug\n"
                  "  -v, --version       print the version and exit\n"
                  "  -h, --help          this text\n");
+}
+
+/* --list-names (not in the usage: for tests and scripts): every name of
+ * the lists the config checks values against, one "KIND NAME" a line, from
+ * the tables themselves: balancers ("balance"), autoscale metrics
+ * ("metric") and alert events ("event"). tests/integration/harness.py reads
+ * it, so no test keeps its own copy of a list. */
+static void main_list_names(FILE *out)
+{
+    static const struct {
+        const char *kind;
+        const char *(*at)(size_t i);
+    } lists[] = {
+        {"balance", sg_lb_name}, {"metric", sg_as_metric_at}, {"event", sg_alert_event_name}};
+    for (size_t l = 0; l < SG_ARRAY_SIZE(lists); l++)
+        for (size_t i = 0; lists[l].at(i) != NULL; i++)
+            fprintf(out, "%s %s\n", lists[l].kind, lists[l].at(i));
 }
 
 static void main_on_signal(evutil_socket_t sig, short what, void *arg)
@@ -171,6 +191,7 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'l'},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
+        {"list-names", no_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -196,6 +217,9 @@ int main(int argc, char **argv)
             return 0;
         case 'h':
             usage(stdout);
+            return 0;
+        case 'N':
+            main_list_names(stdout);
             return 0;
         default:
             usage(stderr);

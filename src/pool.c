@@ -1,5 +1,5 @@
-/* pool.c: runtime pools and backends built from the config, and the
- * balancer registry. */
+/* pool.c: runtime pools and backends built from the config; membership
+ * changes at runtime. Each pool's balancer comes from the registry (lb.c). */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -11,133 +11,10 @@
 #include "surgegate/pool.h"
 #include "surgegate/queue.h"
 
-static const struct sg_lb_ops *const lb_all[] = {&sg_lb_roundrobin, &sg_lb_leastreq, &sg_lb_ewma,
-                                                 &sg_lb_hash, &sg_lb_random};
-
-const struct sg_lb_ops *sg_lb_find(const char *name)
-{
-    if (name == NULL)
-        return &sg_lb_roundrobin;
-    for (size_t i = 0; i < SG_ARRAY_SIZE(lb_all); i++)
-        if (strcmp(lb_all[i]->name, name) == 0)
-            return lb_all[i];
-    return NULL;
-}
-
-bool sg_lb_excluded(const struct sg_lb_req *req, uint32_t id)
-{
-    if (req == NULL)
-        return false;
-    for (size_t i = 0; i < req->nexclude; i++)
-        if (req->exclude[i] == id)
-            return true;
-    return false;
-}
-
-uint64_t sg_lb_now(const struct sg_lb_req *req)
-{
-    return req != NULL && req->now_ms != 0 ? req->now_ms : sg_now_ms();
-}
-
-bool sg_lb_use_backup(const struct sg_pool *pool, const struct sg_lb_req *req)
-{
-    uint64_t now = sg_lb_now(req);
-    bool any_backup = false;
-    for (size_t i = 0, n_ = sg_pool_nused(pool); i < n_; i++) {
-        const struct sg_backend *b = &pool->backends[i];
-        if (b->backup) {
-            any_backup = true;
-            continue;
-        }
-        if (sg_backend_usable(b, now) && !sg_lb_excluded(req, b->id))
-            return false;
-    }
-    return any_backup;
-}
-
-bool sg_lb_eligible(const struct sg_backend *b, const struct sg_lb_req *req, bool backup)
-{
-    uint64_t now = sg_lb_now(req);
-    if (b->backup != backup || !sg_backend_usable(b, now) || sg_lb_excluded(req, b->id))
-        return false;
-    return (req != NULL && req->ignore_room) || sg_backend_has_room(b, now);
-}
-
 /* ------------------------------------------------------------ backends */
 
-bool sg_backend_usable(const struct sg_backend *b, uint64_t now_ms)
-{
-    if (atomic_load_explicit(&b->admin, memory_order_relaxed) != SG_ADMIN_READY ||
-        atomic_load_explicit(&b->down, memory_order_relaxed) || b->weight == 0)
-        return false;
-    uint64_t until = atomic_load_explicit(&b->eject_until, memory_order_relaxed);
-    return until == 0 || until <= now_ms;
-}
-
-/* The slow-start fraction as (elapsed, span), or span 0 when not ramping. */
-static uint32_t backend_ramp(const struct sg_backend *b, uint64_t now_ms, uint64_t *elapsed)
-{
-    uint32_t span = b->pool != NULL ? b->pool->slowstart_ms : 0;
-    if (span == 0)
-        return 0;
-    uint64_t from = atomic_load_explicit(&b->ramp_from, memory_order_relaxed);
-    if (from == 0 || now_ms >= from + span)
-        return 0;
-    *elapsed = now_ms > from ? now_ms - from : 0;
-    return span;
-}
-
-static uint32_t ramp_value(uint32_t full, uint64_t elapsed, uint32_t span)
-{
-    uint64_t v = ((uint64_t)full * elapsed + span - 1) / span;
-    return v == 0 ? 1 : (uint32_t)v;
-}
-
-uint32_t sg_backend_weight(const struct sg_backend *b, uint64_t now_ms)
-{
-    uint64_t el = 0;
-    uint32_t span = backend_ramp(b, now_ms, &el);
-    uint32_t full = b->weight * SG_WEIGHT_SCALE;
-    if (span == 0 || full == 0)
-        return full;
-    return ramp_value(full, el, span);
-}
-
-uint32_t sg_backend_maxconn(const struct sg_backend *b, uint64_t now_ms)
-{
-    uint64_t el = 0;
-    uint32_t span = backend_ramp(b, now_ms, &el);
-    if (span == 0 || b->maxconn == 0)
-        return b->maxconn;
-    return ramp_value(b->maxconn, el, span);
-}
-
-bool sg_backend_has_room(const struct sg_backend *b, uint64_t now_ms)
-{
-    uint32_t max = sg_backend_maxconn(b, now_ms);
-    return max == 0 || atomic_load_explicit(&b->inflight, memory_order_relaxed) < max;
-}
-
-bool sg_backend_take_slot(struct sg_backend *b, uint64_t now_ms)
-{
-    uint32_t max = sg_backend_maxconn(b, now_ms);
-    if (max == 0) {
-        atomic_fetch_add_explicit(&b->inflight, 1, memory_order_relaxed);
-        return true;
-    }
-    uint32_t cur = atomic_load_explicit(&b->inflight, memory_order_relaxed);
-    do {
-        if (cur >= max)
-            return false;
-    } while (!atomic_compare_exchange_weak_explicit(&b->inflight, &cur, cur + 1,
-                                                    memory_order_relaxed, memory_order_relaxed));
-    return true;
-}
-
-void sg_backend_put_slot(struct sg_backend *b)
-{
-    atomic_fetch_sub_explicit(&b->inflight, 1, memory_order_relaxed);
-}
+/* The facts a balancer asks about one backend (usable, weight, room) are in
+ * backend.c. */
 
 enum sg_backend_state sg_backend_state(const struct sg_backend *b, uint64_t now_ms)
 {
@@ -215,9 +92,9 @@ int sg_pools_build(struct sg_pools *ps, const struct sg_cfg *cfg)
         p->slowstart_ms = cp->slowstart_ms;
         sg_pqueue_init(&p->queue);
         if (p->lb == NULL) {
-            sg_log_warn("pool '%s': balance '%s' is not known, using roundrobin", cp->name,
-                        cp->balance);
-            p->lb = &sg_lb_roundrobin;
+            p->lb = sg_lb_default();
+            sg_log_warn("pool '%s': balance '%s' is not known, using %s", cp->name, cp->balance,
+                        p->lb->name);
         }
         size_t spare = SG_POOL_SPARE_SLOTS;
         if (cp->autoscale.enabled && cp->autoscale.max > spare)
@@ -271,8 +148,9 @@ struct sg_backend *sg_pool_find_backend(struct sg_pool *p, const char *name, siz
  * still finishing with the old backend never sees its slot change under it. */
 #define SG_SLOT_REUSE_MS 60000u
 
-int sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight, uint32_t maxconn,
-                        bool start_down, struct sg_backend **out, char *err, size_t errlen)
+enum sg_ctl_err sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight,
+                                    uint32_t maxconn, bool start_down, struct sg_backend **out,
+                                    char *err, size_t errlen)
 {
     struct sg_cfg_addr a = {0};
     char why[160];
@@ -280,18 +158,18 @@ int sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight, ui
     if (sg_cfg_parse_addr(addr, &a, why, sizeof(why)) != SG_OK) {
         snprintf(err, errlen, "bad address '%s': %s", addr, why);
         sg_cfg_addr_free(&a);
-        return SG_ERR;
+        return SG_CTL_BAD_REQUEST;
     }
     if (strlen(a.text) >= SG_BACKEND_NAME_MAX) {
         snprintf(err, errlen, "address '%s' is longer than %d bytes", addr,
                  SG_BACKEND_NAME_MAX - 1);
         sg_cfg_addr_free(&a);
-        return SG_ERR;
+        return SG_CTL_BAD_REQUEST;
     }
     if (sg_pool_find_backend(p, a.text, strlen(a.text)) != NULL) {
         snprintf(err, errlen, "pool '%s' already has backend %s", p->name, a.text);
         sg_cfg_addr_free(&a);
-        return SG_AGAIN;
+        return SG_CTL_EXISTS;
     }
     uint64_t now = sg_now_ms();
     struct sg_backend *slot = NULL;
@@ -305,7 +183,7 @@ int sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight, ui
         snprintf(err, errlen, "pool '%s' has no free backend slot (%zu slots)", p->name,
                  p->nbackends);
         sg_cfg_addr_free(&a);
-        return SG_ERR;
+        return SG_CTL_CONFLICT;
     }
     backend_set_addr(slot, a.text, &a.ss, a.sslen);
     sg_cfg_addr_free(&a);
@@ -330,7 +208,7 @@ int sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight, ui
         atomic_store(&p->nused, slot->id + 1);
     atomic_fetch_add(&p->members_gen, 1);
     *out = slot;
-    return SG_OK;
+    return SG_CTL_OK;
 }
 
 void sg_pool_remove_backend(struct sg_pool *p, struct sg_backend *b)

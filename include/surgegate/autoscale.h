@@ -42,6 +42,10 @@ int sg_as_metric_parse(const char *name);
  * NULL). The string is static. Pure, any thread. */
 const char *sg_as_metric_name(int m);
 
+/* The metric names in enum order, i = 0, 1, ...: the i-th one, or NULL past
+ * the last (for lists and validation). Pure, any thread. */
+const char *sg_as_metric_at(size_t i);
+
 /* Creates the engine of one pool from its (checked) autoscale config. cfg is
  * borrowed and must outlive the engine. Returns NULL when cfg is NULL or a
  * rule names an unknown metric (cfg_keys.c rejects those at load). Memory is

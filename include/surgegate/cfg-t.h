@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "surgegate/cfg_diag-t.h"
+
 /* A listen or backend address. "host:port", "[v6]:port" or "unix:/path". */
 struct sg_cfg_addr {
     char *text;                 /* as written in the config */
@@ -148,7 +150,7 @@ enum sg_hash_src {
 
 struct sg_cfg_pool {
     char *name;
-    char *balance;     /* "roundrobin" (default) | leastreq | ewma | hash | random */
+    char *balance;     /* a balancer name (lb.c); default: sg_lb_default() */
     uint32_t retries;  /* default 2 */
     uint32_t maxqueue; /* default 1000 */
     uint32_t max_idle; /* idle keep-alive upstream connections per backend per worker, default 32 */
@@ -197,22 +199,6 @@ struct sg_cfg_journal {
     char *path;    /* absolute; NULL = memory only (the default, also path = "off") */
     uint32_t size; /* events kept in memory, default 10000, 100..1000000 */
     int line;
-};
-
-enum sg_cfg_severity { SG_CFG_ERROR, SG_CFG_WARNING };
-
-/* One problem found while loading or checking. */
-struct sg_cfg_diag {
-    enum sg_cfg_severity severity;
-    int line; /* 0 when not tied to a line */
-    char *msg;
-};
-
-struct sg_cfg_diags {
-    char *file; /* name to print in FILE:LINE */
-    struct sg_cfg_diag *items;
-    size_t n, cap;
-    size_t nerrors, nwarnings;
 };
 
 struct sg_cfg {

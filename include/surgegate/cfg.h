@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "surgegate/cfg-t.h"
+#include "surgegate/cfg_diag.h"
 
 /* Loads and validates a config file. Every problem found (syntax, unknown key,
  * wrong type, bad address or duration, duplicate names, unknown pool, range)
@@ -24,13 +25,6 @@ struct sg_cfg *sg_cfg_load_string(const char *text, const char *display_name,
 void sg_cfg_lint(const struct sg_cfg *cfg, struct sg_cfg_diags *diags);
 
 void sg_cfg_free(struct sg_cfg *cfg);
-
-void sg_cfg_diags_init(struct sg_cfg_diags *d, const char *file);
-void sg_cfg_diag_add(struct sg_cfg_diags *d, enum sg_cfg_severity sev, int line, const char *fmt,
-                     ...) __attribute__((format(printf, 4, 5)));
-/* Prints every diag as "FILE:LINE: error: msg" (or "FILE: error: msg" for line 0). */
-void sg_cfg_diags_print(const struct sg_cfg_diags *d, FILE *out);
-void sg_cfg_diags_free(struct sg_cfg_diags *d);
 
 /* "250ms", "5s", "2m", "1h" -> milliseconds. SG_OK or SG_ERR. */
 int sg_cfg_parse_duration(const char *s, uint32_t *out_ms);

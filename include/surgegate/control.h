@@ -11,6 +11,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "surgegate/control-t.h"
+
 struct event_base;
 struct evbuffer;
 struct sg_cfg;
@@ -36,10 +38,11 @@ struct sg_stats *sg_control_stats(const struct sg_control *ctl);
 void sg_control_backend_changed(struct sg_control *ctl, struct sg_backend *b);
 
 /* Adds a backend at runtime; `source` names who asked ("admin", "hook").
- * SG_OK / SG_AGAIN (already there) / SG_ERR, err says why. */
-int sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p, const char *addr,
-                           uint32_t weight, uint32_t maxconn, const char *source,
-                           struct sg_backend **out, char *err, size_t errlen);
+ * SG_CTL_OK, or what sg_pool_add_backend() said went wrong (SG_CTL_EXISTS:
+ * already there); err says why. */
+enum sg_ctl_err sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p, const char *addr,
+                                       uint32_t weight, uint32_t maxconn, const char *source,
+                                       struct sg_backend **out, char *err, size_t errlen);
 /* Starts removing (drain, then free the slot). */
 void sg_control_remove_backend(struct sg_control *ctl, struct sg_backend *b, const char *source);
 /* Changes a backend's weight. */

@@ -4,6 +4,7 @@
 #define SURGEGATE_POOL_H
 
 #include "surgegate/common.h"
+#include "surgegate/control-t.h"
 #include "surgegate/pool-t.h"
 
 /* Builds every pool of cfg (which must outlive the pools). SG_OK or SG_ERR
@@ -29,10 +30,12 @@ struct sg_backend *sg_pool_find_backend(struct sg_pool *p, const char *name, siz
 /* Adds a backend at runtime (admin API, hook output) in a free slot: address
  * "host:port" / "[v6]:port" / "unix:/path" (numeric). start_down: the pool
  * has health checks, so it joins only once they pass (then slow start).
- * SG_OK (*out set), SG_AGAIN (already there), SG_ERR (bad address, pool
- * full); err says why. Control thread only. */
-int sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight, uint32_t maxconn,
-                        bool start_down, struct sg_backend **out, char *err, size_t errlen);
+ * SG_CTL_OK (*out set), SG_CTL_EXISTS (already there), SG_CTL_BAD_REQUEST
+ * (bad or too long address), SG_CTL_CONFLICT (no free slot); err says why.
+ * Control thread only. */
+enum sg_ctl_err sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight,
+                                    uint32_t maxconn, bool start_down, struct sg_backend **out,
+                                    char *err, size_t errlen);
 
 /* Starts removing b: it drains (no new requests) and its slot is freed by
  * sg_pool_reap() once no request uses it. Control thread only. */
@@ -44,6 +47,9 @@ size_t sg_pool_reap(struct sg_pool *p, void (*emptied)(struct sg_backend *b, voi
 
 /* Backends the pool counts for scaling: live, not being removed, not backup. */
 uint32_t sg_pool_ncurrent(const struct sg_pool *p);
+
+/* ---- one backend now (backend.c: a leaf the balancers, the queue and the
+ * request path call without calling pool.c) ---- */
 
 /* True when the backend may take new requests: ready (not drain/maint), not
  * down, not ejected, weight > 0. Any thread. */
@@ -69,7 +75,7 @@ bool sg_backend_has_room(const struct sg_backend *b, uint64_t now_ms);
 bool sg_backend_take_slot(struct sg_backend *b, uint64_t now_ms);
 void sg_backend_put_slot(struct sg_backend *b);
 
-/* The state users see. */
+/* The state users see (pool.c). */
 enum sg_backend_state sg_backend_state(const struct sg_backend *b, uint64_t now_ms);
 const char *sg_backend_state_name(enum sg_backend_state st);
 

@@ -1,12 +1,14 @@
-/* ctl.h: surgectl's pieces shared between its files: the admin address, one
- * HTTP/1.1 exchange with the admin API, small allocation helpers. surgectl is
- * a separate program and does not link the daemon's core. */
+/* ctl.h: surgectl's transport (ctl_http.c): the admin address and one
+ * HTTP/1.1 exchange with the admin API. The stop flag and the allocation
+ * helpers every file uses are in ctl_util.h (ctl_util.c), below both.
+ * surgectl is a separate program and does not link the daemon's core. */
 #ifndef SURGECTL_CTL_H
 #define SURGECTL_CTL_H
 
-#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "ctl_util.h"
 
 /* Where the admin API listens: "unix:/path" or "host:port" ("[v6]:port"). */
 struct ctl_addr {
@@ -33,15 +35,6 @@ enum ctl_http_result {
     CTL_HTTP_IO,       /* the connection broke or closed early */
     CTL_HTTP_PROTOCOL, /* not a valid HTTP/1.x response */
 };
-
-/* Set by surgectl's SIGINT/SIGTERM handler: a wait in ctl_http_exchange()
- * gives up (CTL_HTTP_IO, "interrupted") once it is set. */
-extern volatile sig_atomic_t ctl_stop;
-
-/* malloc/calloc/strdup/realloc that exit(1) with a message when memory runs out. */
-void *ctl_xmalloc(size_t n);
-void *ctl_xrealloc(void *p, size_t n);
-char *ctl_xstrdup(const char *s);
 
 /* Parses text into *a (fields allocated; free with ctl_addr_free). Returns
  * 0, or -1 with a message in err. */

@@ -20,34 +20,6 @@
 
 #define CTL_MAX_RESPONSE (64u * 1024 * 1024)
 
-void *ctl_xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (p == NULL) {
-        fprintf(stderr, "surgectl: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
-void *ctl_xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (q == NULL) {
-        fprintf(stderr, "surgectl: out of memory\n");
-        exit(1);
-    }
-    return q;
-}
-
-char *ctl_xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = ctl_xmalloc(n);
-    memcpy(d, s, n);
-    return d;
-}
-
 static char *xstrndup(const char *s, size_t n)
 {
     char *d = ctl_xmalloc(n + 1);

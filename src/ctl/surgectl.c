@@ -26,8 +26,6 @@ enum {
     EXIT_AUTH = 4,
 };
 
-volatile sig_atomic_t ctl_stop;
-
 static const char usage_text[] =
     "usage: surgectl [--admin ADDR] [--token T] [--json] COMMAND ...\n"
     "\n"

@@ -30,9 +30,7 @@ from harness import *
 
 FOR_S = 2.0
 COOLDOWN_S = 5.0
-METRICS = ("queue_depth", "queue_depth_per_backend", "inflight_per_backend", "utilization",
-           "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate",
-           "rps_per_backend", "healthy_backends")
+METRICS = sg_names("metric")
 ARGS = ["arg one", "semi;$HOME 'q' *"]
 
 

@@ -70,8 +70,7 @@ def main():
     failing = HookScript("failing-scale", "exit 1\n")
     health = cfg_group("health", type="http", path="/healthz", interval="200ms",
                        timeout="150ms", rise=1, fall=1)
-    events = ["backend_down", "backend_up", "pool_empty", "pool_recovered", "pool_degraded",
-              "queue_overflow", "hook_failed"]
+    events = sg_names("event")
     top = 'alerts = { events = [ %s ]; hook = [ "%s", "alert-arg" ]; };' % (
         ", ".join('"%s"' % e for e in events), hook.path)
     h_auto = ('autoscale = { min = 1; max = 2; hook_timeout = "2s"; scale_up_cooldown = "0s"; '

@@ -57,6 +57,8 @@ __all__ = [
     "ADMIN_FIELDS", "admin_request", "admin_get", "admin_post", "admin_try_get", "pool_info",
     "backend_info", "backend_state", "set_backend_state", "wait_backend", "cfg_group",
     "Pending", "burst", "load", "LoadResult", "dead_port", "AdminPoller", "retry_after_ok",
+    # the binary's own name lists (balancers, autoscale metrics, alert events)
+    "sg_names",
 ]
 
 _REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -110,6 +112,18 @@ def _short(v, n=600):
     if isinstance(v, (bytes, str)) and len(v) > n:
         return v[:n] + (b"..." if isinstance(v, bytes) else "...")
     return v
+
+
+def sg_names(kind):
+    """The names surgegate knows for `kind` ("balance", "metric" or "event"),
+    in its order, from `surgegate --list-names`: the tests keep no copy of
+    these lists."""
+    out = subprocess.run([SG_BIN, "--list-names"], capture_output=True, text=True,
+                         check=True, timeout=10).stdout
+    names = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith(kind + " ")]
+    if not names:
+        raise TestFailure("surgegate --list-names printed no %r names" % kind)
+    return tuple(names)
 
 
 def tmp_path(name):
