@@ -41,7 +41,7 @@ typedef void (*sg_conn_data_cb)(struct sg_conn *c, void *arg);
 typedef void (*sg_conn_event_cb)(struct sg_conn *c, short what, void *arg);
 
 struct sg_conn {
-    int fd; /* -1 when closed */
+    int fd;                            /* -1 when closed */
     const struct sg_transport_ops *tp; /* moves the bytes; &sg_transport_tcp by default */
     void *tp_ctx;                      /* the transport's state (TLS: its SSL *), or NULL */
     struct event rev, wev;
@@ -60,8 +60,8 @@ struct sg_conn {
     bool write_armed; /* wev is added */
     bool connecting;
     bool shut_pending; /* sg_conn_shutdown: shut down once `out` is sent */
-    uint64_t nin;  /* bytes read so far */
-    uint64_t nout; /* bytes handed to sg_conn_send so far */
+    uint64_t nin;      /* bytes read so far */
+    uint64_t nout;     /* bytes handed to sg_conn_send so far */
     /* Batched I/O (conn.c): the worker's batch, or NULL for plain syscalls;
      * indexes of this connection's entries in it, -1 when none. */
     struct sg_iobatch *iob;

@@ -37,10 +37,10 @@ struct t {
     struct event_base *base;
     struct sg_iobatch *iob;
     struct sg_conn c;
-    int peer;                 /* the other end, non-blocking */
-    struct event *peer_ev;    /* reads the peer into `got` */
-    struct evbuffer *got;     /* what the peer received */
-    bool peer_eof;            /* the peer read the end of the stream */
+    int peer;                  /* the other end, non-blocking */
+    struct event *peer_ev;     /* reads the peer into `got` */
+    struct evbuffer *got;      /* what the peer received */
+    bool peer_eof;             /* the peer read the end of the stream */
     int nread, nwrite, nevent; /* callbacks of c */
     short last_event;
     bool drain_in; /* the read callback empties c.in */
@@ -600,7 +600,7 @@ static void test_fake_transport(void **state)
     assert_int_equal(t->nevent, 0);
 }
 
-#define BOTH(f)                                                             \
+#define BOTH(f)                                                                \
     cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, &with_batch), \
         cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, &without_batch)
 
