@@ -51,7 +51,9 @@ struct sg_transport_ops {
      * or SG_ERR with errno. */
     int (*shutdown)(struct sg_conn *c);
     /* Releases the transport's state (tp_ctx) and closes c->fd. Does not
-     * block and cannot fail; c->fd is set to -1 by the caller. */
+     * block and cannot fail; c->fd is set to -1 by the caller. The batch
+     * closes a batchable transport's socket itself, without this call: such
+     * a transport keeps no state to release. */
     void (*close)(struct sg_conn *c);
 };
 
