@@ -1,7 +1,17 @@
 /* conn.c: non-blocking stream sockets with evbuffers: reads into reserved
  * space, sends at once, EPOLLOUT only for what the kernel refused; and the
  * per-thread batch that issues a loop pass's reads and sends in one
- * io_uring_enter instead of one syscall each. */
+ * io_uring_enter instead of one syscall each.
+ *
+ * The bytes go through the connection's transport (c->tp, transport-t.h):
+ * this file owns buffers, watermarks, timeouts, callbacks and events, and
+ * calls the transport's read / write / shutdown / close. The batch stays
+ * here, under the connection layer rather than in a transport: it works for
+ * batchable transports (SG_TP_F_BATCH, plain TCP), whose operations are
+ * plain syscalls it can issue itself; a connection over any other transport
+ * gets no batch (c->iob NULL) and always calls its operations. Creating the
+ * socket and connecting it are socket-level, before any transport, and stay
+ * here too. */
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -19,6 +29,7 @@
 #include "surgegate/common.h"
 #include "surgegate/conn.h"
 #include "surgegate/log.h"
+#include "surgegate/transport.h"
 
 /* Memcheck cannot see the kernel write into buffers through io_uring: tell
  * it, so that valgrind runs keep checking everything else (a no-op outside
@@ -35,6 +46,9 @@
 
 #define SG_CONN_READ_DEFAULT (16 * 1024)
 #define SG_CONN_IOV          16
+/* Iovecs per send of what EPOLLOUT found queued (libevent's evbuffer_write,
+ * used here before, took as many). */
+#define SG_CONN_IOV_FLUSH 128
 
 /* ------------------------------------------------------------ the I/O batch
  *
@@ -175,9 +189,27 @@ static bool conn_read_settle(struct sg_conn *c, struct evbuffer_iovec *v, int nv
 
 static int32_t iob_push(struct sg_iobatch *b, struct sg_conn *c, uint8_t kind);
 
+/* One transport write of what buf holds (its first `max` pieces, at most
+ * SG_CONN_IOV_FLUSH); drains what the transport took. Returns that, or -1
+ * with errno. */
+static ssize_t conn_send_now(struct sg_conn *c, struct evbuffer *buf, bool more, int max)
+{
+    /* evbuffer_iovec has struct iovec's layout (libevent guarantees it). */
+    struct evbuffer_iovec v[SG_CONN_IOV_FLUSH];
+    int n = evbuffer_peek(buf, -1, NULL, v, max);
+    short wait = SG_CONN_WRITING;
+    ssize_t w = c->tp->write(c, (const struct iovec *)v, n < max ? n : max, more, &wait);
+    /* Writes that wait for readable (TLS) are not handled yet (see conn.h). */
+    SG_BUG_ON(wait != SG_CONN_WRITING);
+    if (w > 0)
+        evbuffer_drain(buf, (size_t)w);
+    return w;
+}
+
 static void conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_conn *c = arg;
+    SG_UNUSED(fd);
     if (what & EV_TIMEOUT) {
         c->eventcb(c, SG_CONN_READING | SG_CONN_TIMEOUT, c->arg);
         return;
@@ -194,8 +226,11 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
         c->eventcb(c, SG_CONN_READING | SG_CONN_ERROR, c->arg);
         return;
     }
-    ssize_t n = readv(fd, (struct iovec *)v, nv);
+    short wait = SG_CONN_READING;
+    ssize_t n = c->tp->read(c, (const struct iovec *)v, nv, &wait);
     int err = errno;
+    /* Reads that wait for writable (TLS) are not handled yet (see conn.h). */
+    SG_BUG_ON(wait != SG_CONN_READING);
     if (n > 0)
         c->read_big = (size_t)n >= SG_IOB_SLOT;
     short ev;
@@ -232,11 +267,15 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
             c->eventcb(c, SG_CONN_WRITING | SG_CONN_ERROR, c->arg);
             return;
         }
+        if (c->shut_pending && evbuffer_get_length(c->out) == 0) {
+            c->shut_pending = false; /* sg_conn_shutdown while connecting */
+            (void)c->tp->shutdown(c);
+        }
         c->eventcb(c, SG_CONN_CONNECTED, c->arg);
         return;
     }
     if (evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, fd);
+        ssize_t n = conn_send_now(c, c->out, false, SG_CONN_IOV_FLUSH);
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             conn_disarm_write(c);
             c->eventcb(c, SG_CONN_WRITING | SG_CONN_ERROR, c->arg);
@@ -245,8 +284,13 @@ static void conn_on_write(evutil_socket_t fd, short what, void *arg)
         if (n > 0 && c->write_armed && conn_tv(&c->wto) != NULL)
             event_add(&c->wev, conn_tv(&c->wto)); /* progress restarts the timeout */
     }
-    if (evbuffer_get_length(c->out) == 0)
+    if (evbuffer_get_length(c->out) == 0) {
         conn_disarm_write(c);
+        if (c->shut_pending) {
+            c->shut_pending = false;
+            (void)c->tp->shutdown(c);
+        }
+    }
     if (evbuffer_get_length(c->out) <= c->write_low && c->writecb != NULL)
         c->writecb(c, c->arg);
 }
@@ -256,6 +300,7 @@ static int conn_setup(struct sg_conn *c, struct event_base *base, int fd)
     memset(c, 0, sizeof(*c));
     c->fd = fd;
     c->read_size = SG_CONN_READ_DEFAULT;
+    c->tp = &sg_transport_tcp;
     c->iob = conn_tl_iob;
     c->rslot = c->wslot = c->wdoneslot = -1;
     c->in = evbuffer_new();
@@ -305,6 +350,16 @@ int sg_conn_connect(struct sg_conn *c, struct event_base *base, const struct soc
     }
     conn_arm_write(c);
     return SG_OK;
+}
+
+void sg_conn_set_transport(struct sg_conn *c, const struct sg_transport_ops *tp, void *ctx)
+{
+    /* Nothing may be in the batch for the old transport. */
+    SG_BUG_ON(c->rslot >= 0 || c->wslot >= 0 || c->wdoneslot >= 0);
+    c->tp = tp;
+    c->tp_ctx = ctx;
+    if (!(tp->flags & SG_TP_F_BATCH))
+        c->iob = NULL;
 }
 
 void sg_conn_setcb(struct sg_conn *c, sg_conn_data_cb readcb, sg_conn_data_cb writecb,
@@ -370,21 +425,6 @@ void sg_conn_input_drained(struct sg_conn *c)
         conn_arm_read(c);
 }
 
-/* One sendmsg of what buf holds (its first SG_CONN_IOV pieces); drains what
- * the kernel took. */
-static ssize_t conn_send_now(struct sg_conn *c, struct evbuffer *buf, bool more)
-{
-    /* evbuffer_iovec has struct iovec's layout (libevent guarantees it). */
-    struct evbuffer_iovec v[SG_CONN_IOV];
-    int n = evbuffer_peek(buf, -1, NULL, v, SG_CONN_IOV);
-    struct msghdr mh = {.msg_iov = (struct iovec *)v,
-                        .msg_iovlen = (size_t)(n < SG_CONN_IOV ? n : SG_CONN_IOV)};
-    ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
-    if (w > 0)
-        evbuffer_drain(buf, (size_t)w);
-    return w;
-}
-
 void sg_conn_send(struct sg_conn *c, struct evbuffer *data, bool more)
 {
     size_t len = evbuffer_get_length(data);
@@ -409,7 +449,7 @@ void sg_conn_send(struct sg_conn *c, struct evbuffer *data, bool more)
         /* MSG_MORE while more of a known-length body is on its way lets the
          * kernel send full segments. A failed send leaves the bytes queued;
          * the write event then meets the same error and reports it. */
-        (void)conn_send_now(c, data, more);
+        (void)conn_send_now(c, data, more, SG_CONN_IOV);
         if (evbuffer_get_length(data) == 0)
             return;
     }
@@ -428,6 +468,25 @@ void sg_conn_fin_follows(struct sg_conn *c)
         c->send_more = true;
 }
 
+void sg_conn_shutdown(struct sg_conn *c)
+{
+    if (c->fd < 0 || c->shut_pending)
+        return;
+    if (c->wslot >= 0) {
+        /* As in sg_conn_close: what the batch holds goes out first. */
+        c->iob->ops[c->wslot].c = NULL;
+        c->wslot = -1;
+        (void)conn_send_now(c, c->out, false, SG_CONN_IOV);
+        if (evbuffer_get_length(c->out) > 0 && !c->connecting)
+            conn_arm_write(c);
+    }
+    if (evbuffer_get_length(c->out) > 0 || c->connecting) {
+        c->shut_pending = true; /* conn_on_write, once `out` is sent */
+        return;
+    }
+    (void)c->tp->shutdown(c);
+}
+
 void sg_conn_close(struct sg_conn *c)
 {
     if (c->fd < 0)
@@ -439,7 +498,7 @@ void sg_conn_close(struct sg_conn *c)
              * did when sent at once. */
             b->ops[c->wslot].c = NULL;
             c->wslot = -1;
-            (void)conn_send_now(c, c->out, false);
+            (void)conn_send_now(c, c->out, false, SG_CONN_IOV);
         }
         if (c->rslot >= 0)
             b->ops[c->rslot].c = NULL;
@@ -455,8 +514,9 @@ void sg_conn_close(struct sg_conn *c)
     if (slot >= 0)
         b->ops[slot].fd = c->fd;
     else
-        close(c->fd);
+        c->tp->close(c);
     c->fd = -1;
+    c->tp_ctx = NULL;
     evbuffer_free(c->in);
     evbuffer_free(c->out);
     c->in = c->out = NULL;

@@ -213,7 +213,7 @@ static void session_drain_done(struct sg_session *s)
         return;
     }
     session_set_state(s, SG_SS_LINGER);
-    (void)shutdown(s->cc.fd, SHUT_WR);
+    sg_conn_shutdown(&s->cc);
     evbuffer_drain(s->cc.in, evbuffer_get_length(s->cc.in));
     session_deadline(s, SG_SD_LINGER, SG_LINGER_MS);
     sg_conn_set_timeouts(&s->cc, NULL, NULL);

@@ -9,7 +9,10 @@
  * With a batch (sg_iob_new, on kernels that allow io_uring), the reads that
  * epoll reports in one loop pass and the sends the callbacks make are not
  * issued one syscall each: they are collected and issued together, inline and
- * non-blocking, in one io_uring_enter at the end of the pass. */
+ * non-blocking, in one io_uring_enter at the end of the pass.
+ *
+ * The bytes travel through a transport (transport-t.h): plain TCP by
+ * default; the batch serves only batchable transports. */
 #ifndef SURGEGATE_CONN_T_H
 #define SURGEGATE_CONN_T_H
 
@@ -19,6 +22,8 @@
 #include <sys/time.h>
 
 #include <event2/event_struct.h>
+
+#include "surgegate/transport-t.h"
 
 /* Event callback flags (same meanings as libevent's BEV_EVENT_*). */
 #define SG_CONN_READING   0x01
@@ -36,7 +41,9 @@ typedef void (*sg_conn_data_cb)(struct sg_conn *c, void *arg);
 typedef void (*sg_conn_event_cb)(struct sg_conn *c, short what, void *arg);
 
 struct sg_conn {
-    int fd; /* -1 when closed */
+    int fd;                            /* -1 when closed */
+    const struct sg_transport_ops *tp; /* moves the bytes; &sg_transport_tcp by default */
+    void *tp_ctx;                      /* the transport's state (TLS: its SSL *), or NULL */
     struct event rev, wev;
     struct evbuffer *in, *out;
     sg_conn_data_cb readcb;   /* new bytes in `in` */
@@ -52,8 +59,9 @@ struct sg_conn {
     bool read_armed;  /* rev is added */
     bool write_armed; /* wev is added */
     bool connecting;
-    uint64_t nin;  /* bytes read so far */
-    uint64_t nout; /* bytes handed to sg_conn_send so far */
+    bool shut_pending; /* sg_conn_shutdown: shut down once `out` is sent */
+    uint64_t nin;      /* bytes read so far */
+    uint64_t nout;     /* bytes handed to sg_conn_send so far */
     /* Batched I/O (conn.c): the worker's batch, or NULL for plain syscalls;
      * indexes of this connection's entries in it, -1 when none. */
     struct sg_iobatch *iob;
