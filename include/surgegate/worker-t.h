@@ -60,8 +60,8 @@ struct sg_worker {
     struct event *inbox_ev;       /* runs the inbox when a grant comes from this worker */
     _Atomic bool stop_req;        /* wake reason: graceful stop */
     _Atomic bool kick_req;        /* wake reason: backends changed (kick queues, purge idle) */
-    struct sg_inbox inbox;  /* queue entries granted a slot, for this worker's sessions; its
-                             * notify (set by sg_worker_new) wakes this worker (queue.c) */
+    struct sg_inbox inbox;        /* queue entries granted a slot, for this worker's sessions; its
+                                   * notify (set by sg_worker_new) wakes this worker (queue.c) */
     /* A session of this worker closed (accept gate, graceful stop). Set by
      * sg_worker_new to worker.c's handler; sessions call it instead of a
      * function of worker.c. Worker thread. */

@@ -115,7 +115,7 @@ static void test_grant_fifo_through_inbox(void **state)
     assert_int_equal(fw.notified, 0);
 
     for (unsigned k = 0; k < 3; k++) {
-        sg_queue_put_slot(&fw.w, b); /* the request holding the slot ends */
+        sg_queue_put_slot(&fw.w, b);      /* the request holding the slot ends */
         assert_int_equal(inflight(b), 1); /* taken again at once for the head */
         assert_int_equal(e[k].st, SG_Q_GRANTED);
         assert_ptr_equal(e[k].granted, b);

@@ -204,8 +204,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_grant_from_other_thread, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_grant_on_own_thread_runs_next_turn, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_grant_on_own_thread_runs_next_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_races_grant, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
