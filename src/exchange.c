@@ -35,7 +35,8 @@
 #include "surgegate/route.h"
 #include "surgegate/stats.h"
 #include "surgegate/upstream.h"
-#include "surgegate/worker.h"
+#include "surgegate/worker-t.h"
+#include "surgegate/wpool.h"
 
 #define SG_FEED_MAX       (64 * 1024) /* bytes handed to llhttp per call */
 #define SG_REPLAY_MAX     (64 * 1024) /* request bytes kept for a retry */

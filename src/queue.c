@@ -5,25 +5,33 @@
  * pool mutex is taken only while the pool is saturated; the fast path (room
  * available, empty queue) never touches it.
  *
- * Lock order: pool->queue.mu, then a worker's inbox_mu. */
+ * The dependency runs one way: the worker calls the queue, the queue never
+ * calls the worker. A grant reaches the owner through the notify callback
+ * the owner installed in its inbox (sg_inbox_init); the balancer state comes
+ * from wpool.c. Of struct sg_worker this file reads two fields, w->inbox
+ * and w->wpools.
+ *
+ * Lock order: pool->queue.mu, then an inbox's mu. */
 #include <pthread.h>
 
 #include "surgegate/common.h"
 #include "surgegate/lb.h"
 #include "surgegate/pool.h"
 #include "surgegate/queue.h"
-#include "surgegate/worker.h"
+#include "surgegate/worker-t.h"
+#include "surgegate/wpool.h"
 
-void sg_pqueue_init(struct sg_pqueue *q)
+void sg_inbox_init(struct sg_inbox *ib, void (*notify)(void *arg, bool same_thread), void *arg)
 {
-    pthread_mutex_init(&q->mu, NULL);
-    TAILQ_INIT(&q->q);
-    atomic_init(&q->depth, 0);
+    pthread_mutex_init(&ib->mu, NULL);
+    TAILQ_INIT(&ib->q);
+    ib->notify = notify;
+    ib->arg = arg;
 }
 
-void sg_pqueue_destroy(struct sg_pqueue *q)
+void sg_inbox_destroy(struct sg_inbox *ib)
 {
-    pthread_mutex_destroy(&q->mu);
+    pthread_mutex_destroy(&ib->mu);
 }
 
 /* Raises *max to v (the control thread lowers it again each tick). */
@@ -45,7 +53,7 @@ bool sg_queue_push(struct sg_worker *w, struct sg_qentry *e, uint32_t maxqueue)
         atomic_fetch_add_explicit(&q->overflows, 1, memory_order_relaxed);
         return false;
     }
-    e->w = w;
+    e->inbox = &w->inbox;
     e->st = SG_Q_WAITING;
     e->granted = NULL;
     TAILQ_INSERT_TAIL(&q->q, e, link);
@@ -84,15 +92,16 @@ void sg_queue_cancel(struct sg_worker *w, struct sg_qentry *e)
     }
     pthread_mutex_unlock(&q->mu);
     /* Granted meanwhile: the entry sits in our inbox with a slot. */
+    struct sg_inbox *ib = e->inbox;
     struct sg_backend *b = NULL;
-    pthread_mutex_lock(&w->inbox_mu);
+    pthread_mutex_lock(&ib->mu);
     if (e->st == SG_Q_GRANTED) {
-        TAILQ_REMOVE(&w->inbox, e, link);
+        TAILQ_REMOVE(&ib->q, e, link);
         b = e->granted;
         e->granted = NULL;
         e->st = SG_Q_NONE;
     }
-    pthread_mutex_unlock(&w->inbox_mu);
+    pthread_mutex_unlock(&ib->mu);
     if (b != NULL)
         sg_queue_put_slot(w, b);
 }
@@ -122,13 +131,13 @@ void sg_queue_kick(struct sg_worker *w, struct sg_pool *pool)
         if (b == NULL || !sg_backend_take_slot(b, now))
             break; /* FIFO: the head waits, and so does everyone behind it */
         queue_unlink(q, e);
-        struct sg_worker *owner = e->w;
-        pthread_mutex_lock(&owner->inbox_mu);
+        struct sg_inbox *ib = e->inbox;
+        pthread_mutex_lock(&ib->mu);
         e->st = SG_Q_GRANTED;
         e->granted = b;
-        TAILQ_INSERT_TAIL(&owner->inbox, e, link);
-        pthread_mutex_unlock(&owner->inbox_mu);
-        sg_worker_notify_grant(owner, w);
+        TAILQ_INSERT_TAIL(&ib->q, e, link);
+        pthread_mutex_unlock(&ib->mu);
+        ib->notify(ib->arg, ib == &w->inbox);
     }
     pthread_mutex_unlock(&q->mu);
 }
@@ -140,18 +149,23 @@ void sg_queue_put_slot(struct sg_worker *w, struct sg_backend *b)
         sg_queue_kick(w, b->pool);
 }
 
-void sg_queue_run_inbox(struct sg_worker *w)
+void sg_inbox_run(struct sg_inbox *ib)
 {
     for (;;) {
-        pthread_mutex_lock(&w->inbox_mu);
-        struct sg_qentry *e = TAILQ_FIRST(&w->inbox);
+        pthread_mutex_lock(&ib->mu);
+        struct sg_qentry *e = TAILQ_FIRST(&ib->q);
         if (e != NULL) {
-            TAILQ_REMOVE(&w->inbox, e, link);
+            TAILQ_REMOVE(&ib->q, e, link);
             e->st = SG_Q_NONE;
         }
-        pthread_mutex_unlock(&w->inbox_mu);
+        pthread_mutex_unlock(&ib->mu);
         if (e == NULL)
             return;
         e->on_grant(e); /* e->granted holds the slot; the owner takes it over */
     }
+}
+
+void sg_queue_run_inbox(struct sg_worker *w)
+{
+    sg_inbox_run(&w->inbox);
 }

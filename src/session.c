@@ -37,7 +37,7 @@
 #include "surgegate/http1.h"
 #include "surgegate/log.h"
 #include "surgegate/session.h"
-#include "surgegate/worker.h"
+#include "surgegate/worker-t.h"
 
 #define SG_IN_HIGH    (64 * 1024) /* socket read high watermark */
 #define SG_FEED_MAX   (64 * 1024) /* bytes handed to llhttp per call */
@@ -176,7 +176,7 @@ static void session_close(struct sg_session *s)
         s->next->prev = s->prev;
     w->nsessions--;
     event_active(&s->free_ev, EV_TIMEOUT, 0);
-    sg_worker_session_closed(w, s->fe);
+    w->on_session_closed(w, s->fe);
 }
 
 void sg_session_abort(struct sg_session *s)

@@ -15,7 +15,7 @@
 #include "surgegate/log.h"
 #include "surgegate/pool.h"
 #include "surgegate/upstream.h"
-#include "surgegate/worker.h"
+#include "surgegate/worker-t.h" /* fields only: nothing of worker.c is called */
 
 /* Bytes read from a backend in one go. No read watermark: the
  * session moves everything read straight to the client and disables reading

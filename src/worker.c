@@ -18,7 +18,6 @@
 #include "surgegate/common.h"
 #include "surgegate/conn.h"
 #include "surgegate/http1.h"
-#include "surgegate/lb-t.h"
 #include "surgegate/log.h"
 #include "surgegate/queue.h"
 #include "surgegate/session-t.h"
@@ -26,6 +25,7 @@
 #include "surgegate/stats.h"
 #include "surgegate/upstream.h"
 #include "surgegate/worker.h"
+#include "surgegate/wpool.h"
 
 /* Makes a listening socket for one frontend. Unix sockets are bound once by
  * worker 0 (no SO_REUSEPORT for them); TCP sockets once per worker. */
@@ -95,7 +95,9 @@ static void worker_accept_error(struct evconnlistener *lev, void *arg)
     }
 }
 
-void sg_worker_session_closed(struct sg_worker *w, struct sg_wfrontend *fe)
+/* w->on_session_closed: a session of fe closed; reopens the accept gate, and
+ * ends the loop when the last session of a stopping worker is gone. */
+static void worker_session_closed(struct sg_worker *w, struct sg_wfrontend *fe)
 {
     SG_BUG_ON(fe->nconn == 0);
     fe->nconn--;
@@ -179,9 +181,13 @@ void sg_worker_wake(struct sg_worker *w)
     (void)!write(w->wake_fd, &one, sizeof(one));
 }
 
-void sg_worker_notify_grant(struct sg_worker *w, struct sg_worker *from)
+/* w->inbox.notify: a queue entry of w's was granted a slot. Granted by w
+ * itself: run the inbox on the next loop turn (not inside the caller's
+ * stack); by another thread: wake w through wake_fd. */
+static void worker_notify_grant(void *arg, bool same_thread)
 {
-    if (w == from)
+    struct sg_worker *w = arg;
+    if (same_thread)
         event_active(w->inbox_ev, EV_TIMEOUT, 0);
     else
         sg_worker_wake(w);
@@ -199,8 +205,8 @@ struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_
     struct sg_worker *w = sg_xcalloc(1, sizeof(*w));
     w->magic = SG_WORKER_MAGIC;
     w->wake_fd = -1;
-    pthread_mutex_init(&w->inbox_mu, NULL);
-    TAILQ_INIT(&w->inbox);
+    sg_inbox_init(&w->inbox, worker_notify_grant, w);
+    w->on_session_closed = worker_session_closed;
     w->id = id;
     w->cfg = cfg;
     w->pools = pools;
@@ -225,12 +231,7 @@ struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_
 
     w->wpools = sg_xcalloc(pools->n, sizeof(struct sg_wpool));
     for (size_t i = 0; i < pools->n; i++) {
-        struct sg_pool *p = &pools->pools[i];
-        w->wpools[i].pool = p;
-        w->wpools[i].lb_gen = atomic_load(&p->members_gen);
-        w->wpools[i].lb_state = p->lb->state_new(p);
-        w->wpools[i].wb = sg_xcalloc(p->nbackends, sizeof(struct sg_wbackend));
-        if (w->wpools[i].lb_state == NULL) {
+        if (sg_wpool_init(&w->wpools[i], &pools->pools[i]) != SG_OK) {
             sg_log_error("worker %u: out of memory", id);
             sg_worker_free(w);
             return NULL;
@@ -369,15 +370,9 @@ void sg_worker_free(struct sg_worker *w)
         free(w->fes);
     }
     if (w->wpools != NULL && w->pools != NULL) {
-        for (size_t i = 0; i < w->pools->n; i++) {
-            if (w->wpools[i].lb_state != NULL)
-                w->wpools[i].pool->lb->state_free(w->wpools[i].lb_state);
-            sg_wstats_free(&w->wpools[i].st);
-            if (w->wpools[i].wb != NULL)
-                for (size_t j = 0; j < w->wpools[i].pool->nbackends; j++)
-                    sg_wstats_free(&w->wpools[i].wb[j].st);
-            free(w->wpools[i].wb);
-        }
+        for (size_t i = 0; i < w->pools->n; i++)
+            if (w->wpools[i].pool != NULL) /* NULL: not reached by a failed sg_worker_new */
+                sg_wpool_destroy(&w->wpools[i]);
         free(w->wpools);
     }
     if (w->alog_ev)
@@ -390,7 +385,7 @@ void sg_worker_free(struct sg_worker *w)
         event_free(w->inbox_ev);
     if (w->wake_fd > 0)
         close(w->wake_fd);
-    pthread_mutex_destroy(&w->inbox_mu);
+    sg_inbox_destroy(&w->inbox);
     sg_hdrs_cache_free(&w->hcache);
     if (w->cout)
         evbuffer_free(w->cout);
@@ -401,15 +396,4 @@ void sg_worker_free(struct sg_worker *w)
     if (w->base)
         event_base_free(w->base);
     free(w);
-}
-
-void sg_wpool_lb_rebuild(struct sg_wpool *wp, uint32_t gen)
-{
-    struct sg_pool *p = wp->pool;
-    void *st = p->lb->state_new(p);
-    if (st == NULL)
-        return; /* no memory: keep picking with the old state, try again next time */
-    p->lb->state_free(wp->lb_state);
-    wp->lb_state = st;
-    wp->lb_gen = gen;
 }

@@ -2,12 +2,13 @@
 #ifndef SURGEGATE_QUEUE_T_H
 #define SURGEGATE_QUEUE_T_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
-struct sg_worker;
 struct sg_backend;
 struct sg_pool;
 struct sg_lb_req;
@@ -15,14 +16,30 @@ struct sg_lb_req;
 enum sg_qstate {
     SG_Q_NONE = 0, /* not queued */
     SG_Q_WAITING,  /* in pool->queue.q */
-    SG_Q_GRANTED,  /* given a slot on `granted`; in its worker's inbox */
+    SG_Q_GRANTED,  /* given a slot on `granted`; in its owner's inbox */
 };
 
-/* Embedded in the session. Fields other than `link`, `st` and `granted`
+struct sg_qentry;
+
+/* Where granted entries wait for their owner's thread: one per worker,
+ * embedded in it. The owner sets it up with sg_inbox_init and says how it
+ * wants to be woken: queue.c calls notify(arg, same_thread) after putting an
+ * entry in, with same_thread true when the grant was made by the owner
+ * itself (no cross-thread wakeup needed). notify runs with the pool's queue
+ * lock held, on whichever thread made the grant: it must only wake the owner
+ * (eventfd write, event_active), never run the entries. */
+struct sg_inbox {
+    pthread_mutex_t mu;
+    TAILQ_HEAD(sg_inbox_list, sg_qentry) q; /* under mu */
+    void (*notify)(void *arg, bool same_thread);
+    void *arg;
+};
+
+/* Embedded in the session. Fields other than `link`, `inbox`, `st` and `granted`
  * are set by the owner before queueing and read-only while queued. */
 struct sg_qentry {
     TAILQ_ENTRY(sg_qentry) link;
-    struct sg_worker *w; /* owner: the grant is delivered there */
+    struct sg_inbox *inbox; /* the owner's: the grant is delivered there */
     struct sg_pool *pool;
     struct sg_backend *pref;  /* first choice (its queue_depth counts this entry) */
     const uint32_t *exclude;  /* backends the request already tried */
@@ -31,7 +48,7 @@ struct sg_qentry {
     size_t keylen;
     uint64_t since_ms;                     /* when it was queued (monotonic) */
     _Atomic int st;                        /* enum sg_qstate; changed under pool->queue.mu or the
-                                            * owner's inbox_mu (NONE only by the owner) */
+                                            * owner's inbox.mu (NONE only by the owner) */
     struct sg_backend *granted;            /* slot taken on this backend for the owner */
     void (*on_grant)(struct sg_qentry *e); /* runs on the owner's thread */
 };

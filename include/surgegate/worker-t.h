@@ -1,7 +1,7 @@
 /* worker-t.h: per-thread state. Each worker owns an event_base, its
  * listeners, its client sessions and its upstream connection pools; nothing
  * in here is touched by another thread except the wake channel: wake_fd,
- * the request flags and the inbox (under inbox_mu). */
+ * the request flags and the inbox (under inbox.mu). */
 #ifndef SURGEGATE_WORKER_T_H
 #define SURGEGATE_WORKER_T_H
 
@@ -16,6 +16,7 @@
 #include "surgegate/pool-t.h"
 #include "surgegate/queue-t.h"
 #include "surgegate/stats-t.h"
+#include "surgegate/wpool-t.h"
 
 #define SG_WORKER_MAGIC 0x3047e1a5u
 
@@ -28,22 +29,6 @@ struct sg_upconn;
 struct sg_worker;
 struct sg_alog_w;
 struct sg_iobatch;
-
-/* Per worker, per backend. */
-struct sg_wbackend {
-    struct sg_upconn *idle; /* idle keep-alive connections, most recent first */
-    _Atomic uint32_t nidle; /* written by the worker only (relaxed), read by the control thread */
-    struct sg_wstats st;    /* this worker's traffic on this backend slot */
-};
-
-/* Per worker, per pool. */
-struct sg_wpool {
-    struct sg_pool *pool;
-    void *lb_state;         /* owned; freed with pool->lb->state_free */
-    uint32_t lb_gen;        /* pool->members_gen lb_state was built for */
-    struct sg_wstats st;    /* this worker's traffic on this pool (every request) */
-    struct sg_wbackend *wb; /* pool->nbackends entries */
-};
 
 /* Per worker, per frontend. */
 struct sg_wfrontend {
@@ -75,8 +60,12 @@ struct sg_worker {
     struct event *inbox_ev;       /* runs the inbox when a grant comes from this worker */
     _Atomic bool stop_req;        /* wake reason: graceful stop */
     _Atomic bool kick_req;        /* wake reason: backends changed (kick queues, purge idle) */
-    pthread_mutex_t inbox_mu;
-    struct sg_qlist inbox;  /* queue entries granted a slot, for this worker's sessions */
+    struct sg_inbox inbox;        /* queue entries granted a slot, for this worker's sessions; its
+                                   * notify (set by sg_worker_new) wakes this worker (queue.c) */
+    /* A session of this worker closed (accept gate, graceful stop). Set by
+     * sg_worker_new to worker.c's handler; sessions call it instead of a
+     * function of worker.c. Worker thread. */
+    void (*on_session_closed)(struct sg_worker *w, struct sg_wfrontend *fe);
     struct event *grace_ev; /* forced close when the grace period ends */
     bool stopping;
     _Atomic bool done;      /* the thread's loop has ended (read by main) */

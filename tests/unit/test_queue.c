@@ -1,0 +1,514 @@
+/* Unit tests for queue.c: admission FIFO, grants through the owner's inbox,
+ * cancel (waiting or granted), maxqueue, kicks. The workers here are bare
+ * struct sg_worker with an inbox whose notify callback records the wakeups
+ * (no event loop, no thread): queue.c needs nothing else of a worker. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "surgegate/common.h"
+#include "surgegate/queue.h"
+#include "surgegate/worker-t.h"
+#include "surgegate/wpool.h"
+#include "unit_pool.h"
+
+struct fake_worker {
+    struct sg_worker w;
+    unsigned notified, same_thread; /* notify calls, of which same-thread */
+};
+
+static void fake_notify(void *arg, bool same_thread)
+{
+    struct fake_worker *fw = arg;
+    fw->notified++;
+    if (same_thread)
+        fw->same_thread++;
+}
+
+static void fake_worker_init(struct fake_worker *fw, struct unit_pool *up)
+{
+    memset(fw, 0, sizeof(*fw));
+    fw->w.magic = SG_WORKER_MAGIC;
+    fw->w.pools = &up->pools;
+    fw->w.wpools = sg_xcalloc(1, sizeof(struct sg_wpool));
+    assert_int_equal(sg_wpool_init(&fw->w.wpools[0], &up->pool), SG_OK);
+    sg_inbox_init(&fw->w.inbox, fake_notify, fw);
+}
+
+static void fake_worker_destroy(struct fake_worker *fw)
+{
+    assert_true(TAILQ_EMPTY(&fw->w.inbox.q));
+    sg_inbox_destroy(&fw->w.inbox);
+    sg_wpool_destroy(&fw->w.wpools[0]);
+    free(fw->w.wpools);
+}
+
+/* on_grant records the order of grants and the slot each one got. */
+static struct sg_qentry *granted_order[16];
+static struct sg_backend *granted_slot[16];
+static unsigned ngranted;
+
+static void rec_on_grant(struct sg_qentry *e)
+{
+    assert_true(ngranted < 16);
+    assert_int_equal(e->st, SG_Q_NONE); /* out of the inbox before it runs */
+    granted_order[ngranted] = e;
+    granted_slot[ngranted] = e->granted;
+    ngranted++;
+    e->granted = NULL; /* the owner takes the slot over */
+}
+
+static void entry_init(struct sg_qentry *e, struct unit_pool *up, struct sg_backend *pref,
+                       uint64_t since_ms)
+{
+    memset(e, 0, sizeof(*e));
+    e->pool = &up->pool;
+    e->pref = pref;
+    e->since_ms = since_ms;
+    e->on_grant = rec_on_grant;
+}
+
+static uint32_t depth(struct unit_pool *up)
+{
+    return atomic_load(&up->pool.queue.depth);
+}
+
+static uint32_t inflight(struct sg_backend *b)
+{
+    return atomic_load(&b->inflight);
+}
+
+static int setup(void **state)
+{
+    ngranted = 0;
+    memset(granted_order, 0, sizeof(granted_order));
+    memset(granted_slot, 0, sizeof(granted_slot));
+    return 0;
+}
+
+/* One backend, maxconn 1, held: three entries wait; each freed slot goes to
+ * the head, through the owner's inbox, and on_grant runs only when the
+ * owner runs its inbox. */
+static void test_grant_fifo_through_inbox(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    assert_true(sg_backend_take_slot(b, sg_now_ms()));
+
+    struct sg_qentry e[3];
+    for (int i = 0; i < 3; i++) {
+        entry_init(&e[i], &up, b, 100 + (uint64_t)i);
+        assert_true(sg_queue_push(&fw.w, &e[i], 10));
+        assert_int_equal(e[i].st, SG_Q_WAITING);
+        assert_ptr_equal(e[i].inbox, &fw.w.inbox);
+    }
+    assert_int_equal(depth(&up), 3);
+    assert_int_equal(atomic_load(&b->queue_depth), 3);
+    assert_int_equal(atomic_load(&up.pool.queue.depth_max), 3);
+    assert_int_equal(fw.notified, 0);
+
+    for (unsigned k = 0; k < 3; k++) {
+        sg_queue_put_slot(&fw.w, b);      /* the request holding the slot ends */
+        assert_int_equal(inflight(b), 1); /* taken again at once for the head */
+        assert_int_equal(e[k].st, SG_Q_GRANTED);
+        assert_ptr_equal(e[k].granted, b);
+        assert_int_equal(depth(&up), 2 - k);
+        assert_int_equal(atomic_load(&b->queue_depth), 2 - k);
+        assert_int_equal(fw.notified, k + 1);
+        assert_int_equal(fw.same_thread, k + 1); /* granted by the owner itself */
+        assert_int_equal(ngranted, k);           /* not run inside the kick */
+        sg_queue_run_inbox(&fw.w);
+        assert_int_equal(ngranted, k + 1);
+        assert_ptr_equal(granted_order[k], &e[k]);
+        assert_ptr_equal(granted_slot[k], b);
+        assert_int_equal(e[k].st, SG_Q_NONE);
+    }
+    sg_queue_put_slot(&fw.w, b);
+    assert_int_equal(inflight(b), 0);
+    sg_queue_run_inbox(&fw.w); /* empty: nothing runs */
+    assert_int_equal(ngranted, 3);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
+/* Several slots open at once: one kick grants them in FIFO order. */
+static void test_kick_grants_many_in_order(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 2, 1, NULL);
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    assert_true(sg_backend_take_slot(&up.b[0], sg_now_ms()));
+    assert_true(sg_backend_take_slot(&up.b[1], sg_now_ms()));
+    struct sg_qentry e[3];
+    for (int i = 0; i < 3; i++) {
+        entry_init(&e[i], &up, NULL, (uint64_t)i);
+        assert_true(sg_queue_push(&fw.w, &e[i], 10));
+    }
+    sg_backend_put_slot(&up.b[0]);
+    sg_backend_put_slot(&up.b[1]);
+    assert_int_equal(depth(&up), 3); /* nobody kicked yet */
+    sg_queue_kick(&fw.w, &up.pool);
+    assert_int_equal(depth(&up), 1);
+    assert_int_equal(fw.notified, 2);
+    assert_int_equal(e[2].st, SG_Q_WAITING); /* the third waits: no room left */
+    sg_queue_run_inbox(&fw.w);
+    assert_int_equal(ngranted, 2);
+    assert_ptr_equal(granted_order[0], &e[0]);
+    assert_ptr_equal(granted_order[1], &e[1]);
+    assert_ptr_not_equal(granted_slot[0], granted_slot[1]); /* one slot on each backend */
+    sg_queue_cancel(&fw.w, &e[2]);
+    sg_queue_put_slot(&fw.w, granted_slot[0]);
+    sg_queue_put_slot(&fw.w, granted_slot[1]);
+    assert_int_equal(inflight(&up.b[0]) + inflight(&up.b[1]), 0);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
+/* Cancel while waiting: out of the queue, depths back, idempotent; the
+ * entries behind keep their turn. */
+static void test_cancel_waiting(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    assert_true(sg_backend_take_slot(b, sg_now_ms()));
+    struct sg_qentry e[3];
+    for (int i = 0; i < 3; i++) {
+        entry_init(&e[i], &up, b, (uint64_t)i);
+        assert_true(sg_queue_push(&fw.w, &e[i], 10));
+    }
+    sg_queue_cancel(&fw.w, &e[0]);
+    assert_int_equal(e[0].st, SG_Q_NONE);
+    assert_int_equal(depth(&up), 2);
+    assert_int_equal(atomic_load(&b->queue_depth), 2);
+    sg_queue_cancel(&fw.w, &e[0]); /* idempotent */
+    assert_int_equal(depth(&up), 2);
+    assert_int_equal(atomic_load(&b->queue_depth), 2);
+    assert_int_equal(inflight(b), 1);
+
+    sg_queue_put_slot(&fw.w, b);
+    sg_queue_run_inbox(&fw.w);
+    assert_int_equal(ngranted, 1);
+    assert_ptr_equal(granted_order[0], &e[1]);
+
+    sg_queue_cancel(&fw.w, &e[2]);
+    assert_int_equal(depth(&up), 0);
+    assert_int_equal(atomic_load(&b->queue_depth), 0);
+    sg_queue_put_slot(&fw.w, b);
+    assert_int_equal(inflight(b), 0);
+    assert_int_equal(fw.notified, 1);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
+/* Cancel after the grant, before the inbox ran: the entry leaves the inbox,
+ * its slot is given back (and goes on to the next waiter), on_grant never
+ * runs. */
+static void test_cancel_after_grant(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    assert_true(sg_backend_take_slot(b, sg_now_ms()));
+    struct sg_qentry e[2];
+    entry_init(&e[0], &up, b, 1);
+    entry_init(&e[1], &up, b, 2);
+    assert_true(sg_queue_push(&fw.w, &e[0], 10));
+    sg_queue_put_slot(&fw.w, b);
+    assert_int_equal(e[0].st, SG_Q_GRANTED);
+    assert_int_equal(inflight(b), 1);
+
+    sg_queue_cancel(&fw.w, &e[0]);
+    assert_int_equal(e[0].st, SG_Q_NONE);
+    assert_null(e[0].granted);
+    assert_int_equal(inflight(b), 0); /* given back */
+    sg_queue_cancel(&fw.w, &e[0]);    /* idempotent: not given back twice */
+    assert_int_equal(inflight(b), 0);
+    sg_queue_run_inbox(&fw.w);
+    assert_int_equal(ngranted, 0);
+
+    /* Again with a waiter behind: the slot given back goes to it. */
+    assert_true(sg_backend_take_slot(b, sg_now_ms()));
+    assert_true(sg_queue_push(&fw.w, &e[0], 10));
+    assert_true(sg_queue_push(&fw.w, &e[1], 10));
+    sg_queue_put_slot(&fw.w, b);
+    assert_int_equal(e[0].st, SG_Q_GRANTED);
+    sg_queue_cancel(&fw.w, &e[0]);
+    assert_int_equal(e[1].st, SG_Q_GRANTED);
+    assert_int_equal(inflight(b), 1);
+    sg_queue_run_inbox(&fw.w);
+    assert_int_equal(ngranted, 1);
+    assert_ptr_equal(granted_order[0], &e[1]);
+    sg_queue_put_slot(&fw.w, b);
+    assert_int_equal(inflight(b), 0);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
+/* maxqueue reached: push refuses, counts an overflow, leaves the entry out. */
+static void test_maxqueue_full(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    assert_true(sg_backend_take_slot(b, sg_now_ms()));
+    struct sg_qentry e[3];
+    for (int i = 0; i < 3; i++)
+        entry_init(&e[i], &up, b, (uint64_t)i);
+    assert_true(sg_queue_push(&fw.w, &e[0], 2));
+    assert_true(sg_queue_push(&fw.w, &e[1], 2));
+    assert_false(sg_queue_push(&fw.w, &e[2], 2));
+    assert_int_equal(e[2].st, SG_Q_NONE);
+    assert_int_equal(depth(&up), 2);
+    assert_int_equal(atomic_load(&b->queue_depth), 2);
+    assert_int_equal(atomic_load(&up.pool.queue.overflows), 1);
+    sg_queue_cancel(&fw.w, &e[2]); /* never queued: nothing to do */
+    assert_int_equal(depth(&up), 2);
+    /* room again once one leaves */
+    sg_queue_cancel(&fw.w, &e[0]);
+    assert_true(sg_queue_push(&fw.w, &e[2], 2));
+    assert_int_equal(depth(&up), 2);
+    sg_queue_cancel(&fw.w, &e[1]);
+    sg_queue_cancel(&fw.w, &e[2]);
+    assert_int_equal(depth(&up), 0);
+    sg_backend_put_slot(b);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
+/* The queue keeps arrival order, so since_ms never decreases from head to
+ * tail, and the head is the one whose queue timeout expires first. Taking
+ * out timed-out entries (the session's timer cancels them), at the head or
+ * in the middle, leaves the others in order, and grants follow that order. */
+static void test_timeout_order(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    assert_true(sg_backend_take_slot(b, sg_now_ms()));
+    struct sg_qentry e[5];
+    for (int i = 0; i < 5; i++) {
+        entry_init(&e[i], &up, b, 1000 + 10 * (uint64_t)i);
+        assert_true(sg_queue_push(&fw.w, &e[i], 10));
+    }
+    sg_queue_cancel(&fw.w, &e[0]); /* head timed out */
+    sg_queue_cancel(&fw.w, &e[2]); /* one in the middle gave up */
+    const struct sg_qentry *want[] = {&e[1], &e[3], &e[4]};
+    size_t n = 0;
+    uint64_t last = 0;
+    struct sg_qentry *it;
+    TAILQ_FOREACH(it, &up.pool.queue.q, link)
+    {
+        assert_true(n < 3);
+        assert_ptr_equal(it, want[n]);
+        assert_true(it->since_ms >= last);
+        last = it->since_ms;
+        n++;
+    }
+    assert_int_equal(n, 3);
+    assert_int_equal(depth(&up), 3);
+    for (unsigned k = 0; k < 3; k++) {
+        sg_queue_put_slot(&fw.w, b);
+        sg_queue_run_inbox(&fw.w);
+    }
+    assert_int_equal(ngranted, 3);
+    for (unsigned k = 0; k < 3; k++)
+        assert_ptr_equal(granted_order[k], want[k]);
+    sg_queue_put_slot(&fw.w, b);
+    assert_int_equal(inflight(b), 0);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
+/* A kick grants only when a slot has opened: not while the backend is full
+ * or down; at once when it has room or comes back up. A kick of an empty
+ * queue does nothing. */
+static void test_kick_when_slot_opens(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    sg_queue_kick(&fw.w, &up.pool); /* empty queue */
+    assert_int_equal(fw.notified, 0);
+
+    assert_true(sg_backend_take_slot(b, sg_now_ms()));
+    struct sg_qentry e;
+    entry_init(&e, &up, b, 1);
+    assert_true(sg_queue_push(&fw.w, &e, 10));
+    sg_queue_kick(&fw.w, &up.pool);
+    assert_int_equal(e.st, SG_Q_WAITING);
+
+    /* room, but the backend is down: nothing */
+    sg_backend_put_slot(b);
+    atomic_store(&b->down, true);
+    sg_queue_kick(&fw.w, &up.pool);
+    assert_int_equal(e.st, SG_Q_WAITING);
+    assert_int_equal(inflight(b), 0);
+
+    /* back up: the kick (worker_kick does it) grants */
+    atomic_store(&b->down, false);
+    sg_queue_kick(&fw.w, &up.pool);
+    assert_int_equal(e.st, SG_Q_GRANTED);
+    assert_int_equal(inflight(b), 1);
+    sg_queue_run_inbox(&fw.w);
+    assert_int_equal(ngranted, 1);
+    sg_queue_put_slot(&fw.w, b);
+
+    /* maxconn raised (slot opens without a request ending) */
+    assert_true(sg_backend_take_slot(b, sg_now_ms()));
+    assert_true(sg_queue_push(&fw.w, &e, 10));
+    assert_int_equal(e.st, SG_Q_WAITING);
+    atomic_store(&b->maxconn, 2);
+    sg_queue_kick(&fw.w, &up.pool);
+    assert_int_equal(e.st, SG_Q_GRANTED);
+    assert_int_equal(inflight(b), 2);
+    sg_queue_cancel(&fw.w, &e);
+    assert_int_equal(inflight(b), 1);
+    sg_backend_put_slot(b);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
+/* The request already tried backend 0: with room on both, the grant is on
+ * backend 1; when only the tried one has room, it will do (a retry
+ * elsewhere is better than none, as for the first pick). */
+static void test_kick_respects_exclude(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 2, 1, NULL);
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    assert_true(sg_backend_take_slot(&up.b[0], sg_now_ms()));
+    assert_true(sg_backend_take_slot(&up.b[1], sg_now_ms()));
+    uint32_t tried[1] = {0};
+    uint32_t ntried = 1;
+    struct sg_qentry e;
+    entry_init(&e, &up, NULL, 1);
+    e.exclude = tried;
+    e.nexclude = &ntried;
+    assert_true(sg_queue_push(&fw.w, &e, 10));
+    sg_backend_put_slot(&up.b[0]);
+    sg_backend_put_slot(&up.b[1]);
+    for (int i = 0; i < 4; i++) { /* whatever the round robin's position */
+        sg_queue_kick(&fw.w, &up.pool);
+        assert_int_equal(e.st, SG_Q_GRANTED);
+        assert_ptr_equal(e.granted, &up.b[1]);
+        sg_queue_run_inbox(&fw.w);
+        sg_queue_put_slot(&fw.w, &up.b[1]);
+        assert_true(sg_queue_push(&fw.w, &e, 10)); /* granted at once: room on both */
+        assert_int_equal(e.st, SG_Q_GRANTED);
+        assert_ptr_equal(e.granted, &up.b[1]);
+        sg_queue_cancel(&fw.w, &e);
+        assert_int_equal(inflight(&up.b[0]) + inflight(&up.b[1]), 0);
+        assert_true(sg_backend_take_slot(&up.b[0], sg_now_ms()));
+        assert_true(sg_backend_take_slot(&up.b[1], sg_now_ms()));
+        assert_true(sg_queue_push(&fw.w, &e, 10));
+        sg_backend_put_slot(&up.b[0]);
+        sg_backend_put_slot(&up.b[1]);
+    }
+    sg_queue_cancel(&fw.w, &e);
+
+    /* only the tried backend has room */
+    assert_true(sg_backend_take_slot(&up.b[0], sg_now_ms()));
+    assert_true(sg_backend_take_slot(&up.b[1], sg_now_ms()));
+    assert_true(sg_queue_push(&fw.w, &e, 10));
+    sg_queue_put_slot(&fw.w, &up.b[0]);
+    assert_int_equal(e.st, SG_Q_GRANTED);
+    assert_ptr_equal(e.granted, &up.b[0]);
+    sg_queue_run_inbox(&fw.w);
+    assert_int_equal(ngranted, 5);
+    sg_queue_put_slot(&fw.w, &up.b[0]);
+    sg_backend_put_slot(&up.b[1]);
+    assert_int_equal(inflight(&up.b[0]) + inflight(&up.b[1]), 0);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
+/* A slot freed by another worker: the grant lands in the owner's inbox and
+ * the owner's notify says "another thread"; the granting worker's own inbox
+ * is untouched. */
+static void test_grant_to_other_worker(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    struct fake_worker owner, other;
+    fake_worker_init(&owner, &up);
+    fake_worker_init(&other, &up);
+    struct sg_backend *b = &up.b[0];
+    assert_true(sg_backend_take_slot(b, sg_now_ms()));
+    struct sg_qentry e;
+    entry_init(&e, &up, b, 1);
+    assert_true(sg_queue_push(&owner.w, &e, 10));
+    sg_queue_put_slot(&other.w, b);
+    assert_int_equal(e.st, SG_Q_GRANTED);
+    assert_int_equal(owner.notified, 1);
+    assert_int_equal(owner.same_thread, 0);
+    assert_int_equal(other.notified, 0);
+    sg_queue_run_inbox(&other.w);
+    assert_int_equal(ngranted, 0);
+    sg_queue_run_inbox(&owner.w);
+    assert_int_equal(ngranted, 1);
+    sg_queue_put_slot(&owner.w, b);
+    fake_worker_destroy(&owner);
+    fake_worker_destroy(&other);
+    unit_pool_destroy(&up);
+}
+
+/* A kick picks with the kicking worker's balancer state, rebuilt when the
+ * pool's membership changed since it was built (wpool.c). */
+static void test_kick_rebuilds_lb_state(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    assert_true(sg_backend_take_slot(b, sg_now_ms()));
+    struct sg_qentry e;
+    entry_init(&e, &up, b, 1);
+    assert_true(sg_queue_push(&fw.w, &e, 10));
+    atomic_fetch_add(&up.pool.members_gen, 1);
+    sg_queue_put_slot(&fw.w, b);
+    assert_int_equal(fw.w.wpools[0].lb_gen, 1);
+    assert_non_null(fw.w.wpools[0].lb_state);
+    assert_int_equal(e.st, SG_Q_GRANTED);
+    sg_queue_run_inbox(&fw.w);
+    sg_queue_put_slot(&fw.w, b);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_grant_fifo_through_inbox, setup),
+        cmocka_unit_test_setup(test_kick_grants_many_in_order, setup),
+        cmocka_unit_test_setup(test_cancel_waiting, setup),
+        cmocka_unit_test_setup(test_cancel_after_grant, setup),
+        cmocka_unit_test_setup(test_maxqueue_full, setup),
+        cmocka_unit_test_setup(test_timeout_order, setup),
+        cmocka_unit_test_setup(test_kick_when_slot_opens, setup),
+        cmocka_unit_test_setup(test_kick_respects_exclude, setup),
+        cmocka_unit_test_setup(test_grant_to_other_worker, setup),
+        cmocka_unit_test_setup(test_kick_rebuilds_lb_state, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
