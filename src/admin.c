@@ -343,6 +343,8 @@ static bool admin_body(struct evhttp_request *req, enum sg_admin_body kind, stru
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t n = evbuffer_get_length(in);
+    /* Only a body that will be parsed is made contiguous: a longer one is
+     * refused (413) on its length alone, before a byte is read. */
     const char *txt = "";
     if (n > 0 && n <= SG_ADMIN_MAX_BODY) {
         txt = (const char *)evbuffer_pullup(in, -1);
