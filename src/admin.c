@@ -26,8 +26,6 @@
 #include "surgegate/pool.h"
 #include "surgegate/stats.h"
 
-#define ADMIN_MAX_BODY (64 * 1024)
-
 struct sg_admin {
     struct evhttp *http;
     const struct sg_cfg *cfg;
@@ -235,131 +233,184 @@ static const char *admin_auth(struct sg_admin *a, struct evhttp_request *req)
     return NULL;
 }
 
-/* Reads the request body as a JSON object; answers 400 and returns NULL on
- * anything else. */
-static json_t *admin_body(struct evhttp_request *req)
-{
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t n = evbuffer_get_length(in);
-    if (n > ADMIN_MAX_BODY) {
-        admin_error(req, SG_CTL_TOO_LARGE, "body too large");
-        return NULL;
-    }
-    char *txt = malloc(n + 1);
-    if (txt == NULL) {
-        admin_error(req, SG_CTL_INTERNAL, "out of memory");
-        return NULL;
-    }
-    evbuffer_copyout(in, txt, n);
-    txt[n] = '\0';
-    json_error_t err;
-    json_t *o = json_loadb(txt, n, 0, &err);
-    free(txt);
-    if (o == NULL || !json_is_object(o)) {
-        char msg[200];
-        snprintf(msg, sizeof(msg), "body is not a JSON object: %s",
-                 o == NULL ? err.text : "wrong type");
-        json_decref(o);
-        admin_error(req, SG_CTL_BAD_REQUEST, msg);
-        return NULL;
-    }
-    return o;
-}
-
-/* An optional integer member in [lo, hi]; false after answering 400. */
-static bool admin_int_member(struct evhttp_request *req, json_t *body, const char *key,
-                             json_int_t lo, json_int_t hi, json_int_t *v)
+/* An optional integer member in [lo, hi]: SG_OK (v set when present), or
+ * SG_ERR with the message in err. */
+static int admin_int_member(const json_t *body, const char *key, json_int_t lo, json_int_t hi,
+                            json_int_t *v, char *err, size_t errlen)
 {
     json_t *m = json_object_get(body, key);
     if (m == NULL)
-        return true;
+        return SG_OK;
     if (!json_is_integer(m) || json_integer_value(m) < lo || json_integer_value(m) > hi) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "\"%s\" must be an integer from %lld to %lld", key,
-                 (long long)lo, (long long)hi);
-        admin_error(req, SG_CTL_BAD_REQUEST, msg);
-        return false;
+        sg_errf(err, errlen, "\"%s\" must be an integer from %lld to %lld", key, (long long)lo,
+                (long long)hi);
+        return SG_ERR;
     }
     *v = json_integer_value(m);
+    return SG_OK;
+}
+
+static int admin_parse_state(const json_t *body, struct sg_admin_req *rq, char *err, size_t errlen)
+{
+    const char *st = json_string_value(json_object_get(body, "state"));
+    if (st != NULL && strcmp(st, "drain") == 0) {
+        rq->state = SG_ADMIN_DRAIN;
+        rq->state_name = "drain";
+    } else if (st != NULL && strcmp(st, "maint") == 0) {
+        rq->state = SG_ADMIN_MAINT;
+        rq->state_name = "maint";
+    } else if (st != NULL && strcmp(st, "ready") == 0) {
+        rq->state = SG_ADMIN_READY;
+        rq->state_name = "ready";
+    } else {
+        sg_errf(err, errlen, "\"state\" must be \"drain\", \"maint\" or \"ready\"");
+        return SG_ERR;
+    }
+    return SG_OK;
+}
+
+static int admin_parse_weight(const json_t *body, struct sg_admin_req *rq, char *err, size_t errlen)
+{
+    json_int_t w = -1;
+    if (admin_int_member(body, "weight", 0, 256, &w, err, errlen) != SG_OK)
+        return SG_ERR;
+    if (w < 0) {
+        sg_errf(err, errlen, "\"weight\" (0..256) is required");
+        return SG_ERR;
+    }
+    rq->weight = (uint32_t)w;
+    return SG_OK;
+}
+
+/* SG_OK, SG_ERR (a bad body) or SG_AGAIN (out of memory). */
+static int admin_parse_add(const json_t *body, struct sg_admin_req *rq, char *err, size_t errlen)
+{
+    const char *addr = json_string_value(json_object_get(body, "address"));
+    json_int_t w = 1, mc = 0;
+    if (addr == NULL) {
+        sg_errf(err, errlen, "\"address\" (\"host:port\") is required");
+        return SG_ERR;
+    }
+    if (admin_int_member(body, "weight", 0, 256, &w, err, errlen) != SG_OK ||
+        admin_int_member(body, "maxconn", 0, 1000000, &mc, err, errlen) != SG_OK)
+        return SG_ERR;
+    rq->address = strdup(addr);
+    if (rq->address == NULL) {
+        sg_errf(err, errlen, "out of memory");
+        return SG_AGAIN;
+    }
+    rq->weight = (uint32_t)w;
+    rq->maxconn = (uint32_t)mc;
+    return SG_OK;
+}
+
+enum sg_ctl_err sg_admin_parse_body(enum sg_admin_body kind, const char *body, size_t len,
+                                    struct sg_admin_req *rq, char *err, size_t errlen)
+{
+    memset(rq, 0, sizeof(*rq));
+    if (len > SG_ADMIN_MAX_BODY) {
+        sg_errf(err, errlen, "body too large");
+        return SG_CTL_TOO_LARGE;
+    }
+    json_error_t jerr;
+    json_t *o = json_loadb(body, len, 0, &jerr);
+    if (o == NULL || !json_is_object(o)) {
+        sg_errf(err, errlen, "body is not a JSON object: %s", o == NULL ? jerr.text : "wrong type");
+        json_decref(o);
+        return SG_CTL_BAD_REQUEST;
+    }
+    int rc = SG_ERR;
+    switch (kind) {
+    case SG_ADMIN_BODY_ADD:
+        rc = admin_parse_add(o, rq, err, errlen);
+        break;
+    case SG_ADMIN_BODY_WEIGHT:
+        rc = admin_parse_weight(o, rq, err, errlen);
+        break;
+    case SG_ADMIN_BODY_STATE:
+        rc = admin_parse_state(o, rq, err, errlen);
+        break;
+    }
+    json_decref(o);
+    if (rc != SG_OK) {
+        sg_admin_req_free(rq);
+        return rc == SG_AGAIN ? SG_CTL_INTERNAL : SG_CTL_BAD_REQUEST;
+    }
+    return SG_CTL_OK;
+}
+
+void sg_admin_req_free(struct sg_admin_req *rq)
+{
+    if (rq == NULL)
+        return;
+    free(rq->address);
+    memset(rq, 0, sizeof(*rq));
+}
+
+/* Parses the request's body for the endpoint `kind`: true with *rq filled,
+ * or false after answering (400, 413, 500). */
+static bool admin_body(struct evhttp_request *req, enum sg_admin_body kind, struct sg_admin_req *rq)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    /* Only a body that will be parsed is made contiguous: a longer one is
+     * refused (413) on its length alone, before a byte is read. */
+    const char *txt = "";
+    if (n > 0 && n <= SG_ADMIN_MAX_BODY) {
+        txt = (const char *)evbuffer_pullup(in, -1);
+        if (txt == NULL) {
+            admin_error(req, SG_CTL_INTERNAL, "out of memory");
+            return false;
+        }
+    }
+    char msg[200];
+    enum sg_ctl_err e = sg_admin_parse_body(kind, txt, n, rq, msg, sizeof(msg));
+    if (e != SG_CTL_OK) {
+        admin_error(req, e, msg);
+        return false;
+    }
     return true;
 }
 
 static void admin_set_state(struct sg_admin *a, struct evhttp_request *req, struct sg_backend *b)
 {
-    json_t *body = admin_body(req);
-    if (body == NULL)
+    struct sg_admin_req rq;
+    if (!admin_body(req, SG_ADMIN_BODY_STATE, &rq))
         return;
-    const char *st = json_string_value(json_object_get(body, "state"));
-    int adm;
-    if (st != NULL && strcmp(st, "drain") == 0)
-        adm = SG_ADMIN_DRAIN;
-    else if (st != NULL && strcmp(st, "maint") == 0)
-        adm = SG_ADMIN_MAINT;
-    else if (st != NULL && strcmp(st, "ready") == 0)
-        adm = SG_ADMIN_READY;
-    else {
-        json_decref(body);
-        admin_error(req, SG_CTL_BAD_REQUEST, "\"state\" must be \"drain\", \"maint\" or \"ready\"");
-        return;
-    }
     if (atomic_load(&b->removing)) {
-        json_decref(body);
         admin_error(req, SG_CTL_CONFLICT, "backend is being removed");
         return;
     }
-    int old = atomic_exchange(&b->admin, adm);
-    if (old != adm) {
+    int old = atomic_exchange(&b->admin, rq.state);
+    if (old != rq.state) {
         sg_log_info("backend %s of pool '%s': state set to %s by the admin API", b->name,
-                    b->pool->name, st);
-        snprintf(b->reason, sizeof(b->reason), "admin: %s", st);
+                    b->pool->name, rq.state_name);
+        snprintf(b->reason, sizeof(b->reason), "admin: %s", rq.state_name);
         b->state_since_ms = sg_wall_ms();
         sg_control_backend_changed(a->ctl, b);
     }
-    json_decref(body);
     admin_reply(req, 200, admin_backend_json(a, b, sg_now_ms()));
 }
 
 static void admin_set_weight(struct sg_admin *a, struct evhttp_request *req, struct sg_backend *b)
 {
-    json_t *body = admin_body(req);
-    if (body == NULL)
+    struct sg_admin_req rq;
+    if (!admin_body(req, SG_ADMIN_BODY_WEIGHT, &rq))
         return;
-    json_int_t w = -1;
-    if (!admin_int_member(req, body, "weight", 0, 256, &w)) {
-        json_decref(body);
-        return;
-    }
-    json_decref(body);
-    if (w < 0) {
-        admin_error(req, SG_CTL_BAD_REQUEST, "\"weight\" (0..256) is required");
-        return;
-    }
-    sg_control_set_weight(a->ctl, b, (uint32_t)w, "admin");
+    sg_control_set_weight(a->ctl, b, rq.weight, "admin");
     admin_reply(req, 200, admin_backend_json(a, b, sg_now_ms()));
 }
 
 static void admin_add_backend(struct sg_admin *a, struct evhttp_request *req, struct sg_pool *p)
 {
-    json_t *body = admin_body(req);
-    if (body == NULL)
+    struct sg_admin_req rq;
+    if (!admin_body(req, SG_ADMIN_BODY_ADD, &rq))
         return;
-    const char *addr = json_string_value(json_object_get(body, "address"));
-    json_int_t w = 1, mc = 0;
-    if (addr == NULL) {
-        json_decref(body);
-        admin_error(req, SG_CTL_BAD_REQUEST, "\"address\" (\"host:port\") is required");
-        return;
-    }
-    if (!admin_int_member(req, body, "weight", 0, 256, &w) ||
-        !admin_int_member(req, body, "maxconn", 0, 1000000, &mc)) {
-        json_decref(body);
-        return;
-    }
     char err[200];
     struct sg_backend *b = NULL;
-    enum sg_ctl_err rc = sg_control_add_backend(a->ctl, p, addr, (uint32_t)w, (uint32_t)mc, "admin",
-                                                &b, err, sizeof(err));
-    json_decref(body);
+    enum sg_ctl_err rc = sg_control_add_backend(a->ctl, p, rq.address, rq.weight, rq.maxconn,
+                                                "admin", &b, err, sizeof(err));
+    sg_admin_req_free(&rq);
     if (rc != SG_CTL_OK) {
         admin_error(req, rc, err);
         return;
@@ -634,7 +685,7 @@ struct sg_admin *sg_admin_start(struct event_base *base, const struct sg_cfg *cf
     }
     /* libevent answers bodies over its limit itself (in HTML): keep that limit
      * well above ours so admin_body() answers 413 in JSON. */
-    evhttp_set_max_body_size(a->http, 16 * ADMIN_MAX_BODY);
+    evhttp_set_max_body_size(a->http, 16 * SG_ADMIN_MAX_BODY);
     evhttp_set_timeout(a->http, 10);
     /* Every method reaches admin_handle, which answers 405 in JSON. */
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
