@@ -38,7 +38,6 @@
 #include "surgegate/worker-t.h"
 #include "surgegate/wpool.h"
 
-#define SG_FEED_MAX       (64 * 1024) /* bytes handed to llhttp per call */
 #define SG_REPLAY_MAX     (64 * 1024) /* request bytes kept for a retry */
 #define SG_RESP_HDR_BYTES (64 * 1024)
 #define SG_RESP_HEADERS   256
@@ -58,8 +57,8 @@ static void exchange_set_state(struct sg_exchange *x, enum sg_xstate to)
     /* legal[from] is the set of states `from` may move to (bit per state). */
     static const unsigned legal[SG_XS__COUNT] = {
         [SG_XS_IDLE] = 1u << SG_XS_CONNECT | 1u << SG_XS_IDLE,
-        [SG_XS_CONNECT] = 1u << SG_XS_QUEUED | 1u << SG_XS_RELAY | 1u << SG_XS_CONNECT |
-                          1u << SG_XS_IDLE,
+        [SG_XS_CONNECT] =
+            1u << SG_XS_QUEUED | 1u << SG_XS_RELAY | 1u << SG_XS_CONNECT | 1u << SG_XS_IDLE,
         [SG_XS_QUEUED] = 1u << SG_XS_CONNECT | 1u << SG_XS_IDLE,
         [SG_XS_RELAY] = 1u << SG_XS_CONNECT | 1u << SG_XS_IDLE,
     };
@@ -73,9 +72,9 @@ static void exchange_set_state(struct sg_exchange *x, enum sg_xstate to)
 
 /* What one attempt on a backend came to, for exchange_outcome(). */
 enum exchange_obs {
-    OBS_RESPONSE,     /* a final response head with `status` */
-    OBS_FAILED,       /* the attempt failed before a response (error kind ek) */
-    OBS_ERROR,        /* counted as an error of kind ek, health not judged */
+    OBS_RESPONSE, /* a final response head with `status` */
+    OBS_FAILED,   /* the attempt failed before a response (error kind ek) */
+    OBS_ERROR,    /* counted as an error of kind ek, health not judged */
 };
 
 /* The one place a backend's outcome is recorded: its failure counter and
@@ -716,7 +715,7 @@ static void exchange_fail(struct sg_exchange *x, enum sg_xfail kind)
         sg_wstat_add(&x->wp->st.retries, 1);
         sg_log_debug("%s: retrying after %s failure on %s", x->rq.client_ip,
                      kind == SG_XF_CONNECT || kind == SG_XF_CONNECT_TIMEOUT ? "connect"
-                                                                             : "upstream",
+                                                                            : "upstream",
                      fb ? fb->name : "?");
         exchange_connect(x);
         return;
@@ -866,7 +865,7 @@ static void exchange_up_read(struct sg_conn *c, void *arg)
             struct evbuffer_iovec v;
             if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
                 break;
-            size_t len = v.iov_len < SG_FEED_MAX ? v.iov_len : SG_FEED_MAX;
+            size_t len = v.iov_len < SG_HTTP1_FEED_MAX ? v.iov_len : SG_HTTP1_FEED_MAX;
             x->rsh.exec_seq++;
             llhttp_errno_t err = llhttp_execute(&x->rs, v.iov_base, len);
             if (x->up == NULL)

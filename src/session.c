@@ -39,9 +39,8 @@
 #include "surgegate/session.h"
 #include "surgegate/worker-t.h"
 
-#define SG_IN_HIGH    (64 * 1024) /* socket read high watermark */
-#define SG_FEED_MAX   (64 * 1024) /* bytes handed to llhttp per call */
-#define SG_LINGER_MS  2000
+#define SG_IN_HIGH   (64 * 1024) /* socket read high watermark */
+#define SG_LINGER_MS 2000
 
 static void session_process(struct sg_session *s);
 static void session_finish(struct sg_session *s);
@@ -56,8 +55,8 @@ static void session_set_state(struct sg_session *s, enum sg_session_state to)
 {
 #ifdef SG_DEBUG_CHECKS
     static const unsigned legal[SG_SS__COUNT] = {
-        [SG_SS_HEAD] = 1u << SG_SS_HEAD | 1u << SG_SS_EXCHANGE | 1u << SG_SS_DRAIN |
-                       1u << SG_SS_CLOSED,
+        [SG_SS_HEAD] =
+            1u << SG_SS_HEAD | 1u << SG_SS_EXCHANGE | 1u << SG_SS_DRAIN | 1u << SG_SS_CLOSED,
         [SG_SS_EXCHANGE] = 1u << SG_SS_HEAD | 1u << SG_SS_DRAIN | 1u << SG_SS_CLOSED,
         [SG_SS_DRAIN] = 1u << SG_SS_LINGER | 1u << SG_SS_CLOSED,
         [SG_SS_LINGER] = 1u << SG_SS_CLOSED,
@@ -246,7 +245,7 @@ static void session_error(struct sg_session *s, int status, const char *why)
     }
     sg_exchange_stop(&s->x);
     if (s->end == SG_END_NONE)
-        s->end = status >= 500    ? SG_END_PROXY_ERROR
+        s->end = status >= 500   ? SG_END_PROXY_ERROR
                  : status == 408 ? SG_END_CLIENT_TIMEOUT
                                  : SG_END_BAD_REQUEST;
     s->resp_status = status;
@@ -619,7 +618,7 @@ static void session_feed_request_run(struct sg_session *s)
         size_t len = 0;
         if (avail > 0 && evbuffer_peek(in, -1, NULL, &v, 1) >= 1) {
             data = v.iov_base;
-            len = v.iov_len < SG_FEED_MAX ? v.iov_len : SG_FEED_MAX;
+            len = v.iov_len < SG_HTTP1_FEED_MAX ? v.iov_len : SG_HTTP1_FEED_MAX;
         }
         if (!s->head_started && len > 0 && s->state == SG_SS_HEAD && s->nrequests > 0) {
             /* First byte of a later request: its header deadline starts now

@@ -41,8 +41,8 @@
 #define SG_DCHECK_MAGIC(p, m) ((void)sizeof((p)->magic == (m)))
 #endif
 
-#define SG_LIKELY(x)         __builtin_expect(!!(x), 1)
-#define SG_UNLIKELY(x)       __builtin_expect(!!(x), 0)
+#define SG_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define SG_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* Allocation that aborts on failure: used for startup-time structures only;
  * the request path handles allocation failure by failing the request. */

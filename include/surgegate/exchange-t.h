@@ -40,13 +40,7 @@ struct sg_backend;
  *   RELAY -> CONNECT           retry on a fresh connection or another backend
  *   CONNECT -> CONNECT         retry after a connect that failed at once
  *   any -> IDLE                over: response delivered, failed, or aborted */
-enum sg_xstate {
-    SG_XS_IDLE = 0,
-    SG_XS_CONNECT,
-    SG_XS_QUEUED,
-    SG_XS_RELAY,
-    SG_XS__COUNT
-};
+enum sg_xstate { SG_XS_IDLE = 0, SG_XS_CONNECT, SG_XS_QUEUED, SG_XS_RELAY, SG_XS__COUNT };
 
 /* How an upstream attempt failed (before the response started, or within it). */
 enum sg_xfail {
@@ -58,20 +52,20 @@ enum sg_xfail {
 
 /* What to do after a failed attempt (sg_exchange_retry_decide). */
 enum sg_xretry {
-    SG_XR_ABORT,      /* the response had started: close the client connection */
-    SG_XR_STALE,      /* a pooled connection was stale: again, same backend, free */
-    SG_XR_RETRY,      /* another attempt (costs a retry, subject to the budget) */
-    SG_XR_FAIL_502,   /* answer 502 Bad Gateway */
-    SG_XR_FAIL_504,   /* answer 504 Gateway Timeout */
+    SG_XR_ABORT,    /* the response had started: close the client connection */
+    SG_XR_STALE,    /* a pooled connection was stale: again, same backend, free */
+    SG_XR_RETRY,    /* another attempt (costs a retry, subject to the budget) */
+    SG_XR_FAIL_502, /* answer 502 Bad Gateway */
+    SG_XR_FAIL_504, /* answer 504 Gateway Timeout */
 };
 
 /* The facts sg_exchange_retry_decide weighs: a pure function of these. */
 struct sg_xretry_in {
     enum sg_xfail kind;
-    bool resp_started;  /* a response byte arrived on this attempt */
-    bool replayable;    /* everything sent so far is kept for a resend */
-    bool was_reused;    /* the attempt used a pooled keep-alive connection */
-    bool idempotent;    /* the method is safe to send twice */
+    bool resp_started;      /* a response byte arrived on this attempt */
+    bool replayable;        /* everything sent so far is kept for a resend */
+    bool was_reused;        /* the attempt used a pooled keep-alive connection */
+    bool idempotent;        /* the method is safe to send twice */
     uint32_t stale_retries; /* stale-connection retries already made */
     uint32_t retries_left;  /* the pool's `retries` not yet used */
 };

@@ -7,6 +7,10 @@
 
 #include "surgegate/http1-t.h"
 
+/* Bytes handed to llhttp per call (requests and responses alike): bounds the
+ * work one parser run does before the caller looks at backpressure. */
+#define SG_HTTP1_FEED_MAX (64 * 1024)
+
 /* max_first bounds the URL (or reason phrase), max_hdr_bytes the header
  * block (names + values + 4 bytes per line), max_headers the header count. */
 void sg_hdrs_init(struct sg_hdrs *hs, uint32_t max_first, uint32_t max_hdr_bytes,

@@ -8,8 +8,8 @@
 #include <stdint.h>
 
 #include "surgegate/conn-t.h"
-#include "surgegate/http1-t.h"
 #include "surgegate/exchange-t.h"
+#include "surgegate/http1-t.h"
 
 #define SG_SESSION_MAGIC 0x5e5510a5u
 
@@ -49,12 +49,12 @@ struct sg_session {
     struct sg_conn cc;              /* client side; owned */
     char client_ip[48];
 
-    llhttp_t rq;           /* request parser */
-    struct sg_hdrs rqh;    /* request head */
-    struct sg_exchange x;  /* the request's exchange with a backend */
-    struct event timer;    /* the deadline in `timer_for` */
+    llhttp_t rq;          /* request parser */
+    struct sg_hdrs rqh;   /* request head */
+    struct sg_exchange x; /* the request's exchange with a backend */
+    struct event timer;   /* the deadline in `timer_for` */
     enum sg_session_deadline timer_for;
-    struct event free_ev;  /* deferred free */
+    struct event free_ev; /* deferred free */
 
     /* per-request facts for the stats and the access log */
     uint64_t t_start_us; /* monotonic: first byte of the request */

@@ -18,8 +18,8 @@
 #include "fuzz_proxy.h"
 
 struct fz_client {
-    bool head;   /* the request was HEAD: a final response has no body */
-    int nfinal;  /* final responses seen */
+    bool head;  /* the request was HEAD: a final response has no body */
+    int nfinal; /* final responses seen */
 };
 
 static int fz_client_headers_complete(llhttp_t *p)
@@ -72,7 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *got = (const char *)evbuffer_pullup(fx.at_client, -1);
     llhttp_errno_t err = n > 0 ? llhttp_execute(&p, got, n) : HPE_OK;
     if (err != HPE_OK || c.nfinal > 1) {
-        fprintf(stderr, "the client received what it cannot parse (%s, %d final responses):\n%.*s\n",
+        fprintf(stderr,
+                "the client received what it cannot parse (%s, %d final responses):\n%.*s\n",
                 err != HPE_OK ? llhttp_get_error_reason(&p) : "ok", c.nfinal, (int)n, got);
         abort();
     }

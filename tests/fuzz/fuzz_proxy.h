@@ -63,7 +63,7 @@ struct fz_exchange {
     struct evbuffer *at_client;  /* every byte the client received */
     llhttp_t bp;                 /* FZ_BACKEND_OK: parses what arrives */
     int answers_due;
-    bool backend_bad;      /* what the backend received does not parse */
+    bool backend_bad;       /* what the backend received does not parse */
     bool client_stays_open; /* the client never ends its sending side */
 };
 
@@ -99,15 +99,16 @@ static struct fz_proxy *fz_proxy_get(void)
         abort();
     close(tfd);
     char conf[1024];
-    snprintf(conf, sizeof(conf),
-             "workers = 1; io_uring = false; sched_batch = false;\n"
-             "timeouts = { connect = \"1s\"; http_request = \"1s\"; client = \"1s\";\n"
-             "             server = \"1s\"; queue = \"1s\"; keepalive = \"1s\"; };\n"
-             "limits = { max_body_size = \"64k\"; };\n"
-             "frontends = ( { name = \"fz\"; listen = \"127.0.0.1:%u\"; default_pool = \"p\"; } );\n"
-             "pools = ( { name = \"p\"; retries = 0; backends = ( { address = \"127.0.0.1:%u\"; "
-             "} ); } );\n",
-             (unsigned)ntohs(fsin.sin_port), (unsigned)ntohs(sin.sin_port));
+    snprintf(
+        conf, sizeof(conf),
+        "workers = 1; io_uring = false; sched_batch = false;\n"
+        "timeouts = { connect = \"1s\"; http_request = \"1s\"; client = \"1s\";\n"
+        "             server = \"1s\"; queue = \"1s\"; keepalive = \"1s\"; };\n"
+        "limits = { max_body_size = \"64k\"; };\n"
+        "frontends = ( { name = \"fz\"; listen = \"127.0.0.1:%u\"; default_pool = \"p\"; } );\n"
+        "pools = ( { name = \"p\"; retries = 0; backends = ( { address = \"127.0.0.1:%u\"; "
+        "} ); } );\n",
+        (unsigned)ntohs(fsin.sin_port), (unsigned)ntohs(sin.sin_port));
     struct sg_cfg_diags diags = {0};
     fp.cfg = sg_cfg_load_string(conf, "fuzz_proxy", &diags);
     if (fp.cfg == NULL) {

@@ -51,8 +51,7 @@ static void test_retry_never_sent_goes_elsewhere(void **st)
 {
     /* A connect failure never reached the backend: even a POST may go again. */
     assert_int_equal(decide(SG_XF_CONNECT, false, true, false, false, 0, 1), SG_XR_RETRY);
-    assert_int_equal(decide(SG_XF_CONNECT_TIMEOUT, false, true, false, false, 0, 1),
-                     SG_XR_RETRY);
+    assert_int_equal(decide(SG_XF_CONNECT_TIMEOUT, false, true, false, false, 0, 1), SG_XR_RETRY);
 }
 
 static void test_retry_sent_only_when_idempotent(void **st)
@@ -66,8 +65,7 @@ static void test_retry_sent_only_when_idempotent(void **st)
 static void test_retry_spent_or_not_replayable(void **st)
 {
     assert_int_equal(decide(SG_XF_CONNECT, false, true, false, true, 0, 0), SG_XR_FAIL_502);
-    assert_int_equal(decide(SG_XF_CONNECT_TIMEOUT, false, true, false, true, 0, 0),
-                     SG_XR_FAIL_504);
+    assert_int_equal(decide(SG_XF_CONNECT_TIMEOUT, false, true, false, true, 0, 0), SG_XR_FAIL_504);
     assert_int_equal(decide(SG_XF_CONNECT, false, false, false, true, 0, 2), SG_XR_FAIL_502);
 }
 
