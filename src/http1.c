@@ -615,7 +615,7 @@ const char *sg_http1_reason(int status)
     }
 }
 
-void sg_http1_write_error(struct evbuffer *out, int status, bool close)
+void sg_http1_write_error(struct evbuffer *out, int status, bool close, bool head_only)
 {
     const char *reason = sg_http1_reason(status);
     char body[96];
@@ -624,7 +624,7 @@ void sg_http1_write_error(struct evbuffer *out, int status, bool close)
                         "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
                         "Cache-Control: no-cache\r\n%s%s\r\n%s",
                         status, reason, blen, status == 503 ? "Retry-After: 1\r\n" : "",
-                        close ? "Connection: close\r\n" : "", body);
+                        close ? "Connection: close\r\n" : "", head_only ? "" : body);
 }
 
 void sg_http1_chunk_header(struct evbuffer *out, size_t len)

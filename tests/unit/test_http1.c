@@ -253,7 +253,7 @@ static void test_error_responses(void **st)
     const int codes[] = {400, 408, 413, 414, 431, 502, 503, 504};
     for (size_t i = 0; i < SG_ARRAY_SIZE(codes); i++) {
         struct evbuffer *out = evbuffer_new();
-        sg_http1_write_error(out, codes[i], true);
+        sg_http1_write_error(out, codes[i], true, false);
         char *s = buf_str(out);
         char want[16];
         snprintf(want, sizeof(want), "HTTP/1.1 %d ", codes[i]);
@@ -265,6 +265,22 @@ static void test_error_responses(void **st)
         free(s);
         evbuffer_free(out);
     }
+}
+
+/* The answer to a HEAD request carries no body (a keep-alive client would
+ * read it as the next response); found by fuzz_http1_response. */
+static void test_error_response_to_head(void **st)
+{
+    struct evbuffer *out = evbuffer_new();
+    sg_http1_write_error(out, 502, false, true);
+    char *s = buf_str(out);
+    const char *end = strstr(s, "\r\n\r\n");
+    assert_non_null(end);
+    assert_string_equal(end, "\r\n\r\n");
+    assert_non_null(strstr(s, "Content-Length: 16\r\n"));
+    assert_null(strstr(s, "Connection: close"));
+    free(s);
+    evbuffer_free(out);
 }
 
 int main(void)
@@ -280,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_request_head_absolute_form),
         cmocka_unit_test(test_response_head),
         cmocka_unit_test(test_error_responses),
+        cmocka_unit_test(test_error_response_to_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
