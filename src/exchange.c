@@ -15,7 +15,6 @@
  * on a backend; both are given back before the state returns to IDLE. The
  * upstream connection's callbacks find x through their argument and return
  * at once when x->up is no longer theirs. */
-#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -323,26 +322,21 @@ static int rs_on_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-static llhttp_settings_t rs_settings;
-static pthread_once_t rs_settings_once = PTHREAD_ONCE_INIT;
-
-static void exchange_parser_setup(void)
-{
-    llhttp_settings_init(&rs_settings);
-    rs_settings.on_message_begin = rs_on_message_begin;
-    rs_settings.on_status = rs_on_status;
-    rs_settings.on_header_field = rs_on_header_field;
-    rs_settings.on_header_value = rs_on_header_value;
-    rs_settings.on_header_value_complete = rs_on_header_value_complete;
-    rs_settings.on_headers_complete = rs_on_headers_complete;
-    rs_settings.on_body = rs_on_body;
-    rs_settings.on_message_complete = rs_on_message_complete;
-}
+/* The response parser's callbacks (llhttp only reads them). */
+static const llhttp_settings_t rs_settings = {
+    .on_message_begin = rs_on_message_begin,
+    .on_status = rs_on_status,
+    .on_header_field = rs_on_header_field,
+    .on_header_value = rs_on_header_value,
+    .on_header_value_complete = rs_on_header_value_complete,
+    .on_headers_complete = rs_on_headers_complete,
+    .on_body = rs_on_body,
+    .on_message_complete = rs_on_message_complete,
+};
 
 int sg_exchange_init(struct sg_exchange *x, struct sg_worker *w, const struct sg_wfrontend *fe,
                      const struct sg_xclient_ops *ops, void *cl)
 {
-    pthread_once(&rs_settings_once, exchange_parser_setup);
     memset(x, 0, sizeof(*x));
     x->replay = evbuffer_new();
     if (x->replay == NULL)

@@ -20,7 +20,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 #include <strings.h>
@@ -523,25 +522,20 @@ static int rq_on_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-static llhttp_settings_t rq_settings;
-static pthread_once_t session_parser_once = PTHREAD_ONCE_INIT;
-
-/* Fills the parser settings once, whichever worker gets there first. */
-static void session_parser_setup(void)
-{
-    llhttp_settings_init(&rq_settings);
-    rq_settings.on_message_begin = rq_on_message_begin;
-    rq_settings.on_url = rq_on_url;
-    rq_settings.on_header_field = rq_on_header_field;
-    rq_settings.on_header_value = rq_on_header_value;
-    rq_settings.on_header_value_complete = rq_on_header_value_complete;
-    rq_settings.on_headers_complete = rq_on_headers_complete;
-    rq_settings.on_body = rq_on_body;
-    rq_settings.on_chunk_extension_name = rq_on_chunk_ext;
-    rq_settings.on_chunk_extension_value = rq_on_chunk_ext;
-    rq_settings.on_chunk_complete = rq_on_chunk_complete;
-    rq_settings.on_message_complete = rq_on_message_complete;
-}
+/* The request parser's callbacks (llhttp only reads them). */
+static const llhttp_settings_t rq_settings = {
+    .on_message_begin = rq_on_message_begin,
+    .on_url = rq_on_url,
+    .on_header_field = rq_on_header_field,
+    .on_header_value = rq_on_header_value,
+    .on_header_value_complete = rq_on_header_value_complete,
+    .on_headers_complete = rq_on_headers_complete,
+    .on_body = rq_on_body,
+    .on_chunk_extension_name = rq_on_chunk_ext,
+    .on_chunk_extension_value = rq_on_chunk_ext,
+    .on_chunk_complete = rq_on_chunk_complete,
+    .on_message_complete = rq_on_message_complete,
+};
 
 /* ------------------------------------------------------------ request path */
 
@@ -977,7 +971,6 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
 int sg_session_new(struct sg_worker *w, struct sg_wfrontend *fe, evutil_socket_t fd,
                    const struct sockaddr *sa, int salen)
 {
-    pthread_once(&session_parser_once, session_parser_setup);
     const struct sg_cfg_limits *lim = &w->cfg->limits;
     struct sg_session *s = calloc(1, sizeof(*s));
     if (s == NULL) {
