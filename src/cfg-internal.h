@@ -5,10 +5,12 @@
  * cfg_defaults.c the default of every element
  * cfg_values.c   duration/size/address/status-range parsers, argv arrays
  * cfg_keys.c     keyword tables per section and the section loaders
+ * cfg_scalars.c  the handlers of scalar keys (cfg_keys-internal.h)
  * cfg_lint.c     capacity warnings
  *
- * Calls go one way: cfg.c -> cfg_keys.c -> cfg_defaults.c -> cfg_values.c,
- * cfg.c -> cfg_lint.c, and every one of them -> cfg_diag.c. */
+ * Calls go one way: cfg.c -> cfg_keys.c -> cfg_scalars.c, cfg_keys.c ->
+ * cfg_defaults.c -> cfg_values.c, cfg.c -> cfg_lint.c, and every one of
+ * them -> cfg_diag.c. */
 #ifndef SURGEGATE_CFG_INTERNAL_H
 #define SURGEGATE_CFG_INTERNAL_H
 
