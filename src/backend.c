@@ -63,6 +63,7 @@ bool sg_backend_has_room(const struct sg_backend *b, uint64_t now_ms)
 
 bool sg_backend_take_slot(struct sg_backend *b, uint64_t now_ms)
 {
+    SG_DCHECK_MAGIC(b, SG_BACKEND_MAGIC);
     uint32_t max = sg_backend_maxconn(b, now_ms);
     if (max == 0) {
         atomic_fetch_add_explicit(&b->inflight, 1, memory_order_relaxed);
@@ -79,5 +80,6 @@ bool sg_backend_take_slot(struct sg_backend *b, uint64_t now_ms)
 
 void sg_backend_put_slot(struct sg_backend *b)
 {
+    SG_DCHECK_MAGIC(b, SG_BACKEND_MAGIC);
     atomic_fetch_sub_explicit(&b->inflight, 1, memory_order_relaxed);
 }

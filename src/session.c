@@ -179,6 +179,7 @@ static void session_close(struct sg_session *s)
 
 void sg_session_abort(struct sg_session *s)
 {
+    SG_DCHECK_MAGIC(s, SG_SESSION_MAGIC);
     session_close(s);
 }
 
@@ -189,6 +190,7 @@ static bool session_idle(const struct sg_session *s)
 
 void sg_session_shutdown(struct sg_session *s)
 {
+    SG_DCHECK_MAGIC(s, SG_SESSION_MAGIC);
     if (session_dead(s))
         return;
     if (session_idle(s) && evbuffer_get_length(s->cc.in) == 0) {

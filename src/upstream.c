@@ -76,11 +76,13 @@ void sg_upstream_free(struct sg_upconn *c)
  * retires it: an idle backend connection has nothing legitimate to say. */
 static void upstream_idle_read(struct sg_conn *conn, void *arg)
 {
+    SG_DCHECK_MAGIC((struct sg_upconn *)arg, SG_UPCONN_MAGIC);
     sg_upstream_free(arg);
 }
 
 static void upstream_idle_event(struct sg_conn *conn, short what, void *arg)
 {
+    SG_DCHECK_MAGIC((struct sg_upconn *)arg, SG_UPCONN_MAGIC);
     sg_upstream_free(arg);
 }
 
@@ -88,6 +90,8 @@ struct sg_upconn *sg_upstream_acquire(struct sg_worker *w, struct sg_backend *b,
                                       sg_conn_data_cb readcb, sg_conn_data_cb writecb,
                                       sg_conn_event_cb eventcb, void *arg)
 {
+    SG_DCHECK_MAGIC(w, SG_WORKER_MAGIC);
+    SG_DCHECK_MAGIC(b, SG_BACKEND_MAGIC);
     struct sg_wbackend *wb = &w->wpools[b->pool->id].wb[b->id];
     struct sg_upconn *c;
     if (allow_idle && wb->idle != NULL) {

@@ -66,6 +66,7 @@ fail:;
 static void worker_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
                           int salen, void *arg)
 {
+    SG_DCHECK_MAGIC(((struct sg_wfrontend *)arg)->w, SG_WORKER_MAGIC);
     struct sg_wfrontend *fe = arg;
     struct sg_worker *w = fe->w;
     if (w->stopping) {
@@ -160,6 +161,7 @@ static void worker_kick(struct sg_worker *w)
 
 static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
+    SG_DCHECK_MAGIC((struct sg_worker *)arg, SG_WORKER_MAGIC);
     struct sg_worker *w = arg;
     uint64_t v;
     (void)!read(fd, &v, sizeof(v));
@@ -172,6 +174,7 @@ static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
 
 static void worker_inbox_cb(evutil_socket_t fd, short what, void *arg)
 {
+    SG_DCHECK_MAGIC((struct sg_worker *)arg, SG_WORKER_MAGIC);
     sg_queue_run_inbox(arg);
 }
 
