@@ -6,7 +6,7 @@
 #include <stdatomic.h>
 
 #include "surgegate/common.h"
-#include "surgegate/pool.h"
+#include "surgegate/backend.h"
 
 bool sg_backend_usable(const struct sg_backend *b, uint64_t now_ms)
 {

@@ -32,7 +32,7 @@
 #include "surgegate/pool.h"
 #include "surgegate/queue.h"
 #include "surgegate/route.h"
-#include "surgegate/stats.h"
+#include "surgegate/wstats.h"
 #include "surgegate/upstream.h"
 #include "surgegate/worker-t.h"
 #include "surgegate/wpool.h"

@@ -16,7 +16,7 @@
 
 #include "surgegate/common.h"
 #include "surgegate/lb.h"
-#include "surgegate/pool.h"
+#include "surgegate/backend.h"
 #include "surgegate/queue.h"
 #include "surgegate/worker-t.h"
 #include "surgegate/wpool.h"

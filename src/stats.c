@@ -1,7 +1,7 @@
 /* stats.c: per-worker traffic records and the control thread's snapshots.
  *
- * Workers write their own struct sg_wstats with relaxed loads and stores
- * (one writer each). Once a second the main thread sums them per backend
+ * Workers write their own struct sg_wstats (wstats.c) with relaxed loads and
+ * stores (one writer each). Once a second the main thread sums them per backend
  * slot and per pool, keeps the cumulative counts, the last ten per-second
  * samples (for rps and error_rate), the cumulative histograms (for
  * /metrics) and their sliding windows (for percentiles). Readers of the
@@ -11,7 +11,8 @@
 
 #include "surgegate/pool.h"
 #include "surgegate/stats.h"
-#include "surgegate/worker.h"
+#include "surgegate/worker-t.h"
+#include "surgegate/wpool-t.h"
 
 struct sg_stats {
     struct sg_pools *pools;
@@ -45,29 +46,6 @@ const char *sg_win_name(enum sg_win w)
 unsigned sg_win_seconds(enum sg_win w)
 {
     return win_secs[w];
-}
-
-/* ------------------------------------------------------------- workers */
-
-void sg_wstats_lat(struct sg_wstats *st, enum sg_lat k, uint64_t us)
-{
-    struct sg_hist *h = atomic_load_explicit(&st->h[k], memory_order_relaxed);
-    if (SG_UNLIKELY(h == NULL)) {
-        h = sg_hist_new();
-        if (h == NULL)
-            return;
-        /* Release: the control thread sees a zeroed histogram. */
-        atomic_store_explicit(&st->h[k], h, memory_order_release);
-    }
-    sg_hist_record(h, us);
-}
-
-void sg_wstats_free(struct sg_wstats *st)
-{
-    for (int k = 0; k < SG_LAT_N; k++) {
-        sg_hist_free(atomic_load(&st->h[k]));
-        atomic_store(&st->h[k], NULL);
-    }
 }
 
 /* ------------------------------------------------------- control thread */

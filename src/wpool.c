@@ -7,7 +7,7 @@
 
 #include "surgegate/common.h"
 #include "surgegate/lb-t.h"
-#include "surgegate/stats.h"
+#include "surgegate/wstats.h"
 #include "surgegate/wpool.h"
 
 int sg_wpool_init(struct sg_wpool *wp, struct sg_pool *p)

@@ -3,6 +3,7 @@
 #ifndef SURGEGATE_POOL_H
 #define SURGEGATE_POOL_H
 
+#include "surgegate/backend.h"
 #include "surgegate/common.h"
 #include "surgegate/control-t.h"
 #include "surgegate/pool-t.h"
@@ -16,12 +17,6 @@ void sg_pools_free(struct sg_pools *ps);
 static inline size_t sg_pool_nused(const struct sg_pool *p)
 {
     return atomic_load_explicit(&p->nused, memory_order_acquire);
-}
-
-/* The slot holds a backend (configured or added; possibly draining). */
-static inline bool sg_backend_live(const struct sg_backend *b)
-{
-    return atomic_load_explicit(&b->admin, memory_order_acquire) != SG_ADMIN_EMPTY;
 }
 
 /* The live backend named `name` (address text), or NULL. Any thread. */
@@ -47,33 +42,6 @@ size_t sg_pool_reap(struct sg_pool *p, void (*emptied)(struct sg_backend *b, voi
 
 /* Backends the pool counts for scaling: live, not being removed, not backup. */
 uint32_t sg_pool_ncurrent(const struct sg_pool *p);
-
-/* ---- one backend now (backend.c: a leaf the balancers, the queue and the
- * request path call without calling pool.c) ---- */
-
-/* True when the backend may take new requests: ready (not drain/maint), not
- * down, not ejected, weight > 0. Any thread. */
-bool sg_backend_usable(const struct sg_backend *b, uint64_t now_ms);
-
-/* Weights inside the balancers are in 1/SG_WEIGHT_SCALE units, so that even
- * a backend of weight 1 can ramp up smoothly during slow start. */
-#define SG_WEIGHT_SCALE 16u
-
-/* Weight now, in 1/SG_WEIGHT_SCALE units: the configured weight x
- * SG_WEIGHT_SCALE, ramped linearly during slow start (at least 1 unit while
- * ramping). Only ratios between backends matter to the balancers. */
-uint32_t sg_backend_weight(const struct sg_backend *b, uint64_t now_ms);
-
-/* maxconn now (0 = unlimited), ramped like the weight during slow start. */
-uint32_t sg_backend_maxconn(const struct sg_backend *b, uint64_t now_ms);
-
-/* True when one more request fits under sg_backend_maxconn(). */
-bool sg_backend_has_room(const struct sg_backend *b, uint64_t now_ms);
-
-/* Reserves a request slot (inflight + 1) when there is room; false when the
- * backend is at maxconn. sg_backend_put_slot() gives it back. */
-bool sg_backend_take_slot(struct sg_backend *b, uint64_t now_ms);
-void sg_backend_put_slot(struct sg_backend *b);
 
 /* The state users see (pool.c). */
 enum sg_backend_state sg_backend_state(const struct sg_backend *b, uint64_t now_ms);

@@ -1,31 +1,17 @@
-/* stats.h: recording traffic facts (workers) and the control thread's
- * per-tick merge into snapshots. */
+/* stats.h: the control thread's per-tick merge of the workers' traffic
+ * records (wstats.h) into snapshots. */
 #ifndef SURGEGATE_STATS_H
 #define SURGEGATE_STATS_H
 
 #include "surgegate/common.h"
 #include "surgegate/hist.h"
 #include "surgegate/stats-t.h"
+#include "surgegate/wstats.h"
 
 struct sg_pools;
 struct sg_pool;
 struct sg_backend;
 struct sg_worker;
-
-/* ---- worker side: the owning worker is the only writer ---- */
-
-static inline void sg_wstat_add(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
-/* Records a duration into st's histogram of kind k, allocating it on first
- * use (dropped if that allocation fails). Owning worker only. */
-void sg_wstats_lat(struct sg_wstats *st, enum sg_lat k, uint64_t us);
-
-/* Frees the histograms of st (the worker is gone). */
-void sg_wstats_free(struct sg_wstats *st);
 
 /* ---- control thread ---- */
 
