@@ -8,6 +8,7 @@ A -> B is drawn when a file of A includes a header of B. The check fails
   - modules include each other in a circle (a strongly connected group of
     two or more), printed with the files that draw each arrow;
   - a types header (x-t.h) includes a function header (y.h).
+Sources: include/surgegate/, src/ and src/ctl/.
 Usage: check_includes.py [SOURCE_DIR]   (default: the repository root)
 """
 import collections
@@ -74,7 +75,8 @@ def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..")
     files = sorted(glob.glob(os.path.join(root, "include/surgegate/*.h")) +
                    glob.glob(os.path.join(root, "src/*.c")) +
-                   glob.glob(os.path.join(root, "src/*.h")))
+                   glob.glob(os.path.join(root, "src/*.h")) +
+                   glob.glob(os.path.join(root, "src/ctl/*.[ch]")))
     if not files:
         print("check_includes: no sources under %s" % root)
         return 1
