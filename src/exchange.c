@@ -32,10 +32,10 @@
 #include "surgegate/pool.h"
 #include "surgegate/queue.h"
 #include "surgegate/route.h"
-#include "surgegate/wstats.h"
 #include "surgegate/upstream.h"
 #include "surgegate/worker-t.h"
 #include "surgegate/wpool.h"
+#include "surgegate/wstats.h"
 
 #define SG_REPLAY_MAX     (64 * 1024) /* request bytes kept for a retry */
 #define SG_RESP_HDR_BYTES (64 * 1024)
@@ -180,7 +180,8 @@ static void exchange_end(struct sg_exchange *x)
 {
     if (x->state == SG_XS_QUEUED)
         sg_queue_cancel(x->w, &x->qe);
-    event_del(&x->qtimer);
+    if (x->qtimer != NULL)
+        event_del(x->qtimer);
     if (x->wp != NULL) {
         struct sg_pool *p = x->wp->pool;
         if (x->retrying) {
@@ -352,7 +353,6 @@ int sg_exchange_init(struct sg_exchange *x, struct sg_worker *w, const struct sg
     x->rs.data = x;
     sg_hdrs_init(&x->rsh, 8192, SG_RESP_HDR_BYTES, SG_RESP_HEADERS);
     x->rsh.cache = &w->hcache;
-    evtimer_assign(&x->qtimer, w->base, exchange_queue_timeout, x);
     return SG_OK;
 }
 
@@ -360,7 +360,9 @@ void sg_exchange_free(struct sg_exchange *x)
 {
     SG_DCHECK_MAGIC(x, SG_EXCHANGE_MAGIC);
     sg_exchange_stop(x);
-    event_del(&x->qtimer);
+    if (x->qtimer != NULL)
+        event_free(x->qtimer);
+    x->qtimer = NULL;
     evbuffer_free(x->replay);
     x->replay = NULL;
     sg_hdrs_free(&x->rsh);
@@ -547,6 +549,14 @@ static void exchange_enqueue(struct sg_exchange *x, struct sg_lb_req *lr)
         exchange_fail_with(x, 503, SG_END_NO_BACKEND);
         return;
     }
+    /* The queue deadline's timer is made the first time this connection's
+     * requests wait: most never do, and an idle connection then holds no
+     * struct event for it. */
+    if (x->qtimer == NULL &&
+        (x->qtimer = evtimer_new(x->w->base, exchange_queue_timeout, x)) == NULL) {
+        exchange_fail_with(x, 503, SG_END_PROXY_ERROR);
+        return;
+    }
     struct sg_qentry *e = &x->qe;
     e->pool = pool;
     e->pref = pref;
@@ -565,7 +575,7 @@ static void exchange_enqueue(struct sg_exchange *x, struct sg_lb_req *lr)
     x->t_queued_us = sg_now_us();
     struct timeval tv;
     sg_timeval_from_ms(&tv, hold ? as->hold_timeout_ms : x->w->cfg->timeouts.queue_ms);
-    evtimer_add(&x->qtimer, &tv);
+    evtimer_add(x->qtimer, &tv);
 }
 
 /* A queued request got a slot (on its owner's thread, from the inbox). */
@@ -579,7 +589,7 @@ static void exchange_on_grant(struct sg_qentry *e)
         sg_queue_put_slot(x->w, b);
         return;
     }
-    event_del(&x->qtimer);
+    event_del(x->qtimer);
     if (x->t_queued_us != 0) {
         x->queue_us += sg_now_us() - x->t_queued_us;
         x->t_queued_us = 0;

@@ -91,15 +91,15 @@ struct sg_xreq {
     const struct sg_hdrs *h; /* head; target = h->buf + h->first_off (origin-form) */
     const char *client_ip;   /* text, NUL-terminated */
     const char *abs_host;    /* authority of an absolute-form target, or NULL */
+    uint64_t length;         /* Content-Length (has_length) */
     uint32_t abs_host_len;
-    int method; /* llhttp_method_t */
-    int http_minor;
+    uint8_t method; /* llhttp_method_t */
+    uint8_t http_minor;
     bool idempotent;
     bool head_method;
     bool chunked;    /* body forwarded chunked */
     bool has_length; /* Content-Length */
     bool upgrade;    /* an Upgrade request: forwarded plainly, connection ends */
-    uint64_t length;
 };
 
 /* What the exchange asks of its client side. Every operation runs on the
@@ -149,7 +149,8 @@ struct sg_exchange {
     llhttp_t rs;             /* response parser */
     struct sg_hdrs rsh;      /* response head */
     struct evbuffer *replay; /* forwarded head (+ small body) kept for retries */
-    struct event qtimer;     /* the queue deadline (timeouts.queue or hold_timeout) */
+    struct event *qtimer;    /* the queue deadline (timeouts.queue or hold_timeout);
+                              * made on the first wait in the queue */
 
     struct sg_upconn *up;
     struct sg_wpool *wp; /* routed pool; NULL before routing */
