@@ -224,7 +224,14 @@ static void session_drain_done(struct sg_session *s)
 static void session_drain(struct sg_session *s)
 {
     session_set_state(s, SG_SS_DRAIN);
-    s->linger = !s->req_done || evbuffer_get_length(s->cc.in) > 0;
+    /* A client that asked to close is not read after its request (that saves
+     * an epoll_ctl per connection). One whose request came in a single read
+     * is done sending; one that dribbled it over several reads may still be
+     * sending (against RFC 9112 9.6, but a slow or hostile client does), and
+     * a byte arriving after close(2) makes the kernel answer RST, which
+     * destroys the response the client has not read yet: linger for it. */
+    s->linger =
+        !s->req_done || evbuffer_get_length(s->cc.in) > 0 || (s->reads_stopped && s->req_reads > 1);
     session_no_deadline(s);
     sg_conn_read_off(&s->cc);
     sg_conn_set_write_low(&s->cc, 0);
@@ -324,6 +331,8 @@ static int rq_on_message_begin(llhttp_t *p)
     s->resp_status = 0;
     s->end = SG_END_NONE;
     s->accounted = false;
+    s->req_reads = 1; /* the read that brought its first byte */
+    s->reads_stopped = false;
     return 0;
 }
 
@@ -670,8 +679,10 @@ static void session_feed_request_run(struct sg_session *s)
                  * when the response is written; what it sent past the
                  * request is dealt with by the lingering close). A new
                  * connection then never costs an epoll_ctl (conn.c). */
-                if (s->client_close && !s->rq_upgrade)
+                if (s->client_close && !s->rq_upgrade) {
                     sg_conn_read_off(&s->cc);
+                    s->reads_stopped = true;
+                }
                 return;
             }
             /* An Upgrade request the parser stopped on between requests: the
@@ -902,6 +913,7 @@ static void session_client_read(struct sg_conn *c, void *arg)
 {
     struct sg_session *s = arg;
     SG_DCHECK_MAGIC(s, SG_SESSION_MAGIC);
+    s->req_reads++;
     session_process(s);
 }
 

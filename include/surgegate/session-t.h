@@ -71,6 +71,7 @@ struct sg_session {
     int pending_error;                   /* status chosen by a parser callback */
     const char *error_why;
     uint32_t nrequests;
+    uint32_t req_reads; /* client reads since the current request began */
 
     /* request facts */
     bool head_started; /* a byte of the current request arrived */
@@ -84,6 +85,7 @@ struct sg_session {
     bool rq_upgrade;         /* parser stopped with HPE_PAUSED_UPGRADE */
     bool kick;               /* run the parser once even with no new input */
     bool client_read_paused; /* backpressure: upstream output full */
+    bool reads_stopped;      /* not read after a request that asked to close */
 
     /* response facts */
     bool resp_head_sent; /* response head written to the client */
