@@ -113,7 +113,11 @@ static json_t *admin_counts_json(const struct sg_counts *c)
     json_t *e = json_object();
     for (int k = 0; k < SG_EK_N; k++)
         json_object_set_new(e, sg_ek_name((enum sg_ek)k), json_integer((json_int_t)c->errors[k]));
-    return json_pack("{s:o, s:o}", "responses", r, "errors", e);
+    json_t *ce = json_object();
+    for (int k = 0; k < SG_CE_N; k++)
+        json_object_set_new(ce, sg_ce_name((enum sg_ce)k),
+                            json_integer((json_int_t)c->client_errors[k]));
+    return json_pack("{s:o, s:o, s:o}", "responses", r, "errors", e, "client_errors", ce);
 }
 
 /* Copies the members of tmp into o and drops tmp. */

@@ -408,10 +408,18 @@ void sg_conn_set_timeouts(struct sg_conn *c, const struct timeval *rd, const str
     bool wchg = nw.tv_sec != c->wto.tv_sec || nw.tv_usec != c->wto.tv_usec;
     c->rto = nr;
     c->wto = nw;
-    if (rchg && c->read_armed)
+    /* event_add() with no timeout keeps a pending one: take the event off
+     * first when the timeout goes away. */
+    if (rchg && c->read_armed) {
+        if (conn_tv(&c->rto) == NULL)
+            event_del(&c->rev);
         event_add(&c->rev, conn_tv(&c->rto));
-    if (wchg && c->write_armed)
+    }
+    if (wchg && c->write_armed) {
+        if (conn_tv(&c->wto) == NULL)
+            event_del(&c->wev);
         event_add(&c->wev, conn_tv(&c->wto));
+    }
 }
 
 void sg_conn_set_write_low(struct sg_conn *c, size_t low)

@@ -108,9 +108,12 @@ static void exchange_outcome(struct sg_exchange *x, struct sg_backend *b, enum e
 }
 
 static void exchange_record_stats(struct sg_wstats *st, int cls, const struct sg_alog_rec *r,
-                                  const struct sg_exchange *x, uint64_t total)
+                                  const struct sg_exchange *x, uint64_t total, enum sg_end end)
 {
     sg_wstat_add(&st->requests, 1);
+    if (end == SG_END_CLIENT_TIMEOUT || end == SG_END_CLIENT_CLOSED)
+        sg_wstat_add(
+            &st->client_errors[end == SG_END_CLIENT_TIMEOUT ? SG_CE_TIMEOUT : SG_CE_ABORTED], 1);
     if (cls >= 0)
         sg_wstat_add(&st->responses[cls], 1);
     sg_wstat_add(&st->bytes_in, r->bytes_in);
@@ -123,7 +126,8 @@ static void exchange_record_stats(struct sg_wstats *st, int cls, const struct sg
     sg_wstats_lat(st, SG_LAT_TOTAL, total);
 }
 
-void sg_exchange_record(struct sg_exchange *x, struct sg_alog_rec *r, uint64_t t_start_us)
+void sg_exchange_record(struct sg_exchange *x, struct sg_alog_rec *r, uint64_t t_start_us,
+                        enum sg_end end)
 {
     SG_DCHECK_MAGIC(x, SG_EXCHANGE_MAGIC);
     uint64_t now = sg_now_us();
@@ -134,9 +138,9 @@ void sg_exchange_record(struct sg_exchange *x, struct sg_alog_rec *r, uint64_t t
     uint64_t total = now - t_start_us;
     int cls = r->status >= 100 && r->status < 600 ? r->status / 100 - 1 : -1;
     if (x->wp != NULL) { /* else never routed (bad request, no pool) */
-        exchange_record_stats(&x->wp->st, cls, r, x, total);
+        exchange_record_stats(&x->wp->st, cls, r, x, total, end);
         if (x->backend != NULL)
-            exchange_record_stats(&x->wp->wb[x->backend->id].st, cls, r, x, total);
+            exchange_record_stats(&x->wp->wb[x->backend->id].st, cls, r, x, total, end);
     }
     if (x->w->alog == NULL)
         return;
@@ -207,6 +211,19 @@ void sg_exchange_stop(struct sg_exchange *x)
     exchange_end(x);
 }
 
+/* The backend's clock: timeouts.server bounds each wait for the backend once
+ * it has the whole request (or has begun to answer). While the client is
+ * still sending, only writes the backend does not take are timed: a slow
+ * upload is the client's doing (its own idle timeout, timeouts.client, runs
+ * on the client side) and must not end as a 504 blamed on the backend. */
+static void exchange_server_clock(struct sg_exchange *x)
+{
+    if (x->up == NULL)
+        return;
+    bool waiting = x->req_done || x->resp_started;
+    sg_conn_set_timeouts(&x->up->conn, waiting ? &x->w->tv_server : NULL, &x->w->tv_server);
+}
+
 /* Ends the exchange before a response with the client side's error answer. */
 static void exchange_fail_with(struct sg_exchange *x, int status, enum sg_end end)
 {
@@ -226,7 +243,10 @@ static int rs_on_message_begin(llhttp_t *p)
 {
     struct sg_exchange *x = rs_exchange(p);
     sg_hdrs_reset(&x->rsh);
-    x->resp_started = true;
+    if (!x->resp_started) {
+        x->resp_started = true;
+        exchange_server_clock(x); /* an answer before the request's end */
+    }
     return 0;
 }
 
@@ -746,10 +766,9 @@ static void exchange_up_ready(struct sg_exchange *x)
     x->rs.data = x;
     x->resp_started = x->resp_head_done = x->resp_done = x->in_1xx = false;
     x->resp_body_left = 0;
-    if (!c->reused) {
-        sg_conn_set_timeouts(&c->conn, &x->w->tv_server, &x->w->tv_server);
+    exchange_server_clock(x);
+    if (!c->reused)
         sg_conn_set_write_low(&c->conn, SG_OUT_LOW);
-    }
     /* Copy (not move) the replay buffer: a retry may need it again. */
     struct evbuffer *out = x->w->uout;
     struct evbuffer_iovec vec[8];
@@ -814,6 +833,7 @@ void sg_exchange_req_body_move(struct sg_exchange *x, struct evbuffer *src, size
 void sg_exchange_req_end(struct sg_exchange *x)
 {
     x->req_done = true;
+    exchange_server_clock(x);
     if (x->rq.chunked && x->up != NULL) {
         evbuffer_add(x->w->uout, "0\r\n\r\n", 5);
         if (x->replayable)

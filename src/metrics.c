@@ -152,6 +152,16 @@ static void fn_errors(struct evbuffer *out, const char *name, const struct sg_po
     }
 }
 
+static void fn_client_errors(struct evbuffer *out, const char *name, const struct sg_pool *p,
+                             const struct sg_backend *b, const struct sg_snap *s)
+{
+    char extra[48];
+    for (int k = 0; k < SG_CE_N; k++) {
+        snprintf(extra, sizeof(extra), "kind=\"%s\"", sg_ce_name((enum sg_ce)k));
+        metrics_u64(out, name, p, b, extra, s->cum.client_errors[k]);
+    }
+}
+
 static void fn_retries(struct evbuffer *out, const char *name, const struct sg_pool *p,
                        const struct sg_backend *b, const struct sg_snap *s)
 {
@@ -198,6 +208,10 @@ void sg_metrics_write(struct evbuffer *out, struct sg_pools *pools, const struct
         {"surgegate_backend_connections", "gauge", "Upstream connections by state.", fn_conns},
         {"surgegate_requests_total", "counter", "Requests answered, by status class.", fn_requests},
         {"surgegate_backend_errors_total", "counter", "Upstream errors by kind.", fn_errors},
+        {"surgegate_client_errors_total", "counter",
+         "Requests to the backend that the client failed (too slow, or gone), by kind: "
+         "never counted against the backend.",
+         fn_client_errors},
         {"surgegate_backend_retries_total", "counter", "Retries away from the backend.",
          fn_retries},
         {"surgegate_backend_bytes_total", "counter", "Client bytes by direction.", fn_bytes},
@@ -251,6 +265,17 @@ void sg_metrics_write(struct evbuffer *out, struct sg_pools *pools, const struct
         for (int c = 0; c < 5; c++)
             metrics_u64(out, "surgegate_pool_requests_total", &pools->pools[i], NULL, cls[c],
                         s->cum.responses[c]);
+    }
+    metrics_head(out, "surgegate_pool_client_errors_total", "counter",
+                 "Requests of the pool that the client failed (too slow, or gone), by kind.");
+    for (size_t i = 0; i < pools->n; i++) {
+        const struct sg_snap *s = sg_stats_pool(st, &pools->pools[i]);
+        for (int k = 0; k < SG_CE_N; k++) {
+            char extra[32];
+            snprintf(extra, sizeof(extra), "kind=\"%s\"", sg_ce_name((enum sg_ce)k));
+            metrics_u64(out, "surgegate_pool_client_errors_total", &pools->pools[i], NULL, extra,
+                        s->cum.client_errors[k]);
+        }
     }
     metrics_head(out, "surgegate_queue_wait_seconds", "histogram",
                  "Time requests waited in the pool's queue.");

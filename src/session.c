@@ -147,7 +147,7 @@ static void session_account(struct sg_session *s, int status)
             r.ua_len = h->val_len;
         }
     }
-    sg_exchange_record(&s->x, &r, s->t_start_us);
+    sg_exchange_record(&s->x, &r, s->t_start_us, s->end);
 }
 
 /* Closes everything the session holds and schedules its memory to be freed.

@@ -25,6 +25,7 @@ struct sg_stats {
 
 static const char *const lat_names[SG_LAT_N] = {"queue", "connect", "ttfb", "total"};
 static const char *const ek_names[SG_EK_N] = {"connect", "timeout", "reset", "bad_response"};
+static const char *const ce_names[SG_CE_N] = {"timeout", "aborted"};
 static const char *const win_names[SG_WIN_N] = {"10s", "1m", "5m"};
 static const unsigned win_secs[SG_WIN_N] = {10, 60, 300};
 
@@ -36,6 +37,11 @@ const char *sg_lat_name(enum sg_lat k)
 const char *sg_ek_name(enum sg_ek k)
 {
     return ek_names[k];
+}
+
+const char *sg_ce_name(enum sg_ce k)
+{
+    return ce_names[k];
 }
 
 const char *sg_win_name(enum sg_win w)
@@ -57,6 +63,8 @@ static void counts_add(struct sg_counts *acc, const struct sg_wstats *w)
         acc->responses[i] += atomic_load_explicit(&w->responses[i], memory_order_relaxed);
     for (int i = 0; i < SG_EK_N; i++)
         acc->errors[i] += atomic_load_explicit(&w->errors[i], memory_order_relaxed);
+    for (int i = 0; i < SG_CE_N; i++)
+        acc->client_errors[i] += atomic_load_explicit(&w->client_errors[i], memory_order_relaxed);
     acc->retries += atomic_load_explicit(&w->retries, memory_order_relaxed);
     acc->bytes_in += atomic_load_explicit(&w->bytes_in, memory_order_relaxed);
     acc->bytes_out += atomic_load_explicit(&w->bytes_out, memory_order_relaxed);
@@ -70,6 +78,8 @@ static void counts_sub(struct sg_counts *a, const struct sg_counts *b)
         SUB(responses[i]);
     for (int i = 0; i < SG_EK_N; i++)
         SUB(errors[i]);
+    for (int i = 0; i < SG_CE_N; i++)
+        SUB(client_errors[i]);
     SUB(retries);
     SUB(bytes_in);
     SUB(bytes_out);

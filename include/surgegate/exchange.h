@@ -64,7 +64,8 @@ void sg_exchange_stop(struct sg_exchange *x);
  * when an access log is configured the request line fields); the exchange
  * adds pool, backend, timings and retries. t_start_us: monotonic time of
  * the request's first byte. */
-void sg_exchange_record(struct sg_exchange *x, struct sg_alog_rec *r, uint64_t t_start_us);
+void sg_exchange_record(struct sg_exchange *x, struct sg_alog_rec *r, uint64_t t_start_us,
+                        enum sg_end end);
 
 /* True while a backend connection is ready for the request body. */
 static inline bool sg_exchange_relaying(const struct sg_exchange *x)

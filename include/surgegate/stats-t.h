@@ -23,6 +23,10 @@ enum sg_lat { SG_LAT_QUEUE = 0, SG_LAT_CONNECT, SG_LAT_TTFB, SG_LAT_TOTAL, SG_LA
 /* Upstream error kinds. */
 enum sg_ek { SG_EK_CONNECT = 0, SG_EK_TIMEOUT, SG_EK_RESET, SG_EK_BAD_RESPONSE, SG_EK_N };
 
+/* Client-caused failures: blamed on the client, never on a backend (no
+ * failure count, outlier observation, health or retry budget). */
+enum sg_ce { SG_CE_TIMEOUT = 0, SG_CE_ABORTED, SG_CE_N };
+
 /* Sliding windows reported for percentiles and rates. */
 enum sg_win { SG_WIN_10S = 0, SG_WIN_1M, SG_WIN_5M, SG_WIN_N };
 
@@ -30,6 +34,7 @@ struct sg_wstats {
     _Atomic uint64_t requests;     /* requests answered (any status) */
     _Atomic uint64_t responses[5]; /* by status class sent to the client: 1xx .. 5xx */
     _Atomic uint64_t errors[SG_EK_N];
+    _Atomic uint64_t client_errors[SG_CE_N];
     _Atomic uint64_t retries; /* retries away from this backend */
     _Atomic uint64_t bytes_in, bytes_out;
     _Atomic uint32_t conns_active;       /* upstream connections in use now */
@@ -41,6 +46,7 @@ struct sg_counts {
     uint64_t requests;
     uint64_t responses[5];
     uint64_t errors[SG_EK_N];
+    uint64_t client_errors[SG_CE_N];
     uint64_t retries;
     uint64_t bytes_in, bytes_out;
 };

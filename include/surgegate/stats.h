@@ -36,6 +36,7 @@ const struct sg_snap *sg_stats_pool(const struct sg_stats *st, const struct sg_p
 /* Names used in JSON and metrics. */
 const char *sg_lat_name(enum sg_lat k); /* "queue", "connect", "ttfb", "total" */
 const char *sg_ek_name(enum sg_ek k);   /* "connect", "timeout", "reset", "bad_response" */
+const char *sg_ce_name(enum sg_ce k);   /* "timeout", "aborted" */
 const char *sg_win_name(enum sg_win w); /* "10s", "1m", "5m" */
 unsigned sg_win_seconds(enum sg_win w);
 

@@ -191,7 +191,7 @@ static void test_record_once_per_request(void **st)
     f->x.connect_us = 100;
     f->x.ttfb_us = 300;
     struct sg_alog_rec r = {.status = 502, .bytes_in = 10, .bytes_out = 20};
-    sg_exchange_record(&f->x, &r, sg_now_us() - 2000);
+    sg_exchange_record(&f->x, &r, sg_now_us() - 2000, SG_END_OK);
     assert_int_equal(atomic_load(&f->wp.st.requests), 1);
     assert_int_equal(atomic_load(&f->wp.st.responses[4]), 1);
     assert_int_equal(atomic_load(&f->wb[0].st.requests), 1);
@@ -200,7 +200,7 @@ static void test_record_once_per_request(void **st)
     /* a request that was never routed goes to no pool */
     f->x.wp = NULL;
     r.status = 400;
-    sg_exchange_record(&f->x, &r, sg_now_us());
+    sg_exchange_record(&f->x, &r, sg_now_us(), SG_END_OK);
     assert_int_equal(atomic_load(&f->wp.st.requests), 1);
     sg_wstats_free(&f->wp.st);
     sg_wstats_free(&f->wb[0].st);
