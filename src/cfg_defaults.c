@@ -28,6 +28,7 @@ void cfg_defaults(struct sg_cfg *cfg)
     cfg->limits.max_header_size = 32768;
     cfg->limits.max_headers = 100;
     cfg->limits.max_body_size = 0;
+    cfg->limits.buffer_memory = 1024ull * 1024 * 1024;
     cfg->access_log.path = NULL;
     cfg->access_log.format = sg_xstrdup("json");
     cfg->journal.path = NULL;

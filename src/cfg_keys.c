@@ -127,6 +127,11 @@ static const struct cfg_key cfg_limit_keys[] = {{.name = "max_request_line",
                                                  .off = CFG_OFF(T, max_body_size),
                                                  .min = 0,
                                                  .max = INT64_MAX},
+                                                {.name = "buffer_memory",
+                                                 .fn = cfg_k_size64,
+                                                 .off = CFG_OFF(T, buffer_memory),
+                                                 .min = 0,
+                                                 .max = INT64_MAX},
                                                 {0}};
 static const struct cfg_section cfg_sec_limits = {"limits", "limits", cfg_limit_keys,
                                                   CFG_OFF(T, line), 0};

@@ -19,6 +19,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -85,6 +86,14 @@
  * SG_IOB_SLOT bytes or more goes out at once, so its buffers are freed
  * before the next read allocates again. */
 #define SG_IOB_SLOT (16 * 1024)
+/* The slab's pages stay resident once touched: a pass over thousands of
+ * connections (an attack) touches all 4 MiB, and grows the entries array
+ * (~340 bytes an entry) as much. Every SG_IOB_TRIM_MS, slots beyond the
+ * first SG_IOB_KEEP that were used are given back (madvise), and an entries
+ * array grown past SG_IOB_RING is freed when empty, by the worker itself
+ * between passes; both come back when next needed. */
+#define SG_IOB_KEEP    32
+#define SG_IOB_TRIM_MS 5000
 
 enum { IOB_READ = 1, IOB_SEND = 2, IOB_CLOSE = 3 };
 
@@ -107,13 +116,84 @@ struct sg_iobatch {
     struct event *flush_ev;
     struct sg_iob_op *ops;
     uint32_t n, cap;
-    char *slab;     /* SG_IOB_RING slots of SG_IOB_SLOT bytes */
-    bool scheduled; /* flush_ev is active */
-    bool flushing;  /* inside iob_flush_cb: its loop takes new entries */
-    bool broken;    /* the ring failed: entries run as plain syscalls */
+    char *slab;            /* SG_IOB_RING slots of SG_IOB_SLOT bytes (mmap) */
+    uint32_t slab_hw;      /* slots used since the last trim */
+    uint64_t slab_trim_ms; /* when the next trim may run */
+    bool scheduled;        /* flush_ev is active */
+    bool flushing;         /* inside iob_flush_cb: its loop takes new entries */
+    bool broken;           /* the ring failed: entries run as plain syscalls */
 };
 
 static _Thread_local struct sg_iobatch *conn_tl_iob;
+
+/* ------------------------------------------------------ buffer accounting */
+
+#define SG_CONN_ACCT_STEP  (64 * 1024) /* a thread's changes, added in steps */
+#define SG_CONN_READ_TIGHT (4 * 1024)  /* the most a read takes while over the limit */
+
+static _Atomic int64_t conn_buffered;   /* bytes in all connections' buffers */
+static _Atomic uint64_t conn_buf_limit; /* 0: none */
+static _Atomic bool conn_buf_full;
+static _Atomic uint64_t conn_buf_hits;
+static _Thread_local int64_t conn_tl_delta; /* not yet added to conn_buffered */
+
+void sg_conn_set_buffer_limit(uint64_t bytes)
+{
+    atomic_store(&conn_buf_limit, bytes);
+}
+
+uint64_t sg_conn_buffered(void)
+{
+    int64_t v = atomic_load_explicit(&conn_buffered, memory_order_relaxed);
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+bool sg_conn_buffers_full(void)
+{
+    return atomic_load_explicit(&conn_buf_full, memory_order_relaxed);
+}
+
+uint64_t sg_conn_buffers_hits(void)
+{
+    return atomic_load_explicit(&conn_buf_hits, memory_order_relaxed);
+}
+
+/* Bytes the next read of c may take: read_size, or SG_CONN_READ_TIGHT while
+ * the buffers are over the limit (the relays then also stop reading from a
+ * peer whose other side has bytes waiting: each connection holds about one
+ * small read until clients drain). */
+static size_t conn_read_size(const struct sg_conn *c)
+{
+    if (c->read_size > SG_CONN_READ_TIGHT &&
+        atomic_load_explicit(&conn_buf_full, memory_order_relaxed))
+        return SG_CONN_READ_TIGHT;
+    return c->read_size;
+}
+
+/* Brings c's share of the total up to what its buffers hold now. Called
+ * after each read, send and at close: bytes moved between connections
+ * (a response from the backend's `in` to the client's `out`) are counted
+ * twice, or not at all, only until the next I/O of either. */
+static void conn_account(struct sg_conn *c)
+{
+    size_t now = c->in != NULL ? evbuffer_get_length(c->in) + evbuffer_get_length(c->out) : 0;
+    if (now > UINT32_MAX)
+        now = UINT32_MAX;
+    conn_tl_delta += (int64_t)now - (int64_t)c->acct;
+    c->acct = (uint32_t)now;
+    if (conn_tl_delta < SG_CONN_ACCT_STEP && conn_tl_delta > -SG_CONN_ACCT_STEP)
+        return;
+    int64_t total = atomic_fetch_add_explicit(&conn_buffered, conn_tl_delta, memory_order_relaxed) +
+                    conn_tl_delta;
+    conn_tl_delta = 0;
+    uint64_t limit = atomic_load_explicit(&conn_buf_limit, memory_order_relaxed);
+    bool full = limit > 0 && total > (int64_t)limit;
+    if (full != atomic_load_explicit(&conn_buf_full, memory_order_relaxed)) {
+        atomic_store_explicit(&conn_buf_full, full, memory_order_relaxed);
+        if (full)
+            atomic_fetch_add_explicit(&conn_buf_hits, 1, memory_order_relaxed);
+    }
+}
 
 static void conn_arm_read(struct sg_conn *c);
 static void conn_arm_write(struct sg_conn *c);
@@ -181,6 +261,7 @@ static bool conn_read_settle(struct sg_conn *c, struct evbuffer_iovec *v, int nv
     }
     if (used > 0)
         evbuffer_commit_space(c->in, v, used);
+    conn_account(c);
     if (c->read_high > 0 && evbuffer_get_length(c->in) >= c->read_high)
         conn_arm_read(c); /* pause until the owner drains it */
     *what = 0;
@@ -201,8 +282,10 @@ static ssize_t conn_send_now(struct sg_conn *c, struct evbuffer *buf, bool more,
     ssize_t w = c->tp->write(c, (const struct iovec *)v, n < max ? n : max, more, &wait);
     /* Writes that wait for readable (TLS) are not handled yet (see conn.h). */
     SG_BUG_ON(wait != SG_CONN_WRITING);
-    if (w > 0)
+    if (w > 0) {
         evbuffer_drain(buf, (size_t)w);
+        conn_account(c);
+    }
     return w;
 }
 
@@ -221,7 +304,7 @@ static void conn_on_read(evutil_socket_t fd, short what, void *arg)
             return; /* read with the rest of the pass */
     }
     struct evbuffer_iovec v[2];
-    int nv = evbuffer_reserve_space(c->in, (ev_ssize_t)c->read_size, v, 2);
+    int nv = evbuffer_reserve_space(c->in, (ev_ssize_t)conn_read_size(c), v, 2);
     if (nv < 1) {
         c->eventcb(c, SG_CONN_READING | SG_CONN_ERROR, c->arg);
         return;
@@ -528,6 +611,7 @@ void sg_conn_close(struct sg_conn *c)
     evbuffer_free(c->in);
     evbuffer_free(c->out);
     c->in = c->out = NULL;
+    conn_account(c);
     c->read_armed = c->write_armed = false;
 }
 
@@ -586,7 +670,8 @@ static bool iob_prep(struct sg_iobatch *b, uint32_t i)
         if (!c->reading || (!c->read_armed && !c->read_defer))
             return false; /* paused since: the event comes back when re-armed */
         op->v[0].iov_base = b->slab + (size_t)(i % SG_IOB_RING) * SG_IOB_SLOT;
-        op->v[0].iov_len = c->read_size < SG_IOB_SLOT ? c->read_size : SG_IOB_SLOT;
+        size_t rs = conn_read_size(c);
+        op->v[0].iov_len = rs < SG_IOB_SLOT ? rs : SG_IOB_SLOT;
         op->nv = 1;
     } else {
         if (evbuffer_get_length(c->out) == 0)
@@ -692,8 +777,10 @@ static void iob_settle(struct sg_iobatch *b, uint32_t i)
         return;
     }
     c->wslot = -1;
-    if (op->issued && op->res > 0)
+    if (op->issued && op->res > 0) {
         evbuffer_drain(c->out, (size_t)op->res);
+        conn_account(c);
+    }
     if (evbuffer_get_length(c->out) > 0)
         conn_arm_write(c); /* refused, in part or with an error: EPOLLOUT sorts it out */
     if (op->issued && c->writecb != NULL && !c->write_armed &&
@@ -706,6 +793,8 @@ static void iob_settle(struct sg_iobatch *b, uint32_t i)
 static void iob_round(struct sg_iobatch *b)
 {
     uint32_t n = b->n;
+    if (n > b->slab_hw)
+        b->slab_hw = n > SG_IOB_RING ? SG_IOB_RING : n;
     for (uint32_t lo = 0; lo < n; lo += SG_IOB_RING) {
         uint32_t hi = n - lo > SG_IOB_RING ? lo + SG_IOB_RING : n, nsub = 0;
         for (uint32_t i = lo; i < hi; i++)
@@ -796,6 +885,22 @@ static void iob_flush_cb(evutil_socket_t fd, short what, void *arg)
     for (int r = 0; r < SG_IOB_ROUNDS && b->n > 0; r++)
         iob_round(b);
     b->flushing = false;
+    if (b->slab_hw > SG_IOB_KEEP || b->cap > SG_IOB_RING) {
+        uint64_t now = sg_now_ms();
+        if (now >= b->slab_trim_ms) {
+            (void)madvise(b->slab + (size_t)SG_IOB_KEEP * SG_IOB_SLOT,
+                          (size_t)(SG_IOB_RING - SG_IOB_KEEP) * SG_IOB_SLOT, MADV_DONTNEED);
+            b->slab_hw = 0;
+            b->slab_trim_ms = now + SG_IOB_TRIM_MS;
+            if (b->n == 0 && b->cap > SG_IOB_RING) {
+                /* The entries grew with a pass over thousands of
+                 * connections: start small again (iob_push regrows). */
+                free(b->ops);
+                b->ops = NULL;
+                b->cap = 0;
+            }
+        }
+    }
     if (b->n > 0) {
         /* Callbacks keep making sends: let the loop poll in between. */
         b->scheduled = true;
@@ -856,11 +961,15 @@ struct sg_iobatch *sg_iob_new(struct event_base *base, bool enable)
         return NULL;
     }
     b->flush_ev = event_new(base, -1, 0, iob_flush_cb, b);
-    b->slab = malloc((size_t)SG_IOB_RING * SG_IOB_SLOT);
+    b->slab = mmap(NULL, (size_t)SG_IOB_RING * SG_IOB_SLOT, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b->slab == MAP_FAILED)
+        b->slab = NULL;
     if (b->flush_ev == NULL || b->slab == NULL) {
         if (b->flush_ev != NULL)
             event_free(b->flush_ev);
-        free(b->slab);
+        if (b->slab != NULL)
+            munmap(b->slab, (size_t)SG_IOB_RING * SG_IOB_SLOT);
         io_uring_queue_exit(&b->ring);
         free(b);
         return NULL;
@@ -886,7 +995,7 @@ void sg_iob_free(struct sg_iobatch *b)
         conn_tl_iob = NULL;
     event_free(b->flush_ev);
     io_uring_queue_exit(&b->ring);
-    free(b->slab);
+    munmap(b->slab, (size_t)SG_IOB_RING * SG_IOB_SLOT);
     free(b->ops);
     free(b);
 }

@@ -19,6 +19,7 @@
 #include "surgegate/hook.h"
 #include "surgegate/journal.h"
 #include "surgegate/log.h"
+#include "surgegate/memory.h"
 #include "surgegate/pool.h"
 #include "surgegate/stats.h"
 #include "surgegate/worker.h"
@@ -668,6 +669,7 @@ void sg_control_iso_time(uint64_t ms, char *buf, size_t len)
 void sg_control_tick(struct sg_control *ctl)
 {
     sg_stats_tick(ctl->stats);
+    sg_memory_tick(sg_now_ms());
     for (size_t i = 0; i < ctl->pools->n; i++) {
         struct sg_pool *p = &ctl->pools->pools[i];
         struct control_pool *cp = &ctl->cp[i];

@@ -849,9 +849,14 @@ void sg_exchange_send_req(struct sg_exchange *x, bool more)
         evbuffer_drain(x->w->uout, evbuffer_get_length(x->w->uout));
 }
 
+size_t sg_exchange_out_high(void)
+{
+    return sg_conn_buffers_full() ? 0 : SG_OUT_HIGH;
+}
+
 bool sg_exchange_req_full(const struct sg_exchange *x)
 {
-    return x->up != NULL && evbuffer_get_length(x->up->conn.out) > SG_OUT_HIGH;
+    return x->up != NULL && evbuffer_get_length(x->up->conn.out) > sg_exchange_out_high();
 }
 
 /* The response is complete: release the connection (reusable when both
@@ -907,7 +912,7 @@ static void exchange_up_read(struct sg_conn *c, void *arg)
                 return;
             }
         }
-        if (ops->resp_buffered(x->cl) > SG_OUT_HIGH && ops->resp_flush(x->cl)) {
+        if (ops->resp_buffered(x->cl) > sg_exchange_out_high() && ops->resp_flush(x->cl)) {
             sg_conn_read_off(c);
             x->up_read_paused = true;
             return;

@@ -24,6 +24,7 @@
 #include "surgegate/journal.h"
 #include "surgegate/lb.h"
 #include "surgegate/log.h"
+#include "surgegate/memory.h"
 #include "surgegate/pool.h"
 #include "surgegate/worker.h"
 
@@ -322,6 +323,7 @@ int main(int argc, char **argv)
         if (dm == NULL)
             goto out;
     }
+    sg_memory_init(cfg->limits.buffer_memory);
     ms.nworkers = cfg->workers;
     ms.workers = sg_xcalloc(ms.nworkers, sizeof(*ms.workers));
     /* Bind every listener before any thread starts: a bad port fails now. */

@@ -8,6 +8,7 @@
 
 #include <event2/buffer.h>
 
+#include "surgegate/conn.h"
 #include "surgegate/control.h"
 #include "surgegate/metrics.h"
 #include "surgegate/pool.h"
@@ -287,6 +288,14 @@ void sg_metrics_write(struct evbuffer *out, struct sg_pools *pools, const struct
     for (size_t i = 0; i < pools->n; i++)
         metrics_hist(out, "surgegate_pool_request_duration_seconds", &pools->pools[i], NULL,
                      sg_stats_pool(st, &pools->pools[i])->hcum[SG_LAT_TOTAL]);
+    metrics_head(out, "surgegate_buffer_bytes", "gauge",
+                 "Bytes held in all connections' buffers (limits.buffer_memory bounds them).");
+    evbuffer_add_printf(out, "surgegate_buffer_bytes %llu\n",
+                        (unsigned long long)sg_conn_buffered());
+    metrics_head(out, "surgegate_buffer_limit_hits_total", "counter",
+                 "Times the connections' buffers went over limits.buffer_memory.");
+    evbuffer_add_printf(out, "surgegate_buffer_limit_hits_total %llu\n",
+                        (unsigned long long)sg_conn_buffers_hits());
     if (ctl != NULL)
         sg_control_metrics(ctl, out);
 }

@@ -610,7 +610,7 @@ static bool xop_resp_flush(void *cl)
 {
     struct sg_session *s = cl;
     session_flush_client(s);
-    return evbuffer_get_length(s->cc.out) > SG_OUT_HIGH;
+    return evbuffer_get_length(s->cc.out) > sg_exchange_out_high();
 }
 
 static void xop_done(void *cl, bool eof)

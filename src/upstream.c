@@ -17,11 +17,13 @@
 #include "surgegate/upstream.h"
 #include "surgegate/worker-t.h" /* fields only: nothing of worker.c is called */
 
-/* Bytes read from a backend in one go. No read watermark: the
- * session moves everything read straight to the client and disables reading
- * itself when the client falls behind, so a watermark would only add an
- * epoll_ctl pair per large response. */
-#define SG_UP_MAX_READ (256 * 1024)
+/* Bytes read from a backend in one go: 32 KiB less libevent's chain header,
+ * so each read's buffer is one 32 KiB allocation (libevent rounds chains up
+ * to a power of two) and a response waiting for a slow client holds ~64 KiB
+ * (SG_OUT_HIGH). No read watermark: the session moves everything read
+ * straight to the client and disables reading itself when the client falls
+ * behind, so a watermark would only add an epoll_ctl pair per response. */
+#define SG_UP_MAX_READ (32 * 1024 - 128)
 
 static struct sg_wbackend *upstream_wb(struct sg_upconn *c)
 {

@@ -50,6 +50,15 @@ static int worker_listen_fd(const struct sg_cfg_addr *a, uint32_t id)
         /* Accepted sockets inherit TCP_NODELAY from the listener (Linux):
          * one setsockopt here instead of one per connection. */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        /* Likewise the unsent-bytes mark: the kernel takes no more of a
+         * response than SG_CLIENT_NOTSENT_LOWAT beyond what the client's
+         * window lets through. Without it a client that reads slowly had
+         * its send buffer autotuned to 4 MiB and filled, at the cost of the
+         * copying (backend, proxy, kernel) and of kernel memory: 2,000 slow
+         * readers held 3 GB and every other client waited. Bytes in flight
+         * are not counted, so a fast client's throughput is unchanged. */
+        int lowat = SG_CLIENT_NOTSENT_LOWAT;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
     }
     if (bind(fd, (const struct sockaddr *)&a->ss, a->sslen) < 0)
         goto fail;

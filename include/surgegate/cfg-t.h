@@ -44,6 +44,7 @@ struct sg_cfg_limits {
     uint32_t max_header_size;  /* default 32768 -> 431 (whole header block) */
     uint32_t max_headers;      /* default 100 -> 431 */
     uint64_t max_body_size;    /* default 0 = unlimited -> 413 */
+    uint64_t buffer_memory;    /* default 1 GiB; 0 = none: bytes in all connection buffers */
     int line;
 };
 
@@ -155,8 +156,8 @@ struct sg_cfg_pool {
     uint32_t maxqueue; /* default 1000 */
     uint32_t max_idle; /* idle keep-alive upstream connections per backend per worker, default 32 */
     char *hash_key;    /* "source" (default) | "uri" | "header:NAME" | "cookie:NAME" */
-    enum sg_hash_src hash_src; /* hash_key's kind */
-    uint32_t hash_name_len;    /* its NAME's length (header and cookie) */
+    enum sg_hash_src hash_src;  /* hash_key's kind */
+    uint32_t hash_name_len;     /* its NAME's length (header and cookie) */
     double hash_balance_factor; /* bounded load: at most c x mean, default 1.25; 0 = unbounded */
     uint32_t slowstart_ms;      /* "slowstart", default 0 = off */
     struct sg_cfg_retry_budget retry_budget;

@@ -60,6 +60,7 @@ struct sg_conn {
     bool write_armed; /* wev is added */
     bool connecting;
     bool shut_pending; /* sg_conn_shutdown: shut down once `out` is sent */
+    uint32_t acct;     /* bytes of in + out counted in the buffer total (conn.c) */
     uint64_t nin;      /* bytes read so far */
     uint64_t nout;     /* bytes handed to sg_conn_send so far */
     /* Batched I/O (conn.c): the worker's batch, or NULL for plain syscalls;

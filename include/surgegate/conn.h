@@ -13,7 +13,23 @@
 
 #include "surgegate/conn-t.h"
 
+/* TCP_NOTSENT_LOWAT of client sockets (set on the listeners, inherited by
+ * accepted sockets): unsent response bytes the kernel holds for a client,
+ * beyond those in flight. */
+#define SG_CLIENT_NOTSENT_LOWAT (16 * 1024)
+
 struct event_base;
+
+/* The bytes all connections hold in their buffers, summed (within 64 KiB
+ * per thread: each thread adds its changes in steps), and the limit
+ * (limits.buffer_memory; 0: none). Over it, sg_conn_buffers_full() is true
+ * and the relays stop reading from a peer whose other side still has bytes
+ * to send: each connection then holds at most one read until clients
+ * drain. sg_conn_buffers_hits() counts the times the total went over. */
+void sg_conn_set_buffer_limit(uint64_t bytes);
+uint64_t sg_conn_buffered(void);
+bool sg_conn_buffers_full(void);
+uint64_t sg_conn_buffers_hits(void);
 
 /* Wraps an accepted, non-blocking socket (owned from now on: closed by
  * sg_conn_close, also on failure) with the TCP transport. SG_OK or SG_ERR. */

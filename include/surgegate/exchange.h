@@ -11,9 +11,16 @@
 struct sg_cfg_retry_budget;
 
 /* Above this many bytes waiting for a peer, its producer pauses; it resumes
- * at or below SG_OUT_LOW. Both sides of the proxy use the same marks. */
-#define SG_OUT_HIGH (256 * 1024)
-#define SG_OUT_LOW  (64 * 1024)
+ * at or below SG_OUT_LOW. Both sides of the proxy use the same marks. With
+ * reads of at most SG_UP_MAX_READ (upstream.c), a peer that stops reading
+ * holds at most about SG_OUT_HIGH + one read: ~64 KiB of proxy memory per
+ * slow reader (the kernel's socket buffers come on top). */
+#define SG_OUT_HIGH (32 * 1024)
+#define SG_OUT_LOW  (16 * 1024)
+
+/* The high mark in force: SG_OUT_HIGH, or 0 while the connections' buffers
+ * are over limits.buffer_memory (sg_conn_buffers_full). */
+size_t sg_exchange_out_high(void);
 
 /* Sets x up for a client side (once per client connection): ops are called
  * with cl. SG_OK, or SG_ERR (out of memory; x needs no sg_exchange_free). */

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""r06: a failure is blamed on the side that caused it.
+"""r08: a failure is blamed on the side that caused it.
 
 timeouts.server = 2s, timeouts.client = 3s, one backend, outlier detection
 on the first error (consecutive_errors = 1), so a single failure blamed on
