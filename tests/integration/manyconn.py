@@ -157,6 +157,7 @@ class Many:
             self.sel.unregister(c.sock)
         except (KeyError, ValueError):
             pass
+        c.sock.close()  # as a client does when the server has closed
 
     def _read(self, c):
         try:
