@@ -20,6 +20,7 @@
 #include "surgegate/common.h"
 #include "surgegate/control.h"
 #include "surgegate/demo.h"
+#include "surgegate/gate.h"
 #include "surgegate/health.h"
 #include "surgegate/journal.h"
 #include "surgegate/lb.h"
@@ -296,6 +297,7 @@ int main(int argc, char **argv)
     struct sg_demo *dm = NULL;
     struct sg_journal *journal = NULL;
     struct event *sigterm = NULL, *sigint = NULL, *sigusr1 = NULL;
+    struct sg_gate *gates = NULL;
     if (ms.base == NULL || sg_pools_build(&pools, cfg) != SG_OK)
         goto out;
     char jerr[256];
@@ -326,9 +328,13 @@ int main(int argc, char **argv)
     sg_memory_init(cfg->limits.buffer_memory);
     ms.nworkers = cfg->workers;
     ms.workers = sg_xcalloc(ms.nworkers, sizeof(*ms.workers));
+    /* Each frontend's maxconn is one limit for all the workers. */
+    gates = sg_xcalloc(cfg->nfrontends > 0 ? cfg->nfrontends : 1, sizeof(*gates));
+    for (size_t i = 0; i < cfg->nfrontends; i++)
+        sg_gate_init(&gates[i], cfg->frontends[i].maxconn, ms.nworkers);
     /* Bind every listener before any thread starts: a bad port fails now. */
     for (uint32_t i = 0; i < ms.nworkers; i++) {
-        ms.workers[i] = sg_worker_new(i, ms.nworkers, cfg, &pools);
+        ms.workers[i] = sg_worker_new(i, ms.nworkers, cfg, &pools, gates);
         if (ms.workers[i] == NULL)
             goto out;
         sg_worker_set_alog(ms.workers[i], ms.alog);
@@ -389,6 +395,11 @@ out:
         for (uint32_t i = 0; i < ms.nworkers; i++)
             sg_worker_free(ms.workers[i]);
         free(ms.workers);
+    }
+    if (gates != NULL) {
+        for (size_t i = 0; i < cfg->nfrontends; i++)
+            sg_gate_destroy(&gates[i]);
+        free(gates);
     }
     if (sigterm)
         event_free(sigterm);

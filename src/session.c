@@ -40,8 +40,9 @@
 
 #include "session-internal.h"
 
-#define SG_IN_HIGH   (64 * 1024) /* socket read high watermark */
-#define SG_LINGER_MS 2000
+#define SG_IN_HIGH      (64 * 1024) /* socket read high watermark */
+#define SG_LINGER_MS    2000
+#define SG_STOP_IDLE_MS 500 /* graceful stop: an idle connection's wait for one more request */
 
 static void session_process(struct sg_session *s);
 static void session_finish(struct sg_session *s);
@@ -185,9 +186,27 @@ void sg_session_abort(struct sg_session *s)
     session_close(s);
 }
 
+/* Between requests, nothing of the next one read. */
 static bool session_idle(const struct sg_session *s)
 {
-    return s->state == SG_SS_HEAD && !s->head_started;
+    return s->state == SG_SS_HEAD && !s->head_started && evbuffer_get_length(s->cc.in) == 0;
+}
+
+/* Graceful stop, for an idle connection. Closing it now would race with
+ * its client: a keep-alive client sends its next request as soon as it has
+ * read a response, and a request that reaches a closed socket is lost (the
+ * client sees the close after sending), or worse, one that sits unread in
+ * the socket when it is closed makes the kernel send a reset. So the client
+ * gets a moment to send one more request, answered with Connection: close
+ * (xop_resp_head, session_error); a connection still idle after it ends
+ * with a lingering close (session_timer_cb). Bounded by timeouts.grace
+ * (half of it at most, leaving the rest to the lingering close). */
+static void session_stop_idle(struct sg_session *s)
+{
+    uint32_t ms = SG_STOP_IDLE_MS;
+    if (ms > s->w->cfg->timeouts.grace_ms / 2)
+        ms = s->w->cfg->timeouts.grace_ms / 2;
+    session_deadline(s, SG_SD_STOP, ms);
 }
 
 void sg_session_shutdown(struct sg_session *s)
@@ -195,11 +214,12 @@ void sg_session_shutdown(struct sg_session *s)
     SG_DCHECK_MAGIC(s, SG_SESSION_MAGIC);
     if (session_dead(s))
         return;
-    if (session_idle(s) && evbuffer_get_length(s->cc.in) == 0) {
-        session_close(s);
-        return;
-    }
-    s->client_close = true; /* Connection: close on the response in progress */
+    /* A busy session needs nothing here: w->stopping puts Connection: close
+     * on its response (unless that is under way already; then it goes on the
+     * next one: session_finish makes the connection idle, which comes here
+     * again), and the close that follows lingers (session_drain). */
+    if (session_idle(s))
+        session_stop_idle(s);
 }
 
 /* The last response is out: close, or linger first. Closing a socket whose
@@ -232,8 +252,10 @@ static void session_drain(struct sg_session *s)
      * sending (against RFC 9112 9.6, but a slow or hostile client does), and
      * a byte arriving after close(2) makes the kernel answer RST, which
      * destroys the response the client has not read yet: linger for it. */
-    s->linger =
-        !s->req_done || evbuffer_get_length(s->cc.in) > 0 || (s->reads_stopped && s->req_reads > 1);
+    /* On a graceful stop the proxy closes, not the client, who may be
+     * sending its next request already: linger. */
+    s->linger = !s->req_done || evbuffer_get_length(s->cc.in) > 0 ||
+                (s->reads_stopped && s->req_reads > 1) || s->w->stopping;
     session_no_deadline(s);
     sg_conn_read_off(&s->cc);
     sg_conn_set_write_low(&s->cc, 0);
@@ -263,7 +285,7 @@ static void session_error(struct sg_session *s, int status, const char *why)
     if (status >= 500)
         sg_log_debug("%s: %d %s", s->client_ip, status, why ? why : "");
     /* Keep the connection only when the request was read to its end. */
-    bool close = !s->req_done || s->client_close || status < 500 || s->rq_upgrade;
+    bool close = !s->req_done || s->client_close || status < 500 || s->rq_upgrade || s->w->stopping;
     bool head_only = s->head_ready && s->rq.method == HTTP_HEAD;
     sg_http1_write_error(s->w->cout, status, close, head_only);
     session_flush_client(s);
@@ -280,7 +302,11 @@ static void session_finish(struct sg_session *s)
 {
     session_account(s, s->resp_status);
     s->nrequests++;
-    if (s->client_close || s->w->stopping || s->rq_upgrade) {
+    /* Stopping, a response that did not say Connection: close (its head
+     * went out before the stop) is followed by one more request (the
+     * client's answer to a close it was not told of would be a lost
+     * request): the connection goes idle for session_stop_idle. */
+    if (s->client_close || s->rq_upgrade) {
         session_drain(s);
         return;
     }
@@ -291,7 +317,10 @@ static void session_finish(struct sg_session *s)
     sg_hdrs_park(&s->rqh);
     sg_exchange_park(&s->x);
     llhttp_resume(&s->rq);
-    session_deadline(s, SG_SD_IDLE, s->w->cfg->timeouts.keepalive_ms);
+    if (s->w->stopping)
+        session_stop_idle(s);
+    else
+        session_deadline(s, SG_SD_IDLE, s->w->cfg->timeouts.keepalive_ms);
     if (s->client_read_paused) {
         s->client_read_paused = false;
         sg_conn_read_on(&s->cc);
@@ -379,9 +408,11 @@ static void session_feed_request_run(struct sg_session *s)
             data = v.iov_base;
             len = v.iov_len < SG_HTTP1_FEED_MAX ? v.iov_len : SG_HTTP1_FEED_MAX;
         }
-        if (!s->head_started && len > 0 && s->state == SG_SS_HEAD && s->nrequests > 0) {
+        if (!s->head_started && len > 0 && s->state == SG_SS_HEAD &&
+            (s->nrequests > 0 || s->timer_for == SG_SD_STOP)) {
             /* First byte of a later request: its header deadline starts now
-             * (the first request's deadline counts from accept). */
+             * (the first request's deadline counts from accept, unless a
+             * graceful stop replaced it). */
             session_deadline(s, SG_SD_HEAD, s->w->cfg->timeouts.http_request_ms);
             s->head_started = true;
         }
@@ -681,6 +712,10 @@ static void session_client_write(struct sg_conn *c, void *arg)
             session_drain_done(s);
         return;
     }
+    /* Stopping, and the end of the last response has just left: the client
+     * has its moment for one more request from now on. */
+    if (s->timer_for == SG_SD_STOP && session_idle(s))
+        session_stop_idle(s);
     sg_exchange_resp_resume(&s->x);
 }
 
@@ -719,12 +754,18 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
     case SG_SD_LINGER:
         session_close(s);
         return;
+    case SG_SD_STOP:
     case SG_SD_HEAD:
     case SG_SD_IDLE:
         if (s->state != SG_SS_HEAD)
             return;
         if (!s->head_started && evbuffer_get_length(s->cc.in) == 0) {
-            session_close(s); /* idle keep-alive connection: close quietly */
+            /* idle keep-alive connection: close quietly (while stopping,
+             * lingering: its client may be sending right now) */
+            if (s->w->stopping)
+                session_drain(s);
+            else
+                session_close(s);
             return;
         }
         s->req_done = false;

@@ -1,5 +1,5 @@
-/* worker.c: worker threads: event_base, SO_REUSEPORT listeners, the accept
- * gate (frontend maxconn) and graceful stop. */
+/* worker.c: worker threads: event_base, SO_REUSEPORT listeners, accepting
+ * under the frontend's shared connection limit (gate.c) and graceful stop. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,11 +12,11 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include "surgegate/accesslog.h"
 #include "surgegate/common.h"
 #include "surgegate/conn.h"
+#include "surgegate/gate.h"
 #include "surgegate/http1.h"
 #include "surgegate/log.h"
 #include "surgegate/queue.h"
@@ -26,6 +26,8 @@
 #include "surgegate/upstream.h"
 #include "surgegate/worker.h"
 #include "surgegate/wpool.h"
+
+#define SG_ACCEPT_RETRY_MS 1000 /* accept paused by EMFILE, ENFILE, ENOBUFS, ENOMEM */
 
 /* Makes a listening socket for one frontend. Unix sockets are bound once by
  * worker 0 (no SO_REUSEPORT for them); TCP sockets once per worker. */
@@ -72,49 +74,120 @@ fail:;
     return -1;
 }
 
-static void worker_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                          int salen, void *arg)
+/* Accept gate. A frontend's accept_ev is off (paused) while its gate has no
+ * slot: connections wait in the kernel backlog of this worker's socket,
+ * and the next slot given back anywhere wakes this worker to take it. */
+static void worker_accept_pause(struct sg_wfrontend *fe)
+{
+    if (!fe->paused) {
+        event_del(fe->accept_ev);
+        fe->paused = true;
+    }
+}
+
+static void worker_accept_resume(struct sg_wfrontend *fe)
+{
+    if (fe->paused && fe->accept_ev != NULL && !fe->w->stopping) {
+        event_add(fe->accept_ev, NULL);
+        fe->paused = false;
+    }
+}
+
+/* Takes a slot at fe's gate for one more connection; false (accepting
+ * paused, this worker registered to be woken) when there is none. */
+static bool worker_accept_slot(struct sg_wfrontend *fe)
+{
+    while (!sg_gate_take(fe->gate)) {
+        if (!sg_gate_wait(fe->gate, fe->w->id)) {
+            worker_accept_pause(fe);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Accepts every connection waiting on fe's socket, a slot taken for each
+ * before its accept4. Stops at an empty backlog, a full gate, or an error:
+ * a lack of file descriptors or memory pauses accepting for
+ * SG_ACCEPT_RETRY_MS (the connections wait in the backlog). */
+static void worker_accept_all(struct sg_wfrontend *fe)
+{
+    struct sg_worker *w = fe->w;
+    while (worker_accept_slot(fe)) {
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof(ss);
+        int fd = accept4(fe->fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int err = errno;
+            if (sg_gate_put(fe->gate, w->id))
+                worker_accept_resume(fe);
+            if (err == EINTR || err == ECONNABORTED)
+                continue;
+            if (err == EAGAIN || err == EWOULDBLOCK)
+                return;
+            sg_log_warn("frontend '%s': accept failed: %s", fe->cfg->name, strerror(err));
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                worker_accept_pause(fe);
+                struct timeval tv;
+                sg_timeval_from_ms(&tv, SG_ACCEPT_RETRY_MS);
+                evtimer_add(fe->retry_ev, &tv);
+            }
+            return;
+        }
+        if (sg_session_new(w, fe, fd, (struct sockaddr *)&ss, (int)sslen) != SG_OK) {
+            if (sg_gate_put(fe->gate, w->id)) /* sg_session_new closed fd */
+                worker_accept_resume(fe);
+            continue;
+        }
+        fe->nconn++;
+    }
+}
+
+static void worker_accept_cb(evutil_socket_t fd, short what, void *arg)
 {
     SG_DCHECK_MAGIC(((struct sg_wfrontend *)arg)->w, SG_WORKER_MAGIC);
-    struct sg_wfrontend *fe = arg;
-    struct sg_worker *w = fe->w;
-    if (w->stopping) {
-        evutil_closesocket(fd);
-        return;
-    }
-    if (sg_session_new(w, fe, fd, sa, salen) != SG_OK)
-        return;
-    fe->nconn++;
-    if (fe->nconn >= fe->maxconn && !fe->gated) {
-        /* Accept gate: leave further connections in the kernel backlog. */
-        evconnlistener_disable(lev);
-        fe->gated = true;
-    }
+    worker_accept_all(arg);
 }
 
-static void worker_accept_error(struct evconnlistener *lev, void *arg)
+static void worker_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct sg_wfrontend *fe = arg;
-    int err = EVUTIL_SOCKET_ERROR();
-    sg_log_warn("frontend '%s': accept failed: %s", fe->cfg->name,
-                evutil_socket_error_to_string(err));
-    /* EMFILE/ENFILE: stop accepting until a session closes, like the gate. */
-    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-        evconnlistener_disable(lev);
-        fe->gated = true;
+    worker_accept_resume(arg);
+}
+
+/* fe's gate wakes this worker (fe->gate's waiter wake; any thread). */
+static void worker_gate_wake(void *arg)
+{
+    struct sg_worker *w = arg;
+    atomic_store(&w->accept_req, true);
+    sg_worker_wake(w);
+}
+
+/* Closes fe's listening socket: no new connections in this worker. */
+static void worker_unlisten(struct sg_wfrontend *fe)
+{
+    if (fe->accept_ev != NULL) {
+        event_free(fe->accept_ev);
+        fe->accept_ev = NULL;
+    }
+    if (fe->retry_ev != NULL) {
+        event_free(fe->retry_ev);
+        fe->retry_ev = NULL;
+    }
+    if (fe->fd >= 0) {
+        close(fe->fd);
+        fe->fd = -1;
     }
 }
 
-/* w->on_session_closed: a session of fe closed; reopens the accept gate, and
- * ends the loop when the last session of a stopping worker is gone. */
+/* w->on_session_closed: a session of fe closed; its slot goes back to the
+ * gate (which wakes the workers waiting for one), and the loop of a
+ * stopping worker ends with its last session. */
 static void worker_session_closed(struct sg_worker *w, struct sg_wfrontend *fe)
 {
     SG_BUG_ON(fe->nconn == 0);
     fe->nconn--;
-    if (fe->gated && fe->nconn < fe->maxconn && fe->lev != NULL && !w->stopping) {
-        evconnlistener_enable(fe->lev);
-        fe->gated = false;
-    }
+    if (sg_gate_put(fe->gate, w->id))
+        worker_accept_resume(fe);
     if (w->stopping && w->nsessions == 0)
         event_base_loopexit(w->base, NULL);
 }
@@ -132,14 +205,17 @@ static void worker_stop(struct sg_worker *w)
 {
     if (w->stopping)
         return;
-    w->stopping = true;
+    /* Closing a listening socket resets the connections in its backlog,
+     * which may have sent a request already: accept them first (as far as
+     * the gate allows); they are served like the others below. */
     for (size_t i = 0; i < w->cfg->nfrontends; i++) {
         struct sg_wfrontend *fe = &w->fes[i];
-        if (fe->lev != NULL) {
-            evconnlistener_free(fe->lev); /* closes the socket: no new connections */
-            fe->lev = NULL;
-        }
+        if (fe->fd >= 0 && !fe->paused)
+            worker_accept_all(fe);
     }
+    w->stopping = true;
+    for (size_t i = 0; i < w->cfg->nfrontends; i++)
+        worker_unlisten(&w->fes[i]);
     sg_upstream_close_idle(w);
     struct sg_session *s = w->sessions;
     while (s != NULL) {
@@ -179,6 +255,9 @@ static void worker_wake_cb(evutil_socket_t fd, short what, void *arg)
     sg_queue_run_inbox(w);
     if (atomic_exchange(&w->kick_req, false))
         worker_kick(w);
+    if (atomic_exchange(&w->accept_req, false))
+        for (size_t i = 0; i < w->cfg->nfrontends; i++)
+            worker_accept_resume(&w->fes[i]);
 }
 
 static void worker_inbox_cb(evutil_socket_t fd, short what, void *arg)
@@ -212,8 +291,9 @@ void sg_worker_kick(struct sg_worker *w)
 }
 
 struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_cfg *cfg,
-                                struct sg_pools *pools)
+                                struct sg_pools *pools, struct sg_gate *gates)
 {
+    SG_BUG_ON(cfg->nfrontends > 0 && (gates == NULL || id >= nworkers));
     struct sg_worker *w = sg_xcalloc(1, sizeof(*w));
     w->magic = SG_WORKER_MAGIC;
     w->wake_fd = -1;
@@ -250,14 +330,14 @@ struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_
         }
     }
     w->fes = sg_xcalloc(cfg->nfrontends, sizeof(struct sg_wfrontend));
+    for (size_t i = 0; i < cfg->nfrontends; i++)
+        w->fes[i].fd = -1; /* before any failure frees w */
     for (size_t i = 0; i < cfg->nfrontends; i++) {
         struct sg_wfrontend *fe = &w->fes[i];
         fe->w = w;
         fe->cfg = &cfg->frontends[i];
-        fe->fd = -1;
-        fe->maxconn = (fe->cfg->maxconn + nworkers - 1) / nworkers;
-        if (fe->maxconn == 0)
-            fe->maxconn = 1;
+        fe->gate = &gates[i];
+        sg_gate_set_wake(fe->gate, id, worker_gate_wake, w);
         int fd = worker_listen_fd(&fe->cfg->listen, id);
         if (fd == -2)
             continue;
@@ -267,15 +347,14 @@ struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_
             sg_worker_free(w);
             return NULL;
         }
-        fe->lev = evconnlistener_new(w->base, worker_accept, fe,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
-        if (fe->lev == NULL) {
-            close(fd);
+        fe->fd = fd;
+        fe->accept_ev = event_new(w->base, fd, EV_READ | EV_PERSIST, worker_accept_cb, fe);
+        fe->retry_ev = evtimer_new(w->base, worker_accept_retry_cb, fe);
+        if (fe->accept_ev == NULL || fe->retry_ev == NULL || event_add(fe->accept_ev, NULL) != 0) {
             sg_log_error("frontend '%s': cannot create listener", fe->cfg->name);
             sg_worker_free(w);
             return NULL;
         }
-        evconnlistener_set_error_cb(fe->lev, worker_accept_error);
     }
     w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, worker_wake_cb, w);
     event_add(w->wake_ev, NULL);
@@ -377,8 +456,7 @@ void sg_worker_free(struct sg_worker *w)
         return;
     if (w->fes != NULL && w->cfg != NULL) {
         for (size_t i = 0; i < w->cfg->nfrontends; i++)
-            if (w->fes[i].lev != NULL)
-                evconnlistener_free(w->fes[i].lev);
+            worker_unlisten(&w->fes[i]);
         free(w->fes);
     }
     if (w->wpools != NULL && w->pools != NULL) {

@@ -38,6 +38,7 @@ enum sg_session_deadline {
     SG_SD_HEAD,   /* timeouts.http_request: the request head must be complete */
     SG_SD_IDLE,   /* timeouts.keepalive: waiting for the next request */
     SG_SD_LINGER, /* lingering close: stop discarding input and close */
+    SG_SD_STOP,   /* graceful stop: an idle connection's last chance to send a request */
 };
 
 struct sg_session {

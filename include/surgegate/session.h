@@ -11,8 +11,10 @@
 int sg_session_new(struct sg_worker *w, struct sg_wfrontend *fe, evutil_socket_t fd,
                    const struct sockaddr *sa, int salen);
 
-/* Graceful stop: an idle session closes now; a busy one closes after its
- * current response. Worker thread. */
+/* Graceful stop (w->stopping set): an idle session gets a moment for one
+ * more request, then a lingering close; a busy one closes (lingering) after
+ * a response that says Connection: close: the current one, or the next
+ * when the current one's head is out already. Worker thread. */
 void sg_session_shutdown(struct sg_session *s);
 
 /* Closes the session now (grace period over). */

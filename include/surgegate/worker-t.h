@@ -23,7 +23,7 @@
 struct event_base;
 struct event;
 struct evbuffer;
-struct evconnlistener;
+struct sg_gate;
 struct sg_session;
 struct sg_upconn;
 struct sg_worker;
@@ -34,11 +34,12 @@ struct sg_iobatch;
 struct sg_wfrontend {
     struct sg_worker *w;
     const struct sg_cfg_frontend *cfg;
-    int fd; /* listening socket (owned until handed to lev) */
-    struct evconnlistener *lev;
-    uint32_t nconn;   /* sessions open on this frontend in this worker */
-    uint32_t maxconn; /* this worker's share of the frontend maxconn */
-    bool gated;       /* accept paused because nconn reached maxconn */
+    struct sg_gate *gate;    /* the frontend's maxconn, shared by the workers (gate-t.h) */
+    int fd;                  /* listening socket (owned); -1: none in this worker */
+    struct event *accept_ev; /* fd readable: accept (added unless paused) */
+    struct event *retry_ev;  /* accept paused by a lack of file descriptors or memory */
+    uint32_t nconn;          /* sessions open on this frontend in this worker */
+    bool paused;             /* accept_ev is off: no slot at the gate, or a retry is due */
 };
 
 struct sg_worker {
@@ -60,6 +61,7 @@ struct sg_worker {
     struct event *inbox_ev;       /* runs the inbox when a grant comes from this worker */
     _Atomic bool stop_req;        /* wake reason: graceful stop */
     _Atomic bool kick_req;        /* wake reason: backends changed (kick queues, purge idle) */
+    _Atomic bool accept_req;      /* wake reason: a frontend's gate has a slot free again */
     struct sg_inbox inbox;        /* queue entries granted a slot, for this worker's sessions; its
                                    * notify (set by sg_worker_new) wakes this worker (queue.c) */
     /* A session of this worker closed (accept gate, graceful stop). Set by

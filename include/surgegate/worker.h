@@ -6,12 +6,16 @@
 #include "surgegate/wpool.h" /* sessions reach the per-pool state through the worker */
 
 struct sg_alog;
+struct sg_gate;
 
 /* Creates a worker with its own event_base and binds its listeners
- * (SO_REUSEPORT, one socket per frontend per worker). Errors (bind
- * failure...) are logged; returns NULL. Main thread, before sg_worker_start. */
+ * (SO_REUSEPORT, one socket per frontend per worker). gates: one per
+ * frontend of cfg (sg_gate_init with nworkers), shared by all the workers,
+ * which accept under them and register their wake functions there; NULL
+ * when cfg has no frontend. Errors (bind failure...) are logged; returns
+ * NULL. Main thread, before sg_worker_start. */
 struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_cfg *cfg,
-                                struct sg_pools *pools);
+                                struct sg_pools *pools, struct sg_gate *gates);
 /* Gives the worker an access log buffer of a (flushed every second and at
  * the end). Main thread, before sg_worker_start. */
 void sg_worker_set_alog(struct sg_worker *w, struct sg_alog *a);
@@ -29,6 +33,5 @@ void sg_worker_kick(struct sg_worker *w);
 /* Waits for the thread to end. Main thread. */
 void sg_worker_join(struct sg_worker *w);
 void sg_worker_free(struct sg_worker *w);
-
 
 #endif

@@ -29,6 +29,7 @@
 
 #include "surgegate/cfg.h"
 #include "surgegate/common.h"
+#include "surgegate/gate.h"
 #include "surgegate/log.h"
 #include "surgegate/pool.h"
 #include "surgegate/session.h"
@@ -51,7 +52,8 @@ struct fz_proxy {
     struct sg_cfg *cfg;
     struct sg_pools pools;
     struct sg_worker *w;
-    int lfd; /* the backend's listening socket */
+    struct sg_gate gate; /* the frontend's connection limit */
+    int lfd;             /* the backend's listening socket */
 };
 
 struct fz_exchange {
@@ -119,7 +121,8 @@ static struct fz_proxy *fz_proxy_get(void)
     sg_cfg_diags_free(&diags);
     if (sg_pools_build(&fp.pools, fp.cfg) != SG_OK)
         abort();
-    fp.w = sg_worker_new(0, 1, fp.cfg, &fp.pools);
+    sg_gate_init(&fp.gate, fp.cfg->frontends[0].maxconn, 1);
+    fp.w = sg_worker_new(0, 1, fp.cfg, &fp.pools, &fp.gate);
     if (fp.w == NULL)
         abort();
     return &fp;
@@ -217,7 +220,9 @@ static void fz_proxy_run(const uint8_t *client, size_t len, size_t split, struct
     struct sg_wfrontend *fe = &w->fes[0];
     if (sg_session_new(w, fe, sv[0], (struct sockaddr *)&peer, sizeof(peer)) != SG_OK)
         abort();
-    fe->nconn++; /* what the accept callback does */
+    if (!sg_gate_take(fe->gate)) /* what the accept callback does */
+        abort();
+    fe->nconn++;
     int bfd = -1;
     int idle = 0, written = 0;
     bool client_open = true;
