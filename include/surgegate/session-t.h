@@ -77,6 +77,7 @@ struct sg_session {
     bool head_started; /* a byte of the current request arrived */
     bool head_ready;   /* on_headers_complete fired (parser paused) */
     bool head_lf;      /* obs-fold scan: last head byte seen was LF */
+    bool line_done;    /* the request line's target was followed by a version */
     bool req_has_body;
     bool req_done; /* request message complete */
     bool expect_continue;
@@ -88,7 +89,8 @@ struct sg_session {
     bool reads_stopped;      /* not read after a request that asked to close */
 
     /* response facts */
-    bool resp_head_sent; /* response head written to the client */
+    bool resp_head_sent; /* response head written to the client (staged in w->cout) */
+    bool resp_flushed;   /* a byte of the final response went to the client connection */
     bool resp_chunked_out;
     bool linger; /* unread request bytes: lingering close */
 };
