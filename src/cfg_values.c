@@ -123,7 +123,7 @@ static int values_addr_fail(struct sg_cfg_addr *out, char *errbuf, size_t errlen
     memset(out, 0, sizeof(*out));
     if (errbuf != NULL && errlen > 0) {
         va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
+        cfg_diag_vreason(errbuf, errlen, fmt, ap);
         va_end(ap);
     }
     return SG_ERR;
