@@ -469,16 +469,50 @@ static void admin_add_backend(struct sg_admin *a, struct evhttp_request *req, st
     struct sg_admin_req rq;
     if (!admin_body(req, SG_ADMIN_BODY_ADD, &rq))
         return;
-    char err[200];
+    char err[400];
     struct sg_backend *b = NULL;
+    bool revived = false;
     enum sg_ctl_err rc = sg_control_add_backend(a->ctl, p, rq.address, rq.weight, rq.maxconn,
-                                                "admin", &b, err, sizeof(err));
+                                                "admin", &b, &revived, err, sizeof(err));
     sg_admin_req_free(&rq);
     if (rc != SG_CTL_OK) {
         admin_error(req, rc, err);
         return;
     }
-    admin_reply(req, 201, admin_backend_json(a, b, sg_now_ms()));
+    /* 200: the backend was there, being removed, and stays */
+    admin_reply(req, revived ? 200 : 201, admin_backend_json(a, b, sg_now_ms()));
+}
+
+/* DELETE pools/P/backends/ADDR[?force=1]: force is needed to remove the
+ * pool's last backend. */
+static void admin_remove_backend(struct sg_admin *a, struct evhttp_request *req,
+                                 struct sg_backend *b, const char *query)
+{
+    bool force = false;
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    if (query != NULL && evhttp_parse_query_str(query, &q) != 0) {
+        admin_error(req, SG_CTL_BAD_REQUEST, "malformed query string");
+        return;
+    }
+    const char *f = evhttp_find_header(&q, "force");
+    if (f != NULL) {
+        if (strcmp(f, "1") == 0 || strcmp(f, "true") == 0) {
+            force = true;
+        } else if (strcmp(f, "0") != 0 && strcmp(f, "false") != 0) {
+            evhttp_clear_headers(&q);
+            admin_error(req, SG_CTL_BAD_REQUEST, "\"force\" must be 1 (or true) or 0 (or false)");
+            return;
+        }
+    }
+    evhttp_clear_headers(&q);
+    char err[300];
+    enum sg_ctl_err rc = sg_control_remove_backend(a->ctl, b, "admin", force, err, sizeof(err));
+    if (rc != SG_CTL_OK) {
+        admin_error(req, rc, err);
+        return;
+    }
+    admin_reply(req, 202, admin_backend_json(a, b, sg_now_ms()));
 }
 
 static void admin_events(struct sg_admin *a, struct evhttp_request *req, const char *query)
@@ -665,8 +699,7 @@ static void admin_handle(struct evhttp_request *req, void *arg)
             if (nseg == 4) {
                 if (cmd == EVHTTP_REQ_DELETE) {
                     NEED_ADMIN();
-                    sg_control_remove_backend(a->ctl, b, "admin");
-                    admin_reply(req, 202, admin_backend_json(a, b, sg_now_ms()));
+                    admin_remove_backend(a, req, b, query);
                     goto out;
                 }
                 if (!get)

@@ -155,8 +155,8 @@ struct sg_cfg_pool {
     uint32_t maxqueue; /* default 1000 */
     uint32_t max_idle; /* idle keep-alive upstream connections per backend per worker, default 32 */
     char *hash_key;    /* "source" (default) | "uri" | "header:NAME" | "cookie:NAME" */
-    enum sg_hash_src hash_src; /* hash_key's kind */
-    uint32_t hash_name_len;    /* its NAME's length (header and cookie) */
+    enum sg_hash_src hash_src;  /* hash_key's kind */
+    uint32_t hash_name_len;     /* its NAME's length (header and cookie) */
     double hash_balance_factor; /* bounded load: at most c x mean, default 1.25; 0 = unbounded */
     uint32_t slowstart_ms;      /* "slowstart", default 0 = off */
     struct sg_cfg_retry_budget retry_budget;
@@ -179,10 +179,23 @@ struct sg_cfg_token {
     int line;
 };
 
+/* An address range "a.b.c.d/n" or "v6/n" (a bare address: the one address). */
+struct sg_cfg_cidr {
+    char *text;       /* as written */
+    int family;       /* AF_INET or AF_INET6 */
+    uint8_t addr[16]; /* network byte order; IPv4 in the first 4 bytes */
+    uint8_t prefix;   /* 0..32 or 0..128 */
+};
+
 struct sg_cfg_admin {
     struct sg_cfg_addr listen; /* default unix:/run/surgegate/admin.sock */
     struct sg_cfg_token *tokens;
     size_t ntokens;
+    /* "deny_backends": ranges no backend added at runtime (admin API, hook
+     * output) may be in; default link-local and the cloud metadata
+     * addresses (cfg_defaults.c); [] = none */
+    struct sg_cfg_cidr *deny;
+    size_t ndeny;
     int line;
 };
 
