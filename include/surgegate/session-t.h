@@ -62,6 +62,10 @@ struct sg_session {
     int resp_status;     /* final status sent to the client */
     enum sg_end end;     /* how the request ended (access log); NONE = ok */
     bool accounted;      /* this request was recorded */
+    /* two flags of the request and the response, here in the padding after
+     * `accounted` (the session stays at 1,656 bytes): */
+    bool line_done;    /* the request line's target was followed by a version */
+    bool resp_flushed; /* a byte of the final response went to the client connection */
 
     uint64_t body_bytes;                 /* request body bytes received */
     uint64_t req_body_left;              /* Content-Length request body bytes still to move */
@@ -77,7 +81,6 @@ struct sg_session {
     bool head_started; /* a byte of the current request arrived */
     bool head_ready;   /* on_headers_complete fired (parser paused) */
     bool head_lf;      /* obs-fold scan: last head byte seen was LF */
-    bool line_done;    /* the request line's target was followed by a version */
     bool req_has_body;
     bool req_done; /* request message complete */
     bool expect_continue;
@@ -90,7 +93,6 @@ struct sg_session {
 
     /* response facts */
     bool resp_head_sent; /* response head written to the client (staged in w->cout) */
-    bool resp_flushed;   /* a byte of the final response went to the client connection */
     bool resp_chunked_out;
     bool linger; /* unread request bytes: lingering close */
 };
