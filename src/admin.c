@@ -66,6 +66,69 @@ static void admin_reply(struct evhttp_request *req, int code, json_t *body)
     evbuffer_free(out);
 }
 
+/* libevent 2.1 (Debian 12) answers what it refuses before admin_handle sees
+ * it -- a malformed request line or header, a method it does not know, a
+ * head over evhttp_set_max_headers_size, a body over
+ * evhttp_set_max_body_size (also on "Expect: 100-continue") -- with
+ * evhttp_send_error(), an HTML page; 2.2's evhttp_set_errorcb does not exist
+ * in 2.1, and no callback sees those requests. This definition replaces
+ * libevent's: the library calls it through its PLT (evhttp_send_error is an
+ * exported symbol it calls itself), so the executable's one wins, and every
+ * error of the admin listener is {"error": "..."} with the status libevent
+ * chose. Like libevent's, it closes the connection after the answer. The
+ * admin API is the process's only evhttp server besides the --demo-backend
+ * processes, which answer errors in JSON as well. o06_admin_errors checks
+ * that the replacement is the one called. */
+void evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
+{
+    const char *msg;
+    switch (error) {
+    case 400:
+        msg = "bad request: malformed request line or header, or a head over 65536 bytes";
+        break;
+    case 404:
+        msg = "no such endpoint";
+        break;
+    case 405:
+        msg = "method not allowed here";
+        break;
+    case 501:
+        msg = "unknown method: the admin API answers GET, HEAD, POST and DELETE";
+        break;
+    case 413:
+        msg = "request body too large: the limit is 65536 bytes";
+        break;
+    case 417:
+        msg = "expectation failed: only \"Expect: 100-continue\" is understood";
+        break;
+    case 500:
+        msg = "internal error";
+        break;
+    default:
+        msg = reason != NULL && reason[0] != '\0' ? reason : "error";
+    }
+    struct evbuffer *out = evbuffer_new();
+    json_t *o = json_pack("{s:s}", "error", msg);
+    char *txt = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (out == NULL || txt == NULL) { /* no memory for an answer: drop the connection */
+        free(txt);
+        if (out != NULL)
+            evbuffer_free(out);
+        evhttp_connection_free(evhttp_request_get_connection(req));
+        return;
+    }
+    evbuffer_add(out, txt, strlen(txt));
+    evbuffer_add(out, "\n", 1);
+    free(txt);
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    evhttp_remove_header(oh, "Content-Type");
+    evhttp_add_header(oh, "Content-Type", "application/json");
+    evhttp_add_header(oh, "Connection", "close");
+    evhttp_send_reply(req, error, reason, out);
+    evbuffer_free(out);
+}
+
 /* The one place an error code becomes an HTTP status. */
 static const int admin_err_status[SG_CTL_NERRS] = {
     [SG_CTL_OK] = 200,        [SG_CTL_BAD_REQUEST] = 400, [SG_CTL_UNAUTHORIZED] = 401,
@@ -410,16 +473,50 @@ static void admin_add_backend(struct sg_admin *a, struct evhttp_request *req, st
     struct sg_admin_req rq;
     if (!admin_body(req, SG_ADMIN_BODY_ADD, &rq))
         return;
-    char err[200];
+    char err[400];
     struct sg_backend *b = NULL;
+    bool revived = false;
     enum sg_ctl_err rc = sg_control_add_backend(a->ctl, p, rq.address, rq.weight, rq.maxconn,
-                                                "admin", &b, err, sizeof(err));
+                                                "admin", &b, &revived, err, sizeof(err));
     sg_admin_req_free(&rq);
     if (rc != SG_CTL_OK) {
         admin_error(req, rc, err);
         return;
     }
-    admin_reply(req, 201, admin_backend_json(a, b, sg_now_ms()));
+    /* 200: the backend was there, being removed, and stays */
+    admin_reply(req, revived ? 200 : 201, admin_backend_json(a, b, sg_now_ms()));
+}
+
+/* DELETE pools/P/backends/ADDR[?force=1]: force is needed to remove the
+ * pool's last backend. */
+static void admin_remove_backend(struct sg_admin *a, struct evhttp_request *req,
+                                 struct sg_backend *b, const char *query)
+{
+    bool force = false;
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    if (query != NULL && evhttp_parse_query_str(query, &q) != 0) {
+        admin_error(req, SG_CTL_BAD_REQUEST, "malformed query string");
+        return;
+    }
+    const char *f = evhttp_find_header(&q, "force");
+    if (f != NULL) {
+        if (strcmp(f, "1") == 0 || strcmp(f, "true") == 0) {
+            force = true;
+        } else if (strcmp(f, "0") != 0 && strcmp(f, "false") != 0) {
+            evhttp_clear_headers(&q);
+            admin_error(req, SG_CTL_BAD_REQUEST, "\"force\" must be 1 (or true) or 0 (or false)");
+            return;
+        }
+    }
+    evhttp_clear_headers(&q);
+    char err[300];
+    enum sg_ctl_err rc = sg_control_remove_backend(a->ctl, b, "admin", force, err, sizeof(err));
+    if (rc != SG_CTL_OK) {
+        admin_error(req, rc, err);
+        return;
+    }
+    admin_reply(req, 202, admin_backend_json(a, b, sg_now_ms()));
 }
 
 static void admin_events(struct sg_admin *a, struct evhttp_request *req, const char *query)
@@ -606,8 +703,7 @@ static void admin_handle(struct evhttp_request *req, void *arg)
             if (nseg == 4) {
                 if (cmd == EVHTTP_REQ_DELETE) {
                     NEED_ADMIN();
-                    sg_control_remove_backend(a->ctl, b, "admin");
-                    admin_reply(req, 202, admin_backend_json(a, b, sg_now_ms()));
+                    admin_remove_backend(a, req, b, query);
                     goto out;
                 }
                 if (!get)
@@ -687,9 +783,12 @@ struct sg_admin *sg_admin_start(struct event_base *base, const struct sg_cfg *cf
         sg_admin_stop(a);
         return NULL;
     }
-    /* libevent answers bodies over its limit itself (in HTML): keep that limit
-     * well above ours so admin_body() answers 413 in JSON. */
-    evhttp_set_max_body_size(a->http, 16 * SG_ADMIN_MAX_BODY);
+    /* libevent refuses a body over its limit itself, without reading it (413
+     * by evhttp_send_error above); admin_body() says the same for a body
+     * between the two limits. A head is bounded too (libevent's default is
+     * none). */
+    evhttp_set_max_body_size(a->http, SG_ADMIN_MAX_BODY);
+    evhttp_set_max_headers_size(a->http, 64 * 1024);
     evhttp_set_timeout(a->http, 10);
     /* Every method reaches admin_handle, which answers 405 in JSON. */
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |

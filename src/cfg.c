@@ -69,6 +69,9 @@ void sg_cfg_free(struct sg_cfg *cfg)
         free(cfg->admin.tokens[i].role);
     }
     free(cfg->admin.tokens);
+    for (size_t i = 0; i < cfg->admin.ndeny; i++)
+        sg_cfg_cidr_free(&cfg->admin.deny[i]);
+    free(cfg->admin.deny);
     free(cfg->access_log.path);
     free(cfg->access_log.format);
     free(cfg->journal.path);

@@ -35,6 +35,14 @@ void cfg_defaults(struct sg_cfg *cfg)
     cfg->journal.size = 10000;
     SG_BUG_ON(sg_cfg_parse_addr("unix:/run/surgegate/admin.sock", &cfg->admin.listen, err,
                                 sizeof(err)) != SG_OK);
+    /* IPv4 and IPv6 link-local, and the cloud metadata services: AWS, GCP,
+     * Azure, OCI (169.254.169.254), AWS over IPv6, Alibaba. */
+    static const char *const deny[] = {"169.254.0.0/16", "fe80::/10", "169.254.169.254/32",
+                                       "fd00:ec2::254/128", "100.100.100.200/32"};
+    cfg->admin.ndeny = SG_ARRAY_SIZE(deny);
+    cfg->admin.deny = sg_xcalloc(cfg->admin.ndeny, sizeof(*cfg->admin.deny));
+    for (size_t i = 0; i < cfg->admin.ndeny; i++)
+        SG_BUG_ON(sg_cfg_parse_cidr(deny[i], &cfg->admin.deny[i], err, sizeof(err)) != SG_OK);
 }
 
 void cfg_frontend_defaults(struct sg_cfg_frontend *fe)

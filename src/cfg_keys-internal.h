@@ -73,6 +73,8 @@ void cfg_k_enum(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg
                 const char *where);
 void cfg_k_addr(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k, void *obj,
                 const char *where);
+void cfg_k_cidrs(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k, void *obj,
+                 const char *where);
 void cfg_k_admin_listen(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
                         void *obj, const char *where);
 void cfg_k_logpath(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,

@@ -357,6 +357,7 @@ static const struct cfg_section cfg_sec_token = {"an admin token", NULL, cfg_tok
 static const struct cfg_key cfg_admin_keys[] = {
     {.name = "listen", .fn = cfg_k_admin_listen, .off = CFG_OFF(T, listen)},
     {.name = "tokens", .fn = cfg_k_tokens},
+    {.name = "deny_backends", .fn = cfg_k_cidrs},
     {0}};
 static const struct cfg_section cfg_sec_admin = {"admin", "admin", cfg_admin_keys, CFG_OFF(T, line),
                                                  0};

@@ -369,6 +369,48 @@ void cfg_k_admin_listen(struct cfg_ctx *ctx, const config_setting_t *s, const st
     cfg_k_addr(ctx, s, k, obj, where);
 }
 
+/* "deny_backends" of admin: a list of address ranges; [] (none) is allowed
+ * and turns the check off. Every bad element is reported; the default stays
+ * when any is bad. */
+void cfg_k_cidrs(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k, void *obj,
+                 const char *where)
+{
+    struct sg_cfg_admin *admin = obj;
+    if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+        cfg_type_err(ctx, s, where, "an array of address ranges [ \"169.254.0.0/16\", ... ]");
+        return;
+    }
+    int n = config_setting_length(s);
+    struct sg_cfg_cidr *v = sg_xcalloc(n > 0 ? (size_t)n : 1, sizeof(*v));
+    bool ok = true;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        char why[200];
+        if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+            cfg_err(ctx, e, "element %d of '%s' in %s must be a string, not %s", i + 1,
+                    config_setting_name(s), where, cfg_type_name(e));
+            ok = false;
+        } else if (sg_cfg_parse_cidr(config_setting_get_string(e), &v[i], why, sizeof(why)) !=
+                   SG_OK) {
+            cfg_err(ctx, e, "bad address range '%s' in '%s' of %s: %s",
+                    config_setting_get_string(e), config_setting_name(s), where, why);
+            ok = false;
+        }
+    }
+    if (!ok) {
+        for (int i = 0; i < n; i++)
+            sg_cfg_cidr_free(&v[i]);
+        free(v);
+        return;
+    }
+    for (size_t i = 0; i < admin->ndeny; i++)
+        sg_cfg_cidr_free(&admin->deny[i]);
+    free(admin->deny);
+    admin->deny = v;
+    admin->ndeny = (size_t)n;
+    SG_UNUSED(k);
+}
+
 /* "path" of access_log and journal: an absolute file path, or "off" (stored
  * as NULL: no access log, a journal in memory only). The file is opened at
  * startup, not here; a missing directory is only a warning because it may be

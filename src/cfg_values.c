@@ -123,7 +123,7 @@ static int values_addr_fail(struct sg_cfg_addr *out, char *errbuf, size_t errlen
     memset(out, 0, sizeof(*out));
     if (errbuf != NULL && errlen > 0) {
         va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
+        cfg_diag_vreason(errbuf, errlen, fmt, ap);
         va_end(ap);
     }
     return SG_ERR;
@@ -230,6 +230,112 @@ void sg_cfg_addr_free(struct sg_cfg_addr *a)
         return;
     free(a->text);
     memset(a, 0, sizeof(*a));
+}
+
+/* Formats a reason into errbuf (if any) and returns SG_ERR. */
+static int values_cidr_fail(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int values_cidr_fail(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (errbuf != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        cfg_diag_vreason(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return SG_ERR;
+}
+
+int sg_cfg_parse_cidr(const char *s, struct sg_cfg_cidr *out, char *errbuf, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    const char *slash = strchr(s, '/');
+    size_t alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
+    char host[INET6_ADDRSTRLEN];
+    if (alen == 0 || alen >= sizeof(host))
+        return values_cidr_fail(errbuf, errlen,
+                                "expected an address range like \"169.254.0.0/16\" or "
+                                "\"fe80::/10\"");
+    memcpy(host, s, alen);
+    host[alen] = '\0';
+    unsigned max;
+    if (inet_pton(AF_INET, host, out->addr) == 1) {
+        out->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, host, out->addr) == 1) {
+        out->family = AF_INET6;
+        max = 128;
+    } else {
+        return values_cidr_fail(errbuf, errlen,
+                                "'%s' is not a numeric IPv4 or IPv6 address (expected a range "
+                                "like \"169.254.0.0/16\" or \"fe80::/10\")",
+                                host);
+    }
+    unsigned prefix = max;
+    if (slash != NULL) {
+        const char *d = slash + 1;
+        size_t nd = strspn(d, "0123456789");
+        if (nd == 0 || nd > 3 || d[nd] != '\0' || (unsigned)atoi(d) > max)
+            return values_cidr_fail(errbuf, errlen, "bad prefix length '%s' (expected 0..%u)", d,
+                                    max);
+        prefix = (unsigned)atoi(d);
+    }
+    /* bits past the prefix: a typo (169.254.169.254/16 for 169.254.0.0/16?) */
+    for (unsigned bit = prefix; bit < max; bit++) {
+        if (out->addr[bit / 8] & (0x80u >> (bit % 8)))
+            return values_cidr_fail(errbuf, errlen,
+                                    "'%s' has bits set past its /%u prefix (write the network "
+                                    "address, or /%u for the one address)",
+                                    host, prefix, max);
+    }
+    out->prefix = (uint8_t)prefix;
+    out->text = sg_xstrdup(s);
+    return SG_OK;
+}
+
+void sg_cfg_cidr_free(struct sg_cfg_cidr *c)
+{
+    if (c == NULL)
+        return;
+    free(c->text);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Whether the first `prefix` bits of a and b are equal. */
+static bool values_prefix_equal(const uint8_t *a, const uint8_t *b, unsigned prefix)
+{
+    unsigned full = prefix / 8, rest = prefix % 8;
+    if (memcmp(a, b, full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xFFu << (8 - rest));
+    return (a[full] & mask) == (b[full] & mask);
+}
+
+const struct sg_cfg_cidr *sg_cfg_cidr_find(const struct sg_cfg_cidr *v, size_t n,
+                                           const struct sockaddr *sa)
+{
+    uint8_t a4[4], a6[16];
+    bool has4 = false, has6 = false;
+    if (sa->sa_family == AF_INET) {
+        memcpy(a4, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        has4 = true;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *ad = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        memcpy(a6, ad, 16);
+        has6 = true;
+        if (IN6_IS_ADDR_V4MAPPED(ad)) { /* ::ffff:169.254.169.254 is 169.254.169.254 */
+            memcpy(a4, a6 + 12, 4);
+            has4 = true;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((v[i].family == AF_INET && has4 && values_prefix_equal(v[i].addr, a4, v[i].prefix)) ||
+            (v[i].family == AF_INET6 && has6 && values_prefix_equal(v[i].addr, a6, v[i].prefix)))
+            return &v[i];
+    }
+    return NULL;
 }
 
 bool cfg_addr_equal(const struct sg_cfg_addr *a, const struct sg_cfg_addr *b)

@@ -12,7 +12,7 @@
 
 #include "surgegate/alert.h"
 #include "surgegate/autoscale.h"
-#include "surgegate/cfg-t.h"
+#include "surgegate/cfg.h"
 #include "surgegate/common.h"
 #include "surgegate/control.h"
 #include "surgegate/health.h"
@@ -115,13 +115,69 @@ void sg_control_backend_changed(struct sg_control *ctl, struct sg_backend *b)
     control_kick(ctl);
 }
 
+/* Refuses an address in one of admin.deny_backends (link-local, cloud
+ * metadata by default): a backend there would let whoever can add backends
+ * (an admin token, a hook's output) make the proxy fetch from the host's
+ * metadata service. SG_CTL_OK, SG_CTL_FORBIDDEN or SG_CTL_BAD_REQUEST. */
+static enum sg_ctl_err control_check_denied(struct sg_control *ctl, const char *addr, char *err,
+                                            size_t errlen)
+{
+    struct sg_cfg_addr a;
+    char why[160];
+    if (sg_cfg_parse_addr(addr, &a, why, sizeof(why)) != SG_OK) {
+        snprintf(err, errlen, "bad address '%.200s': %s", addr, why);
+        return SG_CTL_BAD_REQUEST;
+    }
+    const struct sg_cfg_cidr *c =
+        a.is_unix ? NULL
+                  : sg_cfg_cidr_find(ctl->cfg->admin.deny, ctl->cfg->admin.ndeny,
+                                     (const struct sockaddr *)&a.ss);
+    sg_cfg_addr_free(&a);
+    if (c == NULL)
+        return SG_CTL_OK;
+    snprintf(err, errlen,
+             "backend address %.200s is in %s, a range admin.deny_backends refuses for backends "
+             "added at runtime",
+             addr, c->text);
+    return SG_CTL_FORBIDDEN;
+}
+
 enum sg_ctl_err sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p, const char *addr,
                                        uint32_t weight, uint32_t maxconn, const char *source,
-                                       struct sg_backend **out, char *err, size_t errlen)
+                                       struct sg_backend **out, bool *revived, char *err,
+                                       size_t errlen)
 {
+    if (out != NULL)
+        *out = NULL;
+    if (revived != NULL)
+        *revived = false;
+    enum sg_ctl_err rc = control_check_denied(ctl, addr, err, errlen);
+    if (rc != SG_CTL_OK)
+        return rc;
+    struct sg_backend *b = sg_pool_find_backend(p, addr, strlen(addr));
+    if (b != NULL && atomic_load(&b->removing)) {
+        /* Removed a moment ago and still draining: serve again. */
+        sg_pool_cancel_removal(p, b, weight, maxconn);
+        if (ctl->health != NULL && p->cfg != NULL && p->cfg->health.enabled)
+            sg_health_backend_added(ctl->health, b); /* checks stopped with the removal */
+        b->last_state = (int)sg_backend_state(b, sg_now_ms());
+        json_t *f = control_backend_fields(b);
+        json_object_set_new(f, "source", json_string(source));
+        json_object_set_new(f, "weight", json_integer(weight));
+        json_object_set_new(f, "maxconn", json_integer(maxconn));
+        json_object_set_new(f, "removal_cancelled", json_true());
+        sg_journal_emit("backend_added", f);
+        sg_log_info("backend %s of pool '%s' added again by %s: its removal is cancelled", b->name,
+                    p->name, source);
+        if (out != NULL)
+            *out = b;
+        if (revived != NULL)
+            *revived = true;
+        control_kick(ctl);
+        return SG_CTL_OK;
+    }
     bool checked = p->cfg != NULL && p->cfg->health.enabled && ctl->health != NULL;
-    struct sg_backend *b = NULL;
-    enum sg_ctl_err rc = sg_pool_add_backend(p, addr, weight, maxconn, checked, &b, err, errlen);
+    rc = sg_pool_add_backend(p, addr, weight, maxconn, checked, &b, err, errlen);
     if (out != NULL)
         *out = b;
     if (rc != SG_CTL_OK)
@@ -140,19 +196,36 @@ enum sg_ctl_err sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p
     return SG_CTL_OK;
 }
 
-void sg_control_remove_backend(struct sg_control *ctl, struct sg_backend *b, const char *source)
+enum sg_ctl_err sg_control_remove_backend(struct sg_control *ctl, struct sg_backend *b,
+                                          const char *source, bool force, char *err, size_t errlen)
 {
     if (!sg_backend_live(b) || atomic_load(&b->removing))
-        return;
+        return SG_CTL_OK;
+    bool last = sg_pool_nserving(b->pool) <= 1;
+    if (last && !force) {
+        snprintf(err, errlen,
+                 "backend %s is the last backend of pool '%s': without it the pool has nothing to "
+                 "send requests to; remove it with ?force=1 to do that anyway",
+                 b->name, b->pool->name);
+        return SG_CTL_CONFLICT;
+    }
     sg_pool_remove_backend(b->pool, b);
     json_t *f = control_backend_fields(b);
     json_object_set_new(f, "source", json_string(source));
     json_object_set_new(f, "inflight", json_integer(atomic_load(&b->inflight)));
+    if (last)
+        json_object_set_new(f, "last", json_true());
     sg_journal_emit("backend_removing", f);
-    sg_log_info("backend %s of pool '%s': removal asked by %s, draining", b->name, b->pool->name,
-                source);
+    if (last)
+        sg_log_warn("backend %s of pool '%s': removal asked by %s, draining; it is the pool's "
+                    "last backend%s",
+                    b->name, b->pool->name, source, force ? " (forced)" : "");
+    else
+        sg_log_info("backend %s of pool '%s': removal asked by %s, draining", b->name,
+                    b->pool->name, source);
     b->last_state = SG_BACKEND_DRAIN;
     control_kick(ctl);
+    return SG_CTL_OK;
 }
 
 void sg_control_set_weight(struct sg_control *ctl, struct sg_backend *b, uint32_t weight,
@@ -339,14 +412,16 @@ static void control_hook_done(const struct sg_hook_result *r, void *arg)
             char err[200];
             enum sg_ctl_err rc =
                 sg_control_add_backend(ctl, p, ch.add[i].address, ch.add[i].weight,
-                                       ch.add[i].maxconn, "hook", NULL, err, sizeof(err));
+                                       ch.add[i].maxconn, "hook", NULL, NULL, err, sizeof(err));
             if (rc != SG_CTL_OK && rc != SG_CTL_EXISTS) /* already there: what the hook wants */
                 sg_log_warn("hook output: pool '%s': %s", p->name, err);
         }
         for (size_t i = 0; i < ch.nremove; i++) {
             struct sg_backend *b = sg_pool_find_backend(p, ch.remove[i], strlen(ch.remove[i]));
+            char err[200];
+            /* a scale-down hook may take a pool to zero (scale from zero) */
             if (b != NULL)
-                sg_control_remove_backend(ctl, b, "hook");
+                (void)sg_control_remove_backend(ctl, b, "hook", true, err, sizeof(err));
             else
                 sg_log_warn("hook output: pool '%s' has no backend %s to remove", p->name,
                             ch.remove[i]);

@@ -17,6 +17,7 @@
  * at once when x->up is no longer theirs. */
 #include <stddef.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -435,7 +436,11 @@ static void exchange_hash_key(struct sg_exchange *x, const struct sg_cfg_pool *p
         break;
     case SG_HASH_HEADER: {
         const struct sg_hdr *f = sg_hdrs_find(h, name);
-        if (f != NULL) {
+        if (x->rq.abs_host_len > 0 && strcasecmp(name, "host") == 0) {
+            /* the authority routed by (and sent as Host) */
+            x->hkey = x->rq.abs_host;
+            x->hkeylen = x->rq.abs_host_len;
+        } else if (f != NULL) {
             x->hkey = sg_hdr_value(h, f);
             x->hkeylen = f->val_len;
         }

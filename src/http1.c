@@ -396,6 +396,51 @@ int sg_http1_check_request(const struct sg_hdrs *hs, int http_major, int http_mi
     return 0;
 }
 
+/* Splits an authority "host[:port]" or "[v6][:port]" into the host's length
+ * and its port (default_port when absent or empty, RFC 3986 3.2.3). Returns
+ * false when the port is not 1-5 digits up to 65535 or a bracket is unclosed. */
+static bool http1_split_authority(const char *a, size_t len, unsigned default_port,
+                                  size_t *host_len, unsigned *port)
+{
+    const char *colon;
+    if (len > 0 && a[0] == '[') {
+        const char *rb = memchr(a, ']', len);
+        if (rb == NULL)
+            return false;
+        colon = rb + 1 < a + len ? rb + 1 : NULL;
+        if (colon != NULL && *colon != ':')
+            return false;
+    } else {
+        colon = memchr(a, ':', len);
+    }
+    *host_len = colon ? (size_t)(colon - a) : len;
+    *port = default_port;
+    if (colon == NULL || colon + 1 == a + len)
+        return true;
+    unsigned v = 0;
+    size_t nd = 0;
+    for (const char *c = colon + 1; c < a + len; c++, nd++) {
+        if (*c < '0' || *c > '9' || nd >= 5)
+            return false;
+        v = v * 10 + (unsigned)(*c - '0');
+    }
+    if (v > 65535)
+        return false;
+    *port = v;
+    return true;
+}
+
+bool sg_http1_same_authority(const char *a, size_t alen, const char *b, size_t blen,
+                             unsigned default_port)
+{
+    size_t ah, bh;
+    unsigned ap, bp;
+    if (!http1_split_authority(a, alen, default_port, &ah, &ap) ||
+        !http1_split_authority(b, blen, default_port, &bh, &bp))
+        return false;
+    return ah > 0 && ah == bh && ap == bp && strncasecmp(a, b, ah) == 0;
+}
+
 /* Head writer: heads are written into one region reserved in the output
  * evbuffer (no intermediate copy, no printf), sized from an upper bound
  * computed before writing. */

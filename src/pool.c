@@ -221,6 +221,32 @@ void sg_pool_remove_backend(struct sg_pool *p, struct sg_backend *b)
     b->state_since_ms = sg_wall_ms();
 }
 
+void sg_pool_cancel_removal(struct sg_pool *p, struct sg_backend *b, uint32_t weight,
+                            uint32_t maxconn)
+{
+    if (!sg_backend_live(b) || !atomic_load(&b->removing))
+        return;
+    atomic_store(&b->weight, weight);
+    atomic_store(&b->maxconn, maxconn);
+    snprintf(b->reason, sizeof(b->reason), "added again: removal cancelled");
+    b->state_since_ms = sg_wall_ms();
+    /* Same thread as sg_pool_reap: the slot cannot be freed meanwhile. */
+    atomic_store(&b->removing, false);
+    atomic_store(&b->admin, SG_ADMIN_READY);
+    atomic_fetch_add(&p->members_gen, 1);
+}
+
+uint32_t sg_pool_nserving(const struct sg_pool *p)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < p->nbackends; i++) {
+        const struct sg_backend *b = &p->backends[i];
+        if (sg_backend_live(b) && !atomic_load(&b->removing))
+            n++;
+    }
+    return n;
+}
+
 size_t sg_pool_reap(struct sg_pool *p, void (*emptied)(struct sg_backend *b, void *arg), void *arg)
 {
     size_t n = 0;

@@ -93,9 +93,11 @@ static void session_no_deadline(struct sg_session *s)
  * the backend in w->uout the same way (sg_exchange_send_req). */
 static void session_flush_client(struct sg_session *s)
 {
-    if (!session_dead(s))
+    if (!session_dead(s)) {
+        if (s->resp_head_sent && evbuffer_get_length(s->w->cout) > 0)
+            s->resp_flushed = true;
         sg_conn_send(&s->cc, s->w->cout, s->resp_body_left > 0);
-    else
+    } else
         evbuffer_drain(s->w->cout, evbuffer_get_length(s->w->cout));
 }
 
@@ -134,8 +136,13 @@ static void session_account(struct sg_session *s, int status)
         r.method_len = strlen(r.method);
         r.target = s->rqh.buf + s->rqh.first_off;
         r.target_len = s->rqh.first_len;
+        /* The authority the request was routed by: an absolute-form
+         * target's (session_parse.c), else Host. */
         const struct sg_hdr *h = sg_hdrs_find(&s->rqh, "host");
-        if (h != NULL) {
+        if (s->abs_host_len > 0) {
+            r.host = s->rqh.buf + s->abs_host_off;
+            r.host_len = s->abs_host_len;
+        } else if (h != NULL) {
             r.host = sg_hdr_value(&s->rqh, h);
             r.host_len = h->val_len;
         }
@@ -360,6 +367,16 @@ static bool session_head_has_fold(struct sg_session *s, const char *p, size_t n)
     return false;
 }
 
+/* True when the request so far is an HTTP/0.9 line ("GET /path" and its
+ * end, no version), which llhttp holds until one more byte arrives: the
+ * line ended (the last head byte was LF) before on_url_complete saw a byte
+ * after the target, which on the 1.x path is the "H" of the version, long
+ * before the line's LF. Such a client sends nothing more: answer at once. */
+static bool session_request_is_09(const struct sg_session *s)
+{
+    return s->head_started && !s->head_ready && !s->line_done && s->head_lf && s->rqh.first_len > 0;
+}
+
 /* Runs the request parser over buffered client input until it pauses, needs
  * more bytes, fails, or backpressure says stop. */
 static void session_feed_request_run(struct sg_session *s)
@@ -432,6 +449,10 @@ static void session_feed_request_run(struct sg_session *s)
                 s->pending_error = 400;
                 s->error_why = "obs-fold";
                 s->head_ready = false;
+            } else if (err == HPE_OK && session_request_is_09(s)) {
+                err = HPE_USER;
+                s->pending_error = 400;
+                s->error_why = "HTTP/0.9 request";
             }
         }
         if (err == HPE_OK) {
@@ -662,8 +683,17 @@ static void xop_done(void *cl, bool eof)
 static void xop_fail(void *cl, int status, enum sg_end end)
 {
     struct sg_session *s = xop_session(cl);
-    /* A response cut short by a bad byte: what was staged of it goes nowhere. */
+    /* A response cut short by a bad byte: what was staged of it goes nowhere.
+     * When none of it reached the client connection yet (the head and the
+     * bad framing came in one read: exchange_up_read flushes at the end of
+     * a read), the client gets the proxy's own error instead of a cut
+     * connection; once a byte went out only an abort is left. */
     evbuffer_drain(s->w->cout, evbuffer_get_length(s->w->cout));
+    if (s->resp_head_sent && !s->resp_flushed) {
+        s->resp_head_sent = false;
+        s->resp_chunked_out = false;
+        s->resp_body_left = 0;
+    }
     if (s->end == SG_END_NONE)
         s->end = end;
     session_error(s, status, sg_end_name(end));

@@ -41,8 +41,10 @@ static int rq_on_message_begin(llhttp_t *p)
     s->error_why = NULL;
     s->expect_continue = false;
     s->resp_head_sent = false;
+    s->resp_flushed = false;
     s->resp_chunked_out = false;
     s->head_lf = false;
+    s->line_done = false;
     s->req_body_left = 0;
     s->resp_body_left = 0;
     s->chunk_ext_bytes = 0;
@@ -70,6 +72,27 @@ static int rq_on_url(llhttp_t *p, const char *at, size_t len)
         s->pending_error = 414;
         return -1;
     }
+    return 0;
+}
+
+/* The target is complete and llhttp has seen the byte after its end. On
+ * the HTTP/1.x path that byte starts "HTTP/": the line goes on to a version.
+ * On the HTTP/0.9 path (the line ends after the target: no version) llhttp
+ * sets the version to 0.9 just before this callback, and would go on to
+ * read header lines a 0.9 client never sends: refused here. On the 1.x path
+ * the version of this message is not parsed yet and the previous message's
+ * cannot be 0.9 (refused, connection closed). llhttp calls this only once
+ * the byte after the line's end arrives; a 0.9 client that sent its line
+ * and waits is caught by session_request_is_09 (session.c). */
+static int rq_on_url_complete(llhttp_t *p)
+{
+    struct sg_session *s = rq_session(p);
+    if (p->http_major == 0 && p->http_minor == 9) {
+        s->pending_error = 400;
+        s->error_why = "HTTP/0.9 request";
+        return -1;
+    }
+    s->line_done = true;
     return 0;
 }
 
@@ -118,33 +141,43 @@ static int rq_on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-/* Accepts origin-form, "*" for OPTIONS, and absolute-form "http://auth/path"
- * (RFC 9112 3.2.2: the target's authority wins over any Host header; the
- * target is forwarded in origin-form with Host set to the authority). */
-static int rq_check_target(struct sg_session *s)
+/* Accepts origin-form, "*" for OPTIONS, and absolute-form "http://auth/path".
+ * RFC 9112 3.2.2 makes the target's authority replace Host; a request whose
+ * Host names another origin is ambiguous (a cache or filter in front may have
+ * judged it by Host, the proxy would route it by the authority), so it is
+ * refused, as HAProxy does. When Host agrees (same host ignoring case, same
+ * port with 80 for none) or is absent (HTTP/1.0), the one authority is used
+ * for routing, the Host sent to the backend and the access log; the target is
+ * forwarded in origin-form. Returns NULL, or why the target is refused. */
+static const char *rq_check_target(struct sg_session *s)
 {
     struct sg_hdrs *hs = &s->rqh;
     const char *u = hs->buf + hs->first_off;
     s->abs_host_off = s->abs_host_len = 0;
     if (hs->first_len > 0 && u[0] == '/')
-        return 0;
+        return NULL;
     if (hs->first_len == 1 && u[0] == '*' && s->rq.method == HTTP_OPTIONS)
-        return 0;
+        return NULL;
     if (hs->first_len > 7 && strncasecmp(u, "http://", 7) == 0) {
         const char *auth = u + 7;
         const char *slash = memchr(auth, '/', hs->first_len - 7);
         if (slash == NULL || slash == auth)
-            return SG_ERR; /* "http://host" without a path, or no authority */
+            return "request target"; /* "http://host" without a path, or no authority */
         for (const char *c = auth; c < slash; c++)
-            if ((unsigned char)*c <= ' ' || *c == '@' || *c == '?' || *c == '#' || *c == '\\')
-                return SG_ERR;
+            if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f || *c == '@' || *c == '?' ||
+                *c == '#' || *c == '\\')
+                return "request target";
+        const struct sg_hdr *h = sg_hdrs_find(hs, "host");
+        if (h != NULL && !sg_http1_same_authority(auth, (size_t)(slash - auth), sg_hdr_value(hs, h),
+                                                  h->val_len, 80))
+            return "absolute-form authority differs from Host";
         s->abs_host_off = (uint32_t)(auth - hs->buf);
         s->abs_host_len = (uint32_t)(slash - auth);
         hs->first_len -= (uint32_t)(slash - u);
         hs->first_off += (uint32_t)(slash - u);
-        return 0;
+        return NULL;
     }
-    return SG_ERR;
+    return "request target";
 }
 
 static int rq_on_headers_complete(llhttp_t *p)
@@ -173,9 +206,9 @@ static int rq_on_headers_complete(llhttp_t *p)
         s->error_why = "CONNECT";
         return -1;
     }
-    if (rq_check_target(s) != SG_OK) {
+    if ((why = rq_check_target(s)) != NULL) {
         s->pending_error = 400;
-        s->error_why = "request target";
+        s->error_why = why;
         return -1;
     }
     if (has_cl && cfg->limits.max_body_size > 0 && p->content_length > cfg->limits.max_body_size) {
@@ -258,6 +291,7 @@ static int rq_on_message_complete(llhttp_t *p)
 const llhttp_settings_t sg_session_rq_settings = {
     .on_message_begin = rq_on_message_begin,
     .on_url = rq_on_url,
+    .on_url_complete = rq_on_url_complete,
     .on_header_field = rq_on_header_field,
     .on_header_value = rq_on_header_value,
     .on_header_value_complete = rq_on_header_value_complete,

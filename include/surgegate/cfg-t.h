@@ -180,10 +180,23 @@ struct sg_cfg_token {
     int line;
 };
 
+/* An address range "a.b.c.d/n" or "v6/n" (a bare address: the one address). */
+struct sg_cfg_cidr {
+    char *text;       /* as written */
+    int family;       /* AF_INET or AF_INET6 */
+    uint8_t addr[16]; /* network byte order; IPv4 in the first 4 bytes */
+    uint8_t prefix;   /* 0..32 or 0..128 */
+};
+
 struct sg_cfg_admin {
     struct sg_cfg_addr listen; /* default unix:/run/surgegate/admin.sock */
     struct sg_cfg_token *tokens;
     size_t ntokens;
+    /* "deny_backends": ranges no backend added at runtime (admin API, hook
+     * output) may be in; default link-local and the cloud metadata
+     * addresses (cfg_defaults.c); [] = none */
+    struct sg_cfg_cidr *deny;
+    size_t ndeny;
     int line;
 };
 

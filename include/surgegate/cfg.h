@@ -33,6 +33,17 @@ int sg_cfg_parse_duration(const char *s, uint32_t *out_ms);
 int sg_cfg_parse_addr(const char *s, struct sg_cfg_addr *out, char *errbuf, size_t errlen);
 void sg_cfg_addr_free(struct sg_cfg_addr *a);
 
+/* "a.b.c.d/n" (n 0..32), "v6/n" (0..128) or a bare address (/32, /128) ->
+ * sg_cfg_cidr; bits past the prefix must be zero. SG_OK (out->text is a copy
+ * of s: sg_cfg_cidr_free) or SG_ERR with a reason in errbuf. */
+int sg_cfg_parse_cidr(const char *s, struct sg_cfg_cidr *out, char *errbuf, size_t errlen);
+void sg_cfg_cidr_free(struct sg_cfg_cidr *c);
+/* The first of the n ranges that holds the address sa (IPv4, IPv6, and an
+ * IPv4-mapped IPv6 address against the IPv4 ranges too), or NULL (also for
+ * any other family). Pure. */
+const struct sg_cfg_cidr *sg_cfg_cidr_find(const struct sg_cfg_cidr *v, size_t n,
+                                           const struct sockaddr *sa);
+
 /* "1048576", "512k", "10m", "1g" (powers of 1024) -> bytes. SG_OK or SG_ERR. */
 int sg_cfg_parse_size(const char *s, uint64_t *out);
 

@@ -38,13 +38,23 @@ struct sg_stats *sg_control_stats(const struct sg_control *ctl);
 void sg_control_backend_changed(struct sg_control *ctl, struct sg_backend *b);
 
 /* Adds a backend at runtime; `source` names who asked ("admin", "hook").
- * SG_CTL_OK, or what sg_pool_add_backend() said went wrong (SG_CTL_EXISTS:
- * already there); err says why. */
+ * Every such add is checked against admin.deny_backends (SG_CTL_FORBIDDEN
+ * when the address is in a denied range; the config file's own backends are
+ * not). A backend of that address still draining from its removal is not
+ * added twice: its removal is cancelled, weight and maxconn set, and
+ * SG_CTL_OK returned with *revived true. SG_CTL_OK, or what
+ * sg_pool_add_backend() said went wrong (SG_CTL_EXISTS: already there and
+ * not being removed); err says why. out and revived may be NULL. */
 enum sg_ctl_err sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p, const char *addr,
                                        uint32_t weight, uint32_t maxconn, const char *source,
-                                       struct sg_backend **out, char *err, size_t errlen);
-/* Starts removing (drain, then free the slot). */
-void sg_control_remove_backend(struct sg_control *ctl, struct sg_backend *b, const char *source);
+                                       struct sg_backend **out, bool *revived, char *err,
+                                       size_t errlen);
+/* Starts removing b (drain, then free the slot). Removing the pool's last
+ * serving backend (sg_pool_nserving) needs force: without it nothing
+ * changes and SG_CTL_CONFLICT says why in err. SG_CTL_OK also when b is
+ * already being removed. */
+enum sg_ctl_err sg_control_remove_backend(struct sg_control *ctl, struct sg_backend *b,
+                                          const char *source, bool force, char *err, size_t errlen);
 /* Changes a backend's weight. */
 void sg_control_set_weight(struct sg_control *ctl, struct sg_backend *b, uint32_t weight,
                            const char *source);

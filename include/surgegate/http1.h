@@ -60,6 +60,13 @@ void sg_hdrs_classify(struct sg_hdrs *hs);
 int sg_http1_check_request(const struct sg_hdrs *hs, int http_major, int http_minor, bool has_te,
                            bool chunked, bool has_cl, const char **why);
 
+/* True when two authorities ("host[:port]", "[v6][:port]") name the same
+ * origin: hosts equal ignoring case, ports equal as numbers, an absent or
+ * empty port being default_port (RFC 9110 4.2.3). False when either is
+ * malformed (empty host, bad port, unclosed bracket). */
+bool sg_http1_same_authority(const char *a, size_t alen, const char *b, size_t blen,
+                             unsigned default_port);
+
 /* Facts the request head generator needs. */
 struct sg_http1_fwd {
     const char *method;

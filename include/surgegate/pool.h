@@ -36,6 +36,15 @@ enum sg_ctl_err sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_
  * sg_pool_reap() once no request uses it. Control thread only. */
 void sg_pool_remove_backend(struct sg_pool *p, struct sg_backend *b);
 
+/* Takes back the removal of b (being removed, still draining): it serves
+ * again, with the given weight and maxconn. Control thread only. */
+void sg_pool_cancel_removal(struct sg_pool *p, struct sg_backend *b, uint32_t weight,
+                            uint32_t maxconn);
+
+/* Backends that can be sent requests now or later: live and not being
+ * removed (backups, drained and down ones included). */
+uint32_t sg_pool_nserving(const struct sg_pool *p);
+
 /* Frees the slots of removed backends that have drained, calling emptied()
  * for each first. Returns how many. Control thread, once per tick. */
 size_t sg_pool_reap(struct sg_pool *p, void (*emptied)(struct sg_backend *b, void *arg), void *arg);

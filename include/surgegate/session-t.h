@@ -63,6 +63,10 @@ struct sg_session {
     int resp_status;     /* final status sent to the client */
     enum sg_end end;     /* how the request ended (access log); NONE = ok */
     bool accounted;      /* this request was recorded */
+    /* two flags of the request and the response, here in the padding after
+     * `accounted` (the session stays at 1,656 bytes): */
+    bool line_done;    /* the request line's target was followed by a version */
+    bool resp_flushed; /* a byte of the final response went to the client connection */
 
     uint64_t body_bytes;                 /* request body bytes received */
     uint64_t req_body_left;              /* Content-Length request body bytes still to move */
@@ -89,7 +93,7 @@ struct sg_session {
     bool reads_stopped;      /* not read after a request that asked to close */
 
     /* response facts */
-    bool resp_head_sent; /* response head written to the client */
+    bool resp_head_sent; /* response head written to the client (staged in w->cout) */
     bool resp_chunked_out;
     bool linger; /* unread request bytes: lingering close */
 };

@@ -34,7 +34,8 @@ static const char usage_text[] =
     "                                  p50/p99 latency, error rate, requests/s (10 s)\n"
     "  backends POOL                   one pool's backends in detail\n"
     "  add POOL ADDRESS [--weight N] [--maxconn N]\n"
-    "  remove POOL ADDRESS             drain the backend, then remove it\n"
+    "  remove POOL ADDRESS [--force]   drain the backend, then remove it (--force:\n"
+    "                                  also when it is the pool's last backend)\n"
     "  drain|ready|maint POOL ADDRESS  set a backend's administrative state\n"
     "  weight POOL ADDRESS N           set a backend's weight\n"
     "  events [--since TIME|DURATION]  the event journal (e.g. --since 5m, 1h, 30s,\n"
@@ -61,6 +62,7 @@ struct opts {
     const char *since;
     long weight; /* -1: not given */
     long maxconn;
+    bool force; /* remove: also the pool's last backend */
     const char *pos[8];
     int npos;
 };
@@ -587,7 +589,15 @@ static int cmd_add(const struct opts *o)
 
 static int cmd_remove(const struct opts *o)
 {
-    return mutate(o, "DELETE", backend_target(o->pos[1], o->pos[2], NULL), NULL,
+    char *target = backend_target(o->pos[1], o->pos[2], NULL);
+    if (o->force) {
+        size_t n = strlen(target) + sizeof("?force=1");
+        char *t = ctl_xmalloc(n);
+        snprintf(t, n, "%s?force=1", target);
+        free(target);
+        target = t;
+    }
+    return mutate(o, "DELETE", target, NULL,
                   "pool %s: backend %s is draining and will then be removed (state %s)");
 }
 
@@ -818,6 +828,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
             if (m < 0 || !parse_long(v, 0, 1000000, &num))
                 return usage_error("%s needs a whole number from 0 to 1000000", "--weight");
             o->weight = num;
+        } else if ((m = opt_match(argc, argv, &i, "--force", false, &v)) != 0) {
+            if (m < 0)
+                return usage_error("%s takes no value", "--force");
+            o->force = true;
         } else if ((m = opt_match(argc, argv, &i, "--maxconn", true, &v)) != 0) {
             if (m < 0 || !parse_long(v, 0, 1000000000, &num))
                 return usage_error("%s needs a whole number, 0 or more", "--maxconn");
@@ -857,6 +871,8 @@ int main(int argc, char **argv)
         return usage_error("--since goes with events, not %s", cmd->name);
     if ((o.weight >= 0 || o.maxconn >= 0) && cmd->fn != cmd_add)
         return usage_error("--weight and --maxconn go with add, not %s", cmd->name);
+    if (o.force && cmd->fn != cmd_remove)
+        return usage_error("--force goes with remove, not %s", cmd->name);
     for (int i = 1; i < o.npos; i++)
         if (o.pos[i][0] == '\0')
             return usage_error("%s: an empty argument", cmd->name);

@@ -52,6 +52,7 @@ __all__ = [
     "SG_BIN", "SG_BACKEND", "TestFailure", "Skip", "free_port", "Backend", "Proxy",
     "proxy_config", "pool_text", "http_get", "http_request", "raw_exchange", "raw_exchange_full",
     "parse_responses", "run", "fail", "check", "check_eq", "skip", "wait_for", "tmp_path",
+    "sanitized_build",
     "log", "CIDict", "Popen", "stop_process", "KeepAlive", "PATTERN", "pattern_bytes",
     # admin API, groups, load generation (q* tests)
     "ADMIN_FIELDS", "admin_request", "admin_get", "admin_post", "admin_try_get", "pool_info",
@@ -106,6 +107,24 @@ def skip(msg):
     if os.environ.get("CI") == "true":
         fail("CI=true and " + msg)
     raise Skip(msg)
+
+
+def sanitized_build():
+    """Why SG_BIN is a sanitizer build (ASan/UBSan, -DSG_SANITIZE=ON), or
+    None: SG_SANITIZED=1 (set by tests/integration/CMakeLists.txt for such a
+    build), else the sanitizer runtime's symbols in the binary (a build run
+    outside ctest). valgrind cannot run such a binary."""
+    if os.environ.get("SG_SANITIZED") == "1":
+        return "SG_SANITIZED=1: built with -DSG_SANITIZE=ON"
+    try:
+        with open(SG_BIN, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    for sym in (b"__asan_init", b"__ubsan_handle_"):
+        if sym in data:
+            return "%s links %s (a sanitizer build)" % (SG_BIN, sym.decode())
+    return None
 
 
 def _short(v, n=600):

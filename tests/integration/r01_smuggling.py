@@ -12,8 +12,8 @@ Kinds:
   body  the head is valid, the body framing is not (chunked errors): 400,
         closed; the proxy may already have forwarded the head (it streams
         bodies), but nothing from or after the bad chunk.
-  safe  RFC-valid spelling of something odd (OWS around a coding, absolute-
-        form): either rejected as for "head", or accepted: 200, exactly one
+  safe  RFC-valid spelling of something odd (OWS around a coding): either
+        rejected as for "head", or accepted: 200, exactly one
         forwarded request, the body framed as the client meant it, nothing
         smuggled.
   valid a valid request that carries smuggling bait: must be 200, one
@@ -248,12 +248,12 @@ VECTORS = [
     ("header name with '@'", "head", hdr(b"X@Smuggle: 1\r\n"), 400, None),
     ("empty header name (': x')", "head", hdr(b": x\r\n"), 400, None),
     ("whitespace before the first header line", "head", v_ws_before_first_header, 400, None),
-    ("absolute-form URL with conflicting Host", "safe", v_absolute_form, 200, None),
+    ("absolute-form URL with conflicting Host", "head", v_absolute_form, 400, None),
     ("smuggled request as the body of a valid POST", "valid",
      v_body_bait, 200, len(smug(b"v00"))),
     ("Connection: close, then a pipelined request", "valid", v_conn_close_pipeline, 200, None),
     ("CONNECT (no tunnel to a backend)", "head", v_connect, None, None),
-    ("HTTP/0.9-style request line (no version)", "safe", v_http09, 200, None),
+    ("HTTP/0.9-style request line (no version)", "head", v_http09, 400, None),
     ("HTTP/2.0 in an HTTP/1 request line", "safe", v_http20, 200, None),
 ]
 

@@ -1930,6 +1930,109 @@ static void test_admin_listen_tokens(void **state)
     }
 }
 
+/* Is the address text (v4 or v6, no port) in one of the ranges? */
+static const char *deny_hit(const struct sg_cfg_cidr *v, size_t n, const char *ip)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(ip, ':') != NULL) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        in6->sin6_family = AF_INET6;
+        assert_int_equal(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
+    } else {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        in->sin_family = AF_INET;
+        assert_int_equal(inet_pton(AF_INET, ip, &in->sin_addr), 1);
+    }
+    const struct sg_cfg_cidr *c = sg_cfg_cidr_find(v, n, (const struct sockaddr *)&ss);
+    return c != NULL ? c->text : NULL;
+}
+
+/* admin.deny_backends: the CIDR parser, the match, the default, the key. */
+static void test_deny_backends(void **state)
+{
+    (void)state;
+    char err[256];
+    struct sg_cfg_cidr c;
+    static const struct {
+        const char *in;
+        const char *err; /* NULL: valid */
+    } cases[] = {
+        {"169.254.0.0/16", NULL},
+        {"10.0.0.0/8", NULL},
+        {"0.0.0.0/0", NULL},
+        {"1.2.3.4", NULL},
+        {"fe80::/10", NULL},
+        {"::/0", NULL},
+        {"fd00:ec2::254", NULL},
+        {"169.254.169.254/16", "bits set past its /16 prefix"},
+        {"fe80::1/10", "bits set past its /10 prefix"},
+        {"1.2.3.4/33", "bad prefix length '33' (expected 0..32)"},
+        {"::/129", "bad prefix length '129' (expected 0..128)"},
+        {"1.2.3.4/", "bad prefix length"},
+        {"1.2.3.4/x", "bad prefix length"},
+        {"1.2.3.4/-1", "bad prefix length"},
+        {"1.2.3.4/0008", "bad prefix length"},
+        {"example.com/8", "not a numeric IPv4 or IPv6 address"},
+        {"1.2.3/8", "not a numeric"},
+        {"", "expected an address range"},
+        {"/8", "expected an address range"},
+    };
+    for (size_t i = 0; i < SG_ARRAY_SIZE(cases); i++) {
+        int rc = sg_cfg_parse_cidr(cases[i].in, &c, err, sizeof(err));
+        if (cases[i].err == NULL) {
+            assert_int_equal(rc, SG_OK);
+            assert_string_equal(c.text, cases[i].in);
+            sg_cfg_cidr_free(&c);
+        } else {
+            if (rc == SG_OK || strstr(err, cases[i].err) == NULL)
+                fprintf(stderr, "%s: %s\n", cases[i].in, err);
+            assert_int_equal(rc, SG_ERR);
+            assert_non_null(strstr(err, cases[i].err));
+            assert_null(c.text);
+        }
+    }
+
+    /* the default: link-local and metadata, v4-mapped v6 included */
+    struct sg_cfg *cfg = expect_clean(OK_CONFIG);
+    const struct sg_cfg_cidr *d = cfg->admin.deny;
+    size_t nd = cfg->admin.ndeny;
+    assert_string_equal(deny_hit(d, nd, "169.254.169.254"), "169.254.0.0/16");
+    assert_string_equal(deny_hit(d, nd, "169.254.1.2"), "169.254.0.0/16");
+    assert_string_equal(deny_hit(d, nd, "::ffff:169.254.169.254"), "169.254.0.0/16");
+    assert_string_equal(deny_hit(d, nd, "fe80::1"), "fe80::/10");
+    assert_string_equal(deny_hit(d, nd, "febf:ffff::1"), "fe80::/10");
+    assert_string_equal(deny_hit(d, nd, "fd00:ec2::254"), "fd00:ec2::254/128");
+    assert_string_equal(deny_hit(d, nd, "100.100.100.200"), "100.100.100.200/32");
+    assert_null(deny_hit(d, nd, "169.253.255.255"));
+    assert_null(deny_hit(d, nd, "169.255.0.0"));
+    assert_null(deny_hit(d, nd, "fec0::1"));
+    assert_null(deny_hit(d, nd, "fd00:ec2::253"));
+    assert_null(deny_hit(d, nd, "127.0.0.1"));
+    assert_null(deny_hit(d, nd, "::1"));
+    assert_null(deny_hit(d, nd, "::ffff:127.0.0.1"));
+    assert_null(deny_hit(d, nd, "10.1.2.3"));
+    sg_cfg_free(cfg);
+
+    /* the key: replaces the default; [] turns it off; errors name the element */
+    cfg = expect_clean(OK_CONFIG "admin = { deny_backends = [ \"10.0.0.0/8\", \"::1\" ]; };\n");
+    assert_int_equal(cfg->admin.ndeny, 2);
+    assert_string_equal(deny_hit(cfg->admin.deny, 2, "10.9.9.9"), "10.0.0.0/8");
+    assert_string_equal(deny_hit(cfg->admin.deny, 2, "::1"), "::1");
+    assert_null(deny_hit(cfg->admin.deny, 2, "169.254.169.254"));
+    sg_cfg_free(cfg);
+    cfg = expect_clean(OK_CONFIG "admin = { deny_backends = [ ]; };\n");
+    assert_int_equal(cfg->admin.ndeny, 0);
+    sg_cfg_free(cfg);
+    expect_error(OK_CONFIG "admin = { deny_backends = [ \"10.0.0.0/8\", \"10.0.0.1/8\" ]; };\n", 6,
+                 "bad address range '10.0.0.1/8' in 'deny_backends' of admin: '10.0.0.1' has bits "
+                 "set past its /8 prefix");
+    expect_error(OK_CONFIG "admin = { deny_backends = \"169.254.0.0/16\"; };\n", 6,
+                 "'deny_backends' in admin must be an array of address ranges");
+    expect_error(OK_CONFIG "admin = {\n deny_backends = ( \"1.2.3.0/24\",\n 5 ); };\n", 8,
+                 "element 2 of 'deny_backends' in admin must be a string");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1970,6 +2073,7 @@ int main(void)
         cmocka_unit_test(test_shipped_configs),
         cmocka_unit_test(test_access_log_journal),
         cmocka_unit_test(test_admin_listen_tokens),
+        cmocka_unit_test(test_deny_backends),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

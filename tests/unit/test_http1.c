@@ -222,6 +222,37 @@ static void test_request_head_absolute_form(void **st)
     sg_hdrs_free(&hs);
 }
 
+static bool same(const char *a, const char *b)
+{
+    return sg_http1_same_authority(a, strlen(a), b, strlen(b), 80);
+}
+
+/* An absolute-form target's authority against Host (session_parse.c). */
+static void test_same_authority(void **st)
+{
+    assert_true(same("a.example", "a.example"));
+    assert_true(same("A.Example", "a.EXAMPLE"));
+    assert_true(same("a.example:80", "a.example"));
+    assert_true(same("a.example", "a.example:80"));
+    assert_true(same("a.example:", "a.example:80"));
+    assert_true(same("a.example:0080", "a.example"));
+    assert_true(same("a.example:8080", "A.EXAMPLE:8080"));
+    assert_true(same("[::1]", "[::1]:80"));
+    assert_true(same("[FE80::1]:81", "[fe80::1]:81"));
+    assert_false(same("evil.example", "a.example"));
+    assert_false(same("a.example:81", "a.example"));
+    assert_false(same("a.example", "a.example:8080"));
+    assert_false(same("a.example.", "a.example"));
+    assert_false(same("a.example:x", "a.example:x"));
+    assert_false(same("a.example:65536", "a.example:65536"));
+    assert_false(same("a.example:000080", "a.example"));
+    assert_false(same("[::1", "[::1"));
+    assert_false(same("[::1]x", "[::1]x"));
+    assert_false(same("", ""));
+    assert_false(same(":80", ":80"));
+    assert_false(same("[::1]", "[::2]"));
+}
+
 static void test_response_head(void **st)
 {
     struct sg_hdrs hs;
@@ -294,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_check_request),
         cmocka_unit_test(test_request_head),
         cmocka_unit_test(test_request_head_absolute_form),
+        cmocka_unit_test(test_same_authority),
         cmocka_unit_test(test_response_head),
         cmocka_unit_test(test_error_responses),
         cmocka_unit_test(test_error_response_to_head),
