@@ -17,6 +17,7 @@
 #include "surgegate/accesslog.h"
 #include "surgegate/common.h"
 #include "surgegate/conn.h"
+#include "surgegate/exchange.h"
 #include "surgegate/http1.h"
 #include "surgegate/log.h"
 #include "surgegate/queue.h"
@@ -147,11 +148,13 @@ static void worker_stop(struct sg_worker *w)
     evtimer_add(w->grace_ev, &tv);
 }
 
-/* Backends changed state (came up, left ejection, drained): idle
- * connections to unusable backends go, and queued requests may now fit. */
+/* Backends changed state (came up, left ejection, drained, went down):
+ * idle connections to unusable backends go, requests stuck on a backend
+ * taken down try another, and queued requests may now fit. */
 static void worker_kick(struct sg_worker *w)
 {
     sg_upstream_close_unusable(w);
+    sg_exchange_backends_down(w);
     for (size_t i = 0; i < w->pools->n; i++) {
         struct sg_pool *p = &w->pools->pools[i];
         if (atomic_load_explicit(&p->queue.depth, memory_order_relaxed) > 0)

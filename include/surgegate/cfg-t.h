@@ -72,7 +72,7 @@ struct sg_cfg_status_range {
 };
 
 struct sg_cfg_health {
-    bool enabled;                       /* a "health" group was given */
+    bool enabled;                       /* checks on: default true; "enabled = false" */
     char *type;                         /* "http" or "tcp" */
     char *method;                       /* default "GET" */
     char *path;                         /* default "/" */
@@ -155,8 +155,8 @@ struct sg_cfg_pool {
     uint32_t maxqueue; /* default 1000 */
     uint32_t max_idle; /* idle keep-alive upstream connections per backend per worker, default 32 */
     char *hash_key;    /* "source" (default) | "uri" | "header:NAME" | "cookie:NAME" */
-    enum sg_hash_src hash_src; /* hash_key's kind */
-    uint32_t hash_name_len;    /* its NAME's length (header and cookie) */
+    enum sg_hash_src hash_src;  /* hash_key's kind */
+    uint32_t hash_name_len;     /* its NAME's length (header and cookie) */
     double hash_balance_factor; /* bounded load: at most c x mean, default 1.25; 0 = unbounded */
     uint32_t slowstart_ms;      /* "slowstart", default 0 = off */
     struct sg_cfg_retry_budget retry_budget;

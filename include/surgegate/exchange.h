@@ -9,6 +9,7 @@
 #include "surgegate/exchange-t.h"
 
 struct sg_cfg_retry_budget;
+struct sg_worker;
 
 /* Above this many bytes waiting for a peer, its producer pauses; it resumes
  * at or below SG_OUT_LOW. Both sides of the proxy use the same marks. */
@@ -71,6 +72,14 @@ static inline bool sg_exchange_relaying(const struct sg_exchange *x)
 {
     return x->state == SG_XS_RELAY;
 }
+
+/* Health checks took backends down (their down_gen moved since the last
+ * call): each of w's requests still waiting for the first response byte of
+ * such a backend is retried on another backend at once when it may be
+ * (idempotent, replayable, retries left, within the retry budget); the
+ * others keep waiting. Worker thread, from the kick that follows a backend
+ * state change. */
+void sg_exchange_backends_down(struct sg_worker *w);
 
 /* The retry decision after a failed attempt: a pure function. The retry
  * budget is asked separately (sg_retry_budget_allows) for SG_XR_RETRY. */
