@@ -666,8 +666,9 @@ bool sg_retry_budget_allows(const struct sg_cfg_retry_budget *rb, uint32_t activ
     return (double)retrying < budget;
 }
 
-/* Asks the pool's retry budget for one more retry of x, counting it. */
-static bool exchange_retry_allowed(struct sg_exchange *x)
+/* Asks the pool's retry budget for one more retry of x, counting it (and
+ * a refusal in retries_denied when count_denied). */
+static bool exchange_retry_allowed(struct sg_exchange *x, bool count_denied)
 {
     struct sg_pool *p = x->wp->pool;
     uint32_t active = atomic_load_explicit(&p->active, memory_order_relaxed);
@@ -675,7 +676,8 @@ static bool exchange_retry_allowed(struct sg_exchange *x)
     if (x->retrying && retrying > 0)
         retrying--; /* this request is already counted */
     if (!sg_retry_budget_allows(&p->cfg->retry_budget, active, retrying)) {
-        atomic_fetch_add_explicit(&p->retries_denied, 1, memory_order_relaxed);
+        if (count_denied)
+            atomic_fetch_add_explicit(&p->retries_denied, 1, memory_order_relaxed);
         return false;
     }
     if (!x->retrying) {
@@ -735,7 +737,7 @@ static void exchange_fail(struct sg_exchange *x, enum sg_xfail kind)
     }
     SG_BUG_ON(d == SG_XR_KEEP); /* only for SG_XF_DOWN */
     exchange_outcome(x, fb, OBS_FAILED, 0, exchange_fail_kind[kind]);
-    if (d == SG_XR_RETRY && exchange_retry_allowed(x)) {
+    if (d == SG_XR_RETRY && exchange_retry_allowed(x, true)) {
         exchange_retry(x, fb,
                        kind == SG_XF_CONNECT || kind == SG_XF_CONNECT_TIMEOUT ? "connect failure"
                                                                               : "upstream failure");
@@ -980,15 +982,17 @@ static void exchange_up_event(struct sg_conn *c, short what, void *arg)
 
 /* ------------------------------------------------- backends taken down */
 
-/* x waits for a response from a backend its health checks just took down
- * (a backend that accepts and never answers would hold it until
+/* x waits for a response from a backend its health checks took down (a
+ * backend that accepts and never answers would hold it until
  * timeouts.server): when it may go elsewhere (sg_exchange_retry_decide with
  * SG_XF_DOWN) and the retry budget allows, the attempt is dropped, counted
- * as a timeout of that backend, and retried; else x keeps waiting. */
-static void exchange_backend_down(struct sg_exchange *x)
+ * as a timeout of that backend, and retried; else x keeps waiting. Returns
+ * true when only the budget kept it (ask again once retries have ended);
+ * `again`: such a second ask, whose refusal is not counted again. */
+static bool exchange_backend_down(struct sg_exchange *x, bool again)
 {
     if (x->state != SG_XS_RELAY || x->up == NULL)
-        return;
+        return false;
     struct sg_xretry_in in = {
         .kind = SG_XF_DOWN,
         .resp_started = x->resp_started,
@@ -998,22 +1002,27 @@ static void exchange_backend_down(struct sg_exchange *x)
         .stale_retries = x->stale_retries,
         .retries_left = x->retries_left,
     };
-    if (sg_exchange_retry_decide(&in) != SG_XR_RETRY || !exchange_retry_allowed(x))
-        return;
+    if (sg_exchange_retry_decide(&in) != SG_XR_RETRY)
+        return false;
+    if (!exchange_retry_allowed(x, !again))
+        return true;
     struct sg_backend *fb = x->backend;
     exchange_release_up(x, false);
     exchange_outcome(x, fb, OBS_FAILED, 0, exchange_fail_kind[SG_XF_DOWN]);
     exchange_retry(x, fb, "its backend was taken down by its health checks");
+    return false;
 }
 
-/* The exchanges of one backend slot, when its down_gen moved. Each is
- * first moved to a local list and put back on the slot's list just before
- * it is handled: a retry (or an end) then unlinks it as usual, and one
- * that another's handling ends leaves the local list by itself. */
-static void exchange_slot_down(struct sg_wbackend *wb)
+/* The exchanges of one backend slot taken down. Each is first moved to a
+ * local list and put back on the slot's list just before it is handled: a
+ * retry (or an end) then unlinks it as usual, and one that another's
+ * handling ends leaves the local list by itself. Returns how many only the
+ * retry budget kept. */
+static uint32_t exchange_slot_down(struct sg_wbackend *wb, bool again)
 {
     struct sg_xlist todo = LIST_HEAD_INITIALIZER(todo);
     struct sg_exchange *x;
+    uint32_t held = 0;
     while ((x = LIST_FIRST(&wb->xs)) != NULL) {
         LIST_REMOVE(x, on_backend);
         LIST_INSERT_HEAD(&todo, x, on_backend);
@@ -1022,24 +1031,30 @@ static void exchange_slot_down(struct sg_wbackend *wb)
         LIST_REMOVE(x, on_backend);
         LIST_INSERT_HEAD(&wb->xs, x, on_backend);
         SG_DCHECK_MAGIC(x, SG_EXCHANGE_MAGIC);
-        exchange_backend_down(x);
+        if (exchange_backend_down(x, again))
+            held++;
     }
+    return held;
 }
 
-void sg_exchange_backends_down(struct sg_worker *w)
+uint32_t sg_exchange_backends_down(struct sg_worker *w, bool again)
 {
+    uint32_t held = 0;
     for (size_t i = 0; i < w->pools->n; i++) {
         struct sg_wpool *wp = &w->wpools[i];
         for (size_t j = 0, n_ = sg_pool_nused(wp->pool); j < n_; j++) {
             struct sg_backend *b = &wp->pool->backends[j];
             struct sg_wbackend *wb = &wp->wb[j];
-            uint32_t gen = atomic_load_explicit(&b->down_gen, memory_order_relaxed);
-            if (gen == wb->down_seen)
-                continue;
-            wb->down_seen = gen;
+            if (!again) {
+                uint32_t gen = atomic_load_explicit(&b->down_gen, memory_order_relaxed);
+                if (gen == wb->down_seen)
+                    continue;
+                wb->down_seen = gen;
+            }
             if (atomic_load_explicit(&b->health, memory_order_relaxed) == SG_HEALTH_DOWN &&
                 LIST_FIRST(&wb->xs) != NULL)
-                exchange_slot_down(wb);
+                held += exchange_slot_down(wb, again);
         }
     }
+    return held;
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "surgegate/exchange-t.h"
 
@@ -74,12 +75,14 @@ static inline bool sg_exchange_relaying(const struct sg_exchange *x)
 }
 
 /* Health checks took backends down (their down_gen moved since the last
- * call): each of w's requests still waiting for the first response byte of
- * such a backend is retried on another backend at once when it may be
- * (idempotent, replayable, retries left, within the retry budget); the
- * others keep waiting. Worker thread, from the kick that follows a backend
- * state change. */
-void sg_exchange_backends_down(struct sg_worker *w);
+ * call; with `again`, every backend down now): each of w's requests still
+ * waiting for the first response byte of such a backend is retried on
+ * another backend at once when it may be (idempotent, replayable, retries
+ * left) and the retry budget allows; the others keep waiting. Returns how
+ * many only the budget kept: the caller asks again (`again` = true) a
+ * little later, once some retries have ended. Worker thread, from the kick
+ * that follows a backend state change. */
+uint32_t sg_exchange_backends_down(struct sg_worker *w, bool again);
 
 /* The retry decision after a failed attempt: a pure function. The retry
  * budget is asked separately (sg_retry_budget_allows) for SG_XR_RETRY. */
