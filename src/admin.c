@@ -192,8 +192,9 @@ static void admin_merge(json_t *o, json_t *tmp)
 
 static json_t *admin_backend_json(struct sg_admin *a, const struct sg_backend *b, uint64_t now)
 {
-    uint64_t until = atomic_load(&b->eject_until);
-    bool ejected = until > now;
+    /* Out until the control thread ends it: with health checks on, past its
+     * time until a check passes. */
+    bool ejected = atomic_load(&b->eject_until) != 0;
     enum sg_backend_state st = sg_backend_state(b, now);
     const struct sg_snap *s = sg_stats_backend(sg_control_stats(a->ctl), b);
     char since[40];

@@ -5,16 +5,17 @@
  * it calls nothing of the pools or the balancers. */
 #include <stdatomic.h>
 
-#include "surgegate/common.h"
 #include "surgegate/backend.h"
+#include "surgegate/common.h"
 
 bool sg_backend_usable(const struct sg_backend *b, uint64_t now_ms)
 {
-    if (atomic_load_explicit(&b->admin, memory_order_relaxed) != SG_ADMIN_READY ||
-        atomic_load_explicit(&b->down, memory_order_relaxed) || b->weight == 0)
-        return false;
-    uint64_t until = atomic_load_explicit(&b->eject_until, memory_order_relaxed);
-    return until == 0 || until <= now_ms;
+    /* An ejection counts until the control thread ends it (outlier.c: at
+     * its end, or with health checks on at the first passing check after
+     * it), not merely until its time is up. */
+    return atomic_load_explicit(&b->admin, memory_order_relaxed) == SG_ADMIN_READY &&
+           atomic_load_explicit(&b->health, memory_order_relaxed) == SG_HEALTH_UP &&
+           b->weight != 0 && atomic_load_explicit(&b->eject_until, memory_order_relaxed) == 0;
 }
 
 /* The slow-start fraction as (elapsed, span), or span 0 when not ramping. */

@@ -68,6 +68,7 @@ void cfg_pool_defaults(struct sg_cfg_pool *pool)
     pool->outlier.base_ejection_ms = 30000;
     pool->outlier.max_ejection_ms = 300000;
     pool->outlier.max_ejection_percent = 50;
+    pool->health.enabled = true; /* on without a "health" group: the defaults below */
     pool->health.type = sg_xstrdup("http");
     pool->health.method = sg_xstrdup("GET");
     pool->health.path = sg_xstrdup("/");

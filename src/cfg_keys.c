@@ -166,6 +166,7 @@ static const struct cfg_section cfg_sec_frontend = {"a frontend", NULL, cfg_fron
 
 #define T struct sg_cfg_health
 static const struct cfg_key cfg_health_keys[] = {
+    {.name = "enabled", .fn = cfg_k_bool, .off = CFG_OFF(T, enabled)},
     {.name = "type", .fn = cfg_k_enum, .off = CFG_OFF(T, type), .choices = cfg_health_types},
     {.name = "method", .fn = cfg_k_method, .off = CFG_OFF(T, method)},
     {.name = "path", .fn = cfg_k_urlpath, .off = CFG_OFF(T, path)},
@@ -194,8 +195,9 @@ static const struct cfg_key cfg_health_keys[] = {
      .min = 100,
      .max = MS_DAY},
     {0}};
+/* No enabled_off: checks are on whether or not the group is written. */
 static const struct cfg_section cfg_sec_health = {"health", "health", cfg_health_keys,
-                                                  CFG_OFF(T, line), CFG_OFF(T, enabled)};
+                                                  CFG_OFF(T, line), 0};
 #undef T
 
 #define T struct sg_cfg_backend

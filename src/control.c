@@ -191,7 +191,7 @@ enum sg_ctl_err sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p
     json_object_set_new(f, "maxconn", json_integer(maxconn));
     sg_journal_emit("backend_added", f);
     sg_log_info("backend %s added to pool '%s' by %s%s", b->name, p->name, source,
-                checked ? " (joins when its health checks pass)" : "");
+                checked ? " (checking: joins at its first passing health check)" : "");
     control_kick(ctl);
     return SG_CTL_OK;
 }
@@ -531,14 +531,16 @@ static void control_event(struct sg_control *ctl, const char *type, json_t *fiel
 }
 
 /* Alerts on a pool's health: empty (nothing usable) and recovered, degraded
- * (under half its backends usable). */
+ * (under half its backends usable). A backend still checking (added, not yet
+ * passed a check) is not counted: it is joining, not failing. */
 static void control_pool_health(struct sg_control *ctl, struct sg_pool *p, struct control_pool *cp)
 {
     uint64_t now = sg_now_ms();
     uint32_t live = 0, usable = 0;
     for (size_t j = 0, n = sg_pool_nused(p); j < n; j++) {
         const struct sg_backend *b = &p->backends[j];
-        if (!sg_backend_live(b) || atomic_load(&b->removing) || b->backup)
+        if (!sg_backend_live(b) || atomic_load(&b->removing) || b->backup ||
+            atomic_load(&b->health) == SG_HEALTH_CHECKING)
             continue;
         live++;
         if (sg_backend_usable(b, now))

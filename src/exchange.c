@@ -165,6 +165,7 @@ static void exchange_put_slot(struct sg_exchange *x)
     if (!x->slot)
         return;
     x->slot = false;
+    LIST_REMOVE(x, on_backend);
     sg_queue_put_slot(x->w, x->backend);
 }
 
@@ -641,6 +642,7 @@ static void exchange_connect_to(struct sg_exchange *x, struct sg_backend *b)
 {
     x->backend = b;
     x->slot = true;
+    LIST_INSERT_HEAD(&x->wp->wb[b->id].xs, x, on_backend);
     if (x->ntried < SG_EXCHANGE_MAX_TRIES)
         x->tried[x->ntried++] = b->id;
     atomic_fetch_add_explicit(&b->requests, 1, memory_order_relaxed);
@@ -660,8 +662,9 @@ static void exchange_connect_to(struct sg_exchange *x, struct sg_backend *b)
 
 enum sg_xretry sg_exchange_retry_decide(const struct sg_xretry_in *in)
 {
+    bool down = in->kind == SG_XF_DOWN;
     if (in->resp_started)
-        return SG_XR_ABORT;
+        return down ? SG_XR_KEEP : SG_XR_ABORT;
     /* The backend closed a pooled connection as we used it: again on a fresh
      * connection to the same backend, at no retry cost. */
     if (in->replayable && in->was_reused && in->kind == SG_XF_RESET && in->stale_retries < 2)
@@ -671,6 +674,10 @@ enum sg_xretry sg_exchange_retry_decide(const struct sg_xretry_in *in)
     bool never_sent = in->kind == SG_XF_CONNECT || in->kind == SG_XF_CONNECT_TIMEOUT;
     if (in->replayable && in->retries_left > 0 && (never_sent || in->idempotent))
         return SG_XR_RETRY;
+    /* A backend taken down may still answer what it was sent: a request
+     * that may not go elsewhere waits for it (up to timeouts.server). */
+    if (down)
+        return SG_XR_KEEP;
     return in->kind == SG_XF_CONNECT_TIMEOUT || in->kind == SG_XF_TIMEOUT ? SG_XR_FAIL_504
                                                                           : SG_XR_FAIL_502;
 }
@@ -684,8 +691,9 @@ bool sg_retry_budget_allows(const struct sg_cfg_retry_budget *rb, uint32_t activ
     return (double)retrying < budget;
 }
 
-/* Asks the pool's retry budget for one more retry of x, counting it. */
-static bool exchange_retry_allowed(struct sg_exchange *x)
+/* Asks the pool's retry budget for one more retry of x, counting it (and
+ * a refusal in retries_denied when count_denied). */
+static bool exchange_retry_allowed(struct sg_exchange *x, bool count_denied)
 {
     struct sg_pool *p = x->wp->pool;
     uint32_t active = atomic_load_explicit(&p->active, memory_order_relaxed);
@@ -693,7 +701,8 @@ static bool exchange_retry_allowed(struct sg_exchange *x)
     if (x->retrying && retrying > 0)
         retrying--; /* this request is already counted */
     if (!sg_retry_budget_allows(&p->cfg->retry_budget, active, retrying)) {
-        atomic_fetch_add_explicit(&p->retries_denied, 1, memory_order_relaxed);
+        if (count_denied)
+            atomic_fetch_add_explicit(&p->retries_denied, 1, memory_order_relaxed);
         return false;
     }
     if (!x->retrying) {
@@ -702,6 +711,26 @@ static bool exchange_retry_allowed(struct sg_exchange *x)
     }
     atomic_fetch_add_explicit(&p->retries_total, 1, memory_order_relaxed);
     return true;
+}
+
+/* The error kind each failure counts as, for the backend and its pool. */
+static const enum sg_ek exchange_fail_kind[] = {[SG_XF_CONNECT] = SG_EK_CONNECT,
+                                                [SG_XF_CONNECT_TIMEOUT] = SG_EK_TIMEOUT,
+                                                [SG_XF_RESET] = SG_EK_RESET,
+                                                [SG_XF_TIMEOUT] = SG_EK_TIMEOUT,
+                                                [SG_XF_DOWN] = SG_EK_TIMEOUT};
+
+/* Another attempt, on another backend where there is one: the failed
+ * attempt on fb is released and counted already, the budget said yes. */
+static void exchange_retry(struct sg_exchange *x, struct sg_backend *fb, const char *why)
+{
+    x->retries_left--;
+    x->nretries++;
+    if (fb != NULL)
+        sg_wstat_add(&x->wp->wb[fb->id].st.retries, 1);
+    sg_wstat_add(&x->wp->st.retries, 1);
+    sg_log_debug("%s: retrying after %s on %s", x->rq.client_ip, why, fb ? fb->name : "?");
+    exchange_connect(x);
 }
 
 /* An upstream attempt failed: retry when sg_exchange_retry_decide and the
@@ -731,22 +760,12 @@ static void exchange_fail(struct sg_exchange *x, enum sg_xfail kind)
         exchange_connect(x);
         return;
     }
-    static const enum sg_ek ek[] = {[SG_XF_CONNECT] = SG_EK_CONNECT,
-                                    [SG_XF_CONNECT_TIMEOUT] = SG_EK_TIMEOUT,
-                                    [SG_XF_RESET] = SG_EK_RESET,
-                                    [SG_XF_TIMEOUT] = SG_EK_TIMEOUT};
-    exchange_outcome(x, fb, OBS_FAILED, 0, ek[kind]);
-    if (d == SG_XR_RETRY && exchange_retry_allowed(x)) {
-        x->retries_left--;
-        x->nretries++;
-        if (fb != NULL)
-            sg_wstat_add(&x->wp->wb[fb->id].st.retries, 1);
-        sg_wstat_add(&x->wp->st.retries, 1);
-        sg_log_debug("%s: retrying after %s failure on %s", x->rq.client_ip,
-                     kind == SG_XF_CONNECT || kind == SG_XF_CONNECT_TIMEOUT ? "connect"
-                                                                            : "upstream",
-                     fb ? fb->name : "?");
-        exchange_connect(x);
+    SG_BUG_ON(d == SG_XR_KEEP); /* only for SG_XF_DOWN */
+    exchange_outcome(x, fb, OBS_FAILED, 0, exchange_fail_kind[kind]);
+    if (d == SG_XR_RETRY && exchange_retry_allowed(x, true)) {
+        exchange_retry(x, fb,
+                       kind == SG_XF_CONNECT || kind == SG_XF_CONNECT_TIMEOUT ? "connect failure"
+                                                                              : "upstream failure");
         return;
     }
     if (kind == SG_XF_CONNECT_TIMEOUT || kind == SG_XF_TIMEOUT)
@@ -989,4 +1008,83 @@ static void exchange_up_event(struct sg_conn *c, short what, void *arg)
         return;
     }
     exchange_fail(x, (what & SG_CONN_TIMEOUT) ? SG_XF_TIMEOUT : SG_XF_RESET);
+}
+
+/* ------------------------------------------------- backends taken down */
+
+/* x waits for a response from a backend its health checks took down (a
+ * backend that accepts and never answers would hold it until
+ * timeouts.server): when it may go elsewhere (sg_exchange_retry_decide with
+ * SG_XF_DOWN) and the retry budget allows, the attempt is dropped, counted
+ * as a timeout of that backend, and retried; else x keeps waiting. Returns
+ * true when only the budget kept it (ask again once retries have ended);
+ * `again`: such a second ask, whose refusal is not counted again. */
+static bool exchange_backend_down(struct sg_exchange *x, bool again)
+{
+    if (x->state != SG_XS_RELAY || x->up == NULL)
+        return false;
+    struct sg_xretry_in in = {
+        .kind = SG_XF_DOWN,
+        .resp_started = x->resp_started,
+        .replayable = x->replayable,
+        .was_reused = x->up->reused,
+        .idempotent = x->rq.idempotent,
+        .stale_retries = x->stale_retries,
+        .retries_left = x->retries_left,
+    };
+    if (sg_exchange_retry_decide(&in) != SG_XR_RETRY)
+        return false;
+    if (!exchange_retry_allowed(x, !again))
+        return true;
+    struct sg_backend *fb = x->backend;
+    exchange_release_up(x, false);
+    exchange_outcome(x, fb, OBS_FAILED, 0, exchange_fail_kind[SG_XF_DOWN]);
+    exchange_retry(x, fb, "its backend was taken down by its health checks");
+    return false;
+}
+
+/* The exchanges of one backend slot taken down. Each is first moved to a
+ * local list and put back on the slot's list just before it is handled: a
+ * retry (or an end) then unlinks it as usual, and one that another's
+ * handling ends leaves the local list by itself. Returns how many only the
+ * retry budget kept. */
+static uint32_t exchange_slot_down(struct sg_wbackend *wb, bool again)
+{
+    struct sg_xlist todo = LIST_HEAD_INITIALIZER(todo);
+    struct sg_exchange *x;
+    uint32_t held = 0;
+    while ((x = LIST_FIRST(&wb->xs)) != NULL) {
+        LIST_REMOVE(x, on_backend);
+        LIST_INSERT_HEAD(&todo, x, on_backend);
+    }
+    while ((x = LIST_FIRST(&todo)) != NULL) {
+        LIST_REMOVE(x, on_backend);
+        LIST_INSERT_HEAD(&wb->xs, x, on_backend);
+        SG_DCHECK_MAGIC(x, SG_EXCHANGE_MAGIC);
+        if (exchange_backend_down(x, again))
+            held++;
+    }
+    return held;
+}
+
+uint32_t sg_exchange_backends_down(struct sg_worker *w, bool again)
+{
+    uint32_t held = 0;
+    for (size_t i = 0; i < w->pools->n; i++) {
+        struct sg_wpool *wp = &w->wpools[i];
+        for (size_t j = 0, n_ = sg_pool_nused(wp->pool); j < n_; j++) {
+            struct sg_backend *b = &wp->pool->backends[j];
+            struct sg_wbackend *wb = &wp->wb[j];
+            if (!again) {
+                uint32_t gen = atomic_load_explicit(&b->down_gen, memory_order_relaxed);
+                if (gen == wb->down_seen)
+                    continue;
+                wb->down_seen = gen;
+            }
+            if (atomic_load_explicit(&b->health, memory_order_relaxed) == SG_HEALTH_DOWN &&
+                LIST_FIRST(&wb->xs) != NULL)
+                held += exchange_slot_down(wb, again);
+        }
+    }
+    return held;
 }

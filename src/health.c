@@ -8,11 +8,15 @@
  * line, read up to HEALTH_READ_MAX bytes; the socket is closed right after.
  * Nothing here blocks and nothing is allocated after start.
  *
- * State: consecutive passed / failed checks (nok / nfail). A backend starts
- * up (assumed healthy); `fall` failed checks in a row set b->down, `rise`
- * passed checks in a row clear it. b->down, b->state_since_ms and b->reason
- * are written here (control thread); a passed check also ends an outlier
- * ejection (outlier.c), as Envoy's active checks do. */
+ * State: consecutive passed / failed checks (nok / nfail) and b->health. A
+ * backend of the config starts UP (assumed healthy); one added at runtime
+ * starts CHECKING and is UP at its first passed check. `fall` failed checks
+ * in a row take an UP backend DOWN (and bump b->down_gen, so that the
+ * workers retry the requests stuck on it), `rise` passed checks in a row
+ * bring it back. b->health, b->state_since_ms and b->reason are written
+ * here (control thread). An outlier ejection (outlier.c) whose time is up
+ * ends at the first passed check after that time: the tick runs a check of
+ * such a backend at once. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -70,6 +74,7 @@ struct health_check {
     bool assigned;        /* ev was assigned once (stop may delete it) */
     uint64_t deadline_ms; /* monotonic end of the running check */
     uint32_t nok, nfail;  /* consecutive passed / failed checks */
+    uint64_t eject_seen;  /* the ejection (its eject_until) whose end got a check */
     uint32_t sent;        /* request bytes sent */
     uint32_t nread;       /* response bytes read */
     uint32_t nhead;       /* bytes in head */
@@ -186,8 +191,29 @@ static void health_schedule(struct health_check *c, uint32_t ms)
                      c->hp->pool->name);
 }
 
+/* Sets b's health and says so (state_since_ms, reason, the log). */
+static void health_set(struct health_check *c, enum sg_backend_health to, const char *why,
+                       uint32_t run)
+{
+    struct sg_backend *b = c->b;
+    struct health_pool *hp = c->hp;
+    if (to == SG_HEALTH_DOWN)
+        atomic_fetch_add_explicit(&b->down_gen, 1, memory_order_relaxed);
+    atomic_store(&b->health, to);
+    b->state_since_ms = health_wall_ms();
+    snprintf(b->reason, sizeof(b->reason), "%s", why);
+    if (to == SG_HEALTH_DOWN)
+        sg_log_warn("backend %s of pool '%s' is DOWN: %s (%" PRIu32 " failed check%s)", b->name,
+                    hp->pool->name, why, run, run == 1 ? "" : "s");
+    else
+        sg_log_info("backend %s of pool '%s' is UP: %s (%" PRIu32 " passed check%s)", b->name,
+                    hp->pool->name, why, run, run == 1 ? "" : "s");
+}
+
 /* The end of one check: closes its socket, counts the result, changes the
- * backend's state when a run of results says so, and schedules the next. */
+ * backend's state when a run of results says so (CHECKING -> UP at the
+ * first pass, DOWN -> UP after `rise`, UP -> DOWN after `fall`), ends an
+ * ejection whose time is up at a pass, and schedules the next check. */
 static void health_done(struct health_check *c, bool ok, const char *why)
 {
     struct health_pool *hp = c->hp;
@@ -200,38 +226,35 @@ static void health_done(struct health_check *c, bool ok, const char *why)
     c->phase = HC_IDLE;
     c->sent = c->nread = c->nhead = 0;
 
-    bool down = atomic_load_explicit(&b->down, memory_order_relaxed);
+    enum sg_backend_health st = atomic_load_explicit(&b->health, memory_order_relaxed);
     bool changed = false;
     if (ok) {
         c->nfail = 0;
         if (c->nok < UINT32_MAX)
             c->nok++;
-        if (down && c->nok >= hp->rise) {
-            atomic_store(&b->down, false);
-            down = false;
-            b->state_since_ms = health_wall_ms();
-            snprintf(b->reason, sizeof(b->reason), "%s", why);
-            sg_log_info("backend %s of pool '%s' is UP: %s (%" PRIu32 " passed check%s)", b->name,
-                        hp->pool->name, why, c->nok, c->nok == 1 ? "" : "s");
+        if (st == SG_HEALTH_CHECKING || (st == SG_HEALTH_DOWN && c->nok >= hp->rise)) {
+            health_set(c, SG_HEALTH_UP, why, c->nok);
+            st = SG_HEALTH_UP;
             c->nok = 0;
             changed = true;
         }
-        if (sg_outlier_end(b, "health check passed"))
+        uint64_t until = atomic_load_explicit(&b->eject_until, memory_order_relaxed);
+        if (until != 0 && until <= sg_now_ms() &&
+            sg_outlier_end(b, "ejection ended, health check passed"))
             changed = true;
     } else {
         c->nok = 0;
         if (c->nfail < UINT32_MAX)
             c->nfail++;
-        if (!down && c->nfail >= hp->fall) {
-            atomic_store(&b->down, true);
-            down = true;
-            b->state_since_ms = health_wall_ms();
-            snprintf(b->reason, sizeof(b->reason), "%s", why);
-            sg_log_warn("backend %s of pool '%s' is DOWN: %s (%" PRIu32 " failed check%s)", b->name,
-                        hp->pool->name, why, c->nfail, c->nfail == 1 ? "" : "s");
+        if (st == SG_HEALTH_UP && c->nfail >= hp->fall) {
+            health_set(c, SG_HEALTH_DOWN, why, c->nfail);
+            st = SG_HEALTH_DOWN;
             c->nfail = 0;
             changed = true;
         } else {
+            if (st == SG_HEALTH_CHECKING)
+                snprintf(b->reason, sizeof(b->reason),
+                         "added: waiting for a passing health check (last: %s)", why);
             sg_log_debug("backend %s of pool '%s': health check failed: %s", b->name,
                          hp->pool->name, why);
         }
@@ -240,10 +263,13 @@ static void health_done(struct health_check *c, bool ok, const char *why)
         h->on_change(b, h->arg);
 
     /* Fully down: checked less often; changing (a pass while down, a
-     * failure while up): more often, so the change is confirmed soon. */
+     * failure while up, a new backend's first checks): more often, so the
+     * change is confirmed soon. */
     uint32_t ms;
-    if (down)
+    if (st == SG_HEALTH_DOWN)
         ms = c->nok > 0 ? hp->fast_ms : hp->down_ms;
+    else if (st == SG_HEALTH_CHECKING)
+        ms = c->nfail < hp->fall ? hp->fast_ms : hp->down_ms;
     else
         ms = c->nfail > 0 ? hp->fast_ms : hp->interval_ms;
     health_schedule(c, health_jitter(h, ms));
@@ -420,10 +446,33 @@ static void health_timer_cb(evutil_socket_t fd, short what, void *arg)
         health_done(c, false, health_errtext(c->hp->h, errno));
 }
 
+/* A checked backend whose ejection time is up returns only at a passed
+ * check: runs one at once (unless one is running) rather than waiting for
+ * the next interval, once per ejection. */
+static void health_eject_ended(struct sg_health *h, uint64_t now)
+{
+    for (size_t i = 0; i < h->nhps; i++) {
+        struct health_pool *hp = &h->hps[i];
+        for (size_t j = 0, n_ = sg_pool_nused(hp->pool); j < n_; j++) {
+            struct health_check *c = &hp->checks[j];
+            uint64_t until = atomic_load_explicit(&c->b->eject_until, memory_order_relaxed);
+            if (until == 0 || until > now || c->eject_seen == until || c->fd >= 0 ||
+                !sg_backend_live(c->b))
+                continue;
+            c->eject_seen = until;
+            if (c->assigned)
+                event_del(&c->ev);
+            health_schedule(c, 0);
+        }
+    }
+}
+
 static void health_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_health *h = arg;
-    sg_outlier_tick(h->pools, sg_now_ms(), h->on_change, h->arg);
+    uint64_t now = sg_now_ms();
+    sg_outlier_tick(h->pools, now, h->on_change, h->arg);
+    health_eject_ended(h, now);
 }
 
 /* -------------------------------------------------------- start / stop */
@@ -531,6 +580,7 @@ bool sg_health_backend_added(struct sg_health *h, struct sg_backend *b)
             continue;
         struct health_check *c = &hp->checks[b->id];
         c->nok = c->nfail = 0;
+        c->eject_seen = 0;
         /* A check still pending or running from the slot's previous backend
          * simply checks the new one. */
         if (c->fd < 0 && !(c->assigned && evtimer_pending(&c->ev, NULL)))

@@ -245,11 +245,11 @@ void sg_metrics_write(struct evbuffer *out, struct sg_pools *pools, const struct
     metrics_head(out, "surgegate_pool_backends", "gauge", "Backends in the pool, by state.");
     for (size_t i = 0; i < pools->n; i++) {
         const struct sg_pool *p = &pools->pools[i];
-        uint64_t now = sg_now_ms(), n[4] = {0};
+        uint64_t now = sg_now_ms(), n[SG_BACKEND__COUNT] = {0};
         for (size_t j = 0, nu = sg_pool_nused(p); j < nu; j++)
             if (sg_backend_live(&p->backends[j]))
                 n[sg_backend_state(&p->backends[j], now)]++;
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < SG_BACKEND__COUNT; k++) {
             char extra[32];
             snprintf(extra, sizeof(extra), "state=\"%s\"",
                      sg_backend_state_name((enum sg_backend_state)k));

@@ -150,10 +150,14 @@ void sg_outlier_tick(struct sg_pools *pools, uint64_t now_ms,
         struct sg_pool *pool = &pools->pools[i];
         struct outlier_params op;
         outlier_params(pool, &op);
+        /* With active checks, an ejection whose time is up lasts until a
+         * check passes (health.c ends it): a backend that stopped answering
+         * while it was out does not come back on a timer. */
+        bool checked = pool->cfg != NULL && pool->cfg->health.enabled;
         for (size_t j = 0, n_ = sg_pool_nused(pool); j < n_; j++) {
             struct sg_backend *b = &pool->backends[j];
             uint64_t until = atomic_load_explicit(&b->eject_until, memory_order_relaxed);
-            if (until != 0 && until <= now_ms) {
+            if (until != 0 && until <= now_ms && !checked) {
                 if (sg_outlier_end(b, "ejection ended") && on_change != NULL)
                     on_change(b, arg);
             } else if (until != 0) {
@@ -161,7 +165,7 @@ void sg_outlier_tick(struct sg_pools *pools, uint64_t now_ms,
                  * why, unless an active check already took it down (its
                  * reason says more). */
                 if (strncmp(b->reason, OUTLIER_REASON_PREFIX, strlen(OUTLIER_REASON_PREFIX)) == 0 ||
-                    atomic_load_explicit(&b->down, memory_order_relaxed))
+                    atomic_load_explicit(&b->health, memory_order_relaxed) != SG_HEALTH_UP)
                     continue;
                 if (wall == 0)
                     wall = outlier_wall_ms();

@@ -23,6 +23,8 @@ enum sg_backend_state sg_backend_state(const struct sg_backend *b, uint64_t now_
         return SG_BACKEND_MAINT;
     if (adm == SG_ADMIN_DRAIN)
         return SG_BACKEND_DRAIN;
+    if (atomic_load_explicit(&b->health, memory_order_relaxed) == SG_HEALTH_CHECKING)
+        return SG_BACKEND_CHECKING;
     if (!sg_backend_usable(b, now_ms) && b->weight > 0)
         return SG_BACKEND_DOWN;
     return SG_BACKEND_UP;
@@ -39,6 +41,10 @@ const char *sg_backend_state_name(enum sg_backend_state st)
         return "drain";
     case SG_BACKEND_MAINT:
         return "maint";
+    case SG_BACKEND_CHECKING:
+        return "checking";
+    case SG_BACKEND__COUNT:
+        break;
     }
     return "?";
 }
@@ -56,7 +62,8 @@ static void backend_slot_init(struct sg_backend *b, struct sg_pool *p, uint32_t 
     b->pool = p;
     b->name = b->name_buf;
     atomic_init(&b->admin, SG_ADMIN_EMPTY);
-    atomic_init(&b->down, false);
+    atomic_init(&b->health, SG_HEALTH_UP);
+    atomic_init(&b->down_gen, 0);
     atomic_init(&b->eject_until, 0);
     atomic_init(&b->ramp_from, 0);
     atomic_init(&b->weight, 0);
@@ -149,7 +156,7 @@ struct sg_backend *sg_pool_find_backend(struct sg_pool *p, const char *name, siz
 #define SG_SLOT_REUSE_MS 60000u
 
 enum sg_ctl_err sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight,
-                                    uint32_t maxconn, bool start_down, struct sg_backend **out,
+                                    uint32_t maxconn, bool checking, struct sg_backend **out,
                                     char *err, size_t errlen)
 {
     struct sg_cfg_addr a = {0};
@@ -194,13 +201,13 @@ enum sg_ctl_err sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_
     atomic_store(&slot->eject_until, 0);
     atomic_store(&slot->consec_errors, 0);
     atomic_store(&slot->removing, false);
-    atomic_store(&slot->down, start_down);
-    atomic_store(&slot->ramp_from, start_down ? 0 : now);
+    atomic_store(&slot->health, checking ? SG_HEALTH_CHECKING : SG_HEALTH_UP);
+    atomic_store(&slot->ramp_from, checking ? 0 : now);
     slot->nejections = 0;
     slot->state_since_ms = sg_wall_ms();
     snprintf(slot->reason, sizeof(slot->reason), "%s",
-             start_down ? "added: waiting for health checks" : "added");
-    slot->last_state = start_down ? SG_BACKEND_DOWN : SG_BACKEND_UP;
+             checking ? "added: waiting for a passing health check" : "added");
+    slot->last_state = checking ? SG_BACKEND_CHECKING : SG_BACKEND_UP;
     /* Publishes everything above to the workers. */
     atomic_store(&slot->admin, SG_ADMIN_READY);
     atomic_fetch_add(&p->nlive, 1);

@@ -16,6 +16,7 @@
 #include "surgegate/accesslog.h"
 #include "surgegate/common.h"
 #include "surgegate/conn.h"
+#include "surgegate/exchange.h"
 #include "surgegate/gate.h"
 #include "surgegate/http1.h"
 #include "surgegate/log.h"
@@ -232,11 +233,34 @@ static void worker_stop(struct sg_worker *w)
     evtimer_add(w->grace_ev, &tv);
 }
 
-/* Backends changed state (came up, left ejection, drained): idle
- * connections to unusable backends go, and queued requests may now fit. */
+/* Requests stuck on a backend taken down that the retry budget kept there
+ * (held > 0) are asked about again every SG_RESCUE_MS until none is left:
+ * the retries that filled the budget end within milliseconds on a healthy
+ * backend. */
+#define SG_RESCUE_MS 20
+
+static void worker_rescue_arm(struct sg_worker *w, uint32_t held)
+{
+    if (held == 0 || w->rescue_ev == NULL || evtimer_pending(w->rescue_ev, NULL))
+        return;
+    struct timeval tv;
+    sg_timeval_from_ms(&tv, SG_RESCUE_MS);
+    evtimer_add(w->rescue_ev, &tv);
+}
+
+static void worker_rescue_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sg_worker *w = arg;
+    worker_rescue_arm(w, sg_exchange_backends_down(w, true));
+}
+
+/* Backends changed state (came up, left ejection, drained, went down):
+ * idle connections to unusable backends go, requests stuck on a backend
+ * taken down try another, and queued requests may now fit. */
 static void worker_kick(struct sg_worker *w)
 {
     sg_upstream_close_unusable(w);
+    worker_rescue_arm(w, sg_exchange_backends_down(w, false));
     for (size_t i = 0; i < w->pools->n; i++) {
         struct sg_pool *p = &w->pools->pools[i];
         if (atomic_load_explicit(&p->queue.depth, memory_order_relaxed) > 0)
@@ -360,6 +384,7 @@ struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_
     event_add(w->wake_ev, NULL);
     w->inbox_ev = event_new(w->base, -1, 0, worker_inbox_cb, w);
     w->grace_ev = evtimer_new(w->base, worker_grace_cb, w);
+    w->rescue_ev = evtimer_new(w->base, worker_rescue_cb, w);
     return w;
 }
 
@@ -483,6 +508,8 @@ void sg_worker_free(struct sg_worker *w)
         evbuffer_free(w->uout);
     if (w->grace_ev)
         event_free(w->grace_ev);
+    if (w->rescue_ev)
+        event_free(w->rescue_ev);
     if (w->base)
         event_base_free(w->base);
     free(w);

@@ -15,8 +15,10 @@ static inline bool sg_backend_live(const struct sg_backend *b)
     return atomic_load_explicit(&b->admin, memory_order_acquire) != SG_ADMIN_EMPTY;
 }
 
-/* True when the backend may take new requests: ready (not drain/maint), not
- * down, not ejected, weight > 0. Any thread. */
+/* True when the backend may take new requests: ready (not drain/maint),
+ * health UP (not down, not checking), not ejected, weight > 0. now_ms is
+ * unused (an ejection lasts until the control thread ends it); kept for the
+ * callers' symmetry with the weight and maxconn. Any thread. */
 bool sg_backend_usable(const struct sg_backend *b, uint64_t now_ms);
 
 /* Weights inside the balancers are in 1/SG_WEIGHT_SCALE units, so that even

@@ -73,7 +73,7 @@ struct sg_cfg_status_range {
 };
 
 struct sg_cfg_health {
-    bool enabled;                       /* a "health" group was given */
+    bool enabled;                       /* checks on: default true; "enabled = false" */
     char *type;                         /* "http" or "tcp" */
     char *method;                       /* default "GET" */
     char *path;                         /* default "/" */

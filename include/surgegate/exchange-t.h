@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include <event2/event_struct.h>
 #include <llhttp.h>
@@ -48,6 +49,7 @@ enum sg_xfail {
     SG_XF_CONNECT_TIMEOUT, /* connect took longer than timeouts.connect */
     SG_XF_RESET,           /* connection closed or reset after the request was sent */
     SG_XF_TIMEOUT,         /* no response within timeouts.server */
+    SG_XF_DOWN,            /* still waiting when health checks took the backend down */
 };
 
 /* What to do after a failed attempt (sg_exchange_retry_decide). */
@@ -57,6 +59,7 @@ enum sg_xretry {
     SG_XR_RETRY,    /* another attempt (costs a retry, subject to the budget) */
     SG_XR_FAIL_502, /* answer 502 Bad Gateway */
     SG_XR_FAIL_504, /* answer 504 Gateway Timeout */
+    SG_XR_KEEP,     /* SG_XF_DOWN only: no retry; keep waiting for this backend */
 };
 
 /* The facts sg_exchange_retry_decide weighs: a pure function of these. */
@@ -155,6 +158,7 @@ struct sg_exchange {
     struct sg_upconn *up;
     struct sg_wpool *wp; /* routed pool; NULL before routing */
     struct sg_backend *backend;
+    LIST_ENTRY(sg_exchange) on_backend; /* in wp->wb[backend->id].xs while `slot` */
     uint32_t tried[SG_EXCHANGE_MAX_TRIES];
     uint32_t ntried;
     uint32_t retries_left;

@@ -5,10 +5,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "surgegate/exchange-t.h"
 
 struct sg_cfg_retry_budget;
+struct sg_worker;
 
 /* Above this many bytes waiting for a peer, its producer pauses; it resumes
  * at or below SG_OUT_LOW. Both sides of the proxy use the same marks. With
@@ -79,6 +81,16 @@ static inline bool sg_exchange_relaying(const struct sg_exchange *x)
 {
     return x->state == SG_XS_RELAY;
 }
+
+/* Health checks took backends down (their down_gen moved since the last
+ * call; with `again`, every backend down now): each of w's requests still
+ * waiting for the first response byte of such a backend is retried on
+ * another backend at once when it may be (idempotent, replayable, retries
+ * left) and the retry budget allows; the others keep waiting. Returns how
+ * many only the budget kept: the caller asks again (`again` = true) a
+ * little later, once some retries have ended. Worker thread, from the kick
+ * that follows a backend state change. */
+uint32_t sg_exchange_backends_down(struct sg_worker *w, bool again);
 
 /* The retry decision after a failed attempt: a pure function. The retry
  * budget is asked separately (sg_retry_budget_allows) for SG_XR_RETRY. */

@@ -35,7 +35,9 @@ bool sg_outlier_observe(struct sg_backend *b, bool failure, uint64_t now_ms);
 
 /* Control thread, periodically (health.c runs it every 100 ms):
  *  - an ejected backend whose time is up returns (sg_outlier_end), then
- *    on_change(b, arg);
+ *    on_change(b, arg), unless its pool has health checks: then it stays
+ *    out until health.c sees a check pass after that time (so a backend
+ *    that stopped answering while ejected does not return);
  *  - an ejection a worker made since the last tick is recorded in
  *    b->state_since_ms and b->reason ("ejected: 5 consecutive errors"), then
  *    on_change(b, arg);

@@ -32,8 +32,22 @@ enum sg_backend_admin { SG_ADMIN_READY = 0, SG_ADMIN_DRAIN, SG_ADMIN_MAINT, SG_A
 
 #define SG_BACKEND_NAME_MAX 64 /* "[v6]:port" fits; unix paths are truncated in the name */
 
-/* The state users see, derived from admin state, health and ejection. */
-enum sg_backend_state { SG_BACKEND_UP = 0, SG_BACKEND_DOWN, SG_BACKEND_DRAIN, SG_BACKEND_MAINT };
+/* What the active health checks (health.c) say. A backend of the config
+ * starts UP (assumed healthy until its checks say otherwise); one added at
+ * runtime to a pool with checks starts CHECKING and takes no request until
+ * its first passing check. */
+enum sg_backend_health { SG_HEALTH_UP = 0, SG_HEALTH_DOWN, SG_HEALTH_CHECKING };
+
+/* The state users see, derived from admin state, health and ejection.
+ * CHECKING: added at runtime, waiting for its first passing health check. */
+enum sg_backend_state {
+    SG_BACKEND_UP = 0,
+    SG_BACKEND_DOWN,
+    SG_BACKEND_DRAIN,
+    SG_BACKEND_MAINT,
+    SG_BACKEND_CHECKING,
+    SG_BACKEND__COUNT
+};
 
 struct sg_pool;
 struct sg_lb_ops;
@@ -56,8 +70,12 @@ struct sg_backend {
 
     /* Written rarely (control thread, ejection): read on every pick. */
     _Atomic int admin;            /* enum sg_backend_admin */
-    _Atomic bool down;            /* failed its active checks */
-    _Atomic uint64_t eject_until; /* outlier ejection end, monotonic ms; 0 = not ejected */
+    _Atomic int health;           /* enum sg_backend_health (health.c writes) */
+    _Atomic uint32_t down_gen;    /* bumped each time the checks take it down: workers
+                                   * then retry the requests stuck on it (exchange.c) */
+    _Atomic uint64_t eject_until; /* outlier ejection end, monotonic ms; 0 = not ejected.
+                                   * Out while non-zero, even past its end: the control
+                                   * thread clears it (outlier.h) */
     _Atomic uint64_t ramp_from;   /* slow start began, monotonic ms; 0 = no ramp */
 
     /* Control thread only (health.c, outlier.c, stats). */

@@ -23,13 +23,14 @@ static inline size_t sg_pool_nused(const struct sg_pool *p)
 struct sg_backend *sg_pool_find_backend(struct sg_pool *p, const char *name, size_t len);
 
 /* Adds a backend at runtime (admin API, hook output) in a free slot: address
- * "host:port" / "[v6]:port" / "unix:/path" (numeric). start_down: the pool
- * has health checks, so it joins only once they pass (then slow start).
+ * "host:port" / "[v6]:port" / "unix:/path" (numeric). checking: the pool
+ * has health checks, so it starts CHECKING and joins at its first passing
+ * check (then slow start); else it is up at once.
  * SG_CTL_OK (*out set), SG_CTL_EXISTS (already there), SG_CTL_BAD_REQUEST
  * (bad or too long address), SG_CTL_CONFLICT (no free slot); err says why.
  * Control thread only. */
 enum sg_ctl_err sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight,
-                                    uint32_t maxconn, bool start_down, struct sg_backend **out,
+                                    uint32_t maxconn, bool checking, struct sg_backend **out,
                                     char *err, size_t errlen);
 
 /* Starts removing b: it drains (no new requests) and its slot is freed by

@@ -68,7 +68,8 @@ struct sg_worker {
      * sg_worker_new to worker.c's handler; sessions call it instead of a
      * function of worker.c. Worker thread. */
     void (*on_session_closed)(struct sg_worker *w, struct sg_wfrontend *fe);
-    struct event *grace_ev; /* forced close when the grace period ends */
+    struct event *grace_ev;  /* forced close when the grace period ends */
+    struct event *rescue_ev; /* asks again about requests stuck on a backend taken down */
     bool stopping;
     _Atomic bool done;      /* the thread's loop has ended (read by main) */
     struct sg_alog_w *alog; /* this worker's access log buffer; NULL = no access log */

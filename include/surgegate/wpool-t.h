@@ -7,15 +7,21 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "surgegate/stats-t.h"
 
 struct sg_pool;
 struct sg_upconn;
+struct sg_exchange;
+
+LIST_HEAD(sg_xlist, sg_exchange);
 
 /* Per worker, per backend. */
 struct sg_wbackend {
     struct sg_upconn *idle; /* idle keep-alive connections, most recent first (upstream.c) */
+    struct sg_xlist xs;     /* this worker's exchanges holding a slot on it (exchange.c) */
+    uint32_t down_seen;     /* the backend's down_gen when xs was last looked at */
     _Atomic uint32_t nidle; /* written by the worker only (relaxed), read by the control thread */
     struct sg_wstats st;    /* this worker's traffic on this backend slot */
 };

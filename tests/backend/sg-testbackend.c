@@ -24,13 +24,16 @@
  *   ?garbage=1            "NOT HTTP\r\n\r\n" then close
  *   /__stats              {"connections":C,"requests":R,"accepted":A,"open":O,
  *                         "healthz":H,"inflight":I,"max_inflight":M}; open: sockets
- *                         open now; healthz: /healthz requests (also in
- *                         "requests"); inflight: requests being handled now
- *                         (head received, response not yet queued; /healthz
- *                         excluded); max_inflight: the peak of inflight since
- *                         start or since the last /__stats?reset=1
- *   /healthz              200 "ok" (503 "down" with --refuse-health, or as set
- *                         by /__control?health=N)
+ *                         open now; healthz: health checks (not in "requests");
+ *                         inflight: requests being handled now (head received,
+ *                         response not yet queued; health checks excluded);
+ *                         max_inflight: the peak of inflight since start or
+ *                         since the last /__stats?reset=1
+ *   /healthz              a health check: 200 "ok" (503 "down" with
+ *                         --refuse-health, or as set by /__control?health=N).
+ *                         A request with "User-Agent: surgegate-health" (the
+ *                         proxy's checker, on by default at "/") is a health
+ *                         check whatever its path
  *   /__control?health=N&status=N&delay=MS&reset=1
  *                         runtime defaults, kept until changed: the /healthz
  *                         status; the status of every other request without
@@ -52,7 +55,9 @@
  * request order. Memory stays bounded: input stops being read past a high
  * watermark, and downloads reference one static pattern block.
  *
- * Counting: /__stats and /__control requests are never counted, and a
+ * Counting: /__stats and /__control requests are never counted; health
+ * checks count only in "healthz" (never logged, never in "requests"), so a
+ * test sees its own traffic whether or not the proxy checks this backend. A
  * connection counts in "connections" once it carries its first counted
  * request ("accepted" counts every accepted socket).
  */
@@ -129,6 +134,7 @@ struct tb_conn {
     char hvalue[TB_MAX_HDR + 1];
     size_t hvalue_len;
     int expect_continue;
+    int ua_check;  /* User-Agent: surgegate-health */
     int keepalive; /* from llhttp at headers/message complete */
     int is_head;
     int http11; /* client speaks >= HTTP/1.1 */
@@ -263,6 +269,7 @@ static int tb_on_message_begin(llhttp_t *p)
     c->url_overflow = 0;
     c->hfield_len = c->hvalue_len = 0;
     c->expect_continue = 0;
+    c->ua_check = 0;
     c->body_bytes = 0;
     c->kind = TB_DEFAULT;
     c->status = 200;
@@ -330,6 +337,8 @@ static int tb_on_header_value_complete(llhttp_t *p)
     struct tb_conn *c = conn_of(p);
     if (strcasecmp(c->hfield, "expect") == 0 && strcasecmp(c->hvalue, "100-continue") == 0)
         c->expect_continue = 1;
+    if (strcasecmp(c->hfield, "user-agent") == 0 && strcmp(c->hvalue, "surgegate-health") == 0)
+        c->ua_check = 1;
     c->hfield_len = c->hvalue_len = 0;
     c->hfield[0] = c->hvalue[0] = '\0';
     return 0;
@@ -515,6 +524,8 @@ static void conn_parse_target(struct tb_conn *c)
         c->kind = TB_HEALTH;
     else if (tb_path_is(path, plen, "/__control"))
         c->kind = TB_CONTROL;
+    if (c->ua_check && c->kind != TB_STATS && c->kind != TB_CONTROL)
+        c->kind = TB_HEALTH; /* the proxy's checker, whatever path it was given */
 
     if (c->kind == TB_STATS || c->kind == TB_CONTROL) {
         if (q)
@@ -575,15 +586,13 @@ static void conn_on_head(struct tb_conn *c)
     const char *method = llhttp_method_name((llhttp_method_t)llhttp_get_method(&c->parser));
 
     conn_parse_target(c);
-    if (c->kind != TB_STATS && c->kind != TB_CONTROL) {
+    if (c->kind == TB_HEALTH) {
+        tb_stat_health++;
+    } else if (c->kind != TB_STATS && c->kind != TB_CONTROL) {
         tb_stat_reqs++;
-        if (c->kind == TB_HEALTH) {
-            tb_stat_health++;
-        } else {
-            c->inflight = 1;
-            if (++tb_inflight > tb_max_inflight)
-                tb_max_inflight = tb_inflight;
-        }
+        c->inflight = 1;
+        if (++tb_inflight > tb_max_inflight)
+            tb_max_inflight = tb_inflight;
         if (!c->counted) {
             c->counted = 1;
             tb_stat_conns++;

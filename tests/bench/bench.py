@@ -378,7 +378,10 @@ timeouts = {{ connect = "4s"; http_request = "5s"; client = "30s";
              server = "30s"; queue = "10s"; keepalive = "60s"; }};
 frontends = ( {{ name = "bench"; listen = "127.0.0.1:{port}"; maxconn = {haproxy_maxconn(nofile)};
                 default_pool = "b"; }} );
+# No health checks, as HAProxy's servers above have no `check` and nginx has
+# no active checks (and the backend answers only /small and /big).
 pools = ( {{ name = "b"; balance = "roundrobin"; max_idle = 512;
+            health = {{ enabled = false; }};
             backends = ( {{ address = "127.0.0.1:{p1}"; }},
                          {{ address = "127.0.0.1:{p2}"; }} ); }} );
 admin = {{ listen = "unix:{tmp}/admin.sock"; }};

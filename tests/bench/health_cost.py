@@ -93,7 +93,7 @@ http { access_log off; keepalive_requests 1000000;
                 f.write("""workers = 1; log_level = "warn";
 admin = { listen = "unix:%s/admin-%s.sock"; };
 frontends = ( { name = "fe"; listen = "127.0.0.1:%d"; default_pool = "app"; } );
-pools = ( { name = "app"; backends = ( { address = "127.0.0.1:%d"; } ); }%s );
+pools = ( { name = "app"; health = { enabled = false; }; backends = ( { address = "127.0.0.1:%d"; } ); }%s );
 """ % (tmp, variant, port, bport, checked))
             ports[variant] = (port, cfg)
         res = {"without": [], "with": []}

@@ -97,7 +97,7 @@ N
 workers = $n;
 timeouts = { connect = "4s"; http_request = "5s"; client = "30s"; server = "30s"; queue = "10s"; keepalive = "60s"; };
 frontends = ( { name = "bench"; listen = "127.0.0.1:$port"; maxconn = 20000; default_pool = "b"; } );
-pools = ( { name = "b"; max_idle = 256; backends = ( { address = "127.0.0.1:$B1"; }, { address = "127.0.0.1:$B2"; } ); } );
+pools = ( { name = "b"; max_idle = 256; health = { enabled = false; }; backends = ( { address = "127.0.0.1:$B1"; }, { address = "127.0.0.1:$B2"; } ); } );
 S
         $PIN_PROXY "$SG" -c "$d/s.conf" >"$d/log" 2>&1 & ppid=$! ;;
     esac

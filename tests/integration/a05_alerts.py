@@ -1,6 +1,8 @@
 """a05: the alert hook runs once per event occurrence, not once per request.
 
-Pools: "app" (D, E, F; HTTP health checks every 200 ms, rise 1, fall 1),
+Pools: "app" (D, E, F; HTTP health checks every 200 ms, rise 1, fall 1;
+outlier ejections of 500 ms: a killed backend may be ejected by the errors
+of the traffic too, and with checks on an ejection lasts its whole time),
 "q" (route /q/: one backend with maxconn 1 answering after 500 ms,
 maxqueue 1), "h" (its own backend; autoscale whose scale_up hook always
 exits 1, so hook_failed events come every backoff). alerts: every event,
@@ -70,6 +72,7 @@ def main():
     failing = HookScript("failing-scale", "exit 1\n")
     health = cfg_group("health", type="http", path="/healthz", interval="200ms",
                        timeout="150ms", rise=1, fall=1)
+    health += " " + cfg_group("outlier", base_ejection="500ms", max_ejection="1s")
     events = sg_names("event")
     top = 'alerts = { events = [ %s ]; hook = [ "%s", "alert-arg" ]; };' % (
         ", ".join('"%s"' % e for e in events), hook.path)

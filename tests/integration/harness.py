@@ -364,13 +364,15 @@ class Backend:
         return [l for l in _read_file(self.log_path).splitlines() if l]
 
     def traffic_lines(self):
-        """log_lines() without the health checks (GET /healthz)."""
-        return [l for l in self.log_lines() if l.split(" ", 1)[-1].split("?", 1)[0] != "/healthz"]
+        """log_lines(): the backend logs no health check (/healthz, or any
+        request of the proxy's checker)."""
+        return self.log_lines()
 
     def stats(self, reset=False):
         """GET /__stats: {"connections": C, "requests": R, "accepted": A,
-        "open": sockets open now, "healthz": /healthz requests (also counted in
-        "requests"), "inflight": requests being handled now, "max_inflight":
+        "open": sockets open now, "healthz": health checks (/healthz, or any
+        path with the proxy checker's User-Agent; not counted in "requests"
+        or "connections"), "inflight": requests being handled now, "max_inflight":
         peak since start or since the last stats(reset=True)}. reset=True
         restarts max_inflight after reading it."""
         status, _, body = http_get(self.port, "/__stats?reset=1" if reset else "/__stats",
@@ -380,8 +382,7 @@ class Backend:
 
     def requests(self):
         """Requests received, health checks not included."""
-        st = self.stats()
-        return st["requests"] - st.get("healthz", 0)
+        return self.stats()["requests"]
 
     def control(self, **kw):
         """GET /__control with the given settings, kept until changed:

@@ -394,7 +394,7 @@ static void test_defaults(void **state)
     assert_int_equal(p->retries, 2);
     assert_int_equal(p->maxqueue, 1000);
     assert_int_equal(p->max_idle, 32);
-    assert_false(p->health.enabled);
+    assert_true(p->health.enabled); /* checks on without a "health" group */
     assert_string_equal(p->health.type, "http");
     assert_string_equal(p->health.method, "GET");
     assert_string_equal(p->health.path, "/");
@@ -950,6 +950,30 @@ static void test_health(void **state)
                  "health timeout 2s of pool 'app' is longer than its interval 1s");
     expect_error(POOL_WITH("health = { rise = 0; };"), 5,
                  "'rise' in health of pool 'app' is 0, out of range 1..1000");
+    expect_error(POOL_WITH("health = { enabled = \"no\"; };"), 5, "'enabled'");
+
+    /* on by default, with or without a group; off only when asked */
+#define SMALL_POOL_WITH(health)                                                    \
+    TIMEOUTS                                                                       \
+    "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 100; " \
+    "default_pool = \"app\"; } );\n"                                               \
+    "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } "  \
+    ");\n" health " } );\n"
+    struct sg_cfg *cfg = expect_clean(SMALL_POOL_WITH("health = { path = \"/h\"; };"));
+    assert_true(cfg->pools[0].health.enabled);
+    sg_cfg_free(cfg);
+    cfg = expect_clean(SMALL_POOL_WITH("health = { enabled = true; };"));
+    assert_true(cfg->pools[0].health.enabled);
+    sg_cfg_free(cfg);
+    cfg = expect_clean(SMALL_POOL_WITH("health = { enabled = false; };"));
+    assert_false(cfg->pools[0].health.enabled);
+    sg_cfg_free(cfg);
+    /* off: its other settings are not checked against each other */
+    cfg = expect_clean(SMALL_POOL_WITH("health = { enabled = false; interval = \"1s\"; "
+                                       "timeout = \"2s\"; };"));
+    assert_false(cfg->pools[0].health.enabled);
+    sg_cfg_free(cfg);
+#undef SMALL_POOL_WITH
 }
 
 static void test_autoscale(void **state)

@@ -69,6 +69,20 @@ static void test_retry_spent_or_not_replayable(void **st)
     assert_int_equal(decide(SG_XF_CONNECT, false, false, false, true, 0, 2), SG_XR_FAIL_502);
 }
 
+static void test_retry_backend_down(void **st)
+{
+    /* Stuck on a backend its health checks took down: an idempotent request
+     * that got nothing yet goes elsewhere (also on a reused connection); */
+    assert_int_equal(decide(SG_XF_DOWN, false, true, false, true, 0, 1), SG_XR_RETRY);
+    assert_int_equal(decide(SG_XF_DOWN, false, true, true, true, 0, 2), SG_XR_RETRY);
+    /* anything else keeps waiting: it was sent and may yet be answered */
+    assert_int_equal(decide(SG_XF_DOWN, false, true, false, false, 0, 1), SG_XR_KEEP);
+    assert_int_equal(decide(SG_XF_DOWN, false, false, false, true, 0, 1), SG_XR_KEEP);
+    assert_int_equal(decide(SG_XF_DOWN, false, true, false, true, 0, 0), SG_XR_KEEP);
+    assert_int_equal(decide(SG_XF_DOWN, true, true, false, true, 0, 1), SG_XR_KEEP);
+    assert_int_equal(decide(SG_XF_DOWN, false, true, true, false, 0, 0), SG_XR_KEEP);
+}
+
 static void test_retry_budget(void **st)
 {
     struct sg_cfg_retry_budget rb = {.percent = 20.0, .min_retries = 3};
@@ -215,6 +229,7 @@ int main(void)
         cmocka_unit_test(test_retry_never_sent_goes_elsewhere),
         cmocka_unit_test(test_retry_sent_only_when_idempotent),
         cmocka_unit_test(test_retry_spent_or_not_replayable),
+        cmocka_unit_test(test_retry_backend_down),
         cmocka_unit_test(test_retry_budget),
         cmocka_unit_test(test_outcome_response),
         cmocka_unit_test(test_outcome_failed_and_error),

@@ -196,7 +196,7 @@ static void tenv_init(struct tenv *e, struct event_base *base, size_t n, uint16_
         sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         sin->sin_port = htons(port);
         b->sslen = sizeof(*sin);
-        atomic_init(&b->down, false);
+        atomic_init(&b->health, SG_HEALTH_UP);
         atomic_init(&b->eject_until, 0);
         atomic_init(&b->consec_errors, 0);
     }
@@ -270,7 +270,8 @@ static void test_http_down_then_up(void **st)
     assert_non_null(h);
     assert_true(run_until_change(&e, 3000));
     assert_ptr_equal(e.changed, &e.b[0]);
-    assert_true(atomic_load(&e.b[0].down));
+    assert_int_equal(atomic_load(&e.b[0].health), SG_HEALTH_DOWN);
+    assert_int_equal(atomic_load(&e.b[0].down_gen), 1); /* the workers' cue */
     assert_string_equal(e.b[0].reason, "HTTP 503");
     assert_true(e.b[0].state_since_ms > 0);
     assert_int_equal(s.nreq, 3); /* fall = 3 */
@@ -283,7 +284,7 @@ static void test_http_down_then_up(void **st)
 
     s.reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     assert_true(run_until_change(&e, 3000));
-    assert_false(atomic_load(&e.b[0].down));
+    assert_int_equal(atomic_load(&e.b[0].health), SG_HEALTH_UP);
     assert_string_equal(e.b[0].reason, "HTTP 200");
     assert_int_equal(s.nreq, 5); /* rise = 2 */
 
@@ -319,7 +320,7 @@ static void test_http_flap_stays_up(void **st)
     assert_int_equal(s.nreq, 2);
     s.reply = "HTTP/1.1 404 Not Found\r\n\r\n";
     assert_false(run_until_change(&e, 500));
-    assert_false(atomic_load(&e.b[0].down));
+    assert_int_equal(atomic_load(&e.b[0].health), SG_HEALTH_UP);
     sg_health_stop(h);
     tsrv_stop(&s);
     tenv_free(&e);
@@ -333,7 +334,7 @@ static void test_tcp_refused(void **st)
     struct sg_health *h = sg_health_start(e.base, &e.pools, on_change, &e);
     assert_non_null(h);
     assert_true(run_until_change(&e, 3000));
-    assert_true(atomic_load(&e.b[0].down));
+    assert_int_equal(atomic_load(&e.b[0].health), SG_HEALTH_DOWN);
     assert_string_equal(e.b[0].reason, "connection refused");
     sg_health_stop(h);
     tenv_free(&e);
@@ -347,11 +348,11 @@ static void test_tcp_up(void **st)
     tsrv_start(&s, base, "");
     tenv_init(&e, base, 1, s.port);
     tenv_health(&e, "tcp", 1, 1);
-    atomic_store(&e.b[0].down, true); /* starts down: one connect brings it up */
+    atomic_store(&e.b[0].health, SG_HEALTH_DOWN); /* starts down: one connect brings it up */
     struct sg_health *h = sg_health_start(e.base, &e.pools, on_change, &e);
     assert_non_null(h);
     assert_true(run_until_change(&e, 3000));
-    assert_false(atomic_load(&e.b[0].down));
+    assert_int_equal(atomic_load(&e.b[0].health), SG_HEALTH_UP);
     assert_string_equal(e.b[0].reason, "connected");
     sg_health_stop(h);
     tsrv_stop(&s);
@@ -372,7 +373,7 @@ static void test_http_timeout(void **st)
     assert_non_null(h);
     assert_true(run_until_change(&e, 3000));
     assert_true(mono_ms() - t0 >= 140); /* timeout 150 ms (coarse clocks) */
-    assert_true(atomic_load(&e.b[0].down));
+    assert_int_equal(atomic_load(&e.b[0].health), SG_HEALTH_DOWN);
     assert_string_equal(e.b[0].reason, "timeout");
     sg_health_stop(h);
     tsrv_stop(&s);
@@ -393,13 +394,13 @@ static void test_http_bad_response(void **st)
     assert_string_equal(e.b[0].reason, "bad response");
 
     /* a status line cut short by the close */
-    atomic_store(&e.b[0].down, false);
+    atomic_store(&e.b[0].health, SG_HEALTH_UP);
     s.reply = "HTTP/1.1 20";
     assert_true(run_until_change(&e, 3000));
     assert_string_equal(e.b[0].reason, "bad response");
 
     /* closed without a byte */
-    atomic_store(&e.b[0].down, false);
+    atomic_store(&e.b[0].health, SG_HEALTH_UP);
     s.reply = "";
     assert_true(run_until_change(&e, 3000));
     assert_string_equal(e.b[0].reason, "connection closed");
@@ -408,8 +409,17 @@ static void test_http_bad_response(void **st)
     tenv_free(&e);
 }
 
-/* A passing check ends an outlier ejection at once. */
-static void test_pass_ends_ejection(void **st)
+/* Runs the loop for ms, whatever changes. */
+static void run_for(struct tenv *e, uint32_t ms)
+{
+    uint64_t end = mono_ms() + ms;
+    while (mono_ms() < end)
+        run_until_change(e, (uint32_t)(end - mono_ms()));
+}
+
+/* With checks on, a passing check does not cut an ejection short; once its
+ * time is up, a check runs at once and its pass ends the ejection. */
+static void test_ejection_ends_at_pass_after_time(void **st)
 {
     struct tenv e;
     struct tsrv s;
@@ -417,22 +427,101 @@ static void test_pass_ends_ejection(void **st)
     tsrv_start(&s, base, "HTTP/1.1 204 No Content\r\n\r\n");
     tenv_init(&e, base, 2, s.port);
     tenv_health(&e, "http", 2, 3);
-    for (int i = 0; i < 4; i++)
-        assert_false(sg_outlier_observe(&e.b[0], true, sg_now_ms()));
-    assert_true(sg_outlier_observe(&e.b[0], true, sg_now_ms()));
-    assert_int_equal(atomic_load(&e.pool.nejected), 1);
+    e.cp.health.interval_ms = 1000; /* the end's check is not a scheduled one */
+    e.cp.outlier.base_ejection_ms = 400;
     struct sg_health *h = sg_health_start(e.base, &e.pools, on_change, &e);
     assert_non_null(h);
-    /* the tick may notice the ejection first (a change); a check passes
-     * within the first interval and ends it (a change) */
-    for (int i = 0; i < 2 && atomic_load(&e.b[0].eject_until) != 0; i++)
-        assert_true(run_until_change(&e, 3000));
-    assert_ptr_equal(e.changed, &e.b[0]);
+    run_for(&e, 1100); /* every backend checked once: steady, next checks ~1 s away */
+    int nreq = s.nreq;
+    assert_true(nreq >= 2);
+    uint64_t t0 = sg_now_ms();
+    for (int i = 0; i < 4; i++)
+        assert_false(sg_outlier_observe(&e.b[0], true, t0));
+    assert_true(sg_outlier_observe(&e.b[0], true, t0));
+    uint64_t until = atomic_load(&e.b[0].eject_until);
+    assert_int_equal(until, t0 + 400);
+    assert_false(sg_backend_usable(&e.b[0], t0 + 500)); /* out until it is ended */
+    /* the tick notices the ejection (a change), then the end's check */
+    while (atomic_load(&e.b[0].eject_until) != 0 && sg_now_ms() < t0 + 2000)
+        run_until_change(&e, 2000);
+    uint64_t ended = sg_now_ms();
     assert_int_equal(atomic_load(&e.b[0].eject_until), 0);
+    assert_true(ended >= until);
+    assert_true(ended < until + 300); /* a check at once, not at the next interval */
+    assert_true(s.nreq > nreq);
     assert_int_equal(atomic_load(&e.pool.nejected), 0);
-    assert_string_equal(e.b[0].reason, "health check passed");
+    assert_string_equal(e.b[0].reason, "ejection ended, health check passed");
+    assert_true(sg_backend_usable(&e.b[0], sg_now_ms()));
     sg_health_stop(h);
     tsrv_stop(&s);
+    tenv_free(&e);
+}
+
+/* With checks on, an ejected backend that refuses connections stays out
+ * after its ejection time. */
+static void test_ejection_refused_stays_out(void **st)
+{
+    struct tenv e;
+    tenv_init(&e, NULL, 2, closed_port());
+    tenv_health(&e, "tcp", 2, 3);
+    e.cp.outlier.base_ejection_ms = 200;
+    struct sg_health *h = sg_health_start(e.base, &e.pools, on_change, &e);
+    assert_non_null(h);
+    uint64_t t0 = sg_now_ms();
+    for (int i = 0; i < 5; i++)
+        sg_outlier_observe(&e.b[1], true, t0);
+    assert_int_equal(atomic_load(&e.b[1].eject_until), t0 + 200);
+    run_for(&e, 700);
+    assert_int_equal(atomic_load(&e.b[1].eject_until), t0 + 200);
+    assert_int_equal(atomic_load(&e.pool.nejected), 1);
+    assert_false(sg_backend_usable(&e.b[1], sg_now_ms()));
+    sg_health_stop(h);
+    tenv_free(&e);
+}
+
+/* A backend added at runtime starts CHECKING: up at its first passed check,
+ * whatever `rise`. */
+static void test_checking_first_pass(void **st)
+{
+    struct tenv e;
+    struct tsrv s;
+    struct event_base *base = event_base_new();
+    tsrv_start(&s, base, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    tenv_init(&e, base, 1, s.port);
+    tenv_health(&e, "http", 3, 3);
+    atomic_store(&e.b[0].health, SG_HEALTH_CHECKING);
+    assert_false(sg_backend_usable(&e.b[0], sg_now_ms()));
+    assert_int_equal(sg_backend_state(&e.b[0], sg_now_ms()), SG_BACKEND_CHECKING);
+    assert_string_equal(sg_backend_state_name(SG_BACKEND_CHECKING), "checking");
+    struct sg_health *h = sg_health_start(e.base, &e.pools, on_change, &e);
+    assert_non_null(h);
+    assert_true(run_until_change(&e, 3000));
+    assert_int_equal(atomic_load(&e.b[0].health), SG_HEALTH_UP);
+    assert_int_equal(s.nreq, 1);
+    assert_string_equal(e.b[0].reason, "HTTP 200");
+    assert_true(sg_backend_usable(&e.b[0], sg_now_ms()));
+    assert_int_equal(atomic_load(&e.b[0].down_gen), 0); /* never down */
+    sg_health_stop(h);
+    tsrv_stop(&s);
+    tenv_free(&e);
+}
+
+/* A CHECKING backend whose checks fail stays CHECKING (no change to
+ * report, no traffic); its reason tells the last failure. */
+static void test_checking_refused_stays(void **st)
+{
+    struct tenv e;
+    tenv_init(&e, NULL, 1, closed_port());
+    tenv_health(&e, "tcp", 2, 2);
+    atomic_store(&e.b[0].health, SG_HEALTH_CHECKING);
+    struct sg_health *h = sg_health_start(e.base, &e.pools, on_change, &e);
+    assert_non_null(h);
+    run_for(&e, 600);
+    assert_int_equal(e.nchanges, 0);
+    assert_int_equal(atomic_load(&e.b[0].health), SG_HEALTH_CHECKING);
+    assert_non_null(strstr(e.b[0].reason, "connection refused"));
+    assert_false(sg_backend_usable(&e.b[0], sg_now_ms()));
+    sg_health_stop(h);
     tenv_free(&e);
 }
 
@@ -709,7 +798,10 @@ int main(void)
         cmocka_unit_test(test_tcp_up),
         cmocka_unit_test(test_http_timeout),
         cmocka_unit_test(test_http_bad_response),
-        cmocka_unit_test(test_pass_ends_ejection),
+        cmocka_unit_test(test_ejection_ends_at_pass_after_time),
+        cmocka_unit_test(test_ejection_refused_stays_out),
+        cmocka_unit_test(test_checking_first_pass),
+        cmocka_unit_test(test_checking_refused_stays),
         cmocka_unit_test(test_tick_without_checks),
         cmocka_unit_test(test_stop_in_flight),
     };

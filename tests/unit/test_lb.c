@@ -39,7 +39,7 @@ static void make_pool(struct sg_pool *p, struct sg_backend *b, const uint32_t *w
         snprintf(names[i], sizeof(names[i]), "10.0.0.%zu:8080", i + 1);
         b[i].name = names[i];
         atomic_init(&b[i].admin, SG_ADMIN_READY);
-        atomic_init(&b[i].down, false);
+        atomic_init(&b[i].health, SG_HEALTH_UP);
         atomic_init(&b[i].eject_until, 0);
         atomic_init(&b[i].ramp_from, 0);
         atomic_init(&b[i].inflight, 0);
@@ -92,7 +92,7 @@ static void test_rr_skips_unusable_and_excluded(void **st)
     const uint32_t w[] = {1, 0, 1};
     make_pool(&p, b, w, 3);
     void *s = p.lb->state_new(&p);
-    atomic_store(&b[2].down, true);
+    atomic_store(&b[2].health, SG_HEALTH_DOWN);
     for (int i = 0; i < 10; i++)
         assert_int_equal(p.lb->pick(s, &p, NULL)->id, 0);
     uint32_t ex[] = {0};
@@ -111,7 +111,7 @@ static void test_rr_backup_only_when_needed(void **st)
     void *s = p.lb->state_new(&p);
     for (int i = 0; i < 10; i++)
         assert_int_equal(p.lb->pick(s, &p, NULL)->id, 0);
-    atomic_store(&b[0].down, true);
+    atomic_store(&b[0].health, SG_HEALTH_DOWN);
     assert_int_equal(p.lb->pick(s, &p, NULL)->id, 1);
     p.lb->state_free(s);
 }
@@ -153,7 +153,7 @@ static void test_all_skip_unusable(void **state)
     const uint32_t w[] = {1, 1, 1, 1, 0};
     make_pool(&p, b, w, 5);
     p.lb = ops;
-    atomic_store(&b[0].down, true);
+    atomic_store(&b[0].health, SG_HEALTH_DOWN);
     b[2].maxconn = 2;
     atomic_store(&b[2].inflight, 2); /* full */
     uint32_t ex[] = {1};
@@ -164,7 +164,7 @@ static void test_all_skip_unusable(void **state)
     for (int i = 0; i < 2000; i++)
         assert_int_equal(pick_key(ops, s, &p, &req, i)->id, 3);
     /* drained, maintained and ejected ones too */
-    atomic_store(&b[0].down, false);
+    atomic_store(&b[0].health, SG_HEALTH_UP);
     atomic_store(&b[0].admin, SG_ADMIN_DRAIN);
     atomic_store(&b[1].admin, SG_ADMIN_MAINT);
     atomic_store(&b[2].eject_until, NOW_MS + 1000);
@@ -173,7 +173,7 @@ static void test_all_skip_unusable(void **state)
     atomic_store(&b[0].admin, SG_ADMIN_READY);
     atomic_store(&b[1].admin, SG_ADMIN_READY);
     atomic_store(&b[2].eject_until, 0);
-    atomic_store(&b[0].down, true);
+    atomic_store(&b[0].health, SG_HEALTH_DOWN);
     /* only the full one left: NULL, unless room is ignored (queue accounting) */
     uint32_t ex2[] = {1, 3};
     req = (struct sg_lb_req){.exclude = ex2, .nexclude = 2};
@@ -205,20 +205,20 @@ static void test_all_backup_only_when_needed(void **state)
     for (int i = 0; i < 2000; i++)
         assert_true(pick_key(ops, s, &p, NULL, i)->id < 2);
     /* a full primary queues: it does not spill to the backups */
-    atomic_store(&b[0].down, true);
+    atomic_store(&b[0].health, SG_HEALTH_DOWN);
     b[1].maxconn = 1;
     atomic_store(&b[1].inflight, 1);
     for (int i = 0; i < 100; i++)
         assert_null(pick_key(ops, s, &p, NULL, i));
     /* no usable primary: the backups serve, both of them */
-    atomic_store(&b[1].down, true);
+    atomic_store(&b[1].health, SG_HEALTH_DOWN);
     unsigned seen[4] = {0};
     for (int i = 0; i < 2000; i++)
         seen[pick_key(ops, s, &p, NULL, i)->id]++;
     assert_int_equal(seen[0] + seen[1], 0);
     assert_true(seen[2] > 0 && seen[3] > 0);
     /* a retry that tried every primary reaches a backup */
-    atomic_store(&b[1].down, false);
+    atomic_store(&b[1].health, SG_HEALTH_UP);
     atomic_store(&b[1].inflight, 0);
     uint32_t ex[] = {1};
     struct sg_lb_req req = {.exclude = ex, .nexclude = 1};
@@ -586,7 +586,7 @@ static void test_hash_remove_and_add(void **state)
     int before[NKEYS];
     for (int i = 0; i < NKEYS; i++)
         before[i] = hash_owner(&p1, s1, i);
-    atomic_store(&b1[2].down, true);
+    atomic_store(&b1[2].health, SG_HEALTH_DOWN);
     int moved = 0, stray_n = 0;
     for (int i = 0; i < NKEYS; i++) {
         int o = hash_owner(&p1, s1, i);
@@ -598,7 +598,7 @@ static void test_hash_remove_and_add(void **state)
                   n, moved * 100.0 / NKEYS, 100.0 / n, stray_n * 100.0 / NKEYS);
     assert_true(moved <= NKEYS * 1.5 / n);
     assert_true(stray_n <= NKEYS / 50);
-    atomic_store(&b1[2].down, false);
+    atomic_store(&b1[2].health, SG_HEALTH_UP);
 
     /* a pool of n-1: the same addresses without names[2] */
     for (int i = 0; i < 16; i++)

@@ -358,13 +358,13 @@ static void test_kick_when_slot_opens(void **state)
 
     /* room, but the backend is down: nothing */
     sg_backend_put_slot(b);
-    atomic_store(&b->down, true);
+    atomic_store(&b->health, SG_HEALTH_DOWN);
     sg_queue_kick(&fw.w, &up.pool);
     assert_int_equal(e.st, SG_Q_WAITING);
     assert_int_equal(inflight(b), 0);
 
     /* back up: the kick (worker_kick does it) grants */
-    atomic_store(&b->down, false);
+    atomic_store(&b->health, SG_HEALTH_UP);
     sg_queue_kick(&fw.w, &up.pool);
     assert_int_equal(e.st, SG_Q_GRANTED);
     assert_int_equal(inflight(b), 1);

@@ -349,7 +349,7 @@ static void test_close_unusable(void **state)
     assert_int_equal(atomic_load(&wb(f, 0)->nidle), 1);
     assert_int_equal(atomic_load(&wb(f, 1)->nidle), 2);
 
-    atomic_store(&f->up.b[0].down, true);
+    atomic_store(&f->up.b[0].health, SG_HEALTH_DOWN);
     sg_upstream_close_unusable(&f->w);
     assert_int_equal(atomic_load(&wb(f, 0)->nidle), 0);
     assert_null(wb(f, 0)->idle);
@@ -365,7 +365,7 @@ static void test_close_unusable(void **state)
         close(srv[i]);
 
     /* close_idle: everything, usable or not */
-    atomic_store(&f->up.b[0].down, false);
+    atomic_store(&f->up.b[0].health, SG_HEALTH_UP);
     atomic_store(&f->up.b[1].eject_until, 0);
     c0 = connect_one(f, 0, &o[0], &srv[0]);
     c1 = connect_one(f, 1, &o[1], &srv[1]);
