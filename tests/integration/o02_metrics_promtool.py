@@ -41,7 +41,13 @@ FAMILIES = {
     "surgegate_pool_requests_total": "counter",
     "surgegate_queue_wait_seconds": "histogram",
     "surgegate_pool_request_duration_seconds": "histogram",
+    "surgegate_client_errors_total": "counter",
+    "surgegate_pool_client_errors_total": "counter",
+    "surgegate_buffer_bytes": "gauge",
+    "surgegate_buffer_limit_hits_total": "counter",
 }
+# Families of the whole process: no pool label.
+PROCESS_WIDE = {"surgegate_buffer_bytes", "surgegate_buffer_limit_hits_total"}
 
 
 def get_metrics(proxy):
@@ -135,7 +141,8 @@ def main():
             samples = prom_parse(text)
             for n, l, v in samples:
                 check(family_of(n, types) is not None, "sample %s%r has no # TYPE" % (n, l))
-                check("pool" in l, "sample %s%r without a pool label" % (n, l))
+                check("pool" in l or family_of(n, types) in PROCESS_WIDE,
+                      "sample %s%r without a pool label" % (n, l))
 
             # promtool
             promtool = shutil.which("promtool")

@@ -21,7 +21,6 @@ client makes a GET on a new connection every 20 ms. Asserted:
 The same run against HAProxy is the benchmark's job (never judged here)."""
 import os
 import shutil
-import subprocess
 import sys
 
 from harness import *
@@ -34,8 +33,7 @@ def main():
     tool = shutil.which("slowhttptest")
     if tool is None:
         skip("slowhttptest not installed (packaging/install-deps --tests installs it)")
-    ldd = subprocess.run(["ldd", SG_BIN], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    if os.environ.get("SG_SANITIZED") or b"libasan" in ldd.stdout:
+    if sanitized_build():
         skip("timing and memory figures are meaningless under sanitizers")
     res = slowclients.run_target("surgegate", slowclients.sg_argv(SG_BIN), SG_BACKEND, tool,
                                  conns=2000, length=12, rate=500, tmp=tmp_path("slow"))
