@@ -644,7 +644,7 @@ def find_tool(explicit, name, fallback):
     path = explicit or shutil.which(name) or fallback
     if not path or not os.access(path, os.X_OK):
         raise BenchError(f"{name} not found (looked for {explicit or fallback}): "
-                         f"run packaging/install-deps")
+                         f"run packaging/install-deps --tests")
     return path
 
 

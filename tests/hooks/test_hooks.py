@@ -472,7 +472,7 @@ def shellcheck():
     sc = shutil.which("shellcheck")
     if sc is None:
         if os.environ.get("CI") == "true":
-            print("FAIL: CI=true and shellcheck is not installed (packaging/install-deps)")
+            print("FAIL: CI=true and shellcheck is not installed (packaging/install-deps --tests)")
             return 1
         print("shellcheck is not installed: skipped (apt-get install shellcheck)")
         return 77

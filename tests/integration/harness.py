@@ -103,7 +103,7 @@ def check_eq(got, want, what="value"):
 
 def skip(msg):
     """Skips the test for a missing tool, except under CI=true, where
-    packaging/install-deps has installed every tool: there it fails."""
+    packaging/install-deps --tests has installed every tool: there it fails."""
     if os.environ.get("CI") == "true":
         fail("CI=true and " + msg)
     raise Skip(msg)

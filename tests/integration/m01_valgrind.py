@@ -30,7 +30,7 @@ def main():
         raise Skip("valgrind cannot run a sanitizer build: " + why)
     vg = shutil.which("valgrind")
     if vg is None:
-        skip("valgrind not installed (packaging/install-deps installs it)")
+        skip("valgrind not installed (packaging/install-deps --tests installs it)")
     vlog = tmp_path("valgrind.log")
     wrapper = [vg, "--quiet", "--leak-check=full", "--show-leak-kinds=definite,indirect",
                "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=9",
