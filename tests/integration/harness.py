@@ -38,6 +38,7 @@ import json
 import os
 import re
 import select
+import selectors
 import shutil
 import signal
 import socket
@@ -738,33 +739,56 @@ def http_get(port, path, host="test", headers=None, timeout=5):
 def raw_exchange_full(port, data, timeout=3.0, shut_wr=False):
     """Sends raw bytes, reads until the peer closes or `timeout` seconds
     pass in total. Returns (bytes, how) with how in "closed", "reset",
-    "timeout"."""
+    "timeout". Reads while it sends: a large request whose response streams
+    back (an echo) must not wait on buffers both ways."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     out = bytearray()
     how = "closed"
     deadline = time.monotonic() + timeout
+    view = memoryview(data or b"")
+    sent = 0
     try:
-        if data:
-            s.sendall(data)
-        if shut_wr:
-            s.shutdown(socket.SHUT_WR)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                how = "timeout"
-                break
-            s.settimeout(left)
-            try:
-                d = s.recv(65536)
-            except socket.timeout:
-                how = "timeout"
-                break
-            except ConnectionResetError:
-                how = "reset"
-                break
-            if not d:
-                break
-            out += d
+        s.setblocking(False)
+        sel = selectors.DefaultSelector()
+        sel.register(s, selectors.EVENT_READ | (selectors.EVENT_WRITE if view else 0))
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    how = "timeout"
+                    break
+                events = sel.select(left)
+                done = False
+                for _, mask in events:
+                    if mask & selectors.EVENT_WRITE:
+                        try:
+                            sent += s.send(view[sent:sent + 262144])
+                        except BlockingIOError:
+                            pass
+                        if sent >= len(view):
+                            sel.modify(s, selectors.EVENT_READ)
+                            if shut_wr:
+                                s.shutdown(socket.SHUT_WR)
+                    if mask & selectors.EVENT_READ:
+                        try:
+                            d = s.recv(65536)
+                        except BlockingIOError:
+                            continue
+                        except ConnectionResetError:
+                            how = "reset"
+                            done = True
+                            break
+                        if not d:
+                            done = True
+                            break
+                        out += d
+                if done:
+                    break
+                if not view and shut_wr and sent == 0:
+                    s.shutdown(socket.SHUT_WR)
+                    shut_wr = False
+        finally:
+            sel.close()
     except (BrokenPipeError, ConnectionResetError):
         how = "reset"
         # read whatever arrived before the reset
