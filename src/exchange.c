@@ -894,6 +894,18 @@ static void exchange_done(struct sg_exchange *x, bool eof)
     x->ops->done(x->cl, eof);
 }
 
+/* The next read from the backend takes what SG_OUT_BUDGET leaves beside
+ * the response bytes still waiting for the client (4 KiB at least: below
+ * that, reading pauses at SG_OUT_HIGH anyway). */
+static void exchange_read_room(struct sg_exchange *x)
+{
+    if (x->up == NULL)
+        return;
+    size_t held = x->ops->resp_buffered(x->cl);
+    size_t room = held < SG_OUT_BUDGET - 128 - 4096 ? SG_OUT_BUDGET - 128 - held : 4096;
+    x->up->conn.read_size = room;
+}
+
 static void exchange_up_read(struct sg_conn *c, void *arg)
 {
     struct sg_exchange *x = arg;
@@ -943,8 +955,11 @@ static void exchange_up_read(struct sg_conn *c, void *arg)
         }
     }
     ops->resp_flush(x->cl);
-    if (x->resp_done)
+    if (x->resp_done) {
         exchange_done(x, false);
+        return;
+    }
+    exchange_read_room(x);
 }
 
 static void exchange_up_write(struct sg_conn *c, void *arg)
@@ -961,6 +976,7 @@ void sg_exchange_resp_resume(struct sg_exchange *x)
     if (!x->up_read_paused || x->up == NULL)
         return;
     x->up_read_paused = false;
+    exchange_read_room(x);
     sg_conn_read_on(&x->up->conn);
     exchange_up_read(&x->up->conn, x);
 }

@@ -12,18 +12,20 @@
 
 #include "surgegate/common.h"
 #include "surgegate/conn.h"
+#include "surgegate/exchange.h"
 #include "surgegate/log.h"
 #include "surgegate/pool.h"
 #include "surgegate/upstream.h"
 #include "surgegate/worker-t.h" /* fields only: nothing of worker.c is called */
 
-/* Bytes read from a backend in one go: 32 KiB less libevent's chain header,
- * so each read's buffer is one 32 KiB allocation (libevent rounds chains up
- * to a power of two) and a response waiting for a slow client holds ~64 KiB
- * (SG_OUT_HIGH). No read watermark: the session moves everything read
- * straight to the client and disables reading itself when the client falls
- * behind, so a watermark would only add an epoll_ctl pair per response. */
-#define SG_UP_MAX_READ (32 * 1024 - 128)
+/* Bytes read from a backend in one go, at most: 64 KiB less libevent's
+ * chain header, so a read's buffer is one 64 KiB allocation (libevent
+ * rounds chains up to a power of two); the exchange lowers it while bytes
+ * wait for the client (SG_OUT_BUDGET). No read watermark: the session moves
+ * everything read straight to the client and disables reading itself when
+ * the client falls behind, so a watermark would only add an epoll_ctl pair
+ * per response. */
+#define SG_UP_MAX_READ (SG_OUT_BUDGET - 128)
 
 static struct sg_wbackend *upstream_wb(struct sg_upconn *c)
 {
