@@ -12,7 +12,6 @@
 
 #include "surgegate/common.h"
 #include "surgegate/conn.h"
-#include "surgegate/exchange.h"
 #include "surgegate/log.h"
 #include "surgegate/pool.h"
 #include "surgegate/upstream.h"

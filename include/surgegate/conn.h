@@ -13,6 +13,16 @@
 
 #include "surgegate/conn-t.h"
 
+/* Above this many bytes waiting for a peer, its producer pauses; it resumes
+ * at or below SG_OUT_LOW. Both sides of the proxy use the same marks. A read
+ * from a backend takes at most what SG_OUT_BUDGET leaves beside the bytes
+ * still waiting for the client (a whole 64 KiB response in one read when
+ * the client keeps up), so a client that stops reading holds at most
+ * ~64 KiB of proxy memory (the kernel's socket buffers come on top). */
+#define SG_OUT_HIGH   (32 * 1024)
+#define SG_OUT_LOW    (16 * 1024)
+#define SG_OUT_BUDGET (64 * 1024)
+
 /* TCP_NOTSENT_LOWAT of client sockets (set on the listeners, inherited by
  * accepted sockets): unsent response bytes the kernel holds for a client,
  * beyond those in flight. */
@@ -24,8 +34,9 @@ struct event_base;
  * per thread: each thread adds its changes in steps), and the limit
  * (limits.buffer_memory; 0: none). Over it, sg_conn_buffers_full() is true
  * and the relays stop reading from a peer whose other side still has bytes
- * to send: each connection then holds at most one read until clients
- * drain. sg_conn_buffers_hits() counts the times the total went over. */
+ * to send, and reads take at most 4 KiB: each connection then holds about
+ * one small read until clients drain. sg_conn_buffers_hits() counts the times the total went over.
+ */
 void sg_conn_set_buffer_limit(uint64_t bytes);
 uint64_t sg_conn_buffered(void);
 bool sg_conn_buffers_full(void);

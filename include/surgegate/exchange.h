@@ -12,16 +12,6 @@
 struct sg_cfg_retry_budget;
 struct sg_worker;
 
-/* Above this many bytes waiting for a peer, its producer pauses; it resumes
- * at or below SG_OUT_LOW. Both sides of the proxy use the same marks. A read
- * from a backend takes at most what SG_OUT_BUDGET leaves beside the bytes
- * still waiting for the client (a whole 64 KiB response in one read when
- * the client keeps up), so a client that stops reading holds at most
- * ~64 KiB of proxy memory (the kernel's socket buffers come on top). */
-#define SG_OUT_HIGH   (32 * 1024)
-#define SG_OUT_LOW    (16 * 1024)
-#define SG_OUT_BUDGET (64 * 1024)
-
 /* The high mark in force: SG_OUT_HIGH, or 0 while the connections' buffers
  * are over limits.buffer_memory (sg_conn_buffers_full). */
 size_t sg_exchange_out_high(void);
