@@ -9,7 +9,9 @@ has nothing listening, retries = 0; pool "q" (route /q/) with one backend
   pool app, backend = the address of the backend that answered (X-Backend),
   client 127.0.0.1, host, proto HTTP/1.1, frontend fe, bytes_in and
   bytes_out > 0 (bytes_out > body), ttfb_ms and total_ms about the 50 ms
-  delay (each in [49.5, 400], the median in [50, 75]), connect_ms <= ttfb_ms,
+  delay (each in [48.5, 400]: the backend's libevent timer may fire ~1 ms
+  early on the coarse monotonic clock; the median in [50, 75]),
+  connect_ms <= ttfb_ms,
   queue_ms >= 0, retries 0, end ok, the time (ISO-8601 ms UTC) within
   0.5 s of when the client sent it.
 - GET /dead/x: 502, a line with status 502, pool dead, backend the dead
@@ -175,8 +177,8 @@ def part_json(c):
                     if not is_ms(o.get(k)):
                         probs.append("%s=%r not a number >= 0" % (k, o.get(k)))
                 if not probs:
-                    if not 49.5 <= o["ttfb_ms"] <= o["total_ms"] <= 400:
-                        probs.append("ttfb_ms %r / total_ms %r not in 49.5 <= ttfb <= total"
+                    if not 48.5 <= o["ttfb_ms"] <= o["total_ms"] <= 400:
+                        probs.append("ttfb_ms %r / total_ms %r not in 48.5 <= ttfb <= total"
                                      " <= 400" % (o["ttfb_ms"], o["total_ms"]))
                     if o["connect_ms"] > o["ttfb_ms"]:
                         probs.append("connect_ms %r > ttfb_ms %r" % (o["connect_ms"], o["ttfb_ms"]))
@@ -350,7 +352,7 @@ def part_combined(c):
                 if not m:
                     continue
                 c.ok(int(m.group(2)) > 0 and m.group(3) == REF and m.group(4) == UA
-                     and m.group(5) == b1.addr and 49.5 <= float(m.group(9)) <= 400,
+                     and m.group(5) == b1.addr and 48.5 <= float(m.group(9)) <= 400,
                      "combined %s: bytes, referer, user agent, backend, total_ms" % m.group(1),
                      m.group(0))
             day = t0.strftime("[%d/%b/%Y:")
