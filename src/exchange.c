@@ -672,8 +672,19 @@ enum sg_xretry sg_exchange_retry_decide(const struct sg_xretry_in *in)
     /* Before any response byte: a request that never left the proxy can
      * always go elsewhere; one that was sent, only when idempotent. */
     bool never_sent = in->kind == SG_XF_CONNECT || in->kind == SG_XF_CONNECT_TIMEOUT;
-    if (in->replayable && in->retries_left > 0 && (never_sent || in->idempotent))
+    if (in->replayable && in->retries_left > 0 && (never_sent || in->idempotent)) {
+        /* The retry budget bounds the retries a busy pool would pay for
+         * twice: after a timeout the backend may still be working on the
+         * request, and a backend taken down (SG_XF_DOWN) may have been
+         * overloaded. A refused connection, or one closed or reset before
+         * any response byte, is the kernel speaking for a backend that is
+         * gone (a dead process's sockets, a closed listener, a pooled
+         * connection it dropped): the retry adds no work to a busy pool,
+         * and a dead backend's whole batch in flight must go elsewhere. */
+        if (in->kind == SG_XF_CONNECT || in->kind == SG_XF_RESET)
+            return SG_XR_RESEND;
         return SG_XR_RETRY;
+    }
     /* A backend taken down may still answer what it was sent: a request
      * that may not go elsewhere waits for it (up to timeouts.server). */
     if (down)
@@ -733,8 +744,10 @@ static void exchange_retry(struct sg_exchange *x, struct sg_backend *fb, const c
     exchange_connect(x);
 }
 
-/* An upstream attempt failed: retry when sg_exchange_retry_decide and the
- * budget allow, else end with 502/504 (or abort mid-response). */
+/* An upstream attempt failed: retry when sg_exchange_retry_decide allows
+ * (and, for SG_XR_RETRY, the budget), else end with 502/504 (or abort
+ * mid-response). A retry free of the budget (SG_XR_RESEND) still counts in
+ * retries_total, never in retries_active. */
 static void exchange_fail(struct sg_exchange *x, enum sg_xfail kind)
 {
     struct sg_xretry_in in = {
@@ -762,10 +775,13 @@ static void exchange_fail(struct sg_exchange *x, enum sg_xfail kind)
     }
     SG_BUG_ON(d == SG_XR_KEEP); /* only for SG_XF_DOWN */
     exchange_outcome(x, fb, OBS_FAILED, 0, exchange_fail_kind[kind]);
+    if (d == SG_XR_RESEND) {
+        atomic_fetch_add_explicit(&x->wp->pool->retries_total, 1, memory_order_relaxed);
+        exchange_retry(x, fb, kind == SG_XF_CONNECT ? "connect failure" : "connection lost");
+        return;
+    }
     if (d == SG_XR_RETRY && exchange_retry_allowed(x, true)) {
-        exchange_retry(x, fb,
-                       kind == SG_XF_CONNECT || kind == SG_XF_CONNECT_TIMEOUT ? "connect failure"
-                                                                              : "upstream failure");
+        exchange_retry(x, fb, kind == SG_XF_CONNECT_TIMEOUT ? "connect timeout" : "timeout");
         return;
     }
     if (kind == SG_XF_CONNECT_TIMEOUT || kind == SG_XF_TIMEOUT)

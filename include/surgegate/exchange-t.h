@@ -57,6 +57,9 @@ enum sg_xretry {
     SG_XR_ABORT,    /* the response had started: close the client connection */
     SG_XR_STALE,    /* a pooled connection was stale: again, same backend, free */
     SG_XR_RETRY,    /* another attempt (costs a retry, subject to the budget) */
+    SG_XR_RESEND,   /* another attempt that costs a retry but not the budget: the
+                     * connection was refused, or closed before any response
+                     * byte - the backend is gone, not busy */
     SG_XR_FAIL_502, /* answer 502 Bad Gateway */
     SG_XR_FAIL_504, /* answer 504 Gateway Timeout */
     SG_XR_KEEP,     /* SG_XF_DOWN only: no retry; keep waiting for this backend */

@@ -85,7 +85,10 @@ static inline bool sg_exchange_relaying(const struct sg_exchange *x)
 uint32_t sg_exchange_backends_down(struct sg_worker *w, bool again);
 
 /* The retry decision after a failed attempt: a pure function. The retry
- * budget is asked separately (sg_retry_budget_allows) for SG_XR_RETRY. */
+ * budget is asked separately (sg_retry_budget_allows) for SG_XR_RETRY (a
+ * timeout, or a backend taken down: what a busy pool shows); SG_XR_RESEND
+ * (refused, or closed before any response byte: a backend that is gone)
+ * is retried without asking it. Both cost one of the pool's `retries`. */
 enum sg_xretry sg_exchange_retry_decide(const struct sg_xretry_in *in);
 
 /* Envoy's retry budget: retries in flight stay under rb->percent of the

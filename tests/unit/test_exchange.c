@@ -49,14 +49,18 @@ static void test_retry_stale_pooled_connection(void **st)
 
 static void test_retry_never_sent_goes_elsewhere(void **st)
 {
-    /* A connect failure never reached the backend: even a POST may go again. */
-    assert_int_equal(decide(SG_XF_CONNECT, false, true, false, false, 0, 1), SG_XR_RETRY);
+    /* A connect failure never reached the backend: even a POST may go again.
+     * Refused: the backend is gone, the retry is free of the budget; a
+     * connect timeout may be a busy backend's full backlog: budgeted. */
+    assert_int_equal(decide(SG_XF_CONNECT, false, true, false, false, 0, 1), SG_XR_RESEND);
     assert_int_equal(decide(SG_XF_CONNECT_TIMEOUT, false, true, false, false, 0, 1), SG_XR_RETRY);
 }
 
 static void test_retry_sent_only_when_idempotent(void **st)
 {
-    assert_int_equal(decide(SG_XF_RESET, false, true, false, true, 0, 1), SG_XR_RETRY);
+    /* closed or reset before any response byte: a dead backend's batch in
+     * flight, resent without the budget; a timeout: the budget decides */
+    assert_int_equal(decide(SG_XF_RESET, false, true, false, true, 0, 1), SG_XR_RESEND);
     assert_int_equal(decide(SG_XF_TIMEOUT, false, true, false, true, 0, 1), SG_XR_RETRY);
     assert_int_equal(decide(SG_XF_RESET, false, true, false, false, 0, 1), SG_XR_FAIL_502);
     assert_int_equal(decide(SG_XF_TIMEOUT, false, true, false, false, 0, 1), SG_XR_FAIL_504);
@@ -81,6 +85,22 @@ static void test_retry_backend_down(void **st)
     assert_int_equal(decide(SG_XF_DOWN, false, true, false, true, 0, 0), SG_XR_KEEP);
     assert_int_equal(decide(SG_XF_DOWN, true, true, false, true, 0, 1), SG_XR_KEEP);
     assert_int_equal(decide(SG_XF_DOWN, false, true, true, false, 0, 0), SG_XR_KEEP);
+}
+
+static void test_retry_gone_vs_busy(void **st)
+{
+    /* A pooled connection reset a third time: the backend is gone, resent
+     * elsewhere without the budget (idempotent) or 502 (not). */
+    assert_int_equal(decide(SG_XF_RESET, false, true, true, true, 2, 1), SG_XR_RESEND);
+    assert_int_equal(decide(SG_XF_RESET, false, true, true, false, 2, 1), SG_XR_FAIL_502);
+    /* free of the budget, never of `retries` nor of the replay rules */
+    assert_int_equal(decide(SG_XF_CONNECT, false, true, false, true, 0, 0), SG_XR_FAIL_502);
+    assert_int_equal(decide(SG_XF_RESET, false, true, false, true, 0, 0), SG_XR_FAIL_502);
+    assert_int_equal(decide(SG_XF_RESET, false, false, false, true, 0, 2), SG_XR_FAIL_502);
+    /* what a busy pool shows stays budgeted: timeouts and take-downs */
+    assert_int_equal(decide(SG_XF_TIMEOUT, false, true, true, true, 0, 2), SG_XR_RETRY);
+    assert_int_equal(decide(SG_XF_CONNECT_TIMEOUT, false, true, false, true, 0, 2), SG_XR_RETRY);
+    assert_int_equal(decide(SG_XF_DOWN, false, true, false, true, 0, 2), SG_XR_RETRY);
 }
 
 static void test_retry_budget(void **st)
@@ -230,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_retry_sent_only_when_idempotent),
         cmocka_unit_test(test_retry_spent_or_not_replayable),
         cmocka_unit_test(test_retry_backend_down),
+        cmocka_unit_test(test_retry_gone_vs_busy),
         cmocka_unit_test(test_retry_budget),
         cmocka_unit_test(test_outcome_response),
         cmocka_unit_test(test_outcome_failed_and_error),
