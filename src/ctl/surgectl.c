@@ -385,6 +385,15 @@ static int print_status(json_t *st)
                      fmt(n2, sizeof(n2), nt, 1, 0));
         else
             snprintf(state, sizeof(state), "-");
+        /* The queue's overload control: "queue ok 100ms", "queue standing
+         * 100ms" (shedding), or nothing when it is off (or not reported). */
+        json_t *qs = json_object_get(p, "queue_state");
+        if (json_is_string(qs) && strcmp(json_string_value(qs), "off") != 0) {
+            size_t sl = strlen(state);
+            char qb[32], tg[32];
+            snprintf(state + sl, sizeof(state) - sl, "  queue %s %sms", fmt(qb, sizeof(qb), qs, 1, 0),
+                     fmt(tg, sizeof(tg), json_object_get(p, "queue_target_ms"), 1, 0));
+        }
         status_row(&t, p, name, state);
         json_array_foreach(json_object_get(p, "backends"), j, b)
         {
