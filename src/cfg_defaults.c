@@ -63,7 +63,7 @@ void cfg_pool_defaults(struct sg_cfg_pool *pool)
     pool->hash_balance_factor = 1.25;
     pool->slowstart_ms = 0;
     pool->queue.target_ms = 100;
-    pool->queue.interval_ms = 1000;
+    pool->queue.interval_ms = 500;
     pool->queue.lifo = false;
     pool->retry_budget.percent = 20.0;
     pool->retry_budget.min_retries = 3;

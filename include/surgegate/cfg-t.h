@@ -138,7 +138,7 @@ struct sg_cfg_autoscale {
  * limit is refused at once with 503. target 0 turns the control off. */
 struct sg_cfg_queue {
     uint32_t target_ms;   /* default 100 ms; 0 = off */
-    uint32_t interval_ms; /* default 1 s */
+    uint32_t interval_ms; /* default 500 ms */
     bool lifo;            /* serve newest first while standing; default false */
     int line;
 };
