@@ -426,10 +426,10 @@ static const struct cfg_section cfg_sec_root = {CFG_ROOT_WHERE, NULL, cfg_root_k
 #undef T
 
 static const struct cfg_section *const cfg_all_sections[] = {
-    &cfg_sec_root,   &cfg_sec_timeouts, &cfg_sec_limits,       &cfg_sec_frontend,
-    &cfg_sec_route,  &cfg_sec_pool,     &cfg_sec_retry_budget, &cfg_sec_outlier,
-    &cfg_sec_health, &cfg_sec_backend,  &cfg_sec_autoscale,    &cfg_sec_rule,
-    &cfg_sec_alerts, &cfg_sec_admin,    &cfg_sec_token,        &cfg_sec_accesslog,
+    &cfg_sec_root,    &cfg_sec_timeouts, &cfg_sec_limits,       &cfg_sec_frontend,
+    &cfg_sec_route,   &cfg_sec_pool,     &cfg_sec_retry_budget, &cfg_sec_outlier,
+    &cfg_sec_health,  &cfg_sec_backend,  &cfg_sec_autoscale,    &cfg_sec_rule,
+    &cfg_sec_alerts,  &cfg_sec_admin,    &cfg_sec_token,        &cfg_sec_accesslog,
     &cfg_sec_journal, &cfg_sec_queue};
 
 static void cfg_unknown_key(struct cfg_ctx *ctx, const config_setting_t *m,

@@ -667,7 +667,8 @@ void sg_http1_write_error(struct evbuffer *out, int status, uint32_t retry_after
     char body[96], ra[40] = "";
     int blen = snprintf(body, sizeof(body), "%d %s\n", status, reason);
     if (status == 503)
-        snprintf(ra, sizeof(ra), "Retry-After: %u\r\n", retry_after > 0 ? (unsigned)retry_after : 1u);
+        snprintf(ra, sizeof(ra), "Retry-After: %u\r\n",
+                 retry_after > 0 ? (unsigned)retry_after : 1u);
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
                         "Cache-Control: no-cache\r\n%s%s\r\n%s",

@@ -236,8 +236,8 @@ static void metrics_queue(struct evbuffer *out, struct sg_pools *pools)
     for (size_t i = 0; i < pools->n; i++) {
         char num[32];
         snprintf(num, sizeof(num), "%.3f", pools->pools[i].cfg->queue.target_ms / 1000.0);
-        metrics_sample(out, "surgegate_pool_queue_target_seconds", "", &pools->pools[i], NULL,
-                       NULL, num);
+        metrics_sample(out, "surgegate_pool_queue_target_seconds", "", &pools->pools[i], NULL, NULL,
+                       num);
     }
     metrics_head(out, "surgegate_pool_drain_rate", "gauge",
                  "Requests per second the pool completed while saturated (measured).");

@@ -26,9 +26,9 @@
 #include <math.h>
 #include <pthread.h>
 
+#include "surgegate/backend.h"
 #include "surgegate/common.h"
 #include "surgegate/lb.h"
-#include "surgegate/backend.h"
 #include "surgegate/queue.h"
 #include "surgegate/worker-t.h"
 #include "surgegate/wpool.h"
@@ -57,8 +57,9 @@ static void queue_note_max(_Atomic uint32_t *max, uint32_t v)
 
 /* ------------------------------------------------------------ policy */
 
-static const char *const queue_prio_names[SG_PRIO_N] = {
-    [SG_PRIO_NORMAL] = "normal", [SG_PRIO_CRITICAL] = "critical", [SG_PRIO_SHEDDABLE] = "sheddable"};
+static const char *const queue_prio_names[SG_PRIO_N] = {[SG_PRIO_NORMAL] = "normal",
+                                                        [SG_PRIO_CRITICAL] = "critical",
+                                                        [SG_PRIO_SHEDDABLE] = "sheddable"};
 static const char *const queue_shed_names[SG_SHED_N] = {
     [SG_SHED_OVERLOAD] = "overload", [SG_SHED_FULL] = "queue_full", [SG_SHED_TIMEOUT] = "timeout"};
 

@@ -1,10 +1,11 @@
 /* queue.h: admission. A request whose pool has no backend with room waits in
  * the pool's queue (one FIFO per priority, critical first), unless the
- * queue's overload control refuses it at once (sg_queue_verdict); a freed slot goes to the head of the queue at once, on
- * whichever worker owns it (the grant travels through the owner's inbox,
- * which wakes the owner through the notify callback the owner installed).
- * queue.c calls nothing in worker.c: of a struct sg_worker it uses only its
- * inbox and its per-pool state (w->inbox, w->wpools). */
+ * queue's overload control refuses it at once (sg_queue_verdict); a freed
+ * slot goes to the next in order at once, on whichever worker owns it (the
+ * grant travels through the owner's inbox, which wakes the owner through the
+ * notify callback the owner installed). queue.c calls nothing in worker.c:
+ * of a struct sg_worker it uses only its inbox and its per-pool state
+ * (w->inbox, w->wpools). */
 #ifndef SURGEGATE_QUEUE_H
 #define SURGEGATE_QUEUE_H
 

@@ -391,7 +391,8 @@ static int print_status(json_t *st)
         if (json_is_string(qs) && strcmp(json_string_value(qs), "off") != 0) {
             size_t sl = strlen(state);
             char qb[32], tg[32];
-            snprintf(state + sl, sizeof(state) - sl, "  queue %s %sms", fmt(qb, sizeof(qb), qs, 1, 0),
+            snprintf(state + sl, sizeof(state) - sl, "  queue %s %sms",
+                     fmt(qb, sizeof(qb), qs, 1, 0),
                      fmt(tg, sizeof(tg), json_object_get(p, "queue_target_ms"), 1, 0));
         }
         status_row(&t, p, name, state);

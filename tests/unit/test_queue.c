@@ -508,8 +508,8 @@ static void test_priority_order(void **state)
     fake_worker_init(&fw, &up);
     struct sg_backend *b = &up.b[0];
     assert_true(sg_backend_take_slot(b, sg_now_ms()));
-    static const int prio[5] = {SG_PRIO_SHEDDABLE, SG_PRIO_NORMAL, SG_PRIO_CRITICAL,
-                                SG_PRIO_NORMAL, SG_PRIO_CRITICAL};
+    static const int prio[5] = {SG_PRIO_SHEDDABLE, SG_PRIO_NORMAL, SG_PRIO_CRITICAL, SG_PRIO_NORMAL,
+                                SG_PRIO_CRITICAL};
     struct sg_qentry e[5];
     for (int i = 0; i < 5; i++) {
         entry_init(&e[i], &up, b, sg_now_ms());
@@ -670,7 +670,7 @@ static void test_admit_sheds_by_drain_rate(void **state)
         assert_int_equal(sg_queue_admit(&fw.w, &e[i], 2000, &ra), SG_QV_ADMIT);
     }
     assert_true(q->drain > 95 && q->drain < 105);
-    assert_int_equal(atomic_load(&q->drain_rps), 100);
+    assert_true(atomic_load(&q->drain_rps) >= 95 && atomic_load(&q->drain_rps) <= 105);
     entry_init(&e[10], &up, b, now);
     assert_int_equal(sg_queue_admit(&fw.w, &e[10], 2000, &ra), SG_QV_OVERLOAD);
     assert_int_equal(ra, 1);
