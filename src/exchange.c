@@ -606,8 +606,7 @@ static void exchange_enqueue(struct sg_exchange *x, struct sg_lb_req *lr)
     exchange_set_state(x, SG_XS_QUEUED); /* before the push: a grant may run from it */
     /* The queue's overload control may refuse at once (sg_queue_verdict). */
     uint32_t ra = 1;
-    enum sg_qverdict v =
-        pool->cfg->maxqueue == 0 ? SG_QV_FULL : sg_queue_admit(x->w, e, timeout_ms, &ra);
+    enum sg_qverdict v = sg_queue_admit(x->w, e, timeout_ms, &ra);
     if (v != SG_QV_ADMIT) {
         exchange_set_state(x, SG_XS_CONNECT); /* never queued: nothing to cancel */
         x->retry_after = ra;
