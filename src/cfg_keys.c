@@ -846,9 +846,9 @@ static void cfg_k_routes(struct cfg_ctx *ctx, const config_setting_t *s, const s
         r->pool_index = -1;
         snprintf(w, sizeof(w), "route #%d of %s", i + 1, where);
         cfg_section_load(ctx, e, &cfg_sec_route, r, w);
-        for (int k = 0; r->priority != NULL && cfg_priorities[k] != NULL; k++)
-            if (strcmp(r->priority, cfg_priorities[k]) == 0)
-                r->prio = (enum sg_prio)k;
+        for (int pi = 0; r->priority != NULL && cfg_priorities[pi] != NULL; pi++)
+            if (strcmp(r->priority, cfg_priorities[pi]) == 0)
+                r->prio = (enum sg_prio)pi;
     }
 }
 
