@@ -20,7 +20,8 @@
  * before it divided by the pool's measured drain rate (slots given back per
  * second while saturated), exceeds timeouts.queue, or, while the queue
  * stands, its priority's limit (sg_queue_verdict). With `lifo`, a standing
- * queue serves the newest request of a priority first.
+ * queue serves the newest request of a priority first. The detector watches
+ * the age of the oldest request waiting at each grant.
  *
  * Lock order: pool->queue.mu, then an inbox's mu. */
 #include <math.h>
@@ -123,11 +124,13 @@ enum sg_qverdict sg_queue_verdict(const struct sg_qpolicy *pol, int prio, bool s
         return SG_QV_FULL;
     if (pol->target_ms == 0 || !(drain > 0))
         return SG_QV_ADMIT;
+    /* Standing, a sheddable request waits for nothing: served after every
+     * normal and critical one, it would starve until timeouts.queue. */
+    if (standing && prio == SG_PRIO_SHEDDABLE)
+        return SG_QV_OVERLOAD;
     double limit = pol->timeout_ms;
     if (standing && prio == SG_PRIO_NORMAL)
         limit = pol->target_ms;
-    else if (standing && prio == SG_PRIO_SHEDDABLE)
-        limit = pol->target_ms / 2.0;
     if (limit > pol->timeout_ms)
         limit = pol->timeout_ms;
     double wait_ms = ((double)ahead + 1.0) * 1000.0 / drain;
@@ -333,6 +336,19 @@ void sg_queue_cancel(struct sg_worker *w, struct sg_qentry *e)
         sg_queue_put_slot(w, b);
 }
 
+/* When the oldest request waiting was queued (monotonic ms); pool lock held,
+ * queue not empty. */
+static uint64_t queue_oldest(const struct sg_pqueue *q)
+{
+    uint64_t since = UINT64_MAX;
+    for (int i = 0; i < SG_PRIO_N; i++) {
+        const struct sg_qentry *h = TAILQ_FIRST(&q->q[i]);
+        if (h != NULL && h->since_ms < since)
+            since = h->since_ms;
+    }
+    return since;
+}
+
 /* The next entry to serve: the highest priority's oldest, or its newest
  * when `lifo`; pool lock held. */
 static struct sg_qentry *queue_next(struct sg_pqueue *q, bool lifo)
@@ -370,11 +386,11 @@ void sg_queue_kick(struct sg_worker *w, struct sg_pool *pool)
         }
         if (b == NULL || !sg_backend_take_slot(b, now))
             break; /* the next in order waits, and so does everyone behind it */
-        /* The detector sees the wait of the request served; serving the
-         * newest first, it sees the oldest one's age instead (which the
-         * newest's says nothing of). */
-        bool lifo = pool->cfg->queue.lifo && q->st.standing;
-        uint64_t since = lifo ? TAILQ_FIRST(&q->q[queue_prio(e)])->since_ms : e->since_ms;
+        /* The detector sees the age of the oldest request waiting (this one
+         * included): served in FIFO order with one priority that is this
+         * one's wait; with priorities or LIFO the request served may have
+         * jumped the queue, and its wait says nothing of the others'. */
+        uint64_t since = queue_oldest(q);
         queue_unlink(q, e);
         queue_observe(pool, now, now > since ? now - since : 0, false);
         struct sg_inbox *ib = e->inbox;

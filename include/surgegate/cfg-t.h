@@ -132,8 +132,8 @@ struct sg_cfg_autoscale {
 /* "retry_budget" group: retries at most `percent` of the pool's active
  * requests, but always allow `min_retries` concurrent ones (Envoy's). */
 /* "queue" group of a pool: overload control of its queue (queue.c). The
- * queue "stands" when requests keep waiting at least `target` for a whole
- * `interval` (CoDel-style); while it stands, a request whose expected wait
+ * queue "stands" when its oldest request's age stays at least `target` for
+ * a whole `interval` (CoDel-style); while it stands, a request whose expected wait
  * (requests ahead of it / the measured drain rate) exceeds its priority's
  * limit is refused at once with 503. target 0 turns the control off. */
 struct sg_cfg_queue {

@@ -45,9 +45,9 @@ void sg_inbox_destroy(struct sg_inbox *ib);
 const char *sg_prio_name(int prio);
 const char *sg_shed_name(int reason);
 
-/* Feeds the standing-queue detector one observation at now_ms: the wait of
- * a request just granted a slot (`empty` false), or an empty queue (`empty`
- * true, wait ignored). Not standing, it starts standing once every wait seen
+/* Feeds the standing-queue detector one observation at now_ms: the age of
+ * the oldest request waiting when one is granted a slot (`empty` false), or
+ * an empty queue (`empty` true, wait ignored). Not standing, it starts standing once every wait seen
  * for `interval_ms` was >= target_ms; standing, it stops once every
  * observation for `interval_ms` was calm (an empty queue, or a wait under
  * target_ms / 2). Returns true when the state changed. Pure. */
@@ -60,8 +60,8 @@ bool sg_qstand_observe(struct sg_qstand *s, uint64_t now_ms, uint64_t wait_ms, b
  * FULL when depth >= maxqueue. With the control on (target_ms > 0) and a
  * known drain, its expected wait (ahead + 1) / drain must not exceed
  * timeouts.queue, and while the queue stands, not its priority's limit:
- * target for normal, target / 2 for sheddable, timeouts.queue for critical;
- * else OVERLOAD (503 at once). Pure. */
+ * target for normal, timeouts.queue for critical; a sheddable request is
+ * refused whenever the queue stands. Else OVERLOAD (503 at once). Pure. */
 enum sg_qverdict sg_queue_verdict(const struct sg_qpolicy *pol, int prio, bool standing,
                                   uint32_t depth, uint32_t ahead, double drain);
 

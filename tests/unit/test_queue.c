@@ -574,9 +574,8 @@ static void test_verdict(void **state)
     /* standing: normal within the target (100 ms = 40 at 400/s) */
     assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 39, 39, 400.0), SG_QV_ADMIT);
     assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 40, 40, 400.0), SG_QV_OVERLOAD);
-    /* sheddable within half of it */
-    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_SHEDDABLE, true, 19, 19, 400.0), SG_QV_ADMIT);
-    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_SHEDDABLE, true, 20, 20, 400.0),
+    /* sheddable: never queued while standing */
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_SHEDDABLE, true, 0, 0, 400.0),
                      SG_QV_OVERLOAD);
     /* critical: only the critical ahead count, within timeouts.queue */
     assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_CRITICAL, true, 900, 500, 400.0), SG_QV_ADMIT);
