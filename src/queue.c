@@ -241,6 +241,16 @@ bool sg_queue_push(struct sg_worker *w, struct sg_qentry *e, uint32_t maxqueue)
     return true;
 }
 
+/* An autoscaled pool below its max may still get backends: its queue is
+ * the scale-up signal and holds what can be served within timeouts.queue,
+ * so the standing limits wait until it is at its max (dry_run too: it
+ * decides as a real one would). */
+static bool queue_can_grow(const struct sg_pool *pool)
+{
+    const struct sg_cfg_autoscale *as = &pool->cfg->autoscale;
+    return as->enabled && atomic_load_explicit(&pool->nlive, memory_order_relaxed) < as->max;
+}
+
 enum sg_qverdict sg_queue_admit(struct sg_worker *w, struct sg_qentry *e, uint32_t timeout_ms,
                                 uint32_t *retry_after)
 {
@@ -256,8 +266,8 @@ enum sg_qverdict sg_queue_admit(struct sg_worker *w, struct sg_qentry *e, uint32
     queue_drain_update(q, now);
     if (depth == 0)
         queue_observe(pool, now, 0, true);
-    enum sg_qverdict v =
-        sg_queue_verdict(&pol, pr, q->st.standing, depth, queue_ahead(q, pr), q->drain);
+    enum sg_qverdict v = sg_queue_verdict(&pol, pr, q->st.standing && !queue_can_grow(pool), depth,
+                                          queue_ahead(q, pr), q->drain);
     if (v != SG_QV_ADMIT) {
         *retry_after = sg_queue_retry_after(depth, q->drain);
         pthread_mutex_unlock(&q->mu);
