@@ -575,8 +575,7 @@ static void test_verdict(void **state)
     assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 39, 39, 400.0), SG_QV_ADMIT);
     assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 40, 40, 400.0), SG_QV_OVERLOAD);
     /* sheddable: never queued while standing */
-    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_SHEDDABLE, true, 0, 0, 400.0),
-                     SG_QV_OVERLOAD);
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_SHEDDABLE, true, 0, 0, 400.0), SG_QV_OVERLOAD);
     /* critical: only the critical ahead count, within timeouts.queue */
     assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_CRITICAL, true, 900, 500, 400.0), SG_QV_ADMIT);
     assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_CRITICAL, true, 900, 800, 400.0),
@@ -691,6 +690,39 @@ static void test_admit_sheds_by_drain_rate(void **state)
     unit_pool_destroy(&up);
 }
 
+/* An autoscaled pool below its max keeps queueing while standing (its queue
+ * is the scale-up signal); at its max the standing limits apply. */
+static void test_admit_autoscale_below_max(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    up.cfg.queue.target_ms = 100;
+    up.cfg.queue.interval_ms = 1000;
+    up.cfg.autoscale.enabled = true;
+    up.cfg.autoscale.max = 2;
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    uint64_t now = sg_now_ms();
+    assert_true(sg_backend_take_slot(b, now));
+    struct sg_pqueue *q = &up.pool.queue;
+    q->drain = 10.0; /* 100 ms per request */
+    q->st.standing = true;
+    struct sg_qentry e[3];
+    uint32_t ra = 0;
+    for (int i = 0; i < 3; i++) /* waits 100, 200, 300 ms: only the timeout limits */
+        entry_init(&e[i], &up, b, now);
+    assert_int_equal(sg_queue_admit(&fw.w, &e[0], 2000, &ra), SG_QV_ADMIT);
+    assert_int_equal(sg_queue_admit(&fw.w, &e[1], 2000, &ra), SG_QV_ADMIT);
+    atomic_store(&up.pool.nlive, 2); /* at its max */
+    assert_int_equal(sg_queue_admit(&fw.w, &e[2], 2000, &ra), SG_QV_OVERLOAD);
+    for (int i = 0; i < 2; i++)
+        sg_queue_cancel(&fw.w, &e[i]);
+    sg_queue_put_slot(&fw.w, b);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -710,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_retry_after),
         cmocka_unit_test_setup(test_lifo_when_standing, setup),
         cmocka_unit_test_setup(test_admit_sheds_by_drain_rate, setup),
+        cmocka_unit_test_setup(test_admit_autoscale_below_max, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
