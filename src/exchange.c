@@ -623,7 +623,8 @@ static void exchange_enqueue(struct sg_exchange *x, struct sg_lb_req *lr)
     evtimer_add(x->qtimer, &tv);
 }
 
-/* A queued request got a slot (on its owner's thread, from the inbox). */
+/* A queued request got a slot (on its owner's thread, from the inbox), or
+ * none: the queue began to stand and refused it (a sheddable request). */
 static void exchange_on_grant(struct sg_qentry *e)
 {
     struct sg_exchange *x = (struct sg_exchange *)((char *)e - offsetof(struct sg_exchange, qe));
@@ -631,7 +632,13 @@ static void exchange_on_grant(struct sg_qentry *e)
     struct sg_backend *b = e->granted;
     e->granted = NULL;
     if (x->state != SG_XS_QUEUED) { /* cannot happen: ending cancels; be safe */
-        sg_queue_put_slot(x->w, b);
+        if (b != NULL)
+            sg_queue_put_slot(x->w, b);
+        return;
+    }
+    if (b == NULL) {
+        x->retry_after = sg_queue_retry_after_now(x->wp->pool);
+        exchange_fail_with(x, 503, SG_END_SHED); /* counted as shed by the queue */
         return;
     }
     event_del(x->qtimer);

@@ -152,18 +152,46 @@ uint32_t sg_queue_retry_after_now(const struct sg_pool *pool)
                                 atomic_load_explicit(&q->drain_rps, memory_order_relaxed));
 }
 
-/* Detector observation under the pool lock; publishes the state. */
-static void queue_observe(struct sg_pool *pool, uint64_t now, uint64_t wait_ms, bool empty)
+/* Detector observation under the pool lock; publishes the state. Returns
+ * true when the queue began to stand. */
+static bool queue_observe(struct sg_pool *pool, uint64_t now, uint64_t wait_ms, bool empty)
 {
     struct sg_pqueue *q = &pool->queue;
     const struct sg_cfg_queue *qc = &pool->cfg->queue;
     if (qc->target_ms == 0)
-        return;
+        return false;
     if (!sg_qstand_observe(&q->st, now, wait_ms, empty, qc->target_ms, qc->interval_ms))
-        return;
+        return false;
     atomic_store_explicit(&q->standing, q->st.standing, memory_order_relaxed);
     if (q->st.standing)
         atomic_fetch_add_explicit(&q->episodes, 1, memory_order_relaxed);
+    return q->st.standing;
+}
+
+static void queue_unlink(struct sg_pqueue *q, struct sg_qentry *e);
+static bool queue_can_grow(const struct sg_pool *pool);
+
+/* The queue began to stand: the sheddable requests waiting would starve
+ * behind every other until timeouts.queue, so they are refused now (handed
+ * to their owners without a slot: granted NULL). Pool lock held. */
+static void queue_refuse_sheddable(struct sg_worker *w, struct sg_pool *pool)
+{
+    struct sg_pqueue *q = &pool->queue;
+    struct sg_qentry *e;
+    if (queue_can_grow(pool))
+        return;
+    while ((e = TAILQ_FIRST(&q->q[SG_PRIO_SHEDDABLE])) != NULL) {
+        queue_unlink(q, e);
+        atomic_fetch_add_explicit(&q->shed[SG_PRIO_SHEDDABLE][SG_SHED_OVERLOAD], 1,
+                                  memory_order_relaxed);
+        struct sg_inbox *ib = e->inbox;
+        pthread_mutex_lock(&ib->mu);
+        e->st = SG_Q_GRANTED;
+        e->granted = NULL;
+        TAILQ_INSERT_TAIL(&ib->q, e, link);
+        pthread_mutex_unlock(&ib->mu);
+        ib->notify(ib->arg, ib == &w->inbox);
+    }
 }
 
 /* Measures the drain rate (completions per second) over windows of at least
@@ -402,7 +430,8 @@ void sg_queue_kick(struct sg_worker *w, struct sg_pool *pool)
          * jumped the queue, and its wait says nothing of the others'. */
         uint64_t since = queue_oldest(q);
         queue_unlink(q, e);
-        queue_observe(pool, now, now > since ? now - since : 0, false);
+        if (queue_observe(pool, now, now > since ? now - since : 0, false))
+            queue_refuse_sheddable(w, pool);
         struct sg_inbox *ib = e->inbox;
         pthread_mutex_lock(&ib->mu);
         e->st = SG_Q_GRANTED;

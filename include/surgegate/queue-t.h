@@ -50,7 +50,9 @@ struct sg_qentry {
     int prio;                              /* enum sg_prio: which of the pool's lists */
     _Atomic int st;                        /* enum sg_qstate; changed under pool->queue.mu or the
                                             * owner's inbox.mu (NONE only by the owner) */
-    struct sg_backend *granted;            /* slot taken on this backend for the owner */
+    struct sg_backend *granted;            /* slot taken on this backend for the owner;
+                                            * NULL in the inbox: refused (the queue began
+                                            * to stand: a sheddable request), answer 503 */
     void (*on_grant)(struct sg_qentry *e); /* runs on the owner's thread */
 };
 

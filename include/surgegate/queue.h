@@ -47,10 +47,10 @@ const char *sg_shed_name(int reason);
 
 /* Feeds the standing-queue detector one observation at now_ms: the age of
  * the oldest request waiting when one is granted a slot (`empty` false), or
- * an empty queue (`empty` true, wait ignored). Not standing, it starts standing once every wait seen
- * for `interval_ms` was >= target_ms; standing, it stops once every
- * observation for `interval_ms` was calm (an empty queue, or a wait under
- * target_ms / 2). Returns true when the state changed. Pure. */
+ * an empty queue (`empty` true, wait ignored). Not standing, it starts standing once every wait
+ * seen for `interval_ms` was >= target_ms; standing, it stops once every observation for
+ * `interval_ms` was calm (an empty queue, or a wait under target_ms / 2). Returns true when the
+ * state changed. Pure. */
 bool sg_qstand_observe(struct sg_qstand *s, uint64_t now_ms, uint64_t wait_ms, bool empty,
                        uint32_t target_ms, uint32_t interval_ms);
 
@@ -106,7 +106,8 @@ void sg_queue_kick(struct sg_worker *w, struct sg_pool *pool);
 /* Gives a slot back and kicks the pool's queue when it is not empty. */
 void sg_queue_put_slot(struct sg_worker *w, struct sg_backend *b);
 
-/* Runs the on_grant callbacks of entries granted to w. w's thread. */
+/* Runs the on_grant callbacks of entries granted to w (e->granted NULL: the
+ * queue refused the entry when it began to stand). w's thread. */
 void sg_queue_run_inbox(struct sg_worker *w);
 /* The same for one inbox. Its owner's thread. */
 void sg_inbox_run(struct sg_inbox *ib);

@@ -139,6 +139,9 @@ def main():
                    pct([r["lat"] for r in refused], 0.99),
                    max([r["lat"] for r in refused], default=None),
                    sorted(set(r["ra"] for r in refused))[:8]))
+            slow = [(r["path"].split("?")[0], round(r["t"], 2), round(r["lat"], 2))
+                    for r in refused if r["lat"] > 0.1]
+            log("slow refusals (path, sent at s, after s): %s" % slow[:12])
             log("answered: p50 %s p99 %s; second half of the surge: p99 %s (n=%d)"
                 % (pct([r["lat"] for r in ok], 0.5), pct([r["lat"] for r in ok], 0.99),
                    pct(steady, 0.99), len(steady)))

@@ -723,6 +723,43 @@ static void test_admit_autoscale_below_max(void **state)
     unit_pool_destroy(&up);
 }
 
+/* When the queue begins to stand, the sheddable requests already waiting are
+ * refused at once: handed to their owner without a slot (granted NULL). */
+static void test_standing_refuses_sheddable(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    up.cfg.queue.target_ms = 10;
+    up.cfg.queue.interval_ms = 0;
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    uint64_t now = sg_now_ms();
+    assert_true(sg_backend_take_slot(b, now));
+    struct sg_qentry e[3];
+    for (int i = 0; i < 3; i++) {
+        entry_init(&e[i], &up, b, now - 1000);
+        e[i].prio = i == 0 ? SG_PRIO_NORMAL : SG_PRIO_SHEDDABLE;
+        assert_true(sg_queue_push(&fw.w, &e[i], 10));
+    }
+    sg_queue_put_slot(&fw.w, b); /* e[0] served; its wait starts the episode */
+    assert_true(atomic_load(&up.pool.queue.standing));
+    assert_int_equal(depth(&up), 0);
+    sg_queue_run_inbox(&fw.w);
+    assert_int_equal(ngranted, 3);
+    assert_ptr_equal(granted_order[0], &e[1]); /* the refusals were delivered first */
+    assert_null(granted_slot[0]);
+    assert_ptr_equal(granted_order[1], &e[2]);
+    assert_null(granted_slot[1]);
+    assert_ptr_equal(granted_order[2], &e[0]);
+    assert_ptr_equal(granted_slot[2], b);
+    assert_int_equal(atomic_load(&up.pool.queue.shed[SG_PRIO_SHEDDABLE][SG_SHED_OVERLOAD]), 2);
+    assert_int_equal(inflight(b), 1);
+    sg_queue_put_slot(&fw.w, b);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -743,6 +780,7 @@ int main(void)
         cmocka_unit_test_setup(test_lifo_when_standing, setup),
         cmocka_unit_test_setup(test_admit_sheds_by_drain_rate, setup),
         cmocka_unit_test_setup(test_admit_autoscale_below_max, setup),
+        cmocka_unit_test_setup(test_standing_refuses_sheddable, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
