@@ -758,6 +758,7 @@ const char *sg_end_name(enum sg_end e)
         [SG_END_BACKEND_TIMEOUT] = "backend_timeout",
         [SG_END_BACKEND_RESET] = "backend_reset",
         [SG_END_BAD_RESPONSE] = "bad_response",
+        [SG_END_SHED] = "shed",
     };
     return (unsigned)e < SG_END__COUNT ? names[e] : "?";
 }

@@ -24,6 +24,7 @@
 #include "surgegate/metrics.h"
 #include "surgegate/outlier.h"
 #include "surgegate/pool.h"
+#include "surgegate/queue.h"
 #include "surgegate/stats.h"
 
 struct sg_admin {
@@ -221,6 +222,31 @@ static json_t *admin_backend_json(struct sg_admin *a, const struct sg_backend *b
     return o;
 }
 
+/* The queue's overload control: its target and state, the measured drain
+ * rate, and per priority the requests admitted, queued and shed (by reason). */
+static json_t *admin_queue_json(const struct sg_pool *p)
+{
+    const struct sg_pqueue *q = &p->queue;
+    const struct sg_cfg_queue *qc = &p->cfg->queue;
+    json_t *prios = json_object();
+    for (int i = 0; i < SG_PRIO_N; i++) {
+        json_t *shed = json_object();
+        for (int r = 0; r < SG_SHED_N; r++)
+            json_object_set_new(shed, sg_shed_name(r),
+                                json_integer((json_int_t)atomic_load(&q->shed[i][r])));
+        json_object_set_new(prios, sg_prio_name(i),
+                            json_pack("{s:I, s:I, s:o}", "admitted",
+                                      (json_int_t)atomic_load(&q->admitted[i]), "queued",
+                                      (json_int_t)atomic_load(&q->queued[i]), "shed", shed));
+    }
+    const char *state = qc->target_ms == 0 ? "off" : atomic_load(&q->standing) ? "standing" : "ok";
+    return json_pack("{s:I, s:I, s:b, s:s, s:I, s:I, s:o}", "queue_target_ms",
+                     (json_int_t)qc->target_ms, "queue_interval_ms", (json_int_t)qc->interval_ms,
+                     "queue_lifo", qc->lifo, "queue_state", state, "drain_rps",
+                     (json_int_t)atomic_load(&q->drain_rps), "shedding_episodes",
+                     (json_int_t)atomic_load(&q->episodes), "priorities", prios);
+}
+
 static json_t *admin_pool_json(struct sg_admin *a, const struct sg_pool *p, bool with_backends)
 {
     uint64_t now = sg_now_ms();
@@ -257,6 +283,7 @@ static json_t *admin_pool_json(struct sg_admin *a, const struct sg_pool *p, bool
     json_object_set_new(o, "bytes_out", json_integer((json_int_t)s->cum.bytes_out));
     json_object_set_new(o, "latency_ms", admin_latency_json(s));
     json_object_set_new(o, "autoscale", sg_control_autoscale_json(a->ctl, p));
+    admin_merge(o, admin_queue_json(p));
     if (with_backends)
         json_object_set_new(o, "backends", bs);
     else

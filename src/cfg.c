@@ -52,6 +52,7 @@ void sg_cfg_free(struct sg_cfg *cfg)
             free(fe->routes[j].host);
             free(fe->routes[j].path_prefix);
             free(fe->routes[j].pool);
+            free(fe->routes[j].priority);
         }
         free(fe->routes);
         free(fe->default_pool);

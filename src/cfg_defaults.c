@@ -62,6 +62,9 @@ void cfg_pool_defaults(struct sg_cfg_pool *pool)
     pool->hash_key = sg_xstrdup("source");
     pool->hash_balance_factor = 1.25;
     pool->slowstart_ms = 0;
+    pool->queue.target_ms = 100;
+    pool->queue.interval_ms = 500;
+    pool->queue.lifo = false;
     pool->retry_budget.percent = 20.0;
     pool->retry_budget.min_retries = 3;
     pool->outlier.consecutive_errors = 5;

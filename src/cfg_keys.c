@@ -55,6 +55,8 @@ static const char *const cfg_log_levels[] = {"error", "warn", "info", "debug", N
 static const char *const cfg_health_types[] = {"http", "tcp", NULL};
 static const char *const cfg_roles[] = {"admin", "read", NULL};
 static const char *const cfg_alog_formats[] = {"json", "combined", NULL};
+/* In enum sg_prio order. */
+static const char *const cfg_priorities[] = {"normal", "critical", "sheddable", NULL};
 
 #define T struct sg_cfg_timeouts
 static const struct cfg_key cfg_timeout_keys[] = {
@@ -142,6 +144,7 @@ static const struct cfg_key cfg_route_keys[] = {
     {.name = "host", .fn = cfg_k_host, .off = CFG_OFF(T, host)},
     {.name = "path_prefix", .fn = cfg_k_urlpath, .off = CFG_OFF(T, path_prefix)},
     {.name = "pool", .fn = cfg_k_pool_ref, .off = CFG_OFF(T, pool), .required = true},
+    {.name = "priority", .fn = cfg_k_enum, .off = CFG_OFF(T, priority), .choices = cfg_priorities},
     {0}};
 static const struct cfg_section cfg_sec_route = {"a route", NULL, cfg_route_keys, CFG_OFF(T, line),
                                                  0};
@@ -266,6 +269,20 @@ static const struct cfg_section cfg_sec_autoscale = {"autoscale", "autoscale", c
                                                      CFG_OFF(T, line), CFG_OFF(T, enabled)};
 #undef T
 
+#define T struct sg_cfg_queue
+static const struct cfg_key cfg_queue_keys[] = {
+    {.name = "target", .fn = cfg_k_duration, .off = CFG_OFF(T, target_ms), .min = 0, .max = 60000},
+    {.name = "interval",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, interval_ms),
+     .min = 10,
+     .max = 60000},
+    {.name = "lifo", .fn = cfg_k_bool, .off = CFG_OFF(T, lifo)},
+    {0}};
+static const struct cfg_section cfg_sec_queue = {"queue", "queue", cfg_queue_keys, CFG_OFF(T, line),
+                                                 0};
+#undef T
+
 #define T struct sg_cfg_retry_budget
 static const struct cfg_key cfg_retry_budget_keys[] = {
     {.name = "percent", .fn = cfg_k_double, .off = CFG_OFF(T, percent), .min = 0, .max = 100},
@@ -321,6 +338,7 @@ static const struct cfg_key cfg_pool_keys[] = {
      .off = CFG_OFF(T, slowstart_ms),
      .min = 0,
      .max = 3600 * 1000},
+    {.name = "queue", .fn = cfg_k_group, .off = CFG_OFF(T, queue), .sub = &cfg_sec_queue},
     {.name = "retry_budget",
      .fn = cfg_k_group,
      .off = CFG_OFF(T, retry_budget),
@@ -408,11 +426,11 @@ static const struct cfg_section cfg_sec_root = {CFG_ROOT_WHERE, NULL, cfg_root_k
 #undef T
 
 static const struct cfg_section *const cfg_all_sections[] = {
-    &cfg_sec_root,   &cfg_sec_timeouts, &cfg_sec_limits,       &cfg_sec_frontend,
-    &cfg_sec_route,  &cfg_sec_pool,     &cfg_sec_retry_budget, &cfg_sec_outlier,
-    &cfg_sec_health, &cfg_sec_backend,  &cfg_sec_autoscale,    &cfg_sec_rule,
-    &cfg_sec_alerts, &cfg_sec_admin,    &cfg_sec_token,        &cfg_sec_accesslog,
-    &cfg_sec_journal};
+    &cfg_sec_root,    &cfg_sec_timeouts, &cfg_sec_limits,       &cfg_sec_frontend,
+    &cfg_sec_route,   &cfg_sec_pool,     &cfg_sec_retry_budget, &cfg_sec_outlier,
+    &cfg_sec_health,  &cfg_sec_backend,  &cfg_sec_autoscale,    &cfg_sec_rule,
+    &cfg_sec_alerts,  &cfg_sec_admin,    &cfg_sec_token,        &cfg_sec_accesslog,
+    &cfg_sec_journal, &cfg_sec_queue};
 
 static void cfg_unknown_key(struct cfg_ctx *ctx, const config_setting_t *m,
                             const struct cfg_section *sec, const char *where)
@@ -828,6 +846,9 @@ static void cfg_k_routes(struct cfg_ctx *ctx, const config_setting_t *s, const s
         r->pool_index = -1;
         snprintf(w, sizeof(w), "route #%d of %s", i + 1, where);
         cfg_section_load(ctx, e, &cfg_sec_route, r, w);
+        for (int pi = 0; r->priority != NULL && cfg_priorities[pi] != NULL; pi++)
+            if (strcmp(r->priority, cfg_priorities[pi]) == 0)
+                r->prio = (enum sg_prio)pi;
     }
 }
 

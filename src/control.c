@@ -21,6 +21,7 @@
 #include "surgegate/log.h"
 #include "surgegate/memory.h"
 #include "surgegate/pool.h"
+#include "surgegate/queue.h"
 #include "surgegate/stats.h"
 #include "surgegate/worker.h"
 
@@ -42,6 +43,10 @@ static const char *const control_action_names[CA_N] = {"scale_up", "scale_down",
 
 struct control_pool {
     uint64_t overflows_seen;    /* queue overflows already journaled */
+    uint64_t episodes_seen;     /* queue standing episodes already journaled */
+    bool shedding;              /* a shedding_start was journaled, its end not yet */
+    uint64_t shed_start;        /* shed requests (all kinds) at the episode's start */
+    uint64_t shed_start_ms;     /* monotonic ms of the episode's start (seen) */
     struct sg_as *as;           /* NULL: no autoscale */
     bool running[2];            /* a scale hook in flight, per direction */
     uint32_t nfail[2];          /* consecutive failed runs, per direction */
@@ -743,6 +748,46 @@ void sg_control_iso_time(uint64_t ms, char *buf, size_t len)
     snprintf(buf + n, len - n, ".%03uZ", (unsigned)(ms % 1000));
 }
 
+/* Requests the pool's queue refused so far, every priority and reason. */
+static uint64_t control_shed_total(const struct sg_pool *p)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < SG_PRIO_N; i++)
+        for (int r = 0; r < SG_SHED_N; r++)
+            n += atomic_load(&p->queue.shed[i][r]);
+    return n;
+}
+
+/* Shedding episodes in the journal: "shedding_start" when the pool's queue
+ * began to stand (CoDel-style, queue.c), "shedding_end" with the requests
+ * refused meanwhile once it stopped. An episode shorter than a tick is
+ * journaled at the next tick, start and end together. */
+static void control_queue(struct sg_pool *p, struct control_pool *cp)
+{
+    sg_queue_tick(p);
+    uint64_t ep = atomic_load(&p->queue.episodes);
+    bool standing = atomic_load(&p->queue.standing);
+    uint64_t now = sg_now_ms();
+    if (ep != cp->episodes_seen && !cp->shedding) {
+        cp->shedding = true;
+        cp->shed_start = control_shed_total(p);
+        cp->shed_start_ms = now;
+        sg_journal_emit("shedding_start",
+                        json_pack("{s:s, s:I, s:I, s:I}", "pool", p->name, "target_ms",
+                                  (json_int_t)p->cfg->queue.target_ms, "queue_depth",
+                                  (json_int_t)atomic_load(&p->queue.depth), "drain_rps",
+                                  (json_int_t)atomic_load(&p->queue.drain_rps)));
+    }
+    cp->episodes_seen = ep;
+    if (cp->shedding && !standing) {
+        cp->shedding = false;
+        sg_journal_emit("shedding_end",
+                        json_pack("{s:s, s:I, s:I}", "pool", p->name, "shed",
+                                  (json_int_t)(control_shed_total(p) - cp->shed_start),
+                                  "duration_ms", (json_int_t)(now - cp->shed_start_ms)));
+    }
+}
+
 void sg_control_tick(struct sg_control *ctl)
 {
     sg_stats_tick(ctl->stats);
@@ -769,6 +814,7 @@ void sg_control_tick(struct sg_control *ctl)
             }
             cp->overflows_seen = ov;
         }
+        control_queue(p, cp);
         control_pool_health(ctl, p, cp);
         if (cp->as != NULL)
             control_autoscale(ctl, p, cp);

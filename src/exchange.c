@@ -406,6 +406,9 @@ void sg_exchange_begin(struct sg_exchange *x)
     x->t_queued_us = x->t_sent_us = x->queue_us = 0;
     x->connect_us = x->ttfb_us = -1;
     x->nretries = 0;
+    x->retry_after = 0;
+    x->prio = SG_PRIO_NORMAL;
+    x->admitted = false;
 }
 
 void sg_exchange_park(struct sg_exchange *x)
@@ -489,7 +492,9 @@ void sg_exchange_start(struct sg_exchange *x)
     const char *q = memchr(url, '?', plen);
     if (q != NULL)
         plen = (size_t)(q - url);
-    int pi = sg_route_pick(x->fe->cfg, hname, hlen, url, plen);
+    const struct sg_cfg_route *rt = sg_route_match(x->fe->cfg, hname, hlen, url, plen);
+    int pi = rt != NULL ? rt->pool_index : x->fe->cfg->default_pool_index;
+    x->prio = rt != NULL ? (int)rt->prio : SG_PRIO_NORMAL;
     if (pi < 0) {
         exchange_fail_with(x, 503, SG_END_NO_POOL);
         return;
@@ -553,6 +558,10 @@ static void exchange_connect(struct sg_exchange *x)
         exchange_enqueue(x, &lr);
         return;
     }
+    if (!x->admitted) {
+        x->admitted = true;
+        sg_queue_count_admitted(pool, x->prio);
+    }
     exchange_connect_to(x, b);
 }
 
@@ -591,20 +600,31 @@ static void exchange_enqueue(struct sg_exchange *x, struct sg_lb_req *lr)
     e->key = x->hkey;
     e->keylen = x->hkeylen;
     e->since_ms = lr->now_ms;
+    e->prio = x->prio;
     e->on_grant = exchange_on_grant;
+    uint32_t timeout_ms = hold ? as->hold_timeout_ms : x->w->cfg->timeouts.queue_ms;
     exchange_set_state(x, SG_XS_QUEUED); /* before the push: a grant may run from it */
-    if (pool->cfg->maxqueue == 0 || !sg_queue_push(x->w, e, pool->cfg->maxqueue)) {
+    /* The queue's overload control may refuse at once (sg_queue_verdict). */
+    uint32_t ra = 1;
+    enum sg_qverdict v = sg_queue_admit(x->w, e, timeout_ms, &ra);
+    if (v != SG_QV_ADMIT) {
         exchange_set_state(x, SG_XS_CONNECT); /* never queued: nothing to cancel */
-        exchange_fail_with(x, 503, SG_END_QUEUE_FULL);
+        x->retry_after = ra;
+        exchange_fail_with(x, 503, v == SG_QV_FULL ? SG_END_QUEUE_FULL : SG_END_SHED);
         return;
+    }
+    if (!x->admitted) {
+        x->admitted = true;
+        sg_queue_count_admitted(pool, x->prio);
     }
     x->t_queued_us = sg_now_us();
     struct timeval tv;
-    sg_timeval_from_ms(&tv, hold ? as->hold_timeout_ms : x->w->cfg->timeouts.queue_ms);
+    sg_timeval_from_ms(&tv, timeout_ms);
     evtimer_add(x->qtimer, &tv);
 }
 
-/* A queued request got a slot (on its owner's thread, from the inbox). */
+/* A queued request got a slot (on its owner's thread, from the inbox), or
+ * none: the queue began to stand and refused it (a sheddable request). */
 static void exchange_on_grant(struct sg_qentry *e)
 {
     struct sg_exchange *x = (struct sg_exchange *)((char *)e - offsetof(struct sg_exchange, qe));
@@ -612,7 +632,13 @@ static void exchange_on_grant(struct sg_qentry *e)
     struct sg_backend *b = e->granted;
     e->granted = NULL;
     if (x->state != SG_XS_QUEUED) { /* cannot happen: ending cancels; be safe */
-        sg_queue_put_slot(x->w, b);
+        if (b != NULL)
+            sg_queue_put_slot(x->w, b);
+        return;
+    }
+    if (b == NULL) {
+        x->retry_after = sg_queue_retry_after_now(x->wp->pool);
+        exchange_fail_with(x, 503, SG_END_SHED); /* counted as shed by the queue */
         return;
     }
     event_del(x->qtimer);
@@ -631,6 +657,9 @@ static void exchange_queue_timeout(evutil_socket_t fd, short what, void *arg)
     SG_DCHECK_MAGIC(x, SG_EXCHANGE_MAGIC);
     if (x->state != SG_XS_QUEUED)
         return;
+    struct sg_pool *pool = x->wp->pool;
+    sg_queue_count_timeout(pool, x->prio);
+    x->retry_after = sg_queue_retry_after_now(pool);
     exchange_fail_with(x, 503, SG_END_QUEUE_TIMEOUT); /* exchange_end cancels */
 }
 

@@ -660,16 +660,20 @@ const char *sg_http1_reason(int status)
     }
 }
 
-void sg_http1_write_error(struct evbuffer *out, int status, bool close, bool head_only)
+void sg_http1_write_error(struct evbuffer *out, int status, uint32_t retry_after, bool close,
+                          bool head_only)
 {
     const char *reason = sg_http1_reason(status);
-    char body[96];
+    char body[96], ra[40] = "";
     int blen = snprintf(body, sizeof(body), "%d %s\n", status, reason);
+    if (status == 503)
+        snprintf(ra, sizeof(ra), "Retry-After: %u\r\n",
+                 retry_after > 0 ? (unsigned)retry_after : 1u);
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
                         "Cache-Control: no-cache\r\n%s%s\r\n%s",
-                        status, reason, blen, status == 503 ? "Retry-After: 1\r\n" : "",
-                        close ? "Connection: close\r\n" : "", head_only ? "" : body);
+                        status, reason, blen, ra, close ? "Connection: close\r\n" : "",
+                        head_only ? "" : body);
 }
 
 void sg_http1_chunk_header(struct evbuffer *out, size_t len)

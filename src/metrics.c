@@ -12,6 +12,7 @@
 #include "surgegate/control.h"
 #include "surgegate/metrics.h"
 #include "surgegate/pool.h"
+#include "surgegate/queue.h"
 #include "surgegate/stats.h"
 
 /* Histogram bucket bounds, seconds (as printed) and microseconds. */
@@ -194,6 +195,62 @@ static void fn_h_ttfb(struct evbuffer *out, const char *name, const struct sg_po
     metrics_hist(out, name, p, b, s->hcum[SG_LAT_TTFB]);
 }
 
+/* The queues' overload control: requests admitted, queued and shed per
+ * priority (shed also by reason), the standing state, target and drain rate. */
+static void metrics_queue(struct evbuffer *out, struct sg_pools *pools)
+{
+    char extra[96];
+    metrics_head(out, "surgegate_requests_admitted_total", "counter",
+                 "Requests given a backend slot or a place in the queue, by priority.");
+    for (size_t i = 0; i < pools->n; i++)
+        for (int pr = 0; pr < SG_PRIO_N; pr++) {
+            snprintf(extra, sizeof(extra), "priority=\"%s\"", sg_prio_name(pr));
+            metrics_u64(out, "surgegate_requests_admitted_total", &pools->pools[i], NULL, extra,
+                        atomic_load(&pools->pools[i].queue.admitted[pr]));
+        }
+    metrics_head(out, "surgegate_requests_queued_total", "counter",
+                 "Times a request entered the pool's queue, by priority.");
+    for (size_t i = 0; i < pools->n; i++)
+        for (int pr = 0; pr < SG_PRIO_N; pr++) {
+            snprintf(extra, sizeof(extra), "priority=\"%s\"", sg_prio_name(pr));
+            metrics_u64(out, "surgegate_requests_queued_total", &pools->pools[i], NULL, extra,
+                        atomic_load(&pools->pools[i].queue.queued[pr]));
+        }
+    metrics_head(out, "surgegate_requests_shed_total", "counter",
+                 "Requests refused by the pool's queue with 503, by priority and reason.");
+    for (size_t i = 0; i < pools->n; i++)
+        for (int pr = 0; pr < SG_PRIO_N; pr++)
+            for (int r = 0; r < SG_SHED_N; r++) {
+                snprintf(extra, sizeof(extra), "priority=\"%s\",reason=\"%s\"", sg_prio_name(pr),
+                         sg_shed_name(r));
+                metrics_u64(out, "surgegate_requests_shed_total", &pools->pools[i], NULL, extra,
+                            atomic_load(&pools->pools[i].queue.shed[pr][r]));
+            }
+    metrics_head(out, "surgegate_pool_queue_standing", "gauge",
+                 "1 while the pool's queue stands (waits above its target): shedding.");
+    for (size_t i = 0; i < pools->n; i++)
+        metrics_u64(out, "surgegate_pool_queue_standing", &pools->pools[i], NULL, NULL,
+                    atomic_load(&pools->pools[i].queue.standing) ? 1 : 0);
+    metrics_head(out, "surgegate_pool_queue_target_seconds", "gauge",
+                 "The queue's wait target (0: overload control off).");
+    for (size_t i = 0; i < pools->n; i++) {
+        char num[32];
+        snprintf(num, sizeof(num), "%.3f", pools->pools[i].cfg->queue.target_ms / 1000.0);
+        metrics_sample(out, "surgegate_pool_queue_target_seconds", "", &pools->pools[i], NULL, NULL,
+                       num);
+    }
+    metrics_head(out, "surgegate_pool_drain_rate", "gauge",
+                 "Requests per second the pool completed while saturated (measured).");
+    for (size_t i = 0; i < pools->n; i++)
+        metrics_u64(out, "surgegate_pool_drain_rate", &pools->pools[i], NULL, NULL,
+                    atomic_load(&pools->pools[i].queue.drain_rps));
+    metrics_head(out, "surgegate_pool_shedding_episodes_total", "counter",
+                 "Times the pool's queue began to stand.");
+    for (size_t i = 0; i < pools->n; i++)
+        metrics_u64(out, "surgegate_pool_shedding_episodes_total", &pools->pools[i], NULL, NULL,
+                    atomic_load(&pools->pools[i].queue.episodes));
+}
+
 void sg_metrics_write(struct evbuffer *out, struct sg_pools *pools, const struct sg_stats *st,
                       const struct sg_control *ctl)
 {
@@ -242,6 +299,7 @@ void sg_metrics_write(struct evbuffer *out, struct sg_pools *pools, const struct
     for (size_t i = 0; i < pools->n; i++)
         metrics_u64(out, "surgegate_pool_queue_overflows_total", &pools->pools[i], NULL, NULL,
                     atomic_load(&pools->pools[i].queue.overflows));
+    metrics_queue(out, pools);
     metrics_head(out, "surgegate_pool_backends", "gauge", "Backends in the pool, by state.");
     for (size_t i = 0; i < pools->n; i++) {
         const struct sg_pool *p = &pools->pools[i];

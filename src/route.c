@@ -1,4 +1,5 @@
-/* route.c: first-match routing by Host and path prefix. */
+/* route.c: first-match routing by Host and path prefix (a route also gives
+ * the request its priority). */
 #include <string.h>
 #include <strings.h>
 
@@ -15,8 +16,8 @@ static size_t route_host_len(const char *host, size_t len)
     return c ? (size_t)(c - host) : len;
 }
 
-int sg_route_pick(const struct sg_cfg_frontend *fe, const char *host, size_t hostlen,
-                  const char *path, size_t pathlen)
+const struct sg_cfg_route *sg_route_match(const struct sg_cfg_frontend *fe, const char *host,
+                                          size_t hostlen, const char *path, size_t pathlen)
 {
     size_t hl = host ? route_host_len(host, hostlen) : 0;
     for (size_t i = 0; i < fe->nroutes; i++) {
@@ -31,7 +32,14 @@ int sg_route_pick(const struct sg_cfg_frontend *fe, const char *host, size_t hos
             if (pathlen < pl || memcmp(path, r->path_prefix, pl) != 0)
                 continue;
         }
-        return r->pool_index;
+        return r;
     }
-    return fe->default_pool_index;
+    return NULL;
+}
+
+int sg_route_pick(const struct sg_cfg_frontend *fe, const char *host, size_t hostlen,
+                  const char *path, size_t pathlen)
+{
+    const struct sg_cfg_route *r = sg_route_match(fe, host, hostlen, path, pathlen);
+    return r != NULL ? r->pool_index : fe->default_pool_index;
 }

@@ -294,7 +294,7 @@ static void session_error(struct sg_session *s, int status, const char *why)
     /* Keep the connection only when the request was read to its end. */
     bool close = !s->req_done || s->client_close || status < 500 || s->rq_upgrade || s->w->stopping;
     bool head_only = s->head_ready && s->rq.method == HTTP_HEAD;
-    sg_http1_write_error(s->w->cout, status, close, head_only);
+    sg_http1_write_error(s->w->cout, status, s->x.retry_after, close, head_only);
     session_flush_client(s);
     s->resp_head_sent = true;
     if (close) {

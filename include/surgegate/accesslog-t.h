@@ -27,6 +27,7 @@ enum sg_end {
     SG_END_BACKEND_TIMEOUT, /* connect or response timeout */
     SG_END_BACKEND_RESET,   /* the backend closed mid-response */
     SG_END_BAD_RESPONSE,    /* the backend's response did not parse */
+    SG_END_SHED,            /* refused at once: the pool's queue is overloaded */
     SG_END__COUNT
 };
 

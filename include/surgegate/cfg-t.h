@@ -48,10 +48,16 @@ struct sg_cfg_limits {
     int line;
 };
 
+/* A request's priority in its pool's queue (a route's "priority"): critical
+ * requests are served first and shed last, sheddable ones shed first. */
+enum sg_prio { SG_PRIO_NORMAL = 0, SG_PRIO_CRITICAL, SG_PRIO_SHEDDABLE, SG_PRIO_N };
+
 struct sg_cfg_route {
     char *host;        /* NULL = any host; compared case-insensitively, port ignored */
     char *path_prefix; /* NULL = any path */
     char *pool;        /* pool name */
+    char *priority;    /* "critical" | "normal" | "sheddable"; NULL = not written (normal) */
+    enum sg_prio prio; /* priority parsed */
     int pool_index;    /* resolved index into sg_cfg.pools, -1 if unknown */
     int line;
 };
@@ -125,6 +131,18 @@ struct sg_cfg_autoscale {
 
 /* "retry_budget" group: retries at most `percent` of the pool's active
  * requests, but always allow `min_retries` concurrent ones (Envoy's). */
+/* "queue" group of a pool: overload control of its queue (queue.c). The
+ * queue "stands" when its oldest request's age stays at least `target` for
+ * a whole `interval` (CoDel-style); while it stands, a request whose expected wait
+ * (requests ahead of it / the measured drain rate) exceeds its priority's
+ * limit is refused at once with 503. target 0 turns the control off. */
+struct sg_cfg_queue {
+    uint32_t target_ms;   /* default 100 ms; 0 = off */
+    uint32_t interval_ms; /* default 500 ms */
+    bool lifo;            /* serve newest first while standing; default false */
+    int line;
+};
+
 struct sg_cfg_retry_budget {
     double percent;       /* default 20.0; 0..100 */
     uint32_t min_retries; /* default 3 */
@@ -160,6 +178,7 @@ struct sg_cfg_pool {
     uint32_t hash_name_len;     /* its NAME's length (header and cookie) */
     double hash_balance_factor; /* bounded load: at most c x mean, default 1.25; 0 = unbounded */
     uint32_t slowstart_ms;      /* "slowstart", default 0 = off */
+    struct sg_cfg_queue queue;
     struct sg_cfg_retry_budget retry_budget;
     struct sg_cfg_outlier outlier;
     struct sg_cfg_health health;

@@ -179,7 +179,10 @@ struct sg_exchange {
     int64_t connect_us;   /* last attempt's connect time; -1 none */
     int64_t ttfb_us;      /* request sent -> response head; -1 none */
     uint32_t nretries;
+    uint32_t retry_after; /* Retry-After (s) of a 503 the queue decided; 0 = the default */
+    int prio;             /* enum sg_prio of the route taken */
 
+    bool admitted;       /* counted in the pool's admitted requests */
     bool replayable;     /* replay holds everything sent upstream so far */
     bool req_done;       /* the client side sent the whole request */
     bool resp_started;   /* a response byte arrived on this attempt */

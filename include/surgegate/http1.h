@@ -106,10 +106,12 @@ int sg_http1_write_response_head(struct evbuffer *out, const struct sg_hdrs *hs,
                                  const struct sg_http1_resp *r);
 
 /* Writes one of the proxy's own small error responses (400, 408, 413, 414,
- * 431, 500, 501, 502, 503 with Retry-After, 504). `close` adds Connection:
- * close; `head_only` (the answer to a HEAD request) leaves the body out and
- * keeps the Content-Length a GET would get (RFC 9110 9.3.2). */
-void sg_http1_write_error(struct evbuffer *out, int status, bool close, bool head_only);
+ * 431, 500, 501, 502, 503 with Retry-After, 504). A 503's Retry-After is
+ * `retry_after` seconds (0: 1 s). `close` adds Connection: close;
+ * `head_only` (the answer to a HEAD request) leaves the body out and keeps
+ * the Content-Length a GET would get (RFC 9110 9.3.2). */
+void sg_http1_write_error(struct evbuffer *out, int status, uint32_t retry_after, bool close,
+                          bool head_only);
 const char *sg_http1_reason(int status);
 
 /* Chunk framing helpers. */

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "surgegate/cfg-t.h"
+#include "surgegate/queue-t.h"
 
 #define SG_BACKEND_MAGIC 0x5b6e0b1du
 #define SG_POOL_MAGIC    0x5b0017a1u
@@ -97,13 +98,27 @@ struct sg_backend {
 
 TAILQ_HEAD(sg_qlist, sg_qentry);
 
-/* A pool's FIFO of requests waiting for a backend slot (queue.c). */
+/* A pool's queue of requests waiting for a backend slot (queue.c): one list
+ * per priority, served critical first, then normal, then sheddable. */
 struct sg_pqueue {
     pthread_mutex_t mu;
-    struct sg_qlist q;
-    _Atomic uint32_t depth;     /* entries in q; read without the lock */
-    _Atomic uint32_t depth_max; /* highest depth since the control thread's last tick */
-    _Atomic uint64_t overflows; /* requests refused because the queue was full */
+    struct sg_qlist q[SG_PRIO_N]; /* by enum sg_prio */
+    uint32_t nq[SG_PRIO_N];       /* entries in each list (under mu) */
+    struct sg_qstand st;          /* standing-queue detector (under mu) */
+    uint64_t rate_t0_ms;          /* drain-rate window start (under mu; 0 = none) */
+    uint64_t rate_n0;             /* `done` at rate_t0_ms */
+    double drain;                 /* measured completions per second (under mu; 0 unknown) */
+    _Atomic uint32_t depth;       /* entries in q; read without the lock */
+    _Atomic uint32_t depth_max;   /* highest depth since the control thread's last tick */
+    _Atomic uint64_t overflows;   /* requests refused because the queue was full */
+    _Atomic bool standing;        /* st.standing, for readers without the lock */
+    _Atomic uint32_t drain_rps;   /* `drain` rounded, for readers without the lock */
+    _Atomic uint64_t episodes;    /* standing episodes begun */
+    /* Written on every request (own cache line, away from the lock and depth). */
+    alignas(64) _Atomic uint64_t done;    /* requests that gave their slot back (drain rate) */
+    _Atomic uint64_t admitted[SG_PRIO_N]; /* requests given a slot or a place in the queue */
+    _Atomic uint64_t queued[SG_PRIO_N];   /* times a request entered the queue */
+    _Atomic uint64_t shed[SG_PRIO_N][SG_SHED_N]; /* requests refused, by reason */
 };
 
 struct sg_pool {

@@ -47,10 +47,40 @@ struct sg_qentry {
     const char *key;          /* hash key, may be NULL */
     size_t keylen;
     uint64_t since_ms;                     /* when it was queued (monotonic) */
+    int prio;                              /* enum sg_prio: which of the pool's lists */
     _Atomic int st;                        /* enum sg_qstate; changed under pool->queue.mu or the
                                             * owner's inbox.mu (NONE only by the owner) */
-    struct sg_backend *granted;            /* slot taken on this backend for the owner */
+    struct sg_backend *granted;            /* slot taken on this backend for the owner;
+                                            * NULL in the inbox: refused (the queue began
+                                            * to stand: a sheddable request), answer 503 */
     void (*on_grant)(struct sg_qentry *e); /* runs on the owner's thread */
+};
+
+/* Why a request was refused by its pool's queue (the `reason` label of
+ * surgegate_requests_shed_total). */
+enum sg_shed {
+    SG_SHED_OVERLOAD = 0, /* the queue stands and its expected wait exceeds the limit */
+    SG_SHED_FULL,         /* maxqueue requests already wait */
+    SG_SHED_TIMEOUT,      /* waited timeouts.queue without a slot */
+    SG_SHED_N
+};
+
+/* What sg_queue_verdict says of a request that found no free slot. */
+enum sg_qverdict { SG_QV_ADMIT = 0, SG_QV_OVERLOAD, SG_QV_FULL };
+
+/* The standing-queue detector (CoDel-style) of one pool; under the pool's
+ * queue lock. See sg_qstand_observe. */
+struct sg_qstand {
+    uint64_t above_since_ms; /* not standing: first wait >= target of this run; 0 none */
+    uint64_t calm_since_ms;  /* standing: first calm observation of this run; 0 none */
+    bool standing;
+};
+
+/* The limits sg_queue_verdict applies (a pool's config). */
+struct sg_qpolicy {
+    uint32_t target_ms;  /* 0: no overload control (only maxqueue) */
+    uint32_t timeout_ms; /* timeouts.queue */
+    uint32_t maxqueue;
 };
 
 #endif

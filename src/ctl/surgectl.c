@@ -316,13 +316,30 @@ static int unexpected(const char *what)
 
 /* ---- status ---- */
 
-static const char *const status_head[] = {"POOL/BACKEND", "STATE",  "INFLIGHT", "QUEUE",
-                                          "P50 ms",       "P99 ms", "ERR%",     "RPS"};
+static const char *const status_head[] = {"POOL/BACKEND", "STATE", "INFLIGHT", "QUEUE",   "P50 ms",
+                                          "P99 ms",       "ERR%",  "RPS",      "OVERLOAD"};
+
+/* The pool queue's overload control, one word: "ok/100ms" (its state and
+ * target), "standing/100ms" (shedding), "off"; "-" for a backend (or when
+ * the server does not report it). */
+static const char *status_overload(char *buf, size_t len, json_t *o)
+{
+    json_t *qs = json_object_get(o, "queue_state");
+    if (!json_is_string(qs))
+        return "-";
+    char st[32], tg[32];
+    fmt(st, sizeof(st), qs, 1, 0);
+    if (strcmp(st, "off") == 0)
+        return "off";
+    snprintf(buf, len, "%s/%sms", st,
+             fmt(tg, sizeof(tg), json_object_get(o, "queue_target_ms"), 1, 0));
+    return buf;
+}
 
 static void status_row(struct table *t, json_t *o, const char *name, const char *state)
 {
-    char b[8][128];
-    const char *cells[8] = {
+    char b[9][128];
+    const char *cells[9] = {
         name,
         state,
         fmt(b[2], sizeof(b[2]), json_object_get(o, "inflight"), 1.0, 0),
@@ -331,6 +348,7 @@ static void status_row(struct table *t, json_t *o, const char *name, const char 
         fmt_ms(b[5], sizeof(b[5]), o, "p99"),
         fmt(b[6], sizeof(b[6]), json_object_get(o, "error_rate"), 100.0, 1),
         fmt(b[7], sizeof(b[7]), json_object_get(o, "rps"), 1.0, 1),
+        status_overload(b[8], sizeof(b[8]), o),
     };
     table_row(t, cells);
 }
@@ -371,8 +389,8 @@ static int print_status(json_t *st)
     if (json_is_string(tm))
         printf(", %s", clean(buf, sizeof(buf), json_string_value(tm)));
     printf("\n");
-    static const char align[] = "llrrrrrr";
-    struct table t = {.ncols = 8, .head = status_head, .align = align};
+    static const char align[] = "llrrrrrrl";
+    struct table t = {.ncols = 9, .head = status_head, .align = align};
     size_t i, j;
     json_t *p, *b;
     json_array_foreach(pools, i, p)

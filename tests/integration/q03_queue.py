@@ -27,8 +27,11 @@ MAXQ = 4
 
 
 def cfg_for(fe, b, queue_timeout):
+    # The plain queue: its overload control off (with 500 ms answers the
+    # queue stands and would shed what (b) and (c) queue; q13 tests it).
     return proxy_config(fe, [{"address": b.addr, "maxconn": 2}], workers=2, maxqueue=MAXQ,
-                        timeouts={"queue": queue_timeout})
+                        timeouts={"queue": queue_timeout},
+                        extra_pool='queue = { target = "0s"; };')
 
 
 def wait_inflight(b, n, timeout=3.0):

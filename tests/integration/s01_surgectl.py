@@ -101,6 +101,9 @@ def unix_socket():
             log("status:\n" + out)
             rows = status_rows(out)
             check_eq(rows.get("app"), "2/2 up", "pool row of app")
+            check(out.splitlines()[1].split()[-1] == "OVERLOAD"
+                  and [l for l in out.splitlines() if l.startswith("app ")][0].split()[-1]
+                  == "ok/100ms", "status: the pool's queue state and target (OVERLOAD ok/100ms)")
             check_eq(rows.get(a.addr), "up", "status row of A")
             check_eq(rows.get(b.addr), "up", "status row of B")
             check(out.splitlines()[0].startswith("surgegate"), "status: first line %r"
@@ -331,7 +334,7 @@ FULL_STATS = {
     "pools": [{
         "name": "api", "balance": "ewma", "queue_depth": 3, "queue_depth_max": 9,
         "inflight": 17, "backends_up": 1, "backends_total": 2, "requests": 1000, "rps": 12.5,
-        "error_rate": 0.25,
+        "error_rate": 0.25, "queue_state": "standing", "queue_target_ms": 100,
         "latency_ms": {"total": {"10s": {"count": 120, "p50": 50.04, "p90": 80, "p95": 90.5,
                                          "p99": 250.4, "max": 300}}},
         "backends": [
@@ -476,12 +479,12 @@ def stand_in():
         log("status of the full shape:\n" + out)
         lines = out.splitlines()
         check_eq(lines[0], "surgegate 0.1.0, up 1h02m05s, 2026-11-30T19:40:22.123Z", "status title")
-        check_eq(lines[2].split(), ["api", "1/2", "up", "17", "3", "50.0", "250", "25.0", "12.5"],
-                 "pool row")
-        check_eq(lines[3].split(), ["10.0.0.1:80", "up", "16", "2", "7.2", "120", "0.0", "11.2"],
-                 "backend row with every field")
-        check_eq(lines[4].split(), ["10.0.0.2:80", "down", "ejected", "-", "-", "-", "-", "-", "-"],
-                 "backend row with fields missing")
+        check_eq(lines[2].split(), ["api", "1/2", "up", "17", "3", "50.0", "250", "25.0", "12.5",
+                                    "standing/100ms"], "pool row (queue standing: shedding)")
+        check_eq(lines[3].split(), ["10.0.0.1:80", "up", "16", "2", "7.2", "120", "0.0", "11.2",
+                                    "-"], "backend row with every field")
+        check_eq(lines[4].split(), ["10.0.0.2:80", "down", "ejected", "-", "-", "-", "-", "-", "-",
+                                    "-"], "backend row with fields missing")
         out = ok("backends", "api", admin=adm)
         lines = out.splitlines()
         check_eq(lines[0].split(), ["BACKEND", "STATE", "WEIGHT", "MAXCONN", "INFLIGHT", "QUEUE",

@@ -646,6 +646,66 @@ static void test_syntax_error(void **state)
     sg_cfg_free(cfg);
 }
 
+/* A route's priority and a pool's queue group: parsed, defaulted, checked. */
+#define PRIO_FE(prio)                                                                        \
+    "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; default_pool = \"app\";\n" \
+    "  routes = ( { path_prefix = \"/checkout\"; pool = \"app\"; priority = " prio "; },\n"  \
+    "             { path_prefix = \"/x\"; pool = \"app\"; } ); } );\n"
+
+static void test_queue_priority(void **state)
+{
+    struct sg_cfg_diags d;
+    struct sg_cfg *cfg = load(
+        TIMEOUTS PRIO_FE(
+            "\"critical\"") "pools = ( { name = \"app\";\n"
+                            "  queue = { target = \"250ms\"; interval = \"2s\"; lifo = true; };\n"
+                            "  backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        &d);
+    if (cfg == NULL)
+        dump(&d);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->frontends[0].routes[0].prio, SG_PRIO_CRITICAL);
+    assert_int_equal(cfg->frontends[0].routes[1].prio, SG_PRIO_NORMAL);
+    assert_int_equal(cfg->pools[0].queue.target_ms, 250);
+    assert_int_equal(cfg->pools[0].queue.interval_ms, 2000);
+    assert_true(cfg->pools[0].queue.lifo);
+    sg_cfg_free(cfg);
+    sg_cfg_diags_free(&d);
+    cfg = load(TIMEOUTS PRIO_FE(
+                   "\"sheddable\"") "pools = ( { name = \"app\";\n"
+                                    "  backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+               &d);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->frontends[0].routes[0].prio, SG_PRIO_SHEDDABLE);
+    assert_int_equal(cfg->pools[0].queue.target_ms, 100); /* defaults */
+    assert_int_equal(cfg->pools[0].queue.interval_ms, 500);
+    assert_false(cfg->pools[0].queue.lifo);
+    sg_cfg_free(cfg);
+    sg_cfg_diags_free(&d);
+    expect_error(
+        TIMEOUTS PRIO_FE("\"urgent\"") "pools = ( { name = \"app\";\n"
+                                       "  backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        4, "bad value 'urgent' for 'priority'");
+    expect_error(TIMEOUTS PRIO_FE("1") "pools = ( { name = \"app\";\n"
+                                       "  backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+                 4, "'priority'");
+    expect_error(
+        TIMEOUTS PRIO_FE("\"normal\"") "pools = ( { name = \"app\";\n"
+                                       "  queue = { target = \"2m\"; };\n"
+                                       "  backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        7, "target");
+    expect_error(
+        TIMEOUTS PRIO_FE("\"normal\"") "pools = ( { name = \"app\";\n"
+                                       "  queue = { target = \"1s\"; interval = \"1ms\"; };\n"
+                                       "  backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        7, "interval");
+    expect_error(
+        TIMEOUTS PRIO_FE("\"normal\"") "pools = ( { name = \"app\";\n"
+                                       "  queue = { tagret = \"1s\"; };\n"
+                                       "  backends = ( { address = \"127.0.0.1:9001\"; } ); } );\n",
+        7, "unknown key 'tagret'");
+}
+
 static void test_unknown_keys(void **state)
 {
     (void)state;
@@ -1259,8 +1319,9 @@ static void test_outlier(void **state)
                  "'max_ejection' in outlier of pool 'app' is 25h, out of range 100ms..24h");
     expect_error(POOL_OK("outlier = { max_ejection = \"99ms\"; };"), 5, "out of range 100ms..24h");
     expect_error(POOL_OK("outlier = { base_ejection = 30; };"), 5, "duration needs a unit");
-    expect_error(POOL_OK("outlier = {\n  interval = \"5s\"; };"), 6,
-                 "unknown key 'interval' in outlier of pool 'app' ('interval' belongs in health)");
+    expect_error(
+        POOL_OK("outlier = {\n  interval = \"5s\"; };"), 6,
+        "unknown key 'interval' in outlier of pool 'app' ('interval' belongs in health or queue)");
     expect_error(POOL_OK("outlier = {\n  consecutive_5xx = 5; };"), 6,
                  "unknown key 'consecutive_5xx' in outlier of pool 'app'");
     expect_error(POOL_OK("outlier = { max_ejections = \"1m\"; };"), 5,
@@ -2069,6 +2130,7 @@ int main(void)
         cmocka_unit_test(test_workers_auto),
         cmocka_unit_test(test_syntax_error),
         cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_queue_priority),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_bad_addresses),
         cmocka_unit_test(test_bad_durations),

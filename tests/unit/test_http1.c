@@ -284,7 +284,7 @@ static void test_error_responses(void **st)
     const int codes[] = {400, 408, 413, 414, 431, 502, 503, 504};
     for (size_t i = 0; i < SG_ARRAY_SIZE(codes); i++) {
         struct evbuffer *out = evbuffer_new();
-        sg_http1_write_error(out, codes[i], true, false);
+        sg_http1_write_error(out, codes[i], 0, true, false);
         char *s = buf_str(out);
         char want[16];
         snprintf(want, sizeof(want), "HTTP/1.1 %d ", codes[i]);
@@ -303,7 +303,7 @@ static void test_error_responses(void **st)
 static void test_error_response_to_head(void **st)
 {
     struct evbuffer *out = evbuffer_new();
-    sg_http1_write_error(out, 502, false, true);
+    sg_http1_write_error(out, 502, 0, false, true);
     char *s = buf_str(out);
     const char *end = strstr(s, "\r\n\r\n");
     assert_non_null(end);

@@ -1,5 +1,7 @@
 /* Unit tests for queue.c: admission FIFO, grants through the owner's inbox,
- * cancel (waiting or granted), maxqueue, kicks. The workers here are bare
+ * cancel (waiting or granted), maxqueue, kicks; priorities, the overload
+ * control's pure parts (standing detection, verdict, Retry-After), adaptive
+ * LIFO and drain-rate admission. The workers here are bare
  * struct sg_worker with an inbox whose notify callback records the wakeups
  * (no event loop, no thread): queue.c needs nothing else of a worker. */
 #include <setjmp.h>
@@ -313,7 +315,7 @@ static void test_timeout_order(void **state)
     size_t n = 0;
     uint64_t last = 0;
     struct sg_qentry *it;
-    TAILQ_FOREACH(it, &up.pool.queue.q, link)
+    TAILQ_FOREACH(it, &up.pool.queue.q[SG_PRIO_NORMAL], link)
     {
         assert_true(n < 3);
         assert_ptr_equal(it, want[n]);
@@ -496,6 +498,268 @@ static void test_kick_rebuilds_lb_state(void **state)
     unit_pool_destroy(&up);
 }
 
+/* Entries are served critical first, then normal, then sheddable, whatever
+ * their arrival order; FIFO within a priority. */
+static void test_priority_order(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    assert_true(sg_backend_take_slot(b, sg_now_ms()));
+    static const int prio[5] = {SG_PRIO_SHEDDABLE, SG_PRIO_NORMAL, SG_PRIO_CRITICAL, SG_PRIO_NORMAL,
+                                SG_PRIO_CRITICAL};
+    struct sg_qentry e[5];
+    for (int i = 0; i < 5; i++) {
+        entry_init(&e[i], &up, b, sg_now_ms());
+        e[i].prio = prio[i];
+        assert_true(sg_queue_push(&fw.w, &e[i], 10));
+    }
+    assert_int_equal(atomic_load(&up.pool.queue.queued[SG_PRIO_CRITICAL]), 2);
+    assert_int_equal(atomic_load(&up.pool.queue.queued[SG_PRIO_NORMAL]), 2);
+    assert_int_equal(atomic_load(&up.pool.queue.queued[SG_PRIO_SHEDDABLE]), 1);
+    const struct sg_qentry *want[] = {&e[2], &e[4], &e[1], &e[3], &e[0]};
+    for (unsigned k = 0; k < 5; k++) {
+        sg_queue_put_slot(&fw.w, b);
+        sg_queue_run_inbox(&fw.w);
+        assert_int_equal(ngranted, k + 1);
+        assert_ptr_equal(granted_order[k], want[k]);
+    }
+    assert_int_equal(depth(&up), 0);
+    sg_queue_put_slot(&fw.w, b);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
+/* The detector: standing after waits >= target for a whole interval (a
+ * shorter wait restarts the run); calm again after an interval of empty
+ * queues or waits under target / 2 (a longer wait restarts that run). */
+static void test_qstand_observe(void **state)
+{
+    struct sg_qstand s = {0};
+    assert_false(sg_qstand_observe(&s, 1000, 150, false, 100, 1000));
+    assert_false(sg_qstand_observe(&s, 1500, 150, false, 100, 1000));
+    assert_false(sg_qstand_observe(&s, 1600, 50, false, 100, 1000)); /* run broken */
+    assert_false(sg_qstand_observe(&s, 2000, 150, false, 100, 1000));
+    assert_false(sg_qstand_observe(&s, 2999, 100, false, 100, 1000));
+    assert_false(s.standing);
+    assert_true(sg_qstand_observe(&s, 3000, 120, false, 100, 1000));
+    assert_true(s.standing);
+    assert_false(sg_qstand_observe(&s, 3100, 40, false, 100, 1000)); /* calm from here */
+    assert_false(sg_qstand_observe(&s, 3500, 60, false, 100, 1000)); /* not calm: restart */
+    assert_false(sg_qstand_observe(&s, 3600, 0, true, 100, 1000));   /* empty: calm */
+    assert_false(sg_qstand_observe(&s, 4599, 10, false, 100, 1000));
+    assert_true(s.standing);
+    assert_true(sg_qstand_observe(&s, 4600, 0, true, 100, 1000));
+    assert_false(s.standing);
+    /* an empty queue never starts an episode; interval 0 starts at once */
+    assert_false(sg_qstand_observe(&s, 5000, 0, true, 100, 0));
+    assert_true(sg_qstand_observe(&s, 5001, 100, false, 100, 0));
+    assert_true(s.standing);
+}
+
+/* The verdict: maxqueue first; then the expected wait (ahead + 1) / drain
+ * against timeouts.queue, and while standing against the priority's limit. */
+static void test_verdict(void **state)
+{
+    struct sg_qpolicy pol = {.target_ms = 100, .timeout_ms = 2000, .maxqueue = 1000};
+    /* not standing: anything served within timeouts.queue may wait */
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, false, 100, 100, 400.0), SG_QV_ADMIT);
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, false, 799, 799, 400.0), SG_QV_ADMIT);
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, false, 800, 800, 400.0),
+                     SG_QV_OVERLOAD);
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_SHEDDABLE, false, 200, 200, 400.0),
+                     SG_QV_ADMIT);
+    /* standing: normal within the target (100 ms = 40 at 400/s) */
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 39, 39, 400.0), SG_QV_ADMIT);
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 40, 40, 400.0), SG_QV_OVERLOAD);
+    /* sheddable: never queued while standing */
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_SHEDDABLE, true, 0, 0, 400.0), SG_QV_OVERLOAD);
+    /* critical: only the critical ahead count, within timeouts.queue */
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_CRITICAL, true, 900, 500, 400.0), SG_QV_ADMIT);
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_CRITICAL, true, 900, 800, 400.0),
+                     SG_QV_OVERLOAD);
+    /* full beats everything; unknown drain or control off: admit */
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_CRITICAL, false, 1000, 0, 400.0), SG_QV_FULL);
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 999, 999, 0.0), SG_QV_ADMIT);
+    pol.target_ms = 0;
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 999, 999, 400.0), SG_QV_ADMIT);
+    pol.maxqueue = 0;
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, false, 0, 0, 400.0), SG_QV_FULL);
+}
+
+/* Retry-After: the time to drain the queue, rounded up, 1..60 s. */
+static void test_retry_after(void **state)
+{
+    assert_int_equal(sg_queue_retry_after(0, 400.0), 1);
+    assert_int_equal(sg_queue_retry_after(800, 400.0), 2);
+    assert_int_equal(sg_queue_retry_after(801, 400.0), 3);
+    assert_int_equal(sg_queue_retry_after(30, 10.0), 3);
+    assert_int_equal(sg_queue_retry_after(100000, 10.0), 60);
+    assert_int_equal(sg_queue_retry_after(5, 0.0), 1);
+    assert_string_equal(sg_prio_name(SG_PRIO_CRITICAL), "critical");
+    assert_string_equal(sg_prio_name(SG_PRIO_SHEDDABLE), "sheddable");
+    assert_string_equal(sg_prio_name(SG_PRIO_NORMAL), "normal");
+    assert_string_equal(sg_shed_name(SG_SHED_OVERLOAD), "overload");
+    assert_string_equal(sg_prio_name(7), "?");
+}
+
+/* A queue whose waits pass the target starts standing at the first grant
+ * (interval 0 here); with lifo the rest is served newest first, and the
+ * episode is counted. */
+static void test_lifo_when_standing(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    up.cfg.queue.target_ms = 10;
+    up.cfg.queue.interval_ms = 0;
+    up.cfg.queue.lifo = true;
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    uint64_t now = sg_now_ms();
+    assert_true(sg_backend_take_slot(b, now));
+    struct sg_qentry e[4];
+    for (int i = 0; i < 4; i++) {
+        entry_init(&e[i], &up, b, now - 1000 + (uint64_t)i);
+        assert_true(sg_queue_push(&fw.w, &e[i], 10));
+    }
+    assert_false(atomic_load(&up.pool.queue.standing));
+    const struct sg_qentry *want[] = {&e[0], &e[3], &e[2], &e[1]};
+    for (unsigned k = 0; k < 4; k++) {
+        sg_queue_put_slot(&fw.w, b);
+        sg_queue_run_inbox(&fw.w);
+        assert_ptr_equal(granted_order[k], want[k]);
+        assert_true(atomic_load(&up.pool.queue.standing));
+    }
+    assert_int_equal(atomic_load(&up.pool.queue.episodes), 1);
+    sg_queue_put_slot(&fw.w, b);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
+/* sg_queue_admit measures the drain rate (slots given back per second) and,
+ * the queue standing, refuses a normal request whose expected wait passes
+ * the target (counted as shed, Retry-After from depth / drain) while a
+ * critical one still gets in. */
+static void test_admit_sheds_by_drain_rate(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    up.cfg.queue.target_ms = 100;
+    up.cfg.queue.interval_ms = 1000;
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    uint64_t now = sg_now_ms();
+    assert_true(sg_backend_take_slot(b, now));
+    struct sg_pqueue *q = &up.pool.queue;
+    /* 50 completions over the last 500 ms: 100 per second */
+    q->rate_t0_ms = now - 500;
+    q->rate_n0 = 0;
+    atomic_store(&q->done, 50);
+    q->st.standing = true;
+    atomic_store(&q->standing, true);
+    struct sg_qentry e[12];
+    uint32_t ra = 0;
+    for (int i = 0; i < 10; i++) { /* waits 10 .. 100 ms at 100/s */
+        entry_init(&e[i], &up, b, now);
+        assert_int_equal(sg_queue_admit(&fw.w, &e[i], 2000, &ra), SG_QV_ADMIT);
+    }
+    assert_true(q->drain > 95 && q->drain < 105);
+    assert_true(atomic_load(&q->drain_rps) >= 95 && atomic_load(&q->drain_rps) <= 105);
+    entry_init(&e[10], &up, b, now);
+    assert_int_equal(sg_queue_admit(&fw.w, &e[10], 2000, &ra), SG_QV_OVERLOAD);
+    assert_int_equal(ra, 1);
+    assert_int_equal(e[10].st, SG_Q_NONE);
+    assert_int_equal(atomic_load(&q->shed[SG_PRIO_NORMAL][SG_SHED_OVERLOAD]), 1);
+    entry_init(&e[11], &up, b, now);
+    e[11].prio = SG_PRIO_CRITICAL;
+    assert_int_equal(sg_queue_admit(&fw.w, &e[11], 2000, &ra), SG_QV_ADMIT);
+    assert_int_equal(depth(&up), 11);
+    /* the critical one is served first */
+    sg_queue_put_slot(&fw.w, b);
+    sg_queue_run_inbox(&fw.w);
+    assert_ptr_equal(granted_order[0], &e[11]);
+    for (int i = 0; i < 10; i++)
+        sg_queue_cancel(&fw.w, &e[i]);
+    assert_int_equal(depth(&up), 0);
+    sg_queue_put_slot(&fw.w, b);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
+/* An autoscaled pool below its max keeps queueing while standing (its queue
+ * is the scale-up signal); at its max the standing limits apply. */
+static void test_admit_autoscale_below_max(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    up.cfg.queue.target_ms = 100;
+    up.cfg.queue.interval_ms = 1000;
+    up.cfg.autoscale.enabled = true;
+    up.cfg.autoscale.max = 2;
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    uint64_t now = sg_now_ms();
+    assert_true(sg_backend_take_slot(b, now));
+    struct sg_pqueue *q = &up.pool.queue;
+    q->drain = 10.0; /* 100 ms per request */
+    q->st.standing = true;
+    struct sg_qentry e[3];
+    uint32_t ra = 0;
+    for (int i = 0; i < 3; i++) /* waits 100, 200, 300 ms: only the timeout limits */
+        entry_init(&e[i], &up, b, now);
+    assert_int_equal(sg_queue_admit(&fw.w, &e[0], 2000, &ra), SG_QV_ADMIT);
+    assert_int_equal(sg_queue_admit(&fw.w, &e[1], 2000, &ra), SG_QV_ADMIT);
+    atomic_store(&up.pool.nlive, 2); /* at its max */
+    assert_int_equal(sg_queue_admit(&fw.w, &e[2], 2000, &ra), SG_QV_OVERLOAD);
+    for (int i = 0; i < 2; i++)
+        sg_queue_cancel(&fw.w, &e[i]);
+    sg_queue_put_slot(&fw.w, b);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
+/* When the queue begins to stand, the sheddable requests already waiting are
+ * refused at once: handed to their owner without a slot (granted NULL). */
+static void test_standing_refuses_sheddable(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    up.cfg.queue.target_ms = 10;
+    up.cfg.queue.interval_ms = 0;
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    uint64_t now = sg_now_ms();
+    assert_true(sg_backend_take_slot(b, now));
+    struct sg_qentry e[3];
+    for (int i = 0; i < 3; i++) {
+        entry_init(&e[i], &up, b, now - 1000);
+        e[i].prio = i == 0 ? SG_PRIO_NORMAL : SG_PRIO_SHEDDABLE;
+        assert_true(sg_queue_push(&fw.w, &e[i], 10));
+    }
+    sg_queue_put_slot(&fw.w, b); /* e[0] served; its wait starts the episode */
+    assert_true(atomic_load(&up.pool.queue.standing));
+    assert_int_equal(depth(&up), 0);
+    sg_queue_run_inbox(&fw.w);
+    assert_int_equal(ngranted, 3);
+    assert_ptr_equal(granted_order[0], &e[1]); /* the refusals were delivered first */
+    assert_null(granted_slot[0]);
+    assert_ptr_equal(granted_order[1], &e[2]);
+    assert_null(granted_slot[1]);
+    assert_ptr_equal(granted_order[2], &e[0]);
+    assert_ptr_equal(granted_slot[2], b);
+    assert_int_equal(atomic_load(&up.pool.queue.shed[SG_PRIO_SHEDDABLE][SG_SHED_OVERLOAD]), 2);
+    assert_int_equal(inflight(b), 1);
+    sg_queue_put_slot(&fw.w, b);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +773,14 @@ int main(void)
         cmocka_unit_test_setup(test_kick_respects_exclude, setup),
         cmocka_unit_test_setup(test_grant_to_other_worker, setup),
         cmocka_unit_test_setup(test_kick_rebuilds_lb_state, setup),
+        cmocka_unit_test_setup(test_priority_order, setup),
+        cmocka_unit_test(test_qstand_observe),
+        cmocka_unit_test(test_verdict),
+        cmocka_unit_test(test_retry_after),
+        cmocka_unit_test_setup(test_lifo_when_standing, setup),
+        cmocka_unit_test_setup(test_admit_sheds_by_drain_rate, setup),
+        cmocka_unit_test_setup(test_admit_autoscale_below_max, setup),
+        cmocka_unit_test_setup(test_standing_refuses_sheddable, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
