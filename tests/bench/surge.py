@@ -324,7 +324,7 @@ class Gen:
         try:
             async with asyncio.timeout_at(t_sched + self.a.deadline):
                 for attempt in (0, 1):
-                    if not new_conn and self.idle:
+                    if not new_conn and self.idle and attempt == 0:
                         s, reused = self.idle.pop(), True
                     else:
                         s, reused = await self.connect(), False
@@ -336,8 +336,9 @@ class Gen:
                         s = None
                         # A kept-alive connection the proxy closed while it
                         # was idle: sent again on a new one, as browsers do.
-                        if not reused or attempt == 1:
+                        if not reused:
                             raise
+                        self.resent += 1
                 outcome = "ok" if status == 200 else ("refused" if status >= 500 else "other")
                 if new_conn or not keep or len(self.idle) >= IDLE_CAP:
                     s.close()
@@ -375,6 +376,7 @@ class Gen:
     async def run(self, plan, admin_sock=None):
         self.loop = asyncio.get_running_loop()
         self.error_detail = ""
+        self.resent = 0
         samples, stop = [], asyncio.Event()
         sampler = (asyncio.create_task(self.sample_admin(admin_sock, samples, stop))
                    if admin_sock else None)
@@ -462,8 +464,13 @@ def report(a, results, markdown):
     notes = []
     for t, r in results:
         extra = [f"statuses {','.join(map(str, r['statuses'])) or '-'}",
+                 f"critical p50/p99 {fmt(r['critical']['p50_ms'], '.1f')}/"
+                 f"{fmt(r['critical']['p99_ms'], '.1f')} ms",
+                 f"{r.get('resent', 0)} resent on a new connection (a kept-alive one closed "
+                 f"while idle)",
                  f"generator lag p99 {fmt(r['lag_p99_ms'], '.1f')} ms, "
-                 f"max {fmt(r['lag_max_ms'], '.1f')} ms"]
+                 f"max {fmt(r['lag_max_ms'], '.1f')} ms, CPU "
+                 f"{fmt(r.get('gen_cpu_us'), '.0f')} us/request"]
         if "queue_max" in r:
             extra.append(f"pool queue max {fmt(r['queue_max'], 'd')}")
         if r.get("backends_max") is not None:
@@ -604,7 +611,9 @@ def run_all(a, tools, tmp, children, priority, nginx_queue):
                     raise BenchError(f"{LABELS[t]}: GET {PATHS['normal']} gave {status}")
                 gen = Gen(a, port)
                 admin = os.path.join(d, "admin.sock") if t.startswith("surgegate") else None
+                cpu0 = time.process_time()
                 samples = asyncio.run(gen.run(plan, admin))
+                gen_cpu = time.process_time() - cpu0
                 child.check_alive()
             finally:
                 child.stop()
@@ -613,6 +622,8 @@ def run_all(a, tools, tmp, children, priority, nginx_queue):
                     kill_spawned(d)
             r = summarize(a, gen.results, gen.lags, samples)
             r["error_detail"] = gen.error_detail
+            r["resent"] = gen.resent
+            r["gen_cpu_us"] = gen_cpu * 1e6 / len(plan) if plan else None
             log(f"round {rnd} {LABELS[t]}: on time {fmt_share(r['all'])}, critical "
                 f"{fmt_share(r['critical'])}, p99 {fmt(r['all']['p99_ms'], '.1f')} ms, refused "
                 f"{r['refused']} (p99 {fmt(r['refused_p99_ms'], '.1f')} ms), late {r['late']}, "
