@@ -1197,6 +1197,25 @@ static void tb_signal_cb(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(tb_base, NULL);
 }
 
+/* evutil_parse_sockaddr_port() refuses port 0: "HOST:0" is parsed with
+ * port 1, then set to 0 (any port the kernel picks). */
+static int tb_parse_listen(const char *addr, struct sockaddr_storage *ss, int *sslen)
+{
+    char tmp[256];
+    size_t n = strlen(addr);
+    if (n < 2 || n >= sizeof(tmp) || strcmp(addr + n - 2, ":0") != 0)
+        return evutil_parse_sockaddr_port(addr, (struct sockaddr *)ss, sslen);
+    memcpy(tmp, addr, n + 1);
+    tmp[n - 1] = '1';
+    if (evutil_parse_sockaddr_port(tmp, (struct sockaddr *)ss, sslen) != 0)
+        return -1;
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = 0;
+    else
+        ((struct sockaddr_in6 *)ss)->sin6_port = 0;
+    return 0;
+}
+
 static void tb_usage(void)
 {
     fprintf(stderr, "usage: sg-testbackend --listen HOST:PORT | --demo-backend HOST:PORT "
@@ -1295,7 +1314,7 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     memset(&ss, 0, sizeof(ss));
-    if (evutil_parse_sockaddr_port(listen_addr, (struct sockaddr *)&ss, &sslen) != 0)
+    if (tb_parse_listen(listen_addr, &ss, &sslen) != 0)
         tb_fail("bad --listen address '%s'", listen_addr);
     tb_base = event_base_new();
     if (!tb_base)
