@@ -82,13 +82,13 @@ DRAIN_TIMEOUT_S = 30  # for the backends to finish what a run left them
 
 # ------------------------------------------------------------------ configs
 
-def haproxy_conf(a, port, bports):
+def haproxy_conf(a, port, bports, nofile):
     servers = "\n".join(f"    server s{i + 1} 127.0.0.1:{p} maxconn {a.maxconn}"
                         for i, p in enumerate(bports))
     return f"""
 global
     nbthread 1
-    maxconn 20000
+    maxconn {bench.haproxy_maxconn(nofile)}
 
 defaults
     mode http
@@ -103,7 +103,7 @@ defaults
 
 frontend surge
     bind 127.0.0.1:{port}
-    maxconn 20000
+    maxconn {bench.haproxy_maxconn(nofile)}
     # Lower classes leave the queue first.
     http-request set-priority-class int(-10) if {{ path_beg {PATHS['critical']} }}
     default_backend app
@@ -382,15 +382,21 @@ class Gen:
                    if admin_sock else None)
         tasks = set()
         start = self.loop.time() + 0.2
-        for off, cls, new_conn in plan:
-            t = start + off
-            wait = t - self.loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self.lags.append(max(0.0, self.loop.time() - t))
-            task = asyncio.create_task(self.one(t, cls, new_conn))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+        i = 0
+        while i < len(plan):
+            # Every request whose time has come leaves now, then a sleep to
+            # the next one: a sleep per request would add the loop's 1 ms
+            # timer granularity to each and fall behind past 1,000 req/s.
+            now = self.loop.time()
+            while i < len(plan) and start + plan[i][0] <= now:
+                off, cls, new_conn = plan[i]
+                self.lags.append(now - (start + off))
+                task = asyncio.create_task(self.one(start + off, cls, new_conn))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                i += 1
+            if i < len(plan):
+                await asyncio.sleep(max(0.0, start + plan[i][0] - self.loop.time()))
         while tasks:
             await asyncio.wait(list(tasks))
         stop.set()
@@ -559,7 +565,7 @@ def start_target(a, tools, t, rnd, tmp, bports, priority, nginx_queue, children)
     os.mkdir(d)
     os.chmod(d, 0o755)
     if t == "haproxy":
-        conf = write(f"{d}/haproxy.cfg", haproxy_conf(a, port, bports))
+        conf = write(f"{d}/haproxy.cfg", haproxy_conf(a, port, bports, a.nofile))
         argv = [tools["haproxy"], "-db", "-f", conf]
     elif t == "nginx":
         conf = write(f"{d}/nginx.conf", nginx_conf(a, d, port, bports, nginx_queue))
@@ -725,7 +731,7 @@ def main(argv):
                              f"--backend PATH")
         if "surgegate-autoscale" in a.targets and not os.access(LOCAL_SPAWN, os.X_OK):
             raise BenchError(f"{LOCAL_SPAWN} is not executable")
-        bench.raise_nofile()
+        a.nofile = bench.raise_nofile()
         tmp = tempfile.mkdtemp(prefix="sg-surge-")
         os.chmod(tmp, 0o755)  # nginx workers may run as another user
         priority, nginx_queue = probe_features(a, tools, tmp)
