@@ -483,6 +483,9 @@ def report(a, results, markdown):
             extra.append(f"backends up max {r['backends_max']}"
                          + (f" (more than {a.backends} from {r['scaled_at_s']:.1f} s)"
                             if r.get("scaled_at_s") is not None else ""))
+        if r.get("scale_events"):
+            extra.append("journal: " + ", ".join(f"{w} at {t:.1f} s"
+                                                 for t, w in r["scale_events"]))
         if r.get("error_detail"):
             extra.append(f"last failure: {r['error_detail']}")
         notes.append(f"{LABELS[t]}: " + "; ".join(extra))
@@ -531,6 +534,48 @@ def start_backends(a, tmp, children):
         children.append(c)
         c.wait_port(p)
         out.append((c, p))
+    return out
+
+
+def admin_get(sock_path, path):
+    """GET path on surgegate's admin socket; the decoded JSON, None on failure."""
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(sock_path)
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        return json.loads(data.partition(b"\r\n\r\n")[2])
+    except (OSError, ValueError):
+        return None
+
+
+def scale_events(sock_path, t0_wall):
+    """[(seconds since the load started, what)] of the scale decisions and
+    backends added or removed, from surgegate's journal."""
+    ev = admin_get(sock_path, "/api/v1/events?limit=5000")
+    out = []
+    for e in ev if isinstance(ev, list) else []:
+        kind = e.get("type")
+        if kind not in ("scale_decision", "backend_added", "backend_removed", "hook_failed"):
+            continue
+        try:
+            t = datetime.datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp()
+        except (KeyError, ValueError, AttributeError):
+            continue
+        if kind == "scale_decision":
+            what = f"scale {e.get('action')} {e.get('current')}->{e.get('desired')}"
+        elif kind == "hook_failed":
+            what = "hook failed"
+        else:
+            what = f"{kind[8:]} {e.get('backend')}"
+        out.append((t - t0_wall, what))
     return out
 
 
@@ -617,9 +662,10 @@ def run_all(a, tools, tmp, children, priority, nginx_queue):
                     raise BenchError(f"{LABELS[t]}: GET {PATHS['normal']} gave {status}")
                 gen = Gen(a, port)
                 admin = os.path.join(d, "admin.sock") if t.startswith("surgegate") else None
-                cpu0 = time.process_time()
+                cpu0, wall0 = time.process_time(), time.time()
                 samples = asyncio.run(gen.run(plan, admin))
                 gen_cpu = time.process_time() - cpu0
+                events = scale_events(admin, wall0 + 0.2) if t == "surgegate-autoscale" else []
                 child.check_alive()
             finally:
                 child.stop()
@@ -629,6 +675,7 @@ def run_all(a, tools, tmp, children, priority, nginx_queue):
             r = summarize(a, gen.results, gen.lags, samples)
             r["error_detail"] = gen.error_detail
             r["resent"] = gen.resent
+            r["scale_events"] = events
             r["gen_cpu_us"] = gen_cpu * 1e6 / len(plan) if plan else None
             log(f"round {rnd} {LABELS[t]}: on time {fmt_share(r['all'])}, critical "
                 f"{fmt_share(r['critical'])}, p99 {fmt(r['all']['p99_ms'], '.1f')} ms, refused "
