@@ -149,6 +149,7 @@ def surgegate_conf(a, tmp, port, bports, priority, autoscale=None):
         f'{{ address = "127.0.0.1:{p}"; maxconn = {a.maxconn}; }}' for p in bports)
     return f"""
 workers = 1;
+{a.sg_extra}
 timeouts = {{ queue = "{a.queue_ms}ms"; }};
 frontends = ( {{ name = "surge"; listen = "127.0.0.1:{port}"; default_pool = "app";
                 {route} }} );
@@ -470,6 +471,7 @@ def report(a, results, markdown):
     notes = []
     for t, r in results:
         extra = [f"statuses {','.join(map(str, r['statuses'])) or '-'}",
+                 f"proxy CPU {fmt(r.get('proxy_cpu_s'), '.1f')} s",
                  f"critical p50/p99 {fmt(r['critical']['p50_ms'], '.1f')}/"
                  f"{fmt(r['critical']['p99_ms'], '.1f')} ms",
                  f"{r.get('resent', 0)} resent on a new connection (a kept-alive one closed "
@@ -663,8 +665,10 @@ def run_all(a, tools, tmp, children, priority, nginx_queue):
                 gen = Gen(a, port)
                 admin = os.path.join(d, "admin.sock") if t.startswith("surgegate") else None
                 cpu0, wall0 = time.process_time(), time.time()
+                pcpu0 = bench.cpu_seconds(child.pid)
                 samples = asyncio.run(gen.run(plan, admin))
                 gen_cpu = time.process_time() - cpu0
+                proxy_cpu = bench.cpu_seconds(child.pid) - pcpu0
                 events = scale_events(admin, wall0 + 0.2) if t == "surgegate-autoscale" else []
                 child.check_alive()
             finally:
@@ -677,6 +681,7 @@ def run_all(a, tools, tmp, children, priority, nginx_queue):
             r["resent"] = gen.resent
             r["scale_events"] = events
             r["gen_cpu_us"] = gen_cpu * 1e6 / len(plan) if plan else None
+            r["proxy_cpu_s"] = proxy_cpu
             log(f"round {rnd} {LABELS[t]}: on time {fmt_share(r['all'])}, critical "
                 f"{fmt_share(r['critical'])}, p99 {fmt(r['all']['p99_ms'], '.1f')} ms, refused "
                 f"{r['refused']} (p99 {fmt(r['refused_p99_ms'], '.1f')} ms), late {r['late']}, "
@@ -702,6 +707,9 @@ def parse_args(argv):
     default_be = os.path.join(REPO, "build", "tests", "backend", "sg-testbackend")
     p = argparse.ArgumentParser(description="Surge scenarios, open loop (see the module text).")
     p.add_argument("--surgegate", default=default_sg, help="surgegate binary (%(default)s)")
+    p.add_argument("--sg-extra", default="",
+                   help="top-level settings added to surgegate's config, e.g. "
+                        "'sched_batch = false;' (default: none)")
     p.add_argument("--backend", default=default_be, help="sg-testbackend binary (%(default)s)")
     p.add_argument("--haproxy", help="haproxy binary (default: from PATH or /usr/sbin)")
     p.add_argument("--nginx", help="nginx binary (default: from PATH or /usr/sbin)")
