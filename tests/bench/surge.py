@@ -20,7 +20,8 @@ one proxy at a time, each limited to 4 requests per server with a queue of
              of the same capacity (HAProxy and nginx cannot scale)
 
 All of them one process and one thread (workers = 1, nbthread 1, one nginx
-worker). The load is open loop: requests leave on a fixed schedule whether
+worker), each started fresh for its run and stopped after it; the backends
+stay, and a run starts once they are idle again. The load is open loop: requests leave on a fixed schedule whether
 or not the earlier ones were answered (no coordinated omission; latency is
 counted from the scheduled time): 150 req/s for 5 s, 900 req/s for 20 s,
 150 req/s for 5 s. Every request has a deadline of 2 s: one not answered by
@@ -33,10 +34,12 @@ Printed per target: requests sent, answered 200 on time (share of all, and of
 the most that can be answered on time: capacity x time / requests, the
 "max share", 48.7% here), the same per class (critical, normal), p50 and p99
 latency of the answered requests, refusals (a 5xx answer) with their p99
-latency, late and failed (connection errors) requests; for surgegate, the
-deepest pool queue and the backends up, from its admin API. The generator's
-own lag (how late it sent requests behind the schedule) is printed too: when
-its p99 is above a few ms the machine was too busy to measure.
+latency, late and failed (connection errors) requests; the proxy's CPU
+time; for surgegate, the deepest pool queue and the backends up, from its
+admin API every 250 ms, and for the autoscale run its scale decisions and
+added backends from its journal. The generator's own lag (how late it sent
+requests behind the schedule) and CPU per request are printed too: when its
+lag p99 is above a few ms the machine was too busy to measure precisely.
 
 Used as a benchmark (prints, never judges timings; bench.py --surge runs it),
 and by ctest as bench_surge_smoke (--smoke: 1 s + 2 s + 1 s, checks only that
