@@ -181,9 +181,15 @@ def write_spawner(a, tmp):
                     "#!/bin/sh\nexec " + shlex.join([a.backend, "--workers", str(a.workers),
                                                      "--delay", str(a.service_ms)]) + ' "$@"\n',
                     0o755)
+    # local-spawn adds its backends without a maxconn (unlimited): they would
+    # take the whole surge into their own FIFOs, out of the proxy's queue
+    # (and out of sight of the autoscale rule). The same limit as the others.
     write(os.path.join(tmp, "spawn-hook"),
           "#!/bin/sh\nSURGEGATE_BIN=" + shlex.quote(backend) + "\nexport SURGEGATE_BIN\n"
-          "exec " + shlex.join([LOCAL_SPAWN, os.path.join(tmp, "spawn-state")]) + "\n", 0o755)
+          "out=$(" + shlex.join([LOCAL_SPAWN, os.path.join(tmp, "spawn-state")]) + ")\n"
+          "rc=$?\n"
+          f"[ -z \"$out\" ] || printf '%s\\n' \"$out\" | sed 's/\"weight\":1}}/\"weight\":1,\"maxconn\":{a.maxconn}}}/g'\n"
+          "exit $rc\n", 0o755)
 
 
 def kill_spawned(tmp):
@@ -448,6 +454,13 @@ def summarize(a, results, lags, samples):
         r["backends_max"] = max((up for _, up in ups), default=None)
         more = [t for t, up in ups if up > a.backends]
         r["scaled_at_s"] = more[0] if more else None
+        # every 2 s: the queue and the backends up
+        marks, nxt = [], 0.0
+        for t, q, up in samples:
+            if t >= nxt:
+                marks.append(f"{t:.0f}s {q}/{up}")
+                nxt = t - (t % 2.0) + 2.0
+        r["timeline"] = " ".join(marks)
     return r
 
 
@@ -488,6 +501,8 @@ def report(a, results, markdown):
             extra.append(f"backends up max {r['backends_max']}"
                          + (f" (more than {a.backends} from {r['scaled_at_s']:.1f} s)"
                             if r.get("scaled_at_s") is not None else ""))
+        if r.get("timeline"):
+            extra.append(f"queue/backends up: {r['timeline']}")
         if r.get("scale_events"):
             extra.append("journal: " + ", ".join(f"{w} at {t:.1f} s"
                                                  for t, w in r["scale_events"]))
