@@ -824,6 +824,7 @@ def failures(results):
 
 def main(argv):
     if "--surge" in argv:
+        sys.dont_write_bytecode = True  # no __pycache__ in the source tree
         import surge  # the open-loop surge scenarios, a sibling program
         return surge.main([x for x in argv if x != "--surge"])
     args = parse_args(argv)

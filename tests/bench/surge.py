@@ -67,7 +67,8 @@ import sys
 import tempfile
 import time
 
-import bench
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree from this import
+import bench  # noqa: E402
 from bench import BenchError, Child, Terminated, log, render, write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
