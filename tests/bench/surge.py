@@ -657,6 +657,14 @@ def probe_features(a, tools, tmp):
         os.mkdir(d)
         conf = write(f"{d}/surgegate.conf", surgegate_conf(a, d, 1, [2], True))
         priority = config_ok([a.surgegate, "-t", "-c", conf])
+        if not priority:
+            # Refused for the priority key, and only for it.
+            conf = write(f"{d}/plain.conf", surgegate_conf(a, d, 1, [2], False))
+            if not config_ok([a.surgegate, "-t", "-c", conf]):
+                out = subprocess.run([a.surgegate, "-t", "-c", conf], capture_output=True,
+                                     text=True, timeout=20, stdin=subprocess.DEVNULL)
+                raise BenchError(f"surgegate -t refuses the benchmark's config:\n"
+                                 f"{out.stdout}{out.stderr}")
     if "nginx" in a.targets:
         d = os.path.join(tmp, "probe-nginx")
         os.mkdir(d)
