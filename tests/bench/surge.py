@@ -441,6 +441,7 @@ def summarize(a, results, lags, samples):
     refused = [x[2] for x in results if x[1] == "refused"]
     r["refused"] = len(refused)
     r["refused_p99_ms"] = pct(refused, 99) * 1000 if refused else None
+    r["refused_p50_ms"] = pct(refused, 50) * 1000 if refused else None
     r["late"] = sum(1 for x in results if x[1] == "late")
     r["errors"] = sum(1 for x in results if x[1] == "error")
     r["other"] = sum(1 for x in results if x[1] == "other")
@@ -489,6 +490,7 @@ def report(a, results, markdown):
     for t, r in results:
         extra = [f"statuses {','.join(map(str, r['statuses'])) or '-'}",
                  f"proxy CPU {fmt(r.get('proxy_cpu_s'), '.1f')} s",
+                 f"refusal p50 {fmt(r.get('refused_p50_ms'), '.1f')} ms",
                  f"critical p50/p99 {fmt(r['critical']['p50_ms'], '.1f')}/"
                  f"{fmt(r['critical']['p99_ms'], '.1f')} ms",
                  f"{r.get('resent', 0)} resent on a new connection (a kept-alive one closed "
