@@ -50,6 +50,24 @@
  * it has its own ?delay= (a delayed /echo answers without the body, as with
  * ?delay=).
  *
+ * --workers N gives the backend a fixed capacity, as an app server with N
+ * worker processes has: at most N requests are in service at once, each for
+ * its delay (--delay, ?delay=, /__control), so the capacity is N / delay
+ * requests a second; the others wait in one FIFO, in arrival order, and their
+ * delay starts only when a worker takes them. A worker keeps a request for
+ * its whole delay even when the client goes away meanwhile (the work is
+ * done, the answer dropped), and a waiting request whose client half-closed
+ * is still served, as a busy app server does; a waiting request whose
+ * connection is gone leaves the FIFO. Health checks, /__stats, /__control and
+ * an /echo that streams (no delay) take no worker. /__stats adds
+ * "in_service", "max_in_service" (reset with max_inflight) and "waiting".
+ *
+ * --demo-backend ADDR listens like --listen (port 0: one the kernel picks)
+ * and prints "listening on HOST:PORT" instead of "ready", with the name
+ * "demo-PORT" unless --name is given: what surgegate --demo-backend prints,
+ * so hooks/local-spawn can start this backend (a wrapper named in
+ * SURGEGATE_BIN; tests/bench/surge.py does so).
+ *
  * Pipelining: the parser is paused at the end of every request and resumed
  * only once its response has been queued completely, so responses leave in
  * request order. Memory stays bounded: input stops being read past a high
@@ -61,10 +79,12 @@
  * connection counts in "connections" once it carries its first counted
  * request ("accepted" counts every accepted socket).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -167,6 +187,20 @@ struct tb_conn {
     int streaming;
     uint64_t dl_left;
     int dl_chunked;
+
+    /* --workers: the worker serving this request, or its place in the FIFO */
+    struct tb_worker *worker;
+    int waiting;
+    struct tb_conn *wait_next, *wait_prev;
+};
+
+/* One of --workers N: serves one request at a time for its delay. conn is
+ * NULL while idle and once the connection it serves is gone (the worker
+ * stays busy until its timer fires). */
+struct tb_worker {
+    struct event *timer;
+    struct tb_conn *conn;
+    int busy;
 };
 
 static struct event_base *tb_base;
@@ -185,6 +219,11 @@ static unsigned long long tb_stat_conns, tb_stat_reqs, tb_stat_accepted, tb_stat
 static long long tb_stat_open, tb_inflight, tb_max_inflight;
 static char tb_pattern[TB_PATTERN_SIZE];
 static llhttp_settings_t tb_settings;
+/* --workers: 0 = no limit */
+static long tb_nworkers;
+static struct tb_worker *tb_workers;
+static long long tb_in_service, tb_max_in_service, tb_waiting;
+static struct tb_conn *tb_wait_head, *tb_wait_tail;
 
 static void conn_process(struct tb_conn *c);
 static int conn_check_close(struct tb_conn *c);
@@ -716,11 +755,14 @@ static void conn_send_response(struct tb_conn *c)
     case TB_STATS:
         n = snprintf(body, sizeof(body),
                      "{\"connections\":%llu,\"requests\":%llu,\"accepted\":%llu,"
-                     "\"open\":%lld,\"healthz\":%llu,\"inflight\":%lld,\"max_inflight\":%lld}\n",
+                     "\"open\":%lld,\"healthz\":%llu,\"inflight\":%lld,\"max_inflight\":%lld,"
+                     "\"in_service\":%lld,\"max_in_service\":%lld,\"waiting\":%lld}\n",
                      tb_stat_conns, tb_stat_reqs, tb_stat_accepted, tb_stat_open, tb_stat_health,
-                     tb_inflight, tb_max_inflight);
-        if (c->stats_reset)
+                     tb_inflight, tb_max_inflight, tb_in_service, tb_max_in_service, tb_waiting);
+        if (c->stats_reset) {
             tb_max_inflight = tb_inflight;
+            tb_max_in_service = tb_in_service;
+        }
         conn_write_simple(c, 200, "application/json", body, (size_t)n);
         break;
     case TB_CONTROL:
@@ -788,8 +830,102 @@ static void conn_send_response(struct tb_conn *c)
     conn_finish_response(c);
 }
 
+/* ---- --workers: a fixed number of requests in service ---- */
+
+static void worker_start(struct tb_worker *w, struct tb_conn *c)
+{
+    struct timeval tv = {c->delay_ms / 1000, (c->delay_ms % 1000) * 1000};
+    w->busy = 1;
+    w->conn = c;
+    c->worker = w;
+    if (++tb_in_service > tb_max_in_service)
+        tb_max_in_service = tb_in_service;
+    evtimer_add(w->timer, &tv);
+}
+
+static struct tb_worker *worker_idle(void)
+{
+    for (long i = 0; i < tb_nworkers; i++)
+        if (!tb_workers[i].busy)
+            return &tb_workers[i];
+    return NULL;
+}
+
+static void wait_unlink(struct tb_conn *c)
+{
+    if (!c->waiting)
+        return;
+    if (c->wait_prev)
+        c->wait_prev->wait_next = c->wait_next;
+    else
+        tb_wait_head = c->wait_next;
+    if (c->wait_next)
+        c->wait_next->wait_prev = c->wait_prev;
+    else
+        tb_wait_tail = c->wait_prev;
+    c->wait_next = c->wait_prev = NULL;
+    c->waiting = 0;
+    tb_waiting--;
+}
+
+/* Idle workers take the oldest waiting requests. */
+static void workers_dispatch(void)
+{
+    struct tb_worker *w;
+    while (tb_wait_head && (w = worker_idle()) != NULL) {
+        struct tb_conn *c = tb_wait_head;
+        wait_unlink(c);
+        worker_start(w, c);
+    }
+}
+
+/* A worker's request is done: its answer goes out (if its connection is
+ * still there) and the worker takes the next waiting request first, so a
+ * pipelined request on the same connection queues behind the older ones. */
+static void worker_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct tb_worker *w = arg;
+    struct tb_conn *c = w->conn;
+    (void)fd;
+    (void)what;
+    w->busy = 0;
+    w->conn = NULL;
+    tb_in_service--;
+    workers_dispatch();
+    if (!c)
+        return;
+    c->worker = NULL;
+    conn_send_response(c);
+    conn_process(c);
+    conn_check_close(c);
+}
+
+/* Does this request take a worker? Counted requests do, but an /echo that
+ * already streams its answer. */
+static int conn_needs_worker(const struct tb_conn *c)
+{
+    return tb_nworkers > 0 && c->inflight && !(c->kind == TB_ECHO && c->head_sent);
+}
+
 static void conn_respond(struct tb_conn *c)
 {
+    if (conn_needs_worker(c)) {
+        struct tb_worker *w = worker_idle();
+        c->busy = 1;
+        if (w && !tb_wait_head) {
+            worker_start(w, c);
+            return;
+        }
+        c->waiting = 1;
+        c->wait_prev = tb_wait_tail;
+        if (tb_wait_tail)
+            tb_wait_tail->wait_next = c;
+        else
+            tb_wait_head = c;
+        tb_wait_tail = c;
+        tb_waiting++;
+        return;
+    }
     if (c->delay_ms > 0) {
         struct timeval tv = {c->delay_ms / 1000, (c->delay_ms % 1000) * 1000};
         c->busy = 1;
@@ -899,6 +1035,9 @@ static void conn_process(struct tb_conn *c)
 static void conn_free(struct tb_conn *c)
 {
     conn_inflight_done(c);
+    wait_unlink(c);
+    if (c->worker) /* the worker finishes its delay, then takes the next */
+        c->worker->conn = NULL;
     tb_stat_open--;
     if (c->timer)
         event_free(c->timer);
@@ -1058,11 +1197,30 @@ static void tb_signal_cb(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(tb_base, NULL);
 }
 
+/* evutil_parse_sockaddr_port() refuses port 0: "HOST:0" is parsed with
+ * port 1, then set to 0 (any port the kernel picks). */
+static int tb_parse_listen(const char *addr, struct sockaddr_storage *ss, int *sslen)
+{
+    char tmp[256];
+    size_t n = strlen(addr);
+    if (n < 2 || n >= sizeof(tmp) || strcmp(addr + n - 2, ":0") != 0)
+        return evutil_parse_sockaddr_port(addr, (struct sockaddr *)ss, sslen);
+    memcpy(tmp, addr, n + 1);
+    tmp[n - 1] = '1';
+    if (evutil_parse_sockaddr_port(tmp, (struct sockaddr *)ss, sslen) != 0)
+        return -1;
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = 0;
+    else
+        ((struct sockaddr_in6 *)ss)->sin6_port = 0;
+    return 0;
+}
+
 static void tb_usage(void)
 {
-    fprintf(stderr, "usage: sg-testbackend --listen HOST:PORT --name NAME [--close-after N] "
-                    "[--drop-after N] [--idle-timeout MS] [--log FILE] [--refuse-health] "
-                    "[--delay MS]\n");
+    fprintf(stderr, "usage: sg-testbackend --listen HOST:PORT | --demo-backend HOST:PORT "
+                    "[--name NAME] [--close-after N] [--drop-after N] [--idle-timeout MS] "
+                    "[--log FILE] [--refuse-health] [--delay MS] [--workers N]\n");
     exit(2);
 }
 
@@ -1077,23 +1235,39 @@ int main(int argc, char **argv)
         {"log", required_argument, NULL, 'L'},
         {"refuse-health", no_argument, NULL, 'r'},
         {"delay", required_argument, NULL, 'D'},
+        {"workers", required_argument, NULL, 'w'},
+        {"demo-backend", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *listen_addr = NULL;
+    int demo = 0, named = 0;
+    char demo_name[32];
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
     struct evconnlistener *lst;
     struct event *sigterm, *sigint;
     int opt;
 
-    while ((opt = getopt_long(argc, argv, "l:n:c:d:i:L:rD:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:n:c:d:i:L:rD:w:B:h", opts, NULL)) != -1) {
+        char *end;
         switch (opt) {
         case 'l':
             listen_addr = optarg;
             break;
+        case 'B':
+            listen_addr = optarg;
+            demo = 1;
+            break;
         case 'n':
             tb_name = optarg;
+            named = 1;
+            break;
+        case 'w':
+            errno = 0;
+            tb_nworkers = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || tb_nworkers < 1 || tb_nworkers > 100000)
+                tb_fail("bad --workers '%s': expected 1..100000", optarg);
             break;
         case 'c':
             tb_close_after = strtoul(optarg, NULL, 10);
@@ -1140,7 +1314,7 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     memset(&ss, 0, sizeof(ss));
-    if (evutil_parse_sockaddr_port(listen_addr, (struct sockaddr *)&ss, &sslen) != 0)
+    if (tb_parse_listen(listen_addr, &ss, &sslen) != 0)
         tb_fail("bad --listen address '%s'", listen_addr);
     tb_base = event_base_new();
     if (!tb_base)
@@ -1150,16 +1324,55 @@ int main(int argc, char **argv)
                                   (struct sockaddr *)&ss, sslen);
     if (!lst)
         tb_fail("cannot listen on %s: %s", listen_addr, strerror(errno));
+    if (tb_nworkers > 0) {
+        tb_workers = calloc((size_t)tb_nworkers, sizeof(*tb_workers));
+        if (!tb_workers)
+            tb_fail("out of memory for %ld workers", tb_nworkers);
+        for (long i = 0; i < tb_nworkers; i++) {
+            tb_workers[i].timer = evtimer_new(tb_base, worker_done_cb, &tb_workers[i]);
+            if (!tb_workers[i].timer)
+                tb_fail("evtimer_new failed");
+        }
+    }
     sigterm = evsignal_new(tb_base, SIGTERM, tb_signal_cb, NULL);
     sigint = evsignal_new(tb_base, SIGINT, tb_signal_cb, NULL);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
 
-    printf("ready\n");
+    if (demo) {
+        /* the port the kernel gave, as surgegate --demo-backend says it */
+        struct sockaddr_storage bound;
+        socklen_t blen = sizeof(bound);
+        char host[64];
+        int port = 0;
+        memset(&bound, 0, sizeof(bound));
+        if (getsockname(evconnlistener_get_fd(lst), (struct sockaddr *)&bound, &blen) != 0)
+            tb_fail("getsockname: %s", strerror(errno));
+        if (bound.ss_family == AF_INET) {
+            struct sockaddr_in *in = (struct sockaddr_in *)&bound;
+            evutil_inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+            port = ntohs(in->sin_port);
+            printf("listening on %s:%d\n", host, port);
+        } else {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&bound;
+            evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+            port = ntohs(in6->sin6_port);
+            printf("listening on [%s]:%d\n", host, port);
+        }
+        if (!named) {
+            snprintf(demo_name, sizeof(demo_name), "demo-%d", port);
+            tb_name = demo_name;
+        }
+    } else {
+        printf("ready\n");
+    }
     fflush(stdout);
     event_base_dispatch(tb_base);
 
     evconnlistener_free(lst);
+    for (long i = 0; i < tb_nworkers; i++)
+        event_free(tb_workers[i].timer);
+    free(tb_workers);
     event_free(sigterm);
     event_free(sigint);
     if (tb_log)

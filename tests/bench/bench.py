@@ -15,6 +15,11 @@ Scenarios:
   e  10,000 idle keep-alive client connections (each made one request):
      resident memory (VmRSS) of each proxy, freshly restarted before it
 
+--surge runs the surge scenarios of tests/bench/surge.py instead (open-loop
+load at fixed rates through a surge, against app servers of fixed capacity;
+HAProxy, nginx and surgegate, and surgegate with autoscale): every other
+argument goes to it (see surge.py --help).
+
 Idle upstream connections are kept alike: HAProxy keeps them all (its
 default with http-reuse always), nginx caches 1024 (`keepalive 1024`) and
 surgegate 512 per backend (`max_idle = 512`, 1024 for the two), so that (d)
@@ -675,6 +680,9 @@ def parse_args(argv):
                    help="a few seconds in all: 1 round, 1 s runs, fewer connections")
     p.add_argument("--markdown", action="store_true", help="print the tables as markdown")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--surge", action="store_true",
+                   help="run the surge scenarios (surge.py) instead; the other arguments go "
+                        "to it: see tests/bench/surge.py --help")
     a = p.parse_args(argv)
     a.scenarios = [s.strip() for s in a.scenarios.split(",") if s.strip()]
     bad = [s for s in a.scenarios if s not in SCENARIOS]
@@ -815,6 +823,10 @@ def failures(results):
 
 
 def main(argv):
+    if "--surge" in argv:
+        sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+        import surge  # the open-loop surge scenarios, a sibling program
+        return surge.main([x for x in argv if x != "--surge"])
     args = parse_args(argv)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, on_signal)

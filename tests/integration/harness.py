@@ -296,14 +296,17 @@ class Backend:
     silently close connections idle between requests; refuse_health: /healthz
     answers 503; log: record "METHOD URL" per request (see log_lines());
     delay_ms: answer every request (but /__stats, /__control, /healthz) after
-    that many ms unless it carries its own ?delay= (see also control())."""
+    that many ms unless it carries its own ?delay= (see also control());
+    workers=N: a fixed capacity, at most N requests in service at once (each
+    for its delay), the others wait in the backend's FIFO."""
 
     _seq = 0
 
     def __init__(self, name, close_after=None, refuse_health=False, log=True, port=None,
-                 drop_after=None, idle_timeout_ms=None, delay_ms=None):
+                 drop_after=None, idle_timeout_ms=None, delay_ms=None, workers=None):
         self.name = name
         self.delay_ms = delay_ms
+        self.workers = workers
         self.close_after = close_after
         self.drop_after = drop_after
         self.idle_timeout_ms = idle_timeout_ms
@@ -338,6 +341,8 @@ class Backend:
                 argv += ["--refuse-health"]
             if self.delay_ms is not None:
                 argv += ["--delay", str(int(self.delay_ms))]
+            if self.workers is not None:
+                argv += ["--workers", str(int(self.workers))]
             err = open(self.stderr_path, "ab")
             self.proc = Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
             err.close()
