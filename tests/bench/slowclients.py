@@ -30,16 +30,16 @@ figures. Every process is our child and is stopped on the way out.
 
 import argparse
 import os
-import resource
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+from bench import raise_nofile, rss_kib  # same directory: the shared helpers
 
 ATTACKS = (
     ("slowloris", ["-H", "-i", "10", "-x", "24"]),
@@ -70,25 +70,6 @@ def wait_port(port, timeout=10.0):
         except OSError:
             time.sleep(0.05)
     return False
-
-
-def raise_nofile(want=65536):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = min(want, hard) if hard != resource.RLIM_INFINITY else want
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def rss_kib(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def surgegate_conf(tmp, port, bport, pport):
