@@ -90,9 +90,11 @@ bool sg_qstand_observe(struct sg_qstand *s, uint64_t now_ms, uint64_t wait_ms, b
         }
         if (s->above_since_ms == 0 || s->above_since_ms > now_ms) {
             s->above_since_ms = now_ms;
-            if (interval_ms > 0)
+            if (interval_ms > 0 && !s->growing)
                 return false;
         }
+        if (s->growing)
+            interval_ms = 0;
         if (now_ms - s->above_since_ms < interval_ms)
             return false;
         s->standing = true;
@@ -170,6 +172,24 @@ static bool queue_observe(struct sg_pool *pool, uint64_t now, uint64_t wait_ms, 
 
 static void queue_unlink(struct sg_pqueue *q, struct sg_qentry *e);
 static bool queue_can_grow(const struct sg_pool *pool);
+static int queue_prio(const struct sg_qentry *e);
+
+/* Takes e out of the queue and hands it to its owner without a slot
+ * (granted NULL: refused with 503), counted as shed for `reason`. Pool lock
+ * held. */
+static void queue_refuse(struct sg_worker *w, struct sg_pqueue *q, struct sg_qentry *e,
+                         int reason)
+{
+    queue_unlink(q, e);
+    atomic_fetch_add_explicit(&q->shed[queue_prio(e)][reason], 1, memory_order_relaxed);
+    struct sg_inbox *ib = e->inbox;
+    pthread_mutex_lock(&ib->mu);
+    e->st = SG_Q_GRANTED;
+    e->granted = NULL;
+    TAILQ_INSERT_TAIL(&ib->q, e, link);
+    pthread_mutex_unlock(&ib->mu);
+    ib->notify(ib->arg, ib == &w->inbox);
+}
 
 /* The queue began to stand: the sheddable requests waiting would starve
  * behind every other until timeouts.queue, so they are refused now (handed
@@ -180,18 +200,24 @@ static void queue_refuse_sheddable(struct sg_worker *w, struct sg_pool *pool)
     struct sg_qentry *e;
     if (queue_can_grow(pool))
         return;
-    while ((e = TAILQ_FIRST(&q->q[SG_PRIO_SHEDDABLE])) != NULL) {
-        queue_unlink(q, e);
-        atomic_fetch_add_explicit(&q->shed[SG_PRIO_SHEDDABLE][SG_SHED_OVERLOAD], 1,
-                                  memory_order_relaxed);
-        struct sg_inbox *ib = e->inbox;
-        pthread_mutex_lock(&ib->mu);
-        e->st = SG_Q_GRANTED;
-        e->granted = NULL;
-        TAILQ_INSERT_TAIL(&ib->q, e, link);
-        pthread_mutex_unlock(&ib->mu);
-        ib->notify(ib->arg, ib == &w->inbox);
+    while ((e = TAILQ_FIRST(&q->q[SG_PRIO_SHEDDABLE])) != NULL)
+        queue_refuse(w, q, e, SG_SHED_OVERLOAD);
+}
+
+/* A full queue and a request of priority pr: the newest waiting request of
+ * the lowest priority below pr makes room for it (refused now, so its
+ * client hears at once). Returns false when none waits below pr. Pool
+ * lock held. */
+static bool queue_evict_below(struct sg_worker *w, struct sg_pqueue *q, int pr)
+{
+    for (int i = SG_PRIO_N - 1; i >= 0 && queue_order[i] != pr; i--) {
+        struct sg_qentry *e = TAILQ_LAST(&q->q[queue_order[i]], sg_qlist);
+        if (e != NULL) {
+            queue_refuse(w, q, e, SG_SHED_FULL);
+            return true;
+        }
     }
+    return false;
 }
 
 /* Measures the drain rate (completions per second) over windows of at least
@@ -204,13 +230,21 @@ static void queue_drain_update(struct sg_pqueue *q, uint64_t now)
     if (q->rate_t0_ms == 0 || now < q->rate_t0_ms || now - q->rate_t0_ms > QUEUE_RATE_STALE_MS) {
         q->rate_t0_ms = now;
         q->rate_n0 = done;
+        q->demand_n0 = q->demand;
+        q->st.growing = false;
         return;
     }
     uint64_t dt = now - q->rate_t0_ms;
     if (dt < QUEUE_RATE_WINDOW_MS)
         return;
-    double r = (double)(done - q->rate_n0) * 1000.0 / (double)dt;
+    uint64_t served = done - q->rate_n0;
+    double r = (double)served * 1000.0 / (double)dt;
     q->drain = q->drain > 0 ? 0.5 * q->drain + 0.5 * r : r;
+    /* A surge: a tenth more requests found no slot in this window than
+     * the pool finished (sg_qstand_observe then stands without waiting
+     * an interval). */
+    q->st.growing = (double)(q->demand - q->demand_n0) > 1.1 * (double)served;
+    q->demand_n0 = q->demand;
     q->rate_t0_ms = now;
     q->rate_n0 = done;
     atomic_store_explicit(&q->drain_rps, (uint32_t)(q->drain + 0.5), memory_order_relaxed);
@@ -291,11 +325,17 @@ enum sg_qverdict sg_queue_admit(struct sg_worker *w, struct sg_qentry *e, uint32
     uint64_t now = sg_now_ms();
     pthread_mutex_lock(&q->mu);
     uint32_t depth = atomic_load_explicit(&q->depth, memory_order_relaxed);
+    q->demand++;
     queue_drain_update(q, now);
     if (depth == 0)
         queue_observe(pool, now, 0, true);
     enum sg_qverdict v = sg_queue_verdict(&pol, pr, q->st.standing && !queue_can_grow(pool), depth,
                                           queue_ahead(q, pr), q->drain);
+    if (v == SG_QV_FULL && queue_evict_below(w, q, pr)) {
+        depth--;
+        v = sg_queue_verdict(&pol, pr, q->st.standing && !queue_can_grow(pool), depth,
+                             queue_ahead(q, pr), q->drain);
+    }
     if (v != SG_QV_ADMIT) {
         *retry_after = sg_queue_retry_after(depth, q->drain);
         pthread_mutex_unlock(&q->mu);

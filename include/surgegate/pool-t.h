@@ -107,6 +107,8 @@ struct sg_pqueue {
     struct sg_qstand st;          /* standing-queue detector (under mu) */
     uint64_t rate_t0_ms;          /* drain-rate window start (under mu; 0 = none) */
     uint64_t rate_n0;             /* `done` at rate_t0_ms */
+    uint64_t demand;              /* requests that found no free slot (under mu) */
+    uint64_t demand_n0;           /* `demand` at rate_t0_ms */
     double drain;                 /* measured completions per second (under mu; 0 unknown) */
     _Atomic uint32_t depth;       /* entries in q; read without the lock */
     _Atomic uint32_t depth_max;   /* highest depth since the control thread's last tick */
