@@ -107,8 +107,10 @@ struct sg_pqueue {
     struct sg_qstand st;          /* standing-queue detector (under mu) */
     uint64_t rate_t0_ms;          /* drain-rate window start (under mu; 0 = none) */
     uint64_t rate_n0;             /* `done` at rate_t0_ms */
-    uint64_t demand;              /* requests that found no free slot (under mu) */
-    uint64_t demand_n0;           /* `demand` at rate_t0_ms */
+    uint64_t demand[SG_PRIO_N];   /* requests that found no free slot, by priority (under mu) */
+    uint64_t demand_n0[SG_PRIO_N]; /* `demand` at rate_t0_ms */
+    double cuts_in[SG_PRIO_N];    /* per second, requests that found no slot and are served
+                                   * before a request of this priority (under mu) */
     double drain;                 /* measured completions per second (under mu; 0 unknown) */
     _Atomic uint32_t depth;       /* entries in q; read without the lock */
     _Atomic uint32_t depth_max;   /* highest depth since the control thread's last tick */

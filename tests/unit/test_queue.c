@@ -583,8 +583,7 @@ static void test_admit_detects_growth(void **state)
     /* 20 completions in the window and 20 arrivals: steady, not growing */
     q->rate_t0_ms = now - 300;
     q->rate_n0 = 0;
-    q->demand = 19; /* sg_queue_admit counts the 20th */
-    q->demand_n0 = 0;
+    q->demand[SG_PRIO_NORMAL] = 19; /* sg_queue_admit counts the 20th */
     atomic_store(&q->done, 20);
     struct sg_qentry e[3];
     uint32_t ra = 0;
@@ -594,8 +593,7 @@ static void test_admit_detects_growth(void **state)
     /* next window: 40 arrivals against 20 completions */
     q->rate_t0_ms = now - 300;
     q->rate_n0 = 20;
-    q->demand_n0 = q->demand;
-    q->demand += 39;
+    q->demand[SG_PRIO_NORMAL] += 39;
     atomic_store(&q->done, 40);
     entry_init(&e[1], &up, b, now);
     assert_int_equal(sg_queue_admit(&fw.w, &e[1], 2000, &ra), SG_QV_ADMIT);
@@ -679,9 +677,9 @@ static void test_verdict(void **state)
                      SG_QV_OVERLOAD);
     assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_SHEDDABLE, false, 200, 200, 400.0),
                      SG_QV_ADMIT);
-    /* standing: normal within the target (100 ms = 40 at 400/s) */
-    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 39, 39, 400.0), SG_QV_ADMIT);
-    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 40, 40, 400.0), SG_QV_OVERLOAD);
+    /* standing: normal within 3/4 of the target (75 ms = 30 at 400/s) */
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 29, 29, 400.0), SG_QV_ADMIT);
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 30, 30, 400.0), SG_QV_OVERLOAD);
     /* sheddable: never queued while standing */
     assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_SHEDDABLE, true, 0, 0, 400.0), SG_QV_OVERLOAD);
     /* critical: only the critical ahead count, within timeouts.queue */
@@ -749,7 +747,7 @@ static void test_lifo_when_standing(void **state)
 
 /* sg_queue_admit measures the drain rate (slots given back per second) and,
  * the queue standing, refuses a normal request whose expected wait passes
- * the target (counted as shed, Retry-After from depth / drain) while a
+ * three quarters of the target (counted as shed, Retry-After from depth / drain) while a
  * critical one still gets in. */
 static void test_admit_sheds_by_drain_rate(void **state)
 {
@@ -763,20 +761,20 @@ static void test_admit_sheds_by_drain_rate(void **state)
     uint64_t now = sg_now_ms();
     assert_true(sg_backend_take_slot(b, now));
     struct sg_pqueue *q = &up.pool.queue;
-    /* 50 completions over the last 500 ms: 100 per second */
+    /* 70 completions over the last 500 ms: 140 per second */
     q->rate_t0_ms = now - 500;
     q->rate_n0 = 0;
-    atomic_store(&q->done, 50);
+    atomic_store(&q->done, 70);
     q->st.standing = true;
     atomic_store(&q->standing, true);
     struct sg_qentry e[12];
     uint32_t ra = 0;
-    for (int i = 0; i < 10; i++) { /* waits 10 .. 100 ms at 100/s */
+    for (int i = 0; i < 10; i++) { /* waits 7 .. 71 ms at 140/s (limit 75) */
         entry_init(&e[i], &up, b, now);
         assert_int_equal(sg_queue_admit(&fw.w, &e[i], 2000, &ra), SG_QV_ADMIT);
     }
-    assert_true(q->drain > 95 && q->drain < 105);
-    assert_true(atomic_load(&q->drain_rps) >= 95 && atomic_load(&q->drain_rps) <= 105);
+    assert_true(q->drain > 135 && q->drain < 145);
+    assert_true(atomic_load(&q->drain_rps) >= 135 && atomic_load(&q->drain_rps) <= 145);
     entry_init(&e[10], &up, b, now);
     assert_int_equal(sg_queue_admit(&fw.w, &e[10], 2000, &ra), SG_QV_OVERLOAD);
     assert_int_equal(ra, 1);
