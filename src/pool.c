@@ -70,6 +70,9 @@ static void backend_slot_init(struct sg_backend *b, struct sg_pool *p, uint32_t 
     atomic_init(&b->maxconn, 0);
     atomic_init(&b->removing, false);
     atomic_init(&b->inflight, 0);
+    atomic_init(&b->awaiting, 0);
+    atomic_init(&b->ttfb_max_ms, 0);
+    atomic_init(&b->progress_ms, 0);
     atomic_init(&b->queue_depth, 0);
     atomic_init(&b->consec_errors, 0);
     atomic_init(&b->requests, 0);

@@ -92,6 +92,11 @@ struct sg_backend {
     _Atomic uint32_t queue_depth;          /* queued requests whose first choice this is */
     _Atomic uint32_t queue_depth_max;      /* highest since the control thread's last tick */
     _Atomic uint32_t consec_errors;        /* consecutive 5xx / gateway errors */
+    _Atomic uint32_t awaiting;             /* requests it has whole and not begun to answer */
+    _Atomic uint32_t ttfb_max_ms;          /* longest wait for a response's first byte since
+                                            * the control thread last took it (health.c) */
+    _Atomic uint64_t progress_ms;          /* monotonic ms it last sent response bytes, or
+                                            * its first awaited request since it had none */
     _Atomic uint64_t requests;             /* requests sent (attempts) */
     _Atomic uint64_t failures;             /* 5xx responses and gateway errors */
 };
