@@ -233,6 +233,15 @@ static json_t *main_reload(struct main_state *ms, const char *source)
     }
     if (g == NULL) {
         json_object_set_new(r, "reloaded", json_false());
+        /* "error": one line for clients that print one (surgectl). */
+        json_t *line = json_string("the running configuration stays:");
+        for (size_t i = 0; i < json_array_size(errs); i++) {
+            json_t *next = json_sprintf("%s%s %s", json_string_value(line), i ? ";" : "",
+                                        json_string_value(json_array_get(errs, i)));
+            json_decref(line);
+            line = next;
+        }
+        json_object_set_new(r, "error", line);
         json_object_set_new(r, "errors", errs);
         for (size_t i = 0; i < json_array_size(errs); i++)
             sg_log_error("reload (%s): %s", source, json_string_value(json_array_get(errs, i)));

@@ -16,8 +16,9 @@ Asserted:
   - the old generations' worker threads end: the thread count comes back
     to what it was before the reloads;
   - a file with an error is refused (admin: 400 with FILE:LINE; SIGHUP:
-    logged), journal reload_failed, the running configuration stays and
-    serves."""
+    logged; surgectl reload: exit 1 with the error), journal reload_failed,
+    the running configuration stays and serves; `surgectl reload` of a good
+    file: exit 0, "reloaded"."""
 import os
 import re
 import signal
@@ -27,6 +28,14 @@ import time
 
 from harness import *
 from rawhttp import Check
+
+SG_CTL = os.environ.get("SG_CTL") or os.path.join(os.path.dirname(SG_BIN), "surgectl")
+
+
+def surgectl(sock, *args):
+    p = subprocess.run([SG_CTL, "--admin", "unix:" + sock] + list(args), capture_output=True,
+                       text=True, timeout=20, stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout, p.stderr
 
 
 def config(fe, a, b, variant, admin_sock):
@@ -155,6 +164,15 @@ def main():
             c.ok("the running configuration stays" in proxy.stderr_text(),
                  "the log says the running configuration stays")
             c.ok(http_get(fe, "/after")[0] == 200, "still serving after refused reloads")
+            rc, out, err = surgectl(sock, "reload")
+            log("surgectl reload (bad file): %d %r %r" % (rc, out, err))
+            c.ok(rc == 1 and ".conf:" in err and "running configuration stays" in err,
+                 "surgectl reload of a bad file: exit 1 with the FILE:LINE error")
+            with open(proxy.config_path, "w") as f:
+                f.write(texts[0])
+            rc, out, err = surgectl(sock, "reload")
+            log("surgectl reload: %d %r %r" % (rc, out, err))
+            c.ok(rc == 0 and out.startswith("reloaded "), "surgectl reload: exit 0, reloaded")
     c.done()
 
 
