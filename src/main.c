@@ -20,6 +20,7 @@
 #include "surgegate/common.h"
 #include "surgegate/control.h"
 #include "surgegate/demo.h"
+#include "surgegate/discover.h"
 #include "surgegate/gate.h"
 #include "surgegate/health.h"
 #include "surgegate/journal.h"
@@ -42,6 +43,7 @@ struct main_state {
     struct sg_health *health;
     struct sg_admin *admin;
     struct sg_control *ctl;
+    struct sg_discover *disc;
     struct sg_journal *journal;
     struct sg_alog *alog;
 };
@@ -120,6 +122,8 @@ static void main_on_signal(evutil_socket_t sig, short what, void *arg)
         _exit(1);
     }
     sg_log_info("signal %d: stopping gracefully (send again to exit at once)", (int)sig);
+    sg_discover_free(ms->disc); /* no membership changes while stopping */
+    ms->disc = NULL;
     sg_health_stop(ms->health);
     ms->health = NULL;
     sg_control_set_health(ms->ctl, NULL);
@@ -365,6 +369,7 @@ int main(int argc, char **argv)
         goto out;
     }
     sg_control_set_health(ms.ctl, ms.health);
+    ms.disc = sg_discover_new(ms.base, cfg, &pools, ms.ctl);
     ms.admin = sg_admin_start(ms.base, cfg, &pools, ms.ctl);
     if (ms.admin == NULL && cfg->admin.line != 0) {
         sg_log_error("admin: the configured admin listener could not start");
@@ -388,6 +393,7 @@ int main(int argc, char **argv)
     sg_log_info("stopped");
     rc = 0;
 out:
+    sg_discover_free(ms.disc);
     sg_health_stop(ms.health);
     sg_admin_stop(ms.admin);
     sg_control_free(ms.ctl);
