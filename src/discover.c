@@ -399,9 +399,12 @@ static void disc_target_done(void *arg, int status, int timeouts, struct ares_ad
         return;
     }
     if (status == ARES_SUCCESS) {
+        size_t before = s->acc.n;
         for (struct ares_addrinfo_node *n = res != NULL ? res->nodes : NULL; n != NULL;
              n = n->ai_next)
             (void)sg_members_add(&s->acc, n->ai_addr, t->weight, s->max);
+        for (size_t i = before; i < s->acc.n; i++)
+            s->acc.v[i].has_weight = true; /* the SRV record's */
     } else if (disc_no_records(status)) {
         sg_log_debug("discovery: SRV target %s of %s has no address", t->target, s->what);
     } else if (!s->acc_failed) {

@@ -83,7 +83,7 @@ class DnsServer:
     def start(self):
         self._write_conf()
         argv = [DNSMASQ, "--no-daemon", "--port=%d" % self.port, "--listen-address=127.0.0.1",
-                "--bind-interfaces", "--no-resolv", "--no-hosts", "--no-poll",
+                "--bind-interfaces", "--no-resolv", "--no-hosts", "--no-poll", "--local=/test/",
                 "--addn-hosts=%s" % self.hosts_path, "--conf-file=%s" % self.conf_path,
                 "--local-ttl=0", "--pid-file", "--log-facility=%s" % self.log_path,
                 "--log-queries", "--user=%s" % pwd.getpwuid(os.getuid()).pw_name,
@@ -143,3 +143,32 @@ class HostBackend(Backend):
     @property
     def addr(self):
         return "%s:%d" % (self.host, self.port)
+
+
+def first_request_after(fe, name, t0, timeout=15.0, interval=0.01):
+    """Sends GETs to the frontend every `interval` s until one is answered
+    by backend `name` (X-Backend); returns seconds from t0 (time.monotonic()
+    of the change in the source) to that response, which the new member
+    served: the time from the change to its first request, give or take
+    one interval and one request."""
+    from harness import http_get
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            st, h, _ = http_get(fe, "/first", timeout=3)
+            if st == 200 and h.get("X-Backend") == name:
+                return time.monotonic() - t0
+        except OSError:
+            pass
+        time.sleep(interval)
+    fail("backend %s got no request within %.0fs of the change" % (name, timeout))
+
+
+def served_by(fe, n=12):
+    """The backend names (X-Backend) answering n GETs, as a set; 503s as "503"."""
+    from harness import http_get
+    seen = set()
+    for _ in range(n):
+        st, h, _ = http_get(fe, "/who", timeout=5)
+        seen.add(h.get("X-Backend") if st == 200 else str(st))
+    return seen
