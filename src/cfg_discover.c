@@ -116,10 +116,12 @@ void cfg_k_resolvers(struct cfg_ctx *ctx, const config_setting_t *s, const struc
             snprintf(buf, sizeof(buf), "[%s]:53", v[i]);
         else
             snprintf(buf, sizeof(buf), "%s", v[i]);
-        if (strncmp(buf, "unix:", 5) == 0 || strncmp(buf, "localhost", 9) == 0 ||
-            sg_cfg_parse_addr(buf, &a, why, sizeof(why)) != SG_OK) {
-            if (strncmp(buf, "unix:", 5) == 0 || strncmp(buf, "localhost", 9) == 0)
-                snprintf(why, sizeof(why), "a name server is a numeric IP address");
+        bool numeric = strncmp(buf, "unix:", 5) != 0 && strncmp(buf, "localhost", 9) != 0 &&
+                       sg_cfg_parse_addr(buf, &a, why, sizeof(why)) == SG_OK;
+        if (!numeric) {
+            snprintf(why, sizeof(why),
+                     "expected a numeric IP address, with or without a port (\"10.0.0.2\", "
+                     "\"127.0.0.1:5353\", \"[::1]:53\")");
             cfg_err(ctx, e, "bad name server '%s' in 'resolvers' of %s: %s", v[i], where, why);
             ok = false;
             continue;

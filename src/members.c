@@ -167,7 +167,7 @@ int sg_members_parse_json(const char *text, size_t len, size_t max, struct sg_me
 {
     json_error_t je;
     memset(out, 0, sizeof(*out));
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (root == NULL) {
         snprintf(err, errlen, "not JSON: %s (line %d)", je.text, je.line);
         return SG_ERR;
