@@ -61,38 +61,39 @@ void cfg_k_backend_addr(struct cfg_ctx *ctx, const config_setting_t *s, const st
     }
     /* Not numeric: "name:port" with a DNS name that is not an address. */
     const char *colon = strrchr(v, ':');
-    const char *nreason = NULL;
     char host[256];
-    unsigned long port = 0;
-    char *end = NULL;
-    if (colon != NULL && v[0] != '[' && strncmp(v, "unix:", 5) != 0 && strchr(v, ':') == colon &&
-        (size_t)(colon - v) < sizeof(host)) {
-        memcpy(host, v, (size_t)(colon - v));
-        host[colon - v] = '\0';
-        errno = 0;
-        port = strtoul(colon + 1, &end, 10);
-        bool digits_only = strspn(host, "0123456789.") == strlen(host);
-        nreason = discover_name_reason(host);
-        if (nreason == NULL && !digits_only && colon[1] != '\0' && *end == '\0' &&
-            isdigit((unsigned char)colon[1]) && port >= 1 && port <= 65535) {
-            sg_cfg_addr_free(&be->address);
-            memset(&be->address, 0, sizeof(be->address));
-            be->address.text = sg_xstrdup(v);
-            be->address.ss.ss_family = AF_UNSPEC;
-            free(be->host);
-            be->host = sg_xstrdup(host);
-            be->port = (uint16_t)port;
-            return;
-        }
-        if (nreason == NULL && !digits_only)
-            snprintf(why, sizeof(why), "bad port '%s' (expected 1..65535)", colon + 1);
-        else if (nreason != NULL)
-            snprintf(why, sizeof(why), "bad host name '%.80s': %s", host, nreason);
+    if (colon == NULL || v[0] == '[' || strncmp(v, "unix:", 5) == 0 || strchr(v, ':') != colon ||
+        (size_t)(colon - v) >= sizeof(host) || colon == v) {
+        cfg_err(ctx, s, "bad address '%s': %s", v, why);
+        return;
     }
-    cfg_err(ctx, s,
-            "bad address '%s' in %s: %s (expected ip:port, [v6]:port, unix:/path or "
-            "name:port)",
-            v, where, why);
+    memcpy(host, v, (size_t)(colon - v));
+    host[colon - v] = '\0';
+    if (strspn(host, "0123456789.") == strlen(host)) { /* a bad IPv4 address */
+        cfg_err(ctx, s, "bad address '%s': %s", v, why);
+        return;
+    }
+    const char *nreason = discover_name_reason(host);
+    char *end = NULL;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (nreason != NULL) {
+        cfg_err(ctx, s,
+                "bad address '%s': bad host name '%.80s': %s (a backend address is ip:port, "
+                "[v6]:port, unix:/path or name:port)",
+                v, host, nreason);
+        return;
+    }
+    if (!isdigit((unsigned char)colon[1]) || *end != '\0' || port < 1 || port > 65535) {
+        cfg_err(ctx, s, "bad address '%s': bad port '%s' (expected 1..65535)", v, colon + 1);
+        return;
+    }
+    sg_cfg_addr_free(&be->address);
+    memset(&be->address, 0, sizeof(be->address));
+    be->address.text = sg_xstrdup(v);
+    be->address.ss.ss_family = AF_UNSPEC;
+    free(be->host);
+    be->host = sg_xstrdup(host);
+    be->port = (uint16_t)port;
 }
 
 void cfg_k_resolvers(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
