@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <jansson.h>
 
@@ -71,6 +72,8 @@ struct disc_source {
     bool answered;         /* cur came from an answer */
     bool failing;
     char last_err[200];
+    uint64_t lookups_ok, lookups_failed;
+    uint64_t last_ok_ms; /* wall clock of the last good answer; 0: none */
     /* DK_FILE: the file as last read */
     bool seen;
     struct stat seen_st;
@@ -278,6 +281,8 @@ static void disc_apply(struct disc_source *s, struct sg_members *nw)
     s->cur = *nw;
     memset(nw, 0, sizeof(*nw));
     s->answered = true;
+    s->lookups_ok++;
+    s->last_ok_ms = sg_wall_ms();
     s->failing = false;
     s->last_err[0] = '\0';
     if (changed || first || recovered) {
@@ -305,6 +310,7 @@ static void disc_apply(struct disc_source *s, struct sg_members *nw)
  * run of failures with the same reason. */
 static void disc_failed(struct disc_source *s, const char *why)
 {
+    s->lookups_failed++;
     if (s->failing && strcmp(s->last_err, why) == 0) {
         sg_log_debug("discovery: pool '%s': %s %s still failing: %s", s->pool->name,
                      disc_kind_names[s->kind], s->what, why);
@@ -750,4 +756,75 @@ void sg_discover_free(struct sg_discover *d)
     if (d->have_ch)
         ares_library_cleanup();
     free(d);
+}
+
+/* ------------------------------------------------------------ reporting */
+
+/* The name of a source as a Prometheus label value: escapes \\ and ". */
+static void disc_label(const char *in, char *out, size_t len)
+{
+    size_t o = 0;
+    for (; *in != '\0' && o + 3 < len; in++) {
+        if (*in == '\\' || *in == '"')
+            out[o++] = '\\';
+        out[o++] = *in == '\n' ? ' ' : *in;
+    }
+    out[o] = '\0';
+}
+
+void sg_discover_metrics(const struct sg_discover *d, struct evbuffer *out)
+{
+    if (d == NULL || d->nsrc == 0)
+        return;
+    char name[600];
+    evbuffer_add_printf(out, "# HELP surgegate_discovery_members Members in the last good answer "
+                             "of a discovery source.\n"
+                             "# TYPE surgegate_discovery_members gauge\n");
+    for (size_t i = 0; i < d->nsrc; i++) {
+        const struct disc_source *s = &d->src[i];
+        disc_label(s->what, name, sizeof(name));
+        evbuffer_add_printf(out,
+                            "surgegate_discovery_members{pool=\"%s\",source=\"%s\",name=\"%s\"} "
+                            "%zu\n",
+                            s->pool->name, disc_kind_names[s->kind], name, s->cur.n);
+    }
+    evbuffer_add_printf(out, "# HELP surgegate_discovery_lookups_total Lookups of discovery "
+                             "sources by result.\n"
+                             "# TYPE surgegate_discovery_lookups_total counter\n");
+    for (size_t i = 0; i < d->nsrc; i++) {
+        const struct disc_source *s = &d->src[i];
+        disc_label(s->what, name, sizeof(name));
+        for (int r = 0; r < 2; r++)
+            evbuffer_add_printf(out,
+                                "surgegate_discovery_lookups_total{pool=\"%s\",source=\"%s\","
+                                "name=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+                                s->pool->name, disc_kind_names[s->kind], name,
+                                r == 0 ? "ok" : "failed",
+                                r == 0 ? s->lookups_ok : s->lookups_failed);
+    }
+}
+
+json_t *sg_discover_pool_json(const struct sg_discover *d, const struct sg_pool *p)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; d != NULL && i < d->nsrc; i++) {
+        const struct disc_source *s = &d->src[i];
+        if (s->pool != p)
+            continue;
+        json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:b}", "source", disc_kind_names[s->kind],
+                              "name", s->what, "members", (json_int_t)s->cur.n, "lookups_ok",
+                              (json_int_t)s->lookups_ok, "lookups_failed",
+                              (json_int_t)s->lookups_failed, "failing", s->failing);
+        if (o == NULL)
+            continue;
+        if (s->failing)
+            json_object_set_new(o, "error", json_string(s->last_err));
+        if (s->last_ok_ms != 0) {
+            char t[40];
+            sg_control_iso_time(s->last_ok_ms, t, sizeof(t));
+            json_object_set_new(o, "last_ok", json_string(t));
+        }
+        json_array_append_new(a, o);
+    }
+    return a;
 }

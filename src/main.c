@@ -122,6 +122,7 @@ static void main_on_signal(evutil_socket_t sig, short what, void *arg)
         _exit(1);
     }
     sg_log_info("signal %d: stopping gracefully (send again to exit at once)", (int)sig);
+    sg_admin_set_discover(ms->admin, NULL);
     sg_discover_free(ms->disc); /* no membership changes while stopping */
     ms->disc = NULL;
     sg_health_stop(ms->health);
@@ -376,6 +377,7 @@ int main(int argc, char **argv)
         main_stop_workers(&ms, ms.nworkers);
         goto out;
     }
+    sg_admin_set_discover(ms.admin, ms.disc);
     for (size_t i = 0; i < cfg->nfrontends; i++)
         sg_log_info("frontend '%s' listening on %s", cfg->frontends[i].name,
                     cfg->frontends[i].listen.text);
@@ -393,6 +395,7 @@ int main(int argc, char **argv)
     sg_log_info("stopped");
     rc = 0;
 out:
+    sg_admin_set_discover(ms.admin, NULL);
     sg_discover_free(ms.disc);
     sg_health_stop(ms.health);
     sg_admin_stop(ms.admin);

@@ -20,6 +20,10 @@ struct sg_control;
 struct sg_admin *sg_admin_start(struct event_base *base, const struct sg_cfg *cfg,
                                 struct sg_pools *pools, struct sg_control *ctl);
 void sg_admin_stop(struct sg_admin *a);
+/* The discovery state to show (GET pools/{pool}: "discover"; /metrics); NULL:
+ * none. Main thread. */
+struct sg_discover;
+void sg_admin_set_discover(struct sg_admin *a, struct sg_discover *d);
 
 /* Parses the JSON body (len bytes, need not be NUL-terminated) sent to the
  * endpoint `kind`. Returns SG_CTL_OK with *rq filled (the caller frees it

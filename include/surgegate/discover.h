@@ -9,8 +9,12 @@
 #ifndef SURGEGATE_DISCOVER_H
 #define SURGEGATE_DISCOVER_H
 
+#include <jansson.h>
+
 struct event_base;
+struct evbuffer;
 struct sg_cfg;
+struct sg_pool;
 struct sg_pools;
 struct sg_control;
 struct sg_discover;
@@ -27,5 +31,16 @@ struct sg_discover *sg_discover_new(struct event_base *base, const struct sg_cfg
  * results are dropped), frees d. Members already added stay. NULL is a
  * no-op. Main thread, never from one of d's callbacks. */
 void sg_discover_free(struct sg_discover *d);
+
+/* Appends the discovery metric families to out: surgegate_discovery_members
+ * {pool,source,name} (the last good set's size) and
+ * surgegate_discovery_lookups_total{pool,source,name,result="ok"|"failed"}.
+ * d may be NULL (nothing). Main thread. */
+void sg_discover_metrics(const struct sg_discover *d, struct evbuffer *out);
+
+/* The pool's sources for the admin API: an array of {source, name, members,
+ * lookups_ok, lookups_failed, failing, error?, last_ok?}; empty for a pool
+ * without any (or d NULL). Main thread. */
+json_t *sg_discover_pool_json(const struct sg_discover *d, const struct sg_pool *p);
 
 #endif

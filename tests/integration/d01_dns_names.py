@@ -16,6 +16,7 @@ dnsmasq, resolve_interval 300ms, health checks every 200 ms.
 (4) A second proxy starts while no name server answers: it starts, its pool
     is empty (503), and fills once dnsmasq is back.
 """
+import re
 import time
 
 from harness import *
@@ -55,6 +56,12 @@ def main():
         st, metrics = admin_request(px, "GET", "/metrics")
         check('surgegate_backend_up{pool="app",backend="%s"} 1' % b3.addr in metrics,
               "member on /metrics")
+        check('surgegate_discovery_members{pool="app",source="dns",name="app.test:%d"} 2' % p
+              in metrics, "surgegate_discovery_members on /metrics")
+        src = pool_info(px)["discover"]
+        check(len(src) == 1 and src[0]["source"] == "dns" and src[0]["members"] == 2
+              and not src[0]["failing"] and src[0]["lookups_ok"] >= 1,
+              "the pool's discover state: %r" % src)
         upd = find_events(admin_events(px), "discovery_update", pool="app", source="dns")
         check(upd and upd[0]["members"] == 2, "discovery_update event: %r" % upd)
 
@@ -87,6 +94,13 @@ def main():
         time.sleep(1.0)
         check_eq(addrs(px), sorted([b2.addr, b4.addr]), "members while DNS is down")
         check_eq(served_by(fe), {"b2", "b4"}, "backends serving while DNS is down")
+        src = pool_info(px)["discover"][0]
+        check(src["failing"] and "DNS" in src.get("error", "") and src["members"] == 2,
+              "discover state while DNS is down: %r" % src)
+        st, metrics = admin_request(px, "GET", "/metrics")
+        check(re.search(r'surgegate_discovery_lookups_total\{pool="app",source="dns",'
+                        r'name="app.test:%d",result="failed"\} [1-9]' % p, metrics),
+              "failed lookups counted on /metrics")
         log("discovery_failed: %s" % find_events(admin_events(px), "discovery_failed")[0])
 
     # (4) starting with no name server answering

@@ -10,9 +10,12 @@ The pool has one configured backend (b0, maxconn 30) and `discover = { file
 (3) F is written with garbage: discovery_failed naming the line; b1 and b2
     stay. F removed: discovery_failed again; they stay.
 (4) F comes back with b2 only: b1 drains and is removed; b0, the config's
-    own backend, is never touched by discovery.
+    own backend, is never touched by discovery. /metrics, with the discovery
+    families, passes `promtool check metrics`.
 """
 import os
+import shutil
+import subprocess
 import time
 
 from harness import *
@@ -73,6 +76,15 @@ def main():
         rm = find_events(admin_events(px), "backend_removing", source="discovery")
         check_eq([e["backend"] for e in rm], [b1.addr], "what discovery removed")
         check_eq(served_by(fe, 12), {"b0", "b2"}, "serving at the end")
+        # the discovery families pass Prometheus's own checker
+        st, metrics = admin_request(px, "GET", "/metrics")
+        check('surgegate_discovery_members{pool="app",source="file",name="%s"} 1' % path
+              in metrics, "surgegate_discovery_members of the file")
+        promtool = shutil.which("promtool")
+        check(promtool is not None, "promtool (Debian package prometheus) is installed")
+        pr = subprocess.run([promtool, "check", "metrics"], input=metrics.encode(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        check_eq(pr.returncode, 0, "promtool check metrics (%s)" % pr.stdout.decode()[-300:])
 
 
 run(main)
