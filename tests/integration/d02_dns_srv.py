@@ -53,12 +53,16 @@ def main():
         check_eq(served_by(fe, 16), {"b1", "b2"}, "backends serving")
 
         # (2)
-        # dnsmasq restarts to change SRV records: the change is when the new
-        # one answers (set_srv returns)
+        # dnsmasq restarts to change SRV records (no name server for a
+        # moment): timed from the start of the restart and from the moment
+        # the new one answers (set_srv returns)
+        t_change = time.monotonic()
         dns.set_srv([(SRV, "node1.test", b1.port, 0, 2), (SRV, "node1.test", b3.port, 0, 1)])
         t0 = time.monotonic()
         dt = first_request_after(fe, "b3", t0)
-        log("DNS SRV change -> first request on the new member: %.0f ms" % (dt * 1000))
+        log("DNS SRV change -> first request on the new member: %.0f ms from the restart of "
+            "dnsmasq, %.0f ms from its first answer" % ((dt + t0 - t_change) * 1000, dt * 1000))
+        print("FIGURE dns_srv_restart_to_first_request_ms %.0f" % ((dt + t0 - t_change) * 1000))
         print("FIGURE dns_srv_change_to_first_request_ms %.0f" % (dt * 1000))
         wait_journal(px, "backend_removing", backend=b2.addr, source="discovery", timeout=3)
         wait_journal(px, "backend_removed", backend=b2.addr, timeout=5)
