@@ -12,6 +12,7 @@
 struct event_base;
 struct sg_admin;
 struct sg_control;
+struct sg_discover;
 
 /* Listens on cfg->admin.listen (a unix socket is created mode 0600). NULL
  * when it cannot (logged); an explicitly configured listener that fails is
@@ -22,7 +23,6 @@ struct sg_admin *sg_admin_start(struct event_base *base, const struct sg_cfg *cf
 void sg_admin_stop(struct sg_admin *a);
 /* The discovery state to show (GET pools/{pool}: "discover"; /metrics); NULL:
  * none. Main thread. */
-struct sg_discover;
 void sg_admin_set_discover(struct sg_admin *a, struct sg_discover *d);
 
 /* Parses the JSON body (len bytes, need not be NUL-terminated) sent to the
