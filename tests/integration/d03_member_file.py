@@ -76,6 +76,15 @@ def main():
         rm = find_events(admin_events(px), "backend_removing", source="discovery")
         check_eq([e["backend"] for e in rm], [b1.addr], "what discovery removed")
         check_eq(served_by(fe, 12), {"b0", "b2"}, "serving at the end")
+        # surgectl shows the discovered member like any backend
+        ctl_bin = os.environ.get("SG_CTL") or os.path.join(os.path.dirname(SG_BIN), "surgectl")
+        out = subprocess.run([ctl_bin, "--admin", "unix:" + px.admin_path, "status"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=20)
+        text = out.stdout.decode()
+        log(text)
+        check(out.returncode == 0 and any(ln.split()[:1] == [b2.addr] or b2.addr in ln.split()
+                                          for ln in text.splitlines()),
+              "surgectl status lists %s" % b2.addr)
         # the discovery families pass Prometheus's own checker
         st, metrics = admin_request(px, "GET", "/metrics")
         check('surgegate_discovery_members{pool="app",source="file",name="%s"} 1' % path
