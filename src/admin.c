@@ -18,6 +18,7 @@
 #include "surgegate/admin.h"
 #include "surgegate/common.h"
 #include "surgegate/control.h"
+#include "surgegate/discover.h"
 #include "surgegate/journal.h"
 #include "surgegate/lb-t.h"
 #include "surgegate/log.h"
@@ -34,6 +35,7 @@ struct sg_admin {
     struct sg_control *ctl;
     json_t *(*reload)(void *arg); /* POST reload (main.c); NULL: not offered */
     void *reload_arg;
+    struct sg_discover *disc; /* NULL: none (or stopping) */
     uint64_t started_ms;
     char *unix_path; /* unlinked at stop */
 };
@@ -285,6 +287,7 @@ static json_t *admin_pool_json(struct sg_admin *a, const struct sg_pool *p, bool
     json_object_set_new(o, "bytes_out", json_integer((json_int_t)s->cum.bytes_out));
     json_object_set_new(o, "latency_ms", admin_latency_json(s));
     json_object_set_new(o, "autoscale", sg_control_autoscale_json(a->ctl, p));
+    json_object_set_new(o, "discover", sg_discover_pool_json(a->disc, p));
     admin_merge(o, admin_queue_json(p));
     if (with_backends)
         json_object_set_new(o, "backends", bs);
@@ -591,6 +594,7 @@ static void admin_metrics(struct sg_admin *a, struct evhttp_request *req)
         return;
     }
     sg_metrics_write(out, a->pools, sg_control_stats(a->ctl), a->ctl);
+    sg_discover_metrics(a->disc, out);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
     evhttp_send_reply(req, 200, "OK", out);
@@ -856,6 +860,12 @@ void sg_admin_retarget(struct sg_admin *a, const struct sg_cfg *cfg, struct sg_p
         return;
     a->cfg = cfg;
     a->pools = pools;
+}
+
+void sg_admin_set_discover(struct sg_admin *a, struct sg_discover *d)
+{
+    if (a != NULL)
+        a->disc = d;
 }
 
 void sg_admin_stop(struct sg_admin *a)

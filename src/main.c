@@ -20,6 +20,7 @@
 #include "surgegate/common.h"
 #include "surgegate/control.h"
 #include "surgegate/demo.h"
+#include "surgegate/discover.h"
 #include "surgegate/gate.h"
 #include "surgegate/health.h"
 #include "surgegate/journal.h"
@@ -46,6 +47,7 @@ struct main_state {
     struct sg_health *health;
     struct sg_admin *admin;
     struct sg_control *ctl;
+    struct sg_discover *disc;
     struct sg_journal *journal;
     struct sg_alog *alog;
 };
@@ -124,6 +126,9 @@ static void main_on_signal(evutil_socket_t sig, short what, void *arg)
         _exit(1);
     }
     sg_log_info("signal %d: stopping gracefully (send again to exit at once)", (int)sig);
+    sg_admin_set_discover(ms->admin, NULL);
+    sg_discover_free(ms->disc); /* no membership changes while stopping */
+    ms->disc = NULL;
     sg_health_stop(ms->health);
     ms->health = NULL;
     sg_control_set_health(ms->ctl, NULL);
@@ -257,6 +262,13 @@ static json_t *main_reload(struct main_state *ms, const char *source)
         sg_control_reload(ms->ctl, g->cfg, &g->pools, g->workers, g->nworkers);
     sg_control_set_health(ms->ctl, ms->health);
     sg_admin_retarget(ms->admin, g->cfg, &g->pools);
+    /* Discovery restarts on the new pools, each source keeping its last
+     * set and which members it added. */
+    struct sg_discover *disc = sg_discover_new(ms->base, g->cfg, &g->pools, ms->ctl);
+    sg_discover_carry(disc, ms->disc);
+    sg_discover_free(ms->disc);
+    ms->disc = disc;
+    sg_admin_set_discover(ms->admin, disc);
     sg_memory_init(g->cfg->limits.buffer_memory);
     enum sg_log_level lvl;
     if (!ms->log_level_forced && g->cfg->log_level != NULL &&
@@ -492,12 +504,14 @@ int main(int argc, char **argv)
         goto out;
     }
     sg_control_set_health(ms.ctl, ms.health);
+    ms.disc = sg_discover_new(ms.base, g->cfg, &g->pools, ms.ctl);
     ms.admin = sg_admin_start(ms.base, g->cfg, &g->pools, ms.ctl);
     if (ms.admin == NULL && g->cfg->admin.line != 0) {
         sg_log_error("admin: the configured admin listener could not start");
         sg_gen_stop(g);
         goto out;
     }
+    sg_admin_set_discover(ms.admin, ms.disc);
     if (!demo)
         sg_admin_set_reload(ms.admin, main_reload_admin, &ms);
     for (size_t i = 0; i < g->cfg->nfrontends; i++)
@@ -515,6 +529,8 @@ int main(int argc, char **argv)
     sg_log_info("stopped");
     rc = 0;
 out:
+    sg_admin_set_discover(ms.admin, NULL);
+    sg_discover_free(ms.disc);
     sg_health_stop(ms.health);
     sg_admin_stop(ms.admin);
     sg_control_free(ms.ctl);

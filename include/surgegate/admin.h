@@ -14,6 +14,7 @@
 struct event_base;
 struct sg_admin;
 struct sg_control;
+struct sg_discover;
 
 /* Listens on cfg->admin.listen (a unix socket is created mode 0600). NULL
  * when it cannot (logged); an explicitly configured listener that fails is
@@ -28,6 +29,9 @@ void sg_admin_set_reload(struct sg_admin *a, json_t *(*fn)(void *arg), void *arg
 /* A reload: the admin API serves the new generation's pools (and reads its
  * admin settings: tokens, deny_backends). Its listener stays. */
 void sg_admin_retarget(struct sg_admin *a, const struct sg_cfg *cfg, struct sg_pools *pools);
+/* The discovery state to show (GET pools/{pool}: "discover"; /metrics); NULL:
+ * none. Main thread. */
+void sg_admin_set_discover(struct sg_admin *a, struct sg_discover *d);
 
 /* Parses the JSON body (len bytes, need not be NUL-terminated) sent to the
  * endpoint `kind`. Returns SG_CTL_OK with *rq filled (the caller frees it
