@@ -33,7 +33,8 @@ struct sg_admin {
     const struct sg_cfg *cfg;
     struct sg_pools *pools;
     struct sg_control *ctl;
-    json_t *(*reload)(void *arg); /* POST reload (main.c); NULL: not offered */
+    json_t *(*reload)(void *arg);  /* POST reload (main.c); NULL: not offered */
+    json_t *(*upgrade)(void *arg); /* POST upgrade (main.c); NULL: not offered */
     void *reload_arg;
     struct sg_discover *disc; /* NULL: none (or stopping) */
     uint64_t started_ms;
@@ -699,6 +700,19 @@ static void admin_handle(struct evhttp_request *req, void *arg)
         admin_reply(req, json_is_true(json_object_get(r, "reloaded")) ? 200 : 400, r);
         goto out;
     }
+    if (nseg == 1 && SEG_IS(0, "upgrade")) {
+        if (cmd != EVHTTP_REQ_POST)
+            goto bad_method;
+        NEED_ADMIN();
+        if (a->upgrade == NULL) {
+            admin_error(req, SG_CTL_CONFLICT, "this instance cannot upgrade (demo mode)");
+            goto out;
+        }
+        /* Answered before the handover: the admin listener closes during it. */
+        json_t *r = a->upgrade(a->reload_arg);
+        admin_reply(req, json_is_true(json_object_get(r, "started")) ? 202 : 409, r);
+        goto out;
+    }
     if (nseg == 1 && SEG_IS(0, "events")) {
         if (!get)
             goto bad_method;
@@ -846,11 +860,13 @@ struct sg_admin *sg_admin_start(struct event_base *base, const struct sg_cfg *cf
     return a;
 }
 
-void sg_admin_set_reload(struct sg_admin *a, json_t *(*fn)(void *arg), void *arg)
+void sg_admin_set_reload(struct sg_admin *a, json_t *(*reload)(void *arg),
+                         json_t *(*upgrade)(void *arg), void *arg)
 {
     if (a == NULL)
         return;
-    a->reload = fn;
+    a->reload = reload;
+    a->upgrade = upgrade;
     a->reload_arg = arg;
 }
 

@@ -1,12 +1,16 @@
 /* main.c: command line, configuration check, startup, signals, graceful
  * stop and the demo mode. The main thread runs signals (and the demo
  * backends); workers run the traffic. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -29,6 +33,7 @@
 #include "surgegate/memory.h"
 #include "surgegate/pool.h"
 #include "surgegate/reload.h"
+#include "surgegate/upgrade.h"
 #include "surgegate/worker.h"
 
 #include "demo_conf.h"
@@ -41,6 +46,10 @@ struct main_state {
     struct sg_gen *retiring; /* earlier ones still draining (after reloads) */
     const char *cfg_path;    /* NULL: the demo's embedded configuration */
     bool log_level_forced;   /* -l given: a reload keeps it */
+    char **argv;             /* ours: a binary upgrade runs the executable with them */
+    char exe[512];           /* the executable's path at start (an upgrade runs it again) */
+    struct sg_upgrade up;    /* an upgrade in progress (up.pid > 0) */
+    struct event *up_ev;     /* up.sock readable, or the upgrade's time is up */
     int stops;               /* signals received */
     struct event *poll_ev;
     struct event *reap_ev;
@@ -117,15 +126,10 @@ static void main_list_names(FILE *out)
             fprintf(out, "%s %s\n", lists[l].kind, lists[l].at(i));
 }
 
-static void main_on_signal(evutil_socket_t sig, short what, void *arg)
+/* Stops gracefully: no new connections, in-flight requests finish within
+ * timeouts.grace, then the loop ends. */
+static void main_stop(struct main_state *ms)
 {
-    struct main_state *ms = arg;
-    ms->stops++;
-    if (ms->stops > 1) {
-        sg_log_warn("second signal: exiting now");
-        _exit(1);
-    }
-    sg_log_info("signal %d: stopping gracefully (send again to exit at once)", (int)sig);
     sg_admin_set_discover(ms->admin, NULL);
     sg_discover_free(ms->disc); /* no membership changes while stopping */
     ms->disc = NULL;
@@ -139,6 +143,18 @@ static void main_on_signal(evutil_socket_t sig, short what, void *arg)
         sg_gen_stop(g);
     struct timeval tv = {0, 50 * 1000};
     evtimer_add(ms->poll_ev, &tv);
+}
+
+static void main_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct main_state *ms = arg;
+    ms->stops++;
+    if (ms->stops > 1) {
+        sg_log_warn("second signal: exiting now");
+        _exit(1);
+    }
+    sg_log_info("signal %d: stopping gracefully (send again to exit at once)", (int)sig);
+    main_stop(ms);
 }
 
 /* Polls (only while stopping) for the workers to finish. */
@@ -225,7 +241,7 @@ static json_t *main_reload(struct main_state *ms, const char *source)
     struct sg_gen *g = NULL;
     if (cfg != NULL) {
         json_t *carry = json_object();
-        g = sg_gen_new(cfg, ms->gen, ms->alog, carry); /* takes cfg */
+        g = sg_gen_new(cfg, ms->gen, NULL, ms->alog, carry); /* takes cfg */
         if (g != NULL && sg_gen_start(g) != SG_OK) {
             sg_gen_free(g);
             g = NULL;
@@ -306,6 +322,115 @@ static void main_on_hup(evutil_socket_t sig, short what, void *arg)
 static json_t *main_reload_admin(void *arg)
 {
     return main_reload(arg, "admin");
+}
+
+/* --------------------------------------------------------- binary upgrade */
+
+#define MAIN_UPGRADE_WAIT_S 30 /* for the new process to say it serves */
+
+static void main_admin_start(struct main_state *ms);
+
+/* The upgrade did not happen: we go on serving. */
+static void main_upgrade_failed(struct main_state *ms, const char *why)
+{
+    sg_log_error("upgrade: %s; this process goes on serving", why);
+    sg_journal_emit("upgrade_failed", json_pack("{s:s, s:i}", "error", why, "new_pid",
+                                                (int)ms->up.pid));
+    if (ms->up.pid > 0) {
+        kill(ms->up.pid, SIGTERM);
+        (void)waitpid(ms->up.pid, NULL, 0);
+    }
+    if (ms->up.sock >= 0)
+        close(ms->up.sock);
+    ms->up.sock = -1;
+    ms->up.pid = 0;
+    if (ms->admin == NULL)
+        main_admin_start(ms);
+}
+
+/* The new process answered (or not, within MAIN_UPGRADE_WAIT_S). */
+static void main_upgrade_answer(evutil_socket_t fd, short what, void *arg)
+{
+    struct main_state *ms = arg;
+    char c = 0;
+    ssize_t r = (what & EV_READ) ? recv(fd, &c, 1, 0) : -1;
+    if (r != 1 || c != 'R') {
+        main_upgrade_failed(ms, (what & EV_TIMEOUT) ? "the new process did not start serving "
+                                                      "in time"
+                                                    : "the new process ended before serving");
+        return;
+    }
+    sg_log_info("upgrade: process %d serves on the same sockets; this one (%d) stops gracefully",
+                (int)ms->up.pid, (int)getpid());
+    sg_journal_emit("upgraded", json_pack("{s:i, s:i}", "old_pid", (int)getpid(), "new_pid",
+                                          (int)ms->up.pid));
+    close(ms->up.sock);
+    ms->up.sock = -1;
+    if (ms->stops == 0) {
+        ms->stops++;
+        main_stop(ms);
+    }
+}
+
+/* Starts a binary upgrade (SIGUSR2, admin POST upgrade): runs the
+ * executable again and hands it the listening sockets and the runtime
+ * state; we stop once it serves (main_upgrade_answer). */
+static void main_upgrade_go(evutil_socket_t fd, short what, void *arg)
+{
+    struct main_state *ms = arg;
+    if (ms->up.pid > 0 || ms->stops > 0)
+        return;
+    struct sg_lfds lfds = {0};
+    for (uint32_t i = 0; i < ms->gen->nworkers; i++)
+        sg_worker_listeners(ms->gen->workers[i], &lfds);
+    json_t *state = sg_upgrade_state(&ms->gen->pools);
+    /* The new process opens the admin listener itself (the same address). */
+    sg_admin_set_discover(ms->admin, NULL);
+    sg_admin_stop(ms->admin);
+    ms->admin = NULL;
+    char err[300];
+    ms->up.sock = -1;
+    int rc = sg_upgrade_spawn(ms->exe, ms->argv, &lfds, state, &ms->up, err, sizeof(err));
+    json_decref(state);
+    size_t nl = lfds.n;
+    sg_lfds_free(&lfds);
+    if (rc != SG_OK) {
+        ms->up.pid = 0;
+        main_upgrade_failed(ms, err);
+        return;
+    }
+    sg_log_info("upgrade: started %s as process %d with %zu listening sockets", ms->exe,
+                (int)ms->up.pid, nl);
+    if (ms->up_ev != NULL)
+        event_free(ms->up_ev);
+    ms->up_ev = event_new(ms->base, ms->up.sock, EV_READ, main_upgrade_answer, ms);
+    struct timeval tv = {MAIN_UPGRADE_WAIT_S, 0};
+    event_add(ms->up_ev, &tv);
+}
+
+static void main_on_usr2(evutil_socket_t sig, short what, void *arg)
+{
+    sg_log_info("SIGUSR2: binary upgrade");
+    main_upgrade_go(-1, 0, arg);
+}
+
+static json_t *main_upgrade_admin(void *arg)
+{
+    struct main_state *ms = arg;
+    if (ms->up.pid > 0 || ms->stops > 0)
+        return json_pack("{s:b, s:s}", "started", 0, "error",
+                         ms->stops > 0 ? "stopping" : "an upgrade is in progress");
+    /* After the reply: the handover closes the admin listener. */
+    event_base_once(ms->base, -1, EV_TIMEOUT, main_upgrade_go, ms, NULL);
+    return json_pack("{s:b, s:s, s:i}", "started", 1, "exe", ms->exe, "pid", (int)getpid());
+}
+
+static void main_admin_start(struct main_state *ms)
+{
+    ms->admin = sg_admin_start(ms->base, ms->gen->cfg, &ms->gen->pools, ms->ctl);
+    sg_admin_set_discover(ms->admin, ms->disc);
+    if (ms->cfg_path != NULL)
+        sg_admin_set_reload(ms->admin, main_reload_admin, main_upgrade_admin, ms);
 }
 
 static void print_demo_banner(const struct sg_cfg *cfg)
@@ -446,11 +571,37 @@ int main(int argc, char **argv)
     struct main_state ms = {0};
     ms.base = event_base_new();
     ms.cfg_path = demo ? NULL : cfg_path;
+    ms.argv = argv;
+    ms.up.sock = -1;
+    ssize_t el = readlink("/proc/self/exe", ms.exe, sizeof(ms.exe) - 1);
+    ms.exe[el > 0 ? (size_t)el : 0] = '\0';
+    /* Started by a binary upgrade: the running process hands over its
+     * listening sockets and runtime state. */
+    int up_fd = -1;
+    struct sg_lfds inherited = {0};
+    json_t *up_state = NULL;
+    const char *up_env = getenv("SURGEGATE_UPGRADE_FD");
+    if (up_env != NULL) {
+        up_fd = atoi(up_env);
+        unsetenv("SURGEGATE_UPGRADE_FD");
+        (void)fcntl(up_fd, F_SETFD, FD_CLOEXEC);
+        char uerr[256];
+        if (sg_upgrade_receive(up_fd, &inherited, &up_state, uerr, sizeof(uerr)) != SG_OK) {
+            sg_log_error("upgrade: %s; not starting (the running process goes on serving)",
+                         uerr);
+            close(up_fd);
+            sg_cfg_free(cfg);
+            return 1;
+        }
+        sg_log_info("upgrade: took over %zu listening sockets from the running process",
+                    inherited.n);
+    }
     ms.log_level_forced = log_level != NULL;
     int rc = 1;
     struct sg_demo *dm = NULL;
     struct sg_journal *journal = NULL;
     struct event *sigterm = NULL, *sigint = NULL, *sigusr1 = NULL, *sighup = NULL;
+    struct event *sigusr2 = NULL;
     if (ms.base == NULL)
         goto out;
     char jerr[256];
@@ -476,15 +627,20 @@ int main(int argc, char **argv)
     }
     sg_memory_init(cfg->limits.buffer_memory);
     /* Binds every listener before any thread starts: a bad port fails now. */
-    ms.gen = sg_gen_new(cfg, NULL, ms.alog, NULL);
+    ms.gen = sg_gen_new(cfg, NULL, &inherited, ms.alog, NULL);
     cfg = NULL; /* the generation's now */
     if (ms.gen == NULL)
         goto out;
     struct sg_gen *g = ms.gen;
+    if (up_state != NULL)
+        sg_log_info("upgrade: runtime state applied to %zu backends",
+                    sg_upgrade_apply(&g->pools, up_state));
     sigterm = evsignal_new(ms.base, SIGTERM, main_on_signal, &ms);
     sigint = evsignal_new(ms.base, SIGINT, main_on_signal, &ms);
     sigusr1 = evsignal_new(ms.base, SIGUSR1, main_on_usr1, &ms);
     sighup = evsignal_new(ms.base, SIGHUP, main_on_hup, &ms);
+    sigusr2 = evsignal_new(ms.base, SIGUSR2, main_on_usr2, &ms);
+    evsignal_add(sigusr2, NULL);
     evsignal_add(sigusr1, NULL);
     evsignal_add(sighup, NULL);
     ms.poll_ev = evtimer_new(ms.base, main_poll_stop, &ms);
@@ -505,15 +661,12 @@ int main(int argc, char **argv)
     }
     sg_control_set_health(ms.ctl, ms.health);
     ms.disc = sg_discover_new(ms.base, g->cfg, &g->pools, ms.ctl);
-    ms.admin = sg_admin_start(ms.base, g->cfg, &g->pools, ms.ctl);
+    main_admin_start(&ms);
     if (ms.admin == NULL && g->cfg->admin.line != 0) {
         sg_log_error("admin: the configured admin listener could not start");
         sg_gen_stop(g);
         goto out;
     }
-    sg_admin_set_discover(ms.admin, ms.disc);
-    if (!demo)
-        sg_admin_set_reload(ms.admin, main_reload_admin, &ms);
     for (size_t i = 0; i < g->cfg->nfrontends; i++)
         sg_log_info("frontend '%s' listening on %s", g->cfg->frontends[i].name,
                     g->cfg->frontends[i].listen.text);
@@ -525,6 +678,18 @@ int main(int argc, char **argv)
                               (int)g->cfg->nfrontends));
     if (demo)
         print_demo_banner(g->cfg);
+    if (up_fd >= 0) {
+        /* Serving: the process we replace may stop. */
+        if (send(up_fd, "R", 1, MSG_NOSIGNAL) != 1)
+            sg_log_warn("upgrade: could not tell the previous process: %s", strerror(errno));
+        close(up_fd);
+        up_fd = -1;
+        for (size_t i = 0; i < inherited.n; i++) {
+            close(inherited.v[i].fd); /* the workers hold duplicates */
+            inherited.v[i].fd = -1;
+        }
+        sg_journal_emit("upgrade_started", json_pack("{s:i}", "pid", (int)getpid()));
+    }
     event_base_dispatch(ms.base);
     sg_log_info("stopped");
     rc = 0;
@@ -548,6 +713,19 @@ out:
         event_free(sigusr1);
     if (sighup)
         event_free(sighup);
+    if (sigusr2)
+        event_free(sigusr2);
+    if (ms.up_ev)
+        event_free(ms.up_ev);
+    if (ms.up.sock >= 0)
+        close(ms.up.sock);
+    for (size_t i = 0; i < inherited.n; i++)
+        if (inherited.v[i].fd >= 0)
+            close(inherited.v[i].fd);
+    sg_lfds_free(&inherited);
+    json_decref(up_state);
+    if (up_fd >= 0)
+        close(up_fd);
     if (ms.poll_ev)
         event_free(ms.poll_ev);
     if (ms.reap_ev)

@@ -169,8 +169,8 @@ size_t sg_reload_refused(const struct sg_cfg *old, const struct sg_cfg *cfg, jso
 
 /* ---------------------------------------------------------- generations */
 
-struct sg_gen *sg_gen_new(struct sg_cfg *cfg, const struct sg_gen *prev, struct sg_alog *alog,
-                          json_t *report)
+struct sg_gen *sg_gen_new(struct sg_cfg *cfg, const struct sg_gen *prev,
+                          const struct sg_lfds *inherit, struct sg_alog *alog, json_t *report)
 {
     struct sg_gen *g = sg_xcalloc(1, sizeof(*g));
     g->cfg = cfg;
@@ -186,16 +186,25 @@ struct sg_gen *sg_gen_new(struct sg_cfg *cfg, const struct sg_gen *prev, struct 
     g->gates = sg_xcalloc(cfg->nfrontends > 0 ? cfg->nfrontends : 1, sizeof(*g->gates));
     for (size_t i = 0; i < cfg->nfrontends; i++)
         sg_gate_init(&g->gates[i], cfg->frontends[i].maxconn, g->nworkers);
+    /* The running generation's listening sockets are shared, not bound
+     * again (with `inherit`'s, from the process being replaced). */
+    struct sg_lfds own = {0};
+    for (uint32_t i = 0; prev != NULL && i < prev->nworkers; i++)
+        sg_worker_listeners(prev->workers[i], &own);
+    for (size_t i = 0; inherit != NULL && i < inherit->n; i++)
+        sg_lfds_add(&own, inherit->v[i].worker, &inherit->v[i].ss, inherit->v[i].sslen,
+                    inherit->v[i].fd);
     /* Bind every listener before any thread starts: a bad port fails now. */
     for (uint32_t i = 0; i < g->nworkers; i++) {
-        const struct sg_worker *pw = prev != NULL && i < prev->nworkers ? prev->workers[i] : NULL;
-        g->workers[i] = sg_worker_new(i, g->nworkers, cfg, &g->pools, g->gates, pw);
+        g->workers[i] = sg_worker_new(i, g->nworkers, cfg, &g->pools, g->gates, &own);
         if (g->workers[i] == NULL) {
+            sg_lfds_free(&own);
             sg_gen_free(g);
             return NULL;
         }
         sg_worker_set_alog(g->workers[i], alog);
     }
+    sg_lfds_free(&own);
     return g;
 }
 

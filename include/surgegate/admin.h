@@ -23,9 +23,12 @@ struct sg_discover;
 struct sg_admin *sg_admin_start(struct event_base *base, const struct sg_cfg *cfg,
                                 struct sg_pools *pools, struct sg_control *ctl);
 void sg_admin_stop(struct sg_admin *a);
-/* POST reload calls fn, which reloads the configuration and returns its
- * report ({"reloaded": true|false, ...}; 200 or 400). */
-void sg_admin_set_reload(struct sg_admin *a, json_t *(*fn)(void *arg), void *arg);
+/* POST reload calls reload, which reloads the configuration and returns its
+ * report ({"reloaded": true|false, ...}; 200 or 400); POST upgrade calls
+ * upgrade, which starts a binary upgrade ({"started": true|false, ...};
+ * 202 or 409). */
+void sg_admin_set_reload(struct sg_admin *a, json_t *(*reload)(void *arg),
+                         json_t *(*upgrade)(void *arg), void *arg);
 /* A reload: the admin API serves the new generation's pools (and reads its
  * admin settings: tokens, deny_backends). Its listener stays. */
 void sg_admin_retarget(struct sg_admin *a, const struct sg_cfg *cfg, struct sg_pools *pools);

@@ -10,15 +10,17 @@
 #include "surgegate/reload-t.h"
 
 struct sg_alog;
+struct sg_lfds;
 
 /* Builds a generation from cfg, which it takes over (freed with it, or at
  * once on failure): pools, gates and workers, not started. With prev (a
  * reload), the pools take over prev's runtime state (sg_pools_carry) and
  * each worker reuses the listening sockets of prev's worker of the same id
- * where the address is the same. report (may be NULL) gets what was carried.
- * NULL on failure (logged). */
-struct sg_gen *sg_gen_new(struct sg_cfg *cfg, const struct sg_gen *prev, struct sg_alog *alog,
-                          json_t *report);
+ * where the address is the same; likewise with inherit's (a binary
+ * upgrade: the replaced process's sockets; may be NULL). report (may be
+ * NULL) gets what was carried. NULL on failure (logged). */
+struct sg_gen *sg_gen_new(struct sg_cfg *cfg, const struct sg_gen *prev,
+                          const struct sg_lfds *inherit, struct sg_alog *alog, json_t *report);
 /* Starts the worker threads; on failure stops those started. SG_OK/SG_ERR. */
 int sg_gen_start(struct sg_gen *g);
 /* Tells the workers to stop gracefully (stop accepting, finish in-flight
