@@ -334,8 +334,8 @@ static void main_admin_start(struct main_state *ms);
 static void main_upgrade_failed(struct main_state *ms, const char *why)
 {
     sg_log_error("upgrade: %s; this process goes on serving", why);
-    sg_journal_emit("upgrade_failed", json_pack("{s:s, s:i}", "error", why, "new_pid",
-                                                (int)ms->up.pid));
+    sg_journal_emit("upgrade_failed",
+                    json_pack("{s:s, s:i}", "error", why, "new_pid", (int)ms->up.pid));
     if (ms->up.pid > 0) {
         kill(ms->up.pid, SIGTERM);
         (void)waitpid(ms->up.pid, NULL, 0);
@@ -362,8 +362,8 @@ static void main_upgrade_answer(evutil_socket_t fd, short what, void *arg)
     }
     sg_log_info("upgrade: process %d serves on the same sockets; this one (%d) stops gracefully",
                 (int)ms->up.pid, (int)getpid());
-    sg_journal_emit("upgraded", json_pack("{s:i, s:i}", "old_pid", (int)getpid(), "new_pid",
-                                          (int)ms->up.pid));
+    sg_journal_emit("upgraded",
+                    json_pack("{s:i, s:i}", "old_pid", (int)getpid(), "new_pid", (int)ms->up.pid));
     close(ms->up.sock);
     ms->up.sock = -1;
     if (ms->stops == 0) {
@@ -420,8 +420,9 @@ static json_t *main_upgrade_admin(void *arg)
     if (ms->up.pid > 0 || ms->stops > 0)
         return json_pack("{s:b, s:s}", "started", 0, "error",
                          ms->stops > 0 ? "stopping" : "an upgrade is in progress");
-    /* After the reply: the handover closes the admin listener. */
-    event_base_once(ms->base, -1, EV_TIMEOUT, main_upgrade_go, ms, NULL);
+    /* After the reply has gone out: the handover closes the admin API. */
+    struct timeval tv = {0, 100 * 1000};
+    event_base_once(ms->base, -1, EV_TIMEOUT, main_upgrade_go, ms, &tv);
     return json_pack("{s:b, s:s, s:i}", "started", 1, "exe", ms->exe, "pid", (int)getpid());
 }
 
@@ -587,8 +588,7 @@ int main(int argc, char **argv)
         (void)fcntl(up_fd, F_SETFD, FD_CLOEXEC);
         char uerr[256];
         if (sg_upgrade_receive(up_fd, &inherited, &up_state, uerr, sizeof(uerr)) != SG_OK) {
-            sg_log_error("upgrade: %s; not starting (the running process goes on serving)",
-                         uerr);
+            sg_log_error("upgrade: %s; not starting (the running process goes on serving)", uerr);
             close(up_fd);
             sg_cfg_free(cfg);
             return 1;

@@ -46,17 +46,17 @@ json_t *sg_upgrade_state(const struct sg_pools *ps)
             const struct sg_backend *b = &p->backends[j];
             int adm = atomic_load(&b->admin);
             int hl = atomic_load(&b->health);
-            if (!sg_backend_live(b) || atomic_load(&b->removing) || adm < 0 || adm > 2 ||
-                hl < 0 || hl > 2)
+            if (!sg_backend_live(b) || atomic_load(&b->removing) || adm < 0 || adm > 2 || hl < 0 ||
+                hl > 2)
                 continue;
             uint32_t w = atomic_load(&b->weight);
-            json_array_append_new(
-                bs, json_pack("{s:s, s:b, s:i, s:b, s:i, s:s, s:s, s:s}", "address", b->name,
-                              "runtime", b->cfg == NULL, "weight", (json_int_t)w, "weight_set",
-                              b->cfg == NULL || w != b->cfg->weight, "maxconn",
-                              (json_int_t)atomic_load(&b->maxconn), "admin",
-                              upgrade_admin_names[adm], "health", upgrade_health_names[hl],
-                              "reason", b->reason));
+            json_array_append_new(bs, json_pack("{s:s, s:b, s:i, s:b, s:i, s:s, s:s, s:s}",
+                                                "address", b->name, "runtime", b->cfg == NULL,
+                                                "weight", (json_int_t)w, "weight_set",
+                                                b->cfg == NULL || w != b->cfg->weight, "maxconn",
+                                                (json_int_t)atomic_load(&b->maxconn), "admin",
+                                                upgrade_admin_names[adm], "health",
+                                                upgrade_health_names[hl], "reason", b->reason));
         }
         json_array_append_new(pools, json_pack("{s:s, s:o}", "name", p->name, "backends", bs));
     }
@@ -228,8 +228,8 @@ static bool upgrade_send_fds(int sock, const int *fds, size_t n)
     return true;
 }
 
-int sg_upgrade_spawn(const char *exe, char *const argv[], const struct sg_lfds *lfds,
-                     json_t *state, struct sg_upgrade *up, char *err, size_t errlen)
+int sg_upgrade_spawn(const char *exe, char *const argv[], const struct sg_lfds *lfds, json_t *state,
+                     struct sg_upgrade *up, char *err, size_t errlen)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -259,12 +259,12 @@ int sg_upgrade_spawn(const char *exe, char *const argv[], const struct sg_lfds *
     for (size_t i = 0; i < lfds->n; i++) {
         char hex[2 * sizeof(struct sockaddr_storage) + 1];
         upgrade_hex((const unsigned char *)&lfds->v[i].ss, lfds->v[i].sslen, hex);
-        json_array_append_new(listeners, json_pack("{s:i, s:s}", "worker",
-                                                   (json_int_t)lfds->v[i].worker, "ss", hex));
+        json_array_append_new(
+            listeners, json_pack("{s:i, s:s}", "worker", (json_int_t)lfds->v[i].worker, "ss", hex));
         fds[i] = lfds->v[i].fd;
     }
-    json_t *msg = json_pack("{s:i, s:o, s:O}", "version", 1, "listeners", listeners, "state",
-                            state);
+    json_t *msg =
+        json_pack("{s:i, s:o, s:O}", "version", 1, "listeners", listeners, "state", state);
     char *txt = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     uint32_t len = txt != NULL ? (uint32_t)strlen(txt) : 0;

@@ -42,6 +42,8 @@ static const char usage_text[] =
     "                                  or --since 2026-11-30T19:40:00Z)\n"
     "  reload                          reload surgegate's configuration file in place\n"
     "                                  (a file with an error is refused: nothing changes)\n"
+    "  upgrade                         binary upgrade: surgegate runs its executable again,\n"
+    "                                  hands it its sockets and state, and stops\n"
     "\n"
     "options (before or after the command):\n"
     "  --admin ADDR   unix:/path or host:port (default: $SURGEGATE_ADMIN, else\n"
@@ -664,6 +666,25 @@ static int cmd_reload(const struct opts *o)
     return rc;
 }
 
+static int cmd_upgrade(const struct opts *o)
+{
+    json_t *res;
+    json_t *body = json_object();
+    int rc = api("POST", "/api/v1/upgrade", body, &res);
+    json_decref(body);
+    if (rc == EXIT_OK) {
+        if (o->json)
+            print_json(res);
+        else
+            printf("upgrade started: process %lld runs %s again and hands over its sockets; it "
+                   "stops once the new one serves (see the log and `surgectl events`)\n",
+                   (long long)json_integer_value(json_object_get(res, "pid")),
+                   json_string_value(json_object_get(res, "exe")));
+    }
+    json_decref(res);
+    return rc;
+}
+
 /* ---- events ---- */
 
 /* --since: an ISO-8601 time as given, or a duration (30s, 5m, 1h, 2d, 500ms)
@@ -790,6 +811,7 @@ static const struct command commands[] = {
     {"drain", 2, "POOL ADDRESS", cmd_state}, {"ready", 2, "POOL ADDRESS", cmd_state},
     {"maint", 2, "POOL ADDRESS", cmd_state}, {"weight", 3, "POOL ADDRESS N", cmd_weight},
     {"events", 0, "", cmd_events},           {"reload", 0, "", cmd_reload},
+    {"upgrade", 0, "", cmd_upgrade},
 };
 
 /* Matches "--name" or "--name=value". Returns 0 no match, 1 match (value
