@@ -259,6 +259,11 @@ int main(int argc, char **argv)
         sg_cfg_diags_init(&diags, cfg_path);
         cfg = sg_cfg_load_file(cfg_path, &diags);
     }
+    /* The hooks must be there now, not at the first surge. */
+    if (cfg != NULL && sg_cfg_check_programs(cfg, &diags) != SG_OK) {
+        sg_cfg_free(cfg);
+        cfg = NULL;
+    }
     sg_cfg_diags_print(&diags, stderr);
     if (test_only) {
         if (cfg != NULL)
