@@ -302,6 +302,11 @@ static char **control_hook_env(struct sg_control *ctl, const struct sg_pool *p,
     env[n++] = control_env("SURGEGATE_ACTION", action);
     if (ctl->exe[0] != '\0')
         env[n++] = control_env("SURGEGATE_BIN", ctl->exe);
+    /* `surgegate --demo` sets it: the backends local-spawn starts end with
+     * the demo (see sg_demo_backend_run) */
+    const char *owner = getenv("SURGEGATE_DEMO_OWNER");
+    if (owner != NULL)
+        env[n++] = control_env("SURGEGATE_DEMO_OWNER", owner);
     if (p != NULL)
         env[n++] = control_env("SURGEGATE_POOL", p->name);
     if (event != NULL)
