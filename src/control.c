@@ -27,7 +27,6 @@
 #include "surgegate/worker.h"
 
 #define CONTROL_TICK_MS           1000u
-#define CONTROL_HOOK_PATH         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define CONTROL_RETRY_MIN_MS      5000u   /* first retry of a failed scale hook */
 #define CONTROL_RETRY_MAX_MS      300000u /* backoff ceiling */
 #define CONTROL_ALERTS_MAX        8u      /* alert hooks in flight at once */
@@ -267,14 +266,6 @@ static void control_emptied(struct sg_backend *b, void *arg)
 
 /* ------------------------------------------------------------ hooks */
 
-static char *control_env(const char *k, const char *v)
-{
-    size_t n = strlen(k) + strlen(v) + 2;
-    char *e = sg_xmalloc(n);
-    snprintf(e, n, "%s=%s", k, v);
-    return e;
-}
-
 static void control_run_free(struct control_run *r)
 {
     if (r->env != NULL)
@@ -284,78 +275,6 @@ static void control_run_free(struct control_run *r)
     free(r->stdin_data);
     free(r->event);
     free(r);
-}
-
-/* The hook's environment: a fixed PATH, HOME, the SURGEGATE_* facts and the
- * pool's metric values (SURGEGATE_METRIC_<NAME>). NULL-terminated, owned. */
-static char **control_hook_env(struct sg_control *ctl, const struct sg_pool *p,
-                               const struct control_pool *cp, const char *action, const char *event,
-                               const struct sg_as_decision *d)
-{
-    char **env = sg_xcalloc(16 + SG_AS_NMETRICS, sizeof(char *));
-    size_t n = 0;
-    char num[64];
-    env[n++] = control_env("PATH", CONTROL_HOOK_PATH);
-    const char *home = getenv("HOME");
-    env[n++] = control_env("HOME", home != NULL ? home : "/");
-    env[n++] = control_env("LANG", "C.UTF-8");
-    env[n++] = control_env("SURGEGATE_ACTION", action);
-    if (ctl->exe[0] != '\0')
-        env[n++] = control_env("SURGEGATE_BIN", ctl->exe);
-    /* `surgegate --demo` sets it: the backends local-spawn starts end with
-     * the demo (see sg_demo_backend_run) */
-    const char *owner = getenv("SURGEGATE_DEMO_OWNER");
-    if (owner != NULL)
-        env[n++] = control_env("SURGEGATE_DEMO_OWNER", owner);
-    if (p != NULL)
-        env[n++] = control_env("SURGEGATE_POOL", p->name);
-    if (event != NULL)
-        env[n++] = control_env("SURGEGATE_EVENT", event);
-    if (d != NULL) {
-        snprintf(num, sizeof(num), "%" PRIu32, d->current);
-        env[n++] = control_env("SURGEGATE_CURRENT", num);
-        snprintf(num, sizeof(num), "%" PRIu32, d->desired);
-        env[n++] = control_env("SURGEGATE_DESIRED", num);
-        env[n++] = control_env("SURGEGATE_REASON", d->reason);
-    }
-    if (p != NULL && d != NULL) {
-        /* what a member the hook adds should have: the originals' maxconn */
-        snprintf(num, sizeof(num), "%" PRIu32, sg_pool_default_maxconn(p));
-        env[n++] = control_env("SURGEGATE_BACKEND_MAXCONN", num);
-    }
-    if (d != NULL && d->action == SG_AS_DOWN) {
-        /* the members to stop first: dead ones before healthy ones */
-        json_t *rf = sg_group_remove_first(p);
-        size_t len = 1, i;
-        json_t *v;
-        json_array_foreach(rf, i, v) len += strlen(json_string_value(v)) + 1;
-        char *list = sg_xcalloc(1, len);
-        json_array_foreach(rf, i, v)
-        {
-            if (i > 0)
-                strcat(list, " ");
-            strcat(list, json_string_value(v));
-        }
-        env[n++] = control_env("SURGEGATE_REMOVE_FIRST", list);
-        free(list);
-        json_decref(rf);
-    }
-    if (cp != NULL && cp->as != NULL)
-        for (int m = 0; m < SG_AS_NMETRICS; m++) {
-            char key[64];
-            const char *name = sg_as_metric_name(m);
-            size_t k = (size_t)snprintf(key, sizeof(key), "SURGEGATE_METRIC_");
-            for (size_t i = 0; name[i] != '\0' && k + 1 < sizeof(key); i++)
-                key[k++] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32 : name[i]);
-            key[k] = '\0';
-            if (isnan(cp->m[m]))
-                snprintf(num, sizeof(num), "nan");
-            else
-                snprintf(num, sizeof(num), "%.3f", cp->m[m]);
-            env[n++] = control_env(key, num);
-        }
-    env[n] = NULL;
-    return env;
 }
 
 static enum control_result control_result_of(const struct sg_hook_result *r)
@@ -533,7 +452,8 @@ static void control_event(struct sg_control *ctl, const char *type, json_t *fiel
     run->event = sg_xstrdup(type);
     const struct sg_pool *p = pi != SIZE_MAX ? &ctl->pools->pools[pi] : NULL;
     const struct control_pool *cp = pi != SIZE_MAX ? &ctl->cp[pi] : NULL;
-    run->env = control_hook_env(ctl, p, cp, "alert", type, NULL);
+    run->env = sg_group_hook_env(p, ctl->exe, cp != NULL && cp->as != NULL ? cp->m : NULL, "alert",
+                                 type, NULL);
     char now[40];
     sg_control_iso_time(sg_wall_ms(), now, sizeof(now));
     json_t *in = json_pack("{s:s, s:s, s:s, s:O}", "action", "alert", "event", type, "time", now,
@@ -616,7 +536,8 @@ static void control_scale(struct sg_control *ctl, struct sg_pool *p, struct cont
     run->pool = p->id;
     run->action = a;
     run->d = *d;
-    run->env = control_hook_env(ctl, p, cp, control_action_names[a], NULL, d);
+    run->env = sg_group_hook_env(p, ctl->exe, cp->as != NULL ? cp->m : NULL,
+                                 control_action_names[a], NULL, d);
     char t[40];
     sg_control_iso_time(sg_wall_ms(), t, sizeof(t));
     json_t *in =

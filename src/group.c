@@ -2,14 +2,20 @@
  * autoscale metrics, the snapshot on its stdin, the members to remove
  * first. See group.h. Reads the pool's atomics and the stats snapshots;
  * changes nothing. */
+#include <inttypes.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "surgegate/autoscale.h"
 #include "surgegate/common.h"
 #include "surgegate/group.h"
 #include "surgegate/pool.h"
 #include "surgegate/stats.h"
+
+#define GROUP_HOOK_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 void sg_group_metrics(const struct sg_stats *st, const struct sg_pool *p, double m[SG_AS_NMETRICS])
 {
@@ -96,4 +102,81 @@ json_t *sg_group_remove_first(const struct sg_pool *p)
                 json_array_append_new(a, json_string(b->name));
         }
     return a;
+}
+
+static char *group_env(const char *k, const char *v)
+{
+    size_t n = strlen(k) + strlen(v) + 2;
+    char *e = sg_xmalloc(n);
+    snprintf(e, n, "%s=%s", k, v);
+    return e;
+}
+
+char **sg_group_hook_env(const struct sg_pool *p, const char *exe, const double *m,
+                         const char *action, const char *event, const struct sg_as_decision *d)
+{
+    char **env = sg_xcalloc(16 + SG_AS_NMETRICS, sizeof(char *));
+    size_t n = 0;
+    char num[64];
+    env[n++] = group_env("PATH", GROUP_HOOK_PATH);
+    const char *home = getenv("HOME");
+    env[n++] = group_env("HOME", home != NULL ? home : "/");
+    env[n++] = group_env("LANG", "C.UTF-8");
+    env[n++] = group_env("SURGEGATE_ACTION", action);
+    if (exe != NULL && exe[0] != '\0')
+        env[n++] = group_env("SURGEGATE_BIN", exe);
+    /* `surgegate --demo` sets it: the backends local-spawn starts end with
+     * the demo (see sg_demo_backend_run) */
+    const char *owner = getenv("SURGEGATE_DEMO_OWNER");
+    if (owner != NULL)
+        env[n++] = group_env("SURGEGATE_DEMO_OWNER", owner);
+    if (p != NULL)
+        env[n++] = group_env("SURGEGATE_POOL", p->name);
+    if (event != NULL)
+        env[n++] = group_env("SURGEGATE_EVENT", event);
+    if (d != NULL) {
+        snprintf(num, sizeof(num), "%" PRIu32, d->current);
+        env[n++] = group_env("SURGEGATE_CURRENT", num);
+        snprintf(num, sizeof(num), "%" PRIu32, d->desired);
+        env[n++] = group_env("SURGEGATE_DESIRED", num);
+        env[n++] = group_env("SURGEGATE_REASON", d->reason);
+    }
+    if (p != NULL && d != NULL) {
+        /* what a member the hook adds should have: the originals' maxconn */
+        snprintf(num, sizeof(num), "%" PRIu32, sg_pool_default_maxconn(p));
+        env[n++] = group_env("SURGEGATE_BACKEND_MAXCONN", num);
+    }
+    if (d != NULL && d->action == SG_AS_DOWN) {
+        /* the members to stop first: dead ones before healthy ones */
+        json_t *rf = sg_group_remove_first(p);
+        size_t len = 1, i;
+        json_t *v;
+        json_array_foreach(rf, i, v) len += strlen(json_string_value(v)) + 1;
+        char *list = sg_xcalloc(1, len);
+        json_array_foreach(rf, i, v)
+        {
+            if (i > 0)
+                strcat(list, " ");
+            strcat(list, json_string_value(v));
+        }
+        env[n++] = group_env("SURGEGATE_REMOVE_FIRST", list);
+        free(list);
+        json_decref(rf);
+    }
+    if (m != NULL)
+        for (int i = 0; i < SG_AS_NMETRICS; i++) {
+            char key[64];
+            const char *name = sg_as_metric_name(i);
+            size_t k = (size_t)snprintf(key, sizeof(key), "SURGEGATE_METRIC_");
+            for (size_t j = 0; name[j] != '\0' && k + 1 < sizeof(key); j++)
+                key[k++] = (char)(name[j] >= 'a' && name[j] <= 'z' ? name[j] - 32 : name[j]);
+            key[k] = '\0';
+            if (isnan(m[i]))
+                snprintf(num, sizeof(num), "nan");
+            else
+                snprintf(num, sizeof(num), "%.3f", m[i]);
+            env[n++] = group_env(key, num);
+        }
+    env[n] = NULL;
+    return env;
 }

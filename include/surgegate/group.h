@@ -30,4 +30,16 @@ json_t *sg_group_snapshot(const struct sg_stats *st, const struct sg_pool *p, co
  * still CHECKING (never came up). Empty when all are up. A new reference. */
 json_t *sg_group_remove_first(const struct sg_pool *p);
 
+/* A hook's environment, NULL-terminated, every string and the array owned
+ * by the caller: the fixed PATH, HOME (ours, else "/"), LANG,
+ * SURGEGATE_ACTION, SURGEGATE_BIN (exe; NULL: none), SURGEGATE_DEMO_OWNER
+ * (when ours has it: `surgegate --demo`), SURGEGATE_POOL and
+ * SURGEGATE_EVENT (p, event; NULL: none); for a scale decision d:
+ * SURGEGATE_CURRENT, SURGEGATE_DESIRED, SURGEGATE_REASON,
+ * SURGEGATE_BACKEND_MAXCONN (sg_pool_default_maxconn) and, for a DOWN,
+ * SURGEGATE_REMOVE_FIRST (sg_group_remove_first, space-separated); and one
+ * SURGEGATE_METRIC_<NAME> per metric of m (NULL: none). */
+char **sg_group_hook_env(const struct sg_pool *p, const char *exe, const double *m,
+                         const char *action, const char *event, const struct sg_as_decision *d);
+
 #endif

@@ -20,6 +20,7 @@
 (C) SIGTERM ends a run the same way; (D) after SIGKILL of surgegate (no
     chance to clean up), its backends end by themselves within 3 s."""
 import os
+import random
 import re
 import signal
 import socket
@@ -51,17 +52,24 @@ def demo_procs(owner):
 
 
 def free_pair():
-    """A port P with P and P + 1 free."""
-    for _ in range(50):
-        p = free_port()
-        if p < 65534:
-            s = socket.socket()
-            try:
-                s.bind(("127.0.0.1", p + 1))
-                return p
-            except OSError:
-                pass
-            finally:
+    """A port P with P and P + 1 free. Below the ephemeral range: there the
+    kernel hands odd ports to connect(), and a client connection of an
+    earlier test in TIME_WAIT keeps P + 1 from a listener for a minute."""
+    lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    for _ in range(200):
+        p = random.randrange(max(1024, lo - 12000), lo - 2)
+        socks = []
+        try:
+            for q in (p, p + 1):
+                s = socket.socket()
+                socks.append(s)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", q))
+            return p
+        except OSError:
+            pass
+        finally:
+            for s in socks:
                 s.close()
     fail("no two consecutive free ports")
 
