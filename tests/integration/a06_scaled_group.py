@@ -18,7 +18,15 @@ local-spawn with STATE_DIR in the test's temp dir.
   3 -> 2 removes B, the dead one (SURGEGATE_REMOVE_FIRST), not C, the
   newest (what local-spawn stops otherwise), and never X. C and X still
   serve, and every request of the load was answered.
-- Whatever happens, every backend local-spawn started is killed at the end."""
+- Whatever happens, every backend local-spawn started is killed at the end.
+
+Then, with a recording hook (what surgegate tells a hook, what it refuses):
+config backends A (up) and D (a dead port: down), X added by hand; min 1,
+max 2, inflight_per_backend < 1 for 1s, scale_down_window 2s. The
+scale_down 2 -> 1 (X not counted) gets SURGEGATE_REMOVE_FIRST = D and
+stdin remove_first [D], a snapshot with current 2 and X's origin admin,
+in_group false; its output removes X and D: D is removed, X is refused
+(logged) and still serves."""
 import glob
 import os
 import signal
@@ -163,4 +171,54 @@ def main():
                     pass
 
 
-run(main)
+def part_hook():
+    with Backend("A") as a, Backend("X") as x:
+        d_addr = "127.0.0.1:%d" % dead_port()
+        hook = HookScript("down", body='printf \'{"remove":["%s","%s"]}\\n\'\nexit 0\n'
+                          % (x.addr, d_addr))
+        health = cfg_group("health", type="http", path="/healthz", interval="300ms",
+                           timeout="250ms", rise=1, fall=2)
+        auto = ('autoscale = { min = 1; max = 2; step = 1; scale_up_cooldown = "1s"; '
+                'scale_down_window = "2s"; '
+                'rules = ( { metric = "inflight_per_backend"; below = 1.0; for = "1s"; } ); '
+                'scale_up_hook = [ "%s" ]; scale_down_hook = [ "%s" ]; };'
+                % (hook.path, hook.path))
+        fe = free_port()
+        cfg = proxy_config(fe, [{"address": a.addr}, {"address": d_addr}], workers=1,
+                           extra_pool=health + " " + auto)
+        with Proxy(cfg, listen_port=fe) as proxy:
+            st, _ = admin_post(proxy, "pools/app/backends", {"address": x.addr})
+            check_eq(st, 201, "admin add X")
+            wait_backend(proxy, d_addr, "down", 5, what="D (nothing listens)")
+            runs = hook.wait_runs(1, 15, "the scale_down hook")
+            r = runs[0]
+            check_eq((r["env"].get("SURGEGATE_ACTION"), r["env"].get("SURGEGATE_CURRENT"),
+                      r["env"].get("SURGEGATE_DESIRED")), ("scale_down", "2", "1"),
+                     "scale_down action/current/desired (X not counted)")
+            check_eq(r["env"].get("SURGEGATE_REMOVE_FIRST"), d_addr,
+                     "SURGEGATE_REMOVE_FIRST (the dead member)")
+            check_eq(r["env"].get("SURGEGATE_BACKEND_MAXCONN"), "0", "SURGEGATE_BACKEND_MAXCONN")
+            js = r["json"] or {}
+            check_eq(js.get("remove_first"), [d_addr], "stdin remove_first")
+            snap = js.get("snapshot") or {}
+            check_eq(snap.get("current"), 2, "snapshot current")
+            bx = [b for b in snap.get("backends", []) if b.get("address") == x.addr]
+            check(bx and bx[0].get("origin") == "admin" and bx[0].get("in_group") is False,
+                  "snapshot: X origin admin, not in the group: %r" % bx)
+            rm = wait_journal(proxy, "backend_removing", 5, pool="app", source="hook")
+            check_eq([e["backend"] for e in rm], [d_addr], "what the hook's output removed")
+            time.sleep(0.5)
+            xs = backend_info(proxy, x.addr)
+            check(not xs.get("removing") and xs.get("state") == "up",
+                  "X after the hook asked to remove it: %r" % xs)
+            check("is not in the scaled group" in proxy.stderr_text(),
+                  "the refusal is logged")
+            check_eq(http_get(fe, "/after", timeout=5)[0], 200, "a request afterwards")
+
+
+def both():
+    main()
+    part_hook()
+
+
+run(both)
