@@ -80,6 +80,7 @@ void cfg_pool_defaults(struct sg_cfg_pool *pool)
     pool->health.rise = 2;
     pool->health.fall = 3;
     pool->health.expect_status = sg_xstrdup("200-399");
+    pool->health.stall_timeout_ms = 1000;
     /* expect, fast_interval and down_interval follow from the values read:
      * cfg_health_finish() (cfg_keys.c) fills them once the pool is loaded;
      * 0 here means "not written" */

@@ -197,6 +197,11 @@ static const struct cfg_key cfg_health_keys[] = {
      .off = CFG_OFF(T, down_interval_ms),
      .min = 100,
      .max = MS_DAY},
+    {.name = "stall_timeout",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, stall_timeout_ms),
+     .min = 0,
+     .max = 3600 * 1000},
     {0}};
 /* No enabled_off: checks are on whether or not the group is written. */
 static const struct cfg_section cfg_sec_health = {"health", "health", cfg_health_keys,

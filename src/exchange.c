@@ -169,6 +169,35 @@ static void exchange_put_slot(struct sg_exchange *x)
     sg_queue_put_slot(x->w, x->backend);
 }
 
+/* Keeps backend->awaiting and the backend's progress clock in step with x
+ * (health.c's stall watch reads them): x is awaited while the backend has
+ * the whole request and has not begun to answer it. */
+static void exchange_await(struct sg_exchange *x)
+{
+    bool aw = x->up != NULL && x->up->connected && x->req_done && !x->resp_started;
+    if (aw == x->awaiting)
+        return;
+    struct sg_backend *b = x->backend;
+    x->awaiting = aw;
+    if (!aw) {
+        atomic_fetch_sub_explicit(&b->awaiting, 1, memory_order_relaxed);
+        return;
+    }
+    /* The first awaited request after none: the backend's silence counts
+     * from now, not from its last answer long ago. */
+    if (atomic_fetch_add_explicit(&b->awaiting, 1, memory_order_relaxed) == 0)
+        atomic_store_explicit(&b->progress_ms, sg_now_ms(), memory_order_relaxed);
+}
+
+/* The backend sent response bytes: it is alive (stamped at most every few
+ * ms, to keep writes to its shared line rare). */
+static void exchange_progress(struct sg_backend *b)
+{
+    uint64_t now = sg_now_ms();
+    if (now - atomic_load_explicit(&b->progress_ms, memory_order_relaxed) >= 4)
+        atomic_store_explicit(&b->progress_ms, now, memory_order_relaxed);
+}
+
 /* Gives the upstream connection back (or closes it) and forgets it; then
  * the slot, so a queued request can reuse the parked connection. */
 static void exchange_release_up(struct sg_exchange *x, bool reusable)
@@ -176,6 +205,7 @@ static void exchange_release_up(struct sg_exchange *x, bool reusable)
     if (x->up != NULL) {
         sg_upstream_release(x->up, reusable);
         x->up = NULL;
+        exchange_await(x);
     }
     exchange_put_slot(x);
 }
@@ -208,6 +238,7 @@ void sg_exchange_stop(struct sg_exchange *x)
     if (x->up != NULL) {
         sg_upstream_free(x->up);
         x->up = NULL;
+        exchange_await(x);
     }
     exchange_put_slot(x);
     exchange_end(x);
@@ -224,6 +255,7 @@ static void exchange_server_clock(struct sg_exchange *x)
         return;
     bool waiting = x->req_done || x->resp_started;
     sg_conn_set_timeouts(&x->up->conn, waiting ? &x->w->tv_server : NULL, &x->w->tv_server);
+    exchange_await(x);
 }
 
 /* Ends the exchange before a response with the client side's error answer. */
@@ -296,8 +328,16 @@ static int rs_on_headers_complete(llhttp_t *p)
         return 1;
     }
     uint64_t now_us = sg_now_us();
-    if (x->t_sent_us != 0)
+    if (x->t_sent_us != 0) {
         x->ttfb_us = (int64_t)(now_us - x->t_sent_us);
+        /* The longest first-byte wait, for the stall watch's threshold. */
+        uint32_t ms = (uint32_t)(x->ttfb_us / 1000);
+        uint32_t cur = atomic_load_explicit(&x->backend->ttfb_max_ms, memory_order_relaxed);
+        while (ms > cur && !atomic_compare_exchange_weak_explicit(&x->backend->ttfb_max_ms, &cur,
+                                                                   ms, memory_order_relaxed,
+                                                                   memory_order_relaxed))
+            ;
+    }
     exchange_outcome(x, x->backend, OBS_RESPONSE, status, 0);
     struct sg_xresp r = {.status = status};
     bool has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
@@ -400,7 +440,7 @@ void sg_exchange_begin(struct sg_exchange *x)
     x->stale_retries = 0;
     x->retries_left = 0;
     x->replayable = true;
-    x->req_done = false;
+    x->req_done = x->awaiting = false;
     x->resp_started = x->resp_done = x->in_1xx = x->resp_head_done = false;
     x->resp_body_left = 0;
     x->t_queued_us = x->t_sent_us = x->queue_us = 0;
@@ -959,6 +999,7 @@ static void exchange_up_read(struct sg_conn *c, void *arg)
         return;
     struct evbuffer *in = c->in;
     const struct sg_xclient_ops *ops = x->ops;
+    exchange_progress(x->backend);
     /* Everything staged from this read goes out in one send, so a response
      * head and its body share a segment. */
     while (evbuffer_get_length(in) > 0 && !x->resp_done) {

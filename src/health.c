@@ -59,6 +59,7 @@ struct health_pool {
     bool http;
     const char *method, *path, *host; /* host NULL: the backend's address */
     uint32_t interval_ms, timeout_ms, fast_ms, down_ms;
+    uint32_t stall_ms; /* health.stall_timeout; 0 = no stall watch */
     uint32_t rise, fall;
     const struct sg_cfg_status_range *expect;
     size_t nexpect;
@@ -75,6 +76,7 @@ struct health_check {
     uint64_t deadline_ms; /* monotonic end of the running check */
     uint32_t nok, nfail;  /* consecutive passed / failed checks */
     uint64_t eject_seen;  /* the ejection (its eject_until) whose end got a check */
+    double ttfb_recent;   /* longest first-byte wait lately, ms, decaying (stall watch) */
     uint32_t sent;        /* request bytes sent */
     uint32_t nread;       /* response bytes read */
     uint32_t nhead;       /* bytes in head */
@@ -202,7 +204,9 @@ static void health_set(struct health_check *c, enum sg_backend_health to, const 
     atomic_store(&b->health, to);
     b->state_since_ms = health_wall_ms();
     snprintf(b->reason, sizeof(b->reason), "%s", why);
-    if (to == SG_HEALTH_DOWN)
+    if (to == SG_HEALTH_DOWN && run == 0) /* the stall watch */
+        sg_log_warn("backend %s of pool '%s' is DOWN: %s", b->name, hp->pool->name, why);
+    else if (to == SG_HEALTH_DOWN)
         sg_log_warn("backend %s of pool '%s' is DOWN: %s (%" PRIu32 " failed check%s)", b->name,
                     hp->pool->name, why, run, run == 1 ? "" : "s");
     else
@@ -467,12 +471,93 @@ static void health_eject_ended(struct sg_health *h, uint64_t now)
     }
 }
 
+/* ------------------------------------------------------- stall watch */
+
+/* A backend that stopped answering (SIGSTOP, a deadlock, a full worker
+ * pool) still accepts connections, so its checks fail only after
+ * fall x interval (5-7 s by default) while clients give up after a few
+ * seconds. The workers stamp b->progress_ms whenever it sends response
+ * bytes (and when a request starts waiting on it after none did); when
+ * requests wait on it (b->awaiting) and it has been silent for its stall
+ * threshold while another backend of the pool is up and answered meanwhile
+ * (or has nothing waiting on it), it is taken DOWN at once: its waiting idempotent requests are retried
+ * elsewhere (down_gen) and its checks bring it back (`rise`). The
+ * threshold is health.stall_timeout or three times the longest wait for a
+ * first byte it showed lately (decaying, half-life ~35 s), whichever is
+ * longer, so that an application with slow pages is not taken for a
+ * stalled one. A pool whose backends all have requests waiting and all
+ * are silent is slow, not stalled: nothing is taken down. */
+#define HEALTH_STALL_FACTOR 3.0
+#define HEALTH_STALL_DECAY  0.998 /* per tick of HEALTH_TICK_MS */
+
+static uint64_t health_stall_limit(const struct health_pool *hp, const struct health_check *c)
+{
+    double adaptive = HEALTH_STALL_FACTOR * c->ttfb_recent;
+    return adaptive > hp->stall_ms ? (uint64_t)adaptive : hp->stall_ms;
+}
+
+/* Whether a backend of hp other than `not` could take its requests: up,
+ * and either answering (response bytes since `since`) or waited on by
+ * nothing (clients stuck on the stalled one may have left it idle). */
+static bool health_others_answer(const struct health_pool *hp, const struct sg_backend *not,
+                                 uint64_t since)
+{
+    for (size_t k = 0, n = sg_pool_nused(hp->pool); k < n; k++) {
+        const struct sg_backend *o = hp->checks[k].b;
+        if (o != not && sg_backend_live(o) &&
+            atomic_load_explicit(&o->health, memory_order_relaxed) == SG_HEALTH_UP &&
+            (atomic_load_explicit(&o->awaiting, memory_order_relaxed) == 0 ||
+             atomic_load_explicit(&o->progress_ms, memory_order_relaxed) >= since))
+            return true;
+    }
+    return false;
+}
+
+static void health_stall_watch(struct sg_health *h, uint64_t now)
+{
+    for (size_t i = 0; i < h->nhps; i++) {
+        struct health_pool *hp = &h->hps[i];
+        size_t n = sg_pool_nused(hp->pool);
+        for (size_t j = 0; j < n; j++) {
+            struct health_check *c = &hp->checks[j];
+            double m = atomic_exchange_explicit(&c->b->ttfb_max_ms, 0, memory_order_relaxed);
+            c->ttfb_recent = m > c->ttfb_recent * HEALTH_STALL_DECAY
+                                 ? m
+                                 : c->ttfb_recent * HEALTH_STALL_DECAY;
+        }
+        if (hp->stall_ms == 0)
+            continue;
+        for (size_t j = 0; j < n; j++) {
+            struct health_check *c = &hp->checks[j];
+            struct sg_backend *b = c->b;
+            uint32_t waiting = atomic_load_explicit(&b->awaiting, memory_order_relaxed);
+            if (waiting == 0 || !sg_backend_live(b) ||
+                atomic_load_explicit(&b->health, memory_order_relaxed) != SG_HEALTH_UP)
+                continue;
+            uint64_t limit = health_stall_limit(hp, c);
+            uint64_t last = atomic_load_explicit(&b->progress_ms, memory_order_relaxed);
+            if (now < last + limit || !health_others_answer(hp, b, now - limit))
+                continue;
+            char why[96];
+            snprintf(why, sizeof(why),
+                     "stalled: no response byte for %" PRIu64 " ms while %" PRIu32
+                     " request%s waited",
+                     now - last, waiting, waiting == 1 ? "" : "s");
+            c->nok = c->nfail = 0;
+            health_set(c, SG_HEALTH_DOWN, why, 0);
+            if (h->on_change != NULL)
+                h->on_change(b, h->arg);
+        }
+    }
+}
+
 static void health_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_health *h = arg;
     uint64_t now = sg_now_ms();
     sg_outlier_tick(h->pools, now, h->on_change, h->arg);
     health_eject_ended(h, now);
+    health_stall_watch(h, now);
 }
 
 /* -------------------------------------------------------- start / stop */
@@ -498,6 +583,7 @@ static bool health_pool_init(struct sg_health *h, struct health_pool *hp, struct
         hp->down_ms = hp->interval_ms <= UINT32_MAX / 2 ? hp->interval_ms * 2 : UINT32_MAX;
     hp->rise = hc->rise != 0 ? hc->rise : HEALTH_DEFAULT_RISE;
     hp->fall = hc->fall != 0 ? hc->fall : HEALTH_DEFAULT_FALL;
+    hp->stall_ms = hc->stall_timeout_ms;
     if (hc->expect != NULL && hc->nexpect > 0) {
         hp->expect = hc->expect;
         hp->nexpect = hc->nexpect;

@@ -70,6 +70,9 @@ static void backend_slot_init(struct sg_backend *b, struct sg_pool *p, uint32_t 
     atomic_init(&b->maxconn, 0);
     atomic_init(&b->removing, false);
     atomic_init(&b->inflight, 0);
+    atomic_init(&b->awaiting, 0);
+    atomic_init(&b->ttfb_max_ms, 0);
+    atomic_init(&b->progress_ms, 0);
     atomic_init(&b->queue_depth, 0);
     atomic_init(&b->consec_errors, 0);
     atomic_init(&b->requests, 0);
@@ -149,6 +152,14 @@ struct sg_backend *sg_pool_find_backend(struct sg_pool *p, const char *name, siz
         if (sg_backend_live(b) && strlen(b->name) == len && memcmp(b->name, name, len) == 0)
             return b;
     }
+    return NULL;
+}
+
+struct sg_pool *sg_pools_find(const struct sg_pools *ps, const char *name)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        if (strcmp(ps->pools[i].name, name) == 0)
+            return &ps->pools[i];
     return NULL;
 }
 

@@ -26,6 +26,7 @@
  * Lock order: pool->queue.mu, then an inbox's mu. */
 #include <math.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "surgegate/backend.h"
 #include "surgegate/common.h"
@@ -69,6 +70,8 @@ static const int queue_order[SG_PRIO_N] = {SG_PRIO_CRITICAL, SG_PRIO_NORMAL, SG_
 
 #define QUEUE_RATE_WINDOW_MS 200u  /* drain rate: shortest window measured */
 #define QUEUE_RATE_STALE_MS  1000u /* a longer window restarts, keeping the last rate */
+#define QUEUE_GROW_WINDOW_MS 50u   /* a surge is seen after this much of a window */
+#define QUEUE_GROW_MIN       8u    /* ... and this many requests without a slot */
 
 const char *sg_prio_name(int prio)
 {
@@ -90,9 +93,11 @@ bool sg_qstand_observe(struct sg_qstand *s, uint64_t now_ms, uint64_t wait_ms, b
         }
         if (s->above_since_ms == 0 || s->above_since_ms > now_ms) {
             s->above_since_ms = now_ms;
-            if (interval_ms > 0)
+            if (interval_ms > 0 && !s->growing)
                 return false;
         }
+        if (s->growing)
+            interval_ms = 0;
         if (now_ms - s->above_since_ms < interval_ms)
             return false;
         s->standing = true;
@@ -128,9 +133,13 @@ enum sg_qverdict sg_queue_verdict(const struct sg_qpolicy *pol, int prio, bool s
      * normal and critical one, it would starve until timeouts.queue. */
     if (standing && prio == SG_PRIO_SHEDDABLE)
         return SG_QV_OVERLOAD;
+    /* Standing, a normal request is admitted when its expected wait is
+     * within three quarters of the target: the waits scatter around the
+     * estimate (service times, the rate's own error), and three quarters
+     * keeps nearly all of them under the target. */
     double limit = pol->timeout_ms;
     if (standing && prio == SG_PRIO_NORMAL)
-        limit = pol->target_ms;
+        limit = pol->target_ms * 0.75;
     if (limit > pol->timeout_ms)
         limit = pol->timeout_ms;
     double wait_ms = ((double)ahead + 1.0) * 1000.0 / drain;
@@ -170,6 +179,23 @@ static bool queue_observe(struct sg_pool *pool, uint64_t now, uint64_t wait_ms, 
 
 static void queue_unlink(struct sg_pqueue *q, struct sg_qentry *e);
 static bool queue_can_grow(const struct sg_pool *pool);
+static int queue_prio(const struct sg_qentry *e);
+
+/* Takes e out of the queue and hands it to its owner without a slot
+ * (granted NULL: refused with 503), counted as shed for `reason`. Pool lock
+ * held. */
+static void queue_refuse(struct sg_worker *w, struct sg_pqueue *q, struct sg_qentry *e, int reason)
+{
+    queue_unlink(q, e);
+    atomic_fetch_add_explicit(&q->shed[queue_prio(e)][reason], 1, memory_order_relaxed);
+    struct sg_inbox *ib = e->inbox;
+    pthread_mutex_lock(&ib->mu);
+    e->st = SG_Q_GRANTED;
+    e->granted = NULL;
+    TAILQ_INSERT_TAIL(&ib->q, e, link);
+    pthread_mutex_unlock(&ib->mu);
+    ib->notify(ib->arg, ib == &w->inbox);
+}
 
 /* The queue began to stand: the sheddable requests waiting would starve
  * behind every other until timeouts.queue, so they are refused now (handed
@@ -180,37 +206,78 @@ static void queue_refuse_sheddable(struct sg_worker *w, struct sg_pool *pool)
     struct sg_qentry *e;
     if (queue_can_grow(pool))
         return;
-    while ((e = TAILQ_FIRST(&q->q[SG_PRIO_SHEDDABLE])) != NULL) {
-        queue_unlink(q, e);
-        atomic_fetch_add_explicit(&q->shed[SG_PRIO_SHEDDABLE][SG_SHED_OVERLOAD], 1,
-                                  memory_order_relaxed);
-        struct sg_inbox *ib = e->inbox;
-        pthread_mutex_lock(&ib->mu);
-        e->st = SG_Q_GRANTED;
-        e->granted = NULL;
-        TAILQ_INSERT_TAIL(&ib->q, e, link);
-        pthread_mutex_unlock(&ib->mu);
-        ib->notify(ib->arg, ib == &w->inbox);
+    while ((e = TAILQ_FIRST(&q->q[SG_PRIO_SHEDDABLE])) != NULL)
+        queue_refuse(w, q, e, SG_SHED_OVERLOAD);
+}
+
+/* A full queue and a request of priority pr: the newest waiting request of
+ * the lowest priority below pr makes room for it (refused now, so its
+ * client hears at once). Returns false when none waits below pr. Pool
+ * lock held. */
+static bool queue_evict_below(struct sg_worker *w, struct sg_pqueue *q, int pr)
+{
+    for (int i = SG_PRIO_N - 1; i >= 0 && queue_order[i] != pr; i--) {
+        struct sg_qentry *e = TAILQ_LAST(&q->q[queue_order[i]], sg_qlist);
+        if (e != NULL) {
+            queue_refuse(w, q, e, SG_SHED_FULL);
+            return true;
+        }
     }
+    return false;
 }
 
 /* Measures the drain rate (completions per second) over windows of at least
- * QUEUE_RATE_WINDOW_MS while the pool is saturated; pool lock held. A window
- * longer than QUEUE_RATE_STALE_MS (the pool was not saturated meanwhile)
- * says little of its capacity: it restarts and the last rate stays. */
+ * QUEUE_RATE_WINDOW_MS while the pool is saturated, and whether the queue
+ * grows (more requests find no slot than complete; judged from
+ * QUEUE_GROW_WINDOW_MS into a window); pool lock held. A window longer than
+ * QUEUE_RATE_STALE_MS (the pool was not saturated meanwhile) says little of
+ * its capacity: it restarts and the last rate stays. */
 static void queue_drain_update(struct sg_pqueue *q, uint64_t now)
 {
     uint64_t done = atomic_load_explicit(&q->done, memory_order_relaxed);
     if (q->rate_t0_ms == 0 || now < q->rate_t0_ms || now - q->rate_t0_ms > QUEUE_RATE_STALE_MS) {
         q->rate_t0_ms = now;
         q->rate_n0 = done;
+        memcpy(q->demand_n0, q->demand, sizeof(q->demand_n0));
+        q->st.growing = false;
         return;
     }
     uint64_t dt = now - q->rate_t0_ms;
-    if (dt < QUEUE_RATE_WINDOW_MS)
+    if (dt < QUEUE_GROW_WINDOW_MS)
         return;
-    double r = (double)(done - q->rate_n0) * 1000.0 / (double)dt;
+    uint64_t served = done - q->rate_n0;
+    if (dt < QUEUE_RATE_WINDOW_MS) {
+        /* Early in a window: enough to see a surge, and a first rate. */
+        uint64_t demand = 0;
+        for (int i = 0; i < SG_PRIO_N; i++)
+            demand += q->demand[i] - q->demand_n0[i];
+        q->st.growing = demand >= QUEUE_GROW_MIN && (double)demand > 1.1 * (double)served;
+        if (!(q->drain > 0) && served > 0) {
+            q->drain = (double)served * 1000.0 / (double)dt;
+            atomic_store_explicit(&q->drain_rps, (uint32_t)(q->drain + 0.5), memory_order_relaxed);
+        }
+        return;
+    }
+    double r = (double)served * 1000.0 / (double)dt;
     q->drain = q->drain > 0 ? 0.5 * q->drain + 0.5 * r : r;
+    /* Requests of a higher priority cut in ahead of those already waiting:
+     * a request's wait is what is ahead of it over what the pool drains
+     * minus that rate (sg_queue_admit). */
+    uint64_t demand = 0;
+    double before = 0;
+    for (int i = 0; i < SG_PRIO_N; i++) {
+        int pr = queue_order[i];
+        uint64_t n = q->demand[pr] - q->demand_n0[pr];
+        double rate = (double)n * 1000.0 / (double)dt;
+        q->cuts_in[pr] = q->cuts_in[pr] > 0 ? 0.5 * q->cuts_in[pr] + 0.5 * before : before;
+        before += rate;
+        demand += n;
+    }
+    memcpy(q->demand_n0, q->demand, sizeof(q->demand_n0));
+    /* A surge: a tenth more requests found no slot in this window than
+     * the pool finished (sg_qstand_observe then stands without waiting
+     * an interval). */
+    q->st.growing = demand >= QUEUE_GROW_MIN && (double)demand > 1.1 * (double)served;
     q->rate_t0_ms = now;
     q->rate_n0 = done;
     atomic_store_explicit(&q->drain_rps, (uint32_t)(q->drain + 0.5), memory_order_relaxed);
@@ -291,11 +358,23 @@ enum sg_qverdict sg_queue_admit(struct sg_worker *w, struct sg_qentry *e, uint32
     uint64_t now = sg_now_ms();
     pthread_mutex_lock(&q->mu);
     uint32_t depth = atomic_load_explicit(&q->depth, memory_order_relaxed);
+    q->demand[pr]++;
     queue_drain_update(q, now);
     if (depth == 0)
         queue_observe(pool, now, 0, true);
-    enum sg_qverdict v = sg_queue_verdict(&pol, pr, q->st.standing && !queue_can_grow(pool), depth,
-                                          queue_ahead(q, pr), q->drain);
+    /* What drains for this priority: higher ones are served first. */
+    double drain = q->drain - q->cuts_in[pr];
+    if (drain < q->drain * 0.05)
+        drain = q->drain * 0.05;
+    /* A growing queue (a surge under way) is held to the same limits as a
+     * standing one: waiting for it to stand would admit requests that wait
+     * far past the target. */
+    bool standing = (q->st.standing || q->st.growing) && !queue_can_grow(pool);
+    enum sg_qverdict v = sg_queue_verdict(&pol, pr, standing, depth, queue_ahead(q, pr), drain);
+    if (v == SG_QV_FULL && queue_evict_below(w, q, pr)) {
+        depth--;
+        v = sg_queue_verdict(&pol, pr, standing, depth, queue_ahead(q, pr), drain);
+    }
     if (v != SG_QV_ADMIT) {
         *retry_after = sg_queue_retry_after(depth, q->drain);
         pthread_mutex_unlock(&q->mu);

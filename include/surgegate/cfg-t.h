@@ -93,6 +93,9 @@ struct sg_cfg_health {
     size_t nexpect;
     uint32_t fast_interval_ms; /* "fast_interval": while a state is changing; default interval/2 */
     uint32_t down_interval_ms; /* "down_interval": while down; default interval*2 */
+    uint32_t stall_timeout_ms; /* "stall_timeout": no response byte for this long while
+                                * requests wait and the pool's others answer: DOWN at
+                                * once (health.c); 0 = off; default 1s */
     int line;
 };
 

@@ -185,6 +185,7 @@ struct sg_exchange {
     bool admitted;       /* counted in the pool's admitted requests */
     bool replayable;     /* replay holds everything sent upstream so far */
     bool req_done;       /* the client side sent the whole request */
+    bool awaiting;       /* counted in backend->awaiting (exchange_await) */
     bool resp_started;   /* a response byte arrived on this attempt */
     bool resp_head_done; /* the final head went to the client side (then: trailers) */
     bool resp_done;      /* the response message is complete */

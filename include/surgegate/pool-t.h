@@ -106,6 +106,11 @@ struct sg_backend {
     _Atomic uint32_t queue_depth;          /* queued requests whose first choice this is */
     _Atomic uint32_t queue_depth_max;      /* highest since the control thread's last tick */
     _Atomic uint32_t consec_errors;        /* consecutive 5xx / gateway errors */
+    _Atomic uint32_t awaiting;             /* requests it has whole and not begun to answer */
+    _Atomic uint32_t ttfb_max_ms;          /* longest wait for a response's first byte since
+                                            * the control thread last took it (health.c) */
+    _Atomic uint64_t progress_ms;          /* monotonic ms it last sent response bytes, or
+                                            * its first awaited request since it had none */
     _Atomic uint64_t requests;             /* requests sent (attempts) */
     _Atomic uint64_t failures;             /* 5xx responses and gateway errors */
 };
@@ -121,6 +126,10 @@ struct sg_pqueue {
     struct sg_qstand st;          /* standing-queue detector (under mu) */
     uint64_t rate_t0_ms;          /* drain-rate window start (under mu; 0 = none) */
     uint64_t rate_n0;             /* `done` at rate_t0_ms */
+    uint64_t demand[SG_PRIO_N];   /* requests that found no free slot, by priority (under mu) */
+    uint64_t demand_n0[SG_PRIO_N]; /* `demand` at rate_t0_ms */
+    double cuts_in[SG_PRIO_N];    /* per second, requests that found no slot and are served
+                                   * before a request of this priority (under mu) */
     double drain;                 /* measured completions per second (under mu; 0 unknown) */
     _Atomic uint32_t depth;       /* entries in q; read without the lock */
     _Atomic uint32_t depth_max;   /* highest depth since the control thread's last tick */

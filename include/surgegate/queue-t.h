@@ -74,6 +74,7 @@ struct sg_qstand {
     uint64_t above_since_ms; /* not standing: first wait >= target of this run; 0 none */
     uint64_t calm_since_ms;  /* standing: first calm observation of this run; 0 none */
     bool standing;
+    bool growing; /* input: requests arrive faster than the pool drains them */
 };
 
 /* The limits sg_queue_verdict applies (a pool's config). */

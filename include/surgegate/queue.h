@@ -48,9 +48,11 @@ const char *sg_shed_name(int reason);
 /* Feeds the standing-queue detector one observation at now_ms: the age of
  * the oldest request waiting when one is granted a slot (`empty` false), or
  * an empty queue (`empty` true, wait ignored). Not standing, it starts standing once every wait
- * seen for `interval_ms` was >= target_ms; standing, it stops once every observation for
- * `interval_ms` was calm (an empty queue, or a wait under target_ms / 2). Returns true when the
- * state changed. Pure. */
+ * seen for `interval_ms` was >= target_ms, or at once when a wait is >= target_ms while
+ * s->growing says requests arrive faster than they drain (a surge: waiting an interval would
+ * only let the queue grow); standing, it stops once every observation for `interval_ms` was
+ * calm (an empty queue, or a wait under target_ms / 2). Returns true when the state changed.
+ * Pure. */
 bool sg_qstand_observe(struct sg_qstand *s, uint64_t now_ms, uint64_t wait_ms, bool empty,
                        uint32_t target_ms, uint32_t interval_ms);
 

@@ -365,6 +365,8 @@ class Gen:
             if s is not None:
                 s.close()
         self.results.append((cls, outcome, self.loop.time() - t_sched, status))
+        if self.a.dump:
+            self.dump.append((t_sched, cls, outcome, self.loop.time() - t_sched, status))
 
     async def sample_admin(self, sock_path, out, stop):
         """For surgegate: the pool's queue depth and backends up, every 0.25 s."""
@@ -388,6 +390,7 @@ class Gen:
         self.loop = asyncio.get_running_loop()
         self.error_detail = ""
         self.resent = 0
+        self.dump = []
         samples, stop = [], asyncio.Event()
         sampler = (asyncio.create_task(self.sample_admin(admin_sock, samples, stop))
                    if admin_sock else None)
@@ -416,6 +419,10 @@ class Gen:
         for s in self.idle:
             s.close()
         self.idle = []
+        if self.a.dump:
+            with open(self.a.dump, "a") as f:
+                for t, c, o, l, st in self.dump:
+                    f.write(f"{t - start:.4f} {c} {o} {l * 1000:.1f} {st}\n")
         return [(t - start, q, up) for t, q, up in samples]
 
 
@@ -770,6 +777,9 @@ def parse_args(argv):
                    help="1 s + 2 s + 1 s: a few seconds per target, for the test suite")
     p.add_argument("--markdown", action="store_true", help="print the tables as markdown")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--dump", metavar="FILE",
+                   help="append one line per request to FILE: sent at (s from start), class, "
+                        "outcome, latency ms, status")
     a = p.parse_args(argv)
     a.targets = [t.strip() for t in a.targets.split(",") if t.strip()]
     bad = [t for t in a.targets if t not in TARGETS]

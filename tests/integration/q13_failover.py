@@ -12,9 +12,12 @@ its own process group.
    backend had served requests before, and the pool counted retries (its
    batch in flight and the refused connects after it went elsewhere).
 2. The same at -c64 (13 s) with the backend hung by SIGSTOP for 10 s and
-   then SIGCONT: 0 failed with wrk --timeout 10s (requests stuck on the
-   hung backend wait until its health checks take it down, 5 to 7 s with
-   the defaults, and are then retried); the backend was shown down.
+   then SIGCONT: 0 failed at wrk's default 2 s timeout. The hung backend
+   still accepts connections, so its checks would take it down only after
+   5 to 7 s; the stall watch (health.stall_timeout, 1 s) takes it down
+   once it has been silent for 1 s while requests wait on it and the other
+   backend answers, and the requests stuck on it are retried there. The
+   backend is shown down within 2.5 s, its reason says "stalled".
    Q13_FULL=1 also runs SIGSTOP at -c16 and -c256.
 3. Side by side, 40 GETs sent together (each on its own connection), with
    the default retry_budget (20% of the active requests, at least 3):
@@ -155,7 +158,7 @@ def wrk_run(conns, how, figures):
     "SIGTERM", "SIGKILL-group" or "SIGSTOP"."""
     stop = how == "SIGSTOP"
     seconds = STOP_SECONDS + 3 if stop else WRK_SECONDS
-    timeout = "10s" if stop else "2s"
+    timeout = "2s"
     with GroupBackend("A") as a, GroupBackend("B") as b:
         fe = free_port()
         with Proxy(default_config(fe, [a, b]), listen_port=fe) as proxy:
@@ -180,6 +183,7 @@ def wrk_run(conns, how, figures):
                             for x in r[1].get("backends", []):
                                 if x.get("address") == b.addr and x.get("state") == "down":
                                     seen_down.append(STOP_SECONDS - (t_end - time.monotonic()))
+                                    seen_down.append(x.get("reason") or "")
                         time.sleep(0.1)
                     b.signal_group(signal.SIGCONT)
                 out, _ = w.communicate(timeout=seconds + 20)
@@ -207,6 +211,9 @@ def wrk_run(conns, how, figures):
                   % (how, conns))
             if stop:
                 check(seen_down, "SIGSTOP -c%d: B never shown down in the admin API" % conns)
+                check(seen_down[0] <= 2.5 and "stalled" in seen_down[1],
+                      "SIGSTOP -c%d: B shown down after %.1f s for %r (want <= 2.5 s, "
+                      "stalled)" % (conns, seen_down[0], seen_down[1]))
 
 
 def side_by_side(figures):

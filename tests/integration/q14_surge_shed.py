@@ -17,9 +17,11 @@ exceeds it: ideal = 40*2 + 80*10 + 40*3 requests. Asserted:
   - /checkout: >= 99% answered 200 within 2 s;
   - refusals (503) come at once: >= 95% within 100 ms, and they carry a
     Retry-After of 1..60 s;
-  - in the second half of the surge (the queue standing), the p99 of the
-    answered requests stays under 600 ms (target + service time + slack for
-    a shared test machine), not the 2 s a full FIFO gives;
+  - over the whole run, surge start included (the queue is seen growing
+    before it has stood an interval), the p99 of the answered requests
+    stays under 400 ms: target + service time (150 ms) + slack for a shared
+    test machine, not the 0.9 s of waiting an interval nor the 2 s a full
+    FIFO gives;
   - sheddable requests are refused more often than normal ones;
   - metrics: surgegate_requests_shed_total{priority="normal",
     reason="overload"} > 0, nothing shed of priority critical,
@@ -155,9 +157,9 @@ def main():
                  "refusals come at once (>= 95% within 100 ms)",
                  "%d of %d" % (len(fast), len(refused)))
             c.ok(not bad_ra, "every 503 carries Retry-After of 1..60 s", "bad: %r" % bad_ra[:5])
-            c.ok(steady and pct(steady, 0.99) <= 0.6,
-                 "p99 of answered requests while the queue stands <= 600 ms",
-                 "p99 %s of %d" % (pct(steady, 0.99), len(steady)))
+            c.ok(ok and pct([r["lat"] for r in ok], 0.99) <= 0.4,
+                 "p99 of answered requests, surge start included, <= 400 ms",
+                 "p99 %s of %d" % (pct([r["lat"] for r in ok], 0.99), len(ok)))
             c.ok(share_ok("/batch") < share_ok("/page"),
                  "sheddable requests are shed before normal ones",
                  "200 share batch %.2f page %.2f" % (share_ok("/batch"), share_ok("/page")))

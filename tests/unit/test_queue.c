@@ -557,6 +557,112 @@ static void test_qstand_observe(void **state)
     assert_false(sg_qstand_observe(&s, 5000, 0, true, 100, 0));
     assert_true(sg_qstand_observe(&s, 5001, 100, false, 100, 0));
     assert_true(s.standing);
+    /* growing (more arrive than drain): the first wait >= target stands */
+    struct sg_qstand g = {.growing = true};
+    assert_false(sg_qstand_observe(&g, 1000, 99, false, 100, 1000));
+    assert_true(sg_qstand_observe(&g, 1001, 100, false, 100, 1000));
+    assert_true(g.standing);
+}
+
+/* The drain-rate window also measures demand (requests that found no free
+ * slot): more than a tenth above the completions marks the queue growing,
+ * so a surge stands at its first wait past the target, without waiting an
+ * interval; demand at or under the drain does not. */
+static void test_admit_detects_growth(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    up.cfg.queue.target_ms = 100;
+    up.cfg.queue.interval_ms = 5000;
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    uint64_t now = sg_now_ms();
+    assert_true(sg_backend_take_slot(b, now));
+    struct sg_pqueue *q = &up.pool.queue;
+    /* 20 completions in the window and 20 arrivals: steady, not growing */
+    q->rate_t0_ms = now - 300;
+    q->rate_n0 = 0;
+    q->demand[SG_PRIO_NORMAL] = 19; /* sg_queue_admit counts the 20th */
+    atomic_store(&q->done, 20);
+    struct sg_qentry e[3];
+    uint32_t ra = 0;
+    entry_init(&e[0], &up, b, now - 150); /* waited 150 ms already */
+    assert_int_equal(sg_queue_admit(&fw.w, &e[0], 2000, &ra), SG_QV_ADMIT);
+    assert_false(q->st.growing);
+    /* next window: 40 arrivals against 20 completions */
+    q->rate_t0_ms = now - 300;
+    q->rate_n0 = 20;
+    q->demand[SG_PRIO_NORMAL] += 39;
+    atomic_store(&q->done, 40);
+    entry_init(&e[1], &up, b, now);
+    assert_int_equal(sg_queue_admit(&fw.w, &e[1], 2000, &ra), SG_QV_ADMIT);
+    assert_true(q->st.growing);
+    assert_false(atomic_load(&q->standing));
+    /* the grant sees the oldest wait (150 ms >= target): stands at once */
+    sg_queue_put_slot(&fw.w, b);
+    assert_true(atomic_load(&q->standing));
+    sg_queue_run_inbox(&fw.w);
+    assert_ptr_equal(granted_order[0], &e[0]);
+    sg_queue_cancel(&fw.w, &e[1]);
+    sg_queue_put_slot(&fw.w, b);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
+}
+
+/* A full queue: a request makes room by refusing the newest waiting request
+ * of the lowest priority below its own (counted as shed "queue_full");
+ * with nothing below it, it is refused itself. */
+static void test_full_evicts_lower_priority(void **state)
+{
+    struct unit_pool up;
+    unit_pool_init(&up, 1, 1, NULL);
+    up.cfg.maxqueue = 3;
+    struct fake_worker fw;
+    fake_worker_init(&fw, &up);
+    struct sg_backend *b = &up.b[0];
+    uint64_t now = sg_now_ms();
+    assert_true(sg_backend_take_slot(b, now));
+    struct sg_pqueue *q = &up.pool.queue;
+    static const int prio[6] = {SG_PRIO_NORMAL,   SG_PRIO_SHEDDABLE, SG_PRIO_SHEDDABLE,
+                                SG_PRIO_CRITICAL, SG_PRIO_CRITICAL,  SG_PRIO_NORMAL};
+    struct sg_qentry e[6];
+    uint32_t ra = 0;
+    for (int i = 0; i < 3; i++) {
+        entry_init(&e[i], &up, b, now);
+        e[i].prio = prio[i];
+        assert_int_equal(sg_queue_admit(&fw.w, &e[i], 2000, &ra), SG_QV_ADMIT);
+    }
+    /* critical: the newest sheddable (e[2]) goes, then the other (e[1]) */
+    for (int i = 3; i < 5; i++) {
+        entry_init(&e[i], &up, b, now);
+        e[i].prio = prio[i];
+        assert_int_equal(sg_queue_admit(&fw.w, &e[i], 2000, &ra), SG_QV_ADMIT);
+        assert_int_equal(depth(&up), 3);
+    }
+    sg_queue_run_inbox(&fw.w);
+    assert_int_equal(ngranted, 2);
+    assert_ptr_equal(granted_order[0], &e[2]);
+    assert_null(granted_slot[0]);
+    assert_ptr_equal(granted_order[1], &e[1]);
+    assert_null(granted_slot[1]);
+    assert_int_equal(atomic_load(&q->shed[SG_PRIO_SHEDDABLE][SG_SHED_FULL]), 2);
+    /* normal: nothing below it waits any more */
+    entry_init(&e[5], &up, b, now);
+    e[5].prio = prio[5];
+    assert_int_equal(sg_queue_admit(&fw.w, &e[5], 2000, &ra), SG_QV_FULL);
+    assert_int_equal(atomic_load(&q->shed[SG_PRIO_NORMAL][SG_SHED_FULL]), 1);
+    /* critical first, then the normal one */
+    sg_queue_put_slot(&fw.w, b);
+    sg_queue_run_inbox(&fw.w);
+    assert_ptr_equal(granted_order[2], &e[3]);
+    assert_ptr_equal(granted_slot[2], b);
+    sg_queue_cancel(&fw.w, &e[4]);
+    sg_queue_cancel(&fw.w, &e[0]);
+    assert_int_equal(depth(&up), 0);
+    sg_queue_put_slot(&fw.w, b);
+    fake_worker_destroy(&fw);
+    unit_pool_destroy(&up);
 }
 
 /* The verdict: maxqueue first; then the expected wait (ahead + 1) / drain
@@ -571,9 +677,9 @@ static void test_verdict(void **state)
                      SG_QV_OVERLOAD);
     assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_SHEDDABLE, false, 200, 200, 400.0),
                      SG_QV_ADMIT);
-    /* standing: normal within the target (100 ms = 40 at 400/s) */
-    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 39, 39, 400.0), SG_QV_ADMIT);
-    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 40, 40, 400.0), SG_QV_OVERLOAD);
+    /* standing: normal within 3/4 of the target (75 ms = 30 at 400/s) */
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 29, 29, 400.0), SG_QV_ADMIT);
+    assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_NORMAL, true, 30, 30, 400.0), SG_QV_OVERLOAD);
     /* sheddable: never queued while standing */
     assert_int_equal(sg_queue_verdict(&pol, SG_PRIO_SHEDDABLE, true, 0, 0, 400.0), SG_QV_OVERLOAD);
     /* critical: only the critical ahead count, within timeouts.queue */
@@ -641,7 +747,7 @@ static void test_lifo_when_standing(void **state)
 
 /* sg_queue_admit measures the drain rate (slots given back per second) and,
  * the queue standing, refuses a normal request whose expected wait passes
- * the target (counted as shed, Retry-After from depth / drain) while a
+ * three quarters of the target (counted as shed, Retry-After from depth / drain) while a
  * critical one still gets in. */
 static void test_admit_sheds_by_drain_rate(void **state)
 {
@@ -655,20 +761,20 @@ static void test_admit_sheds_by_drain_rate(void **state)
     uint64_t now = sg_now_ms();
     assert_true(sg_backend_take_slot(b, now));
     struct sg_pqueue *q = &up.pool.queue;
-    /* 50 completions over the last 500 ms: 100 per second */
+    /* 70 completions over the last 500 ms: 140 per second */
     q->rate_t0_ms = now - 500;
     q->rate_n0 = 0;
-    atomic_store(&q->done, 50);
+    atomic_store(&q->done, 70);
     q->st.standing = true;
     atomic_store(&q->standing, true);
     struct sg_qentry e[12];
     uint32_t ra = 0;
-    for (int i = 0; i < 10; i++) { /* waits 10 .. 100 ms at 100/s */
+    for (int i = 0; i < 10; i++) { /* waits 7 .. 71 ms at 140/s (limit 75) */
         entry_init(&e[i], &up, b, now);
         assert_int_equal(sg_queue_admit(&fw.w, &e[i], 2000, &ra), SG_QV_ADMIT);
     }
-    assert_true(q->drain > 95 && q->drain < 105);
-    assert_true(atomic_load(&q->drain_rps) >= 95 && atomic_load(&q->drain_rps) <= 105);
+    assert_true(q->drain > 135 && q->drain < 145);
+    assert_true(atomic_load(&q->drain_rps) >= 135 && atomic_load(&q->drain_rps) <= 145);
     entry_init(&e[10], &up, b, now);
     assert_int_equal(sg_queue_admit(&fw.w, &e[10], 2000, &ra), SG_QV_OVERLOAD);
     assert_int_equal(ra, 1);
@@ -775,6 +881,8 @@ int main(void)
         cmocka_unit_test_setup(test_kick_rebuilds_lb_state, setup),
         cmocka_unit_test_setup(test_priority_order, setup),
         cmocka_unit_test(test_qstand_observe),
+        cmocka_unit_test_setup(test_admit_detects_growth, setup),
+        cmocka_unit_test_setup(test_full_evicts_lower_priority, setup),
         cmocka_unit_test(test_verdict),
         cmocka_unit_test(test_retry_after),
         cmocka_unit_test_setup(test_lifo_when_standing, setup),
