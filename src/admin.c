@@ -224,6 +224,8 @@ static json_t *admin_backend_json(struct sg_admin *a, const struct sg_backend *b
     json_object_set_new(o, "rps", json_real(s->rps));
     json_object_set_new(o, "error_rate", json_real(s->error_rate));
     json_object_set_new(o, "latency_ms", admin_latency_json(s));
+    json_object_set_new(o, "origin", json_string(sg_backend_origin_name(b->origin)));
+    json_object_set_new(o, "in_group", json_boolean(sg_pool_in_group(b)));
     return o;
 }
 

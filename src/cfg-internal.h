@@ -7,10 +7,11 @@
  * cfg_keys.c     keyword tables per section and the section loaders
  * cfg_scalars.c  the handlers of scalar keys (cfg_keys-internal.h)
  * cfg_lint.c     capacity warnings
+ * cfg_progs.c    the programs a config runs: present and executable (after a load)
  *
  * Calls go one way: cfg.c -> cfg_keys.c -> cfg_scalars.c, cfg_keys.c ->
  * cfg_defaults.c -> cfg_values.c, cfg.c -> cfg_lint.c, and every one of
- * them -> cfg_diag.c. */
+ * them -> cfg_diag.c (cfg_progs.c too). */
 #ifndef SURGEGATE_CFG_INTERNAL_H
 #define SURGEGATE_CFG_INTERNAL_H
 

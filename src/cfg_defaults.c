@@ -99,6 +99,7 @@ void cfg_pool_defaults(struct sg_cfg_pool *pool)
     pool->autoscale.scale_up_cooldown_ms = 60000;
     pool->autoscale.scale_down_window_ms = 300000;
     pool->autoscale.hold_timeout_ms = 30000;
+    pool->autoscale.settle_timeout_ms = 180000;
 }
 
 void cfg_backend_defaults(struct sg_cfg_backend *be)

@@ -267,8 +267,19 @@ static const struct cfg_key cfg_autoscale_keys[] = {
      .min = 0,
      .max = 3600 * 1000},
     {.name = "rules", .fn = cfg_k_rules},
-    {.name = "scale_up_hook", .fn = cfg_k_argv, .off = CFG_OFF(T, scale_up_hook)},
-    {.name = "scale_down_hook", .fn = cfg_k_argv, .off = CFG_OFF(T, scale_down_hook)},
+    {.name = "settle_timeout",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, settle_timeout_ms),
+     .min = 1000,
+     .max = 3600 * 1000},
+    {.name = "scale_up_hook",
+     .fn = cfg_k_argv,
+     .off = CFG_OFF(T, scale_up_hook),
+     .line_off = CFG_OFF(T, scale_up_hook_line)},
+    {.name = "scale_down_hook",
+     .fn = cfg_k_argv,
+     .off = CFG_OFF(T, scale_down_hook),
+     .line_off = CFG_OFF(T, scale_down_hook_line)},
     {0}};
 static const struct cfg_section cfg_sec_autoscale = {"autoscale", "autoscale", cfg_autoscale_keys,
                                                      CFG_OFF(T, line), CFG_OFF(T, enabled)};
@@ -363,7 +374,7 @@ static const struct cfg_section cfg_sec_pool = {"a pool", NULL, cfg_pool_keys, C
 #define T struct sg_cfg_alerts
 static const struct cfg_key cfg_alert_keys[] = {
     {.name = "events", .fn = cfg_k_events, .off = CFG_OFF(T, events)},
-    {.name = "hook", .fn = cfg_k_argv, .off = CFG_OFF(T, hook)},
+    {.name = "hook", .fn = cfg_k_argv, .off = CFG_OFF(T, hook), .line_off = CFG_OFF(T, hook_line)},
     {0}};
 static const struct cfg_section cfg_sec_alerts = {"alerts", "alerts", cfg_alert_keys,
                                                   CFG_OFF(T, line), 0};

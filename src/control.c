@@ -15,6 +15,7 @@
 #include "surgegate/cfg.h"
 #include "surgegate/common.h"
 #include "surgegate/control.h"
+#include "surgegate/group.h"
 #include "surgegate/health.h"
 #include "surgegate/hook.h"
 #include "surgegate/journal.h"
@@ -26,7 +27,6 @@
 #include "surgegate/worker.h"
 
 #define CONTROL_TICK_MS           1000u
-#define CONTROL_HOOK_PATH         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define CONTROL_RETRY_MIN_MS      5000u   /* first retry of a failed scale hook */
 #define CONTROL_RETRY_MAX_MS      300000u /* backoff ceiling */
 #define CONTROL_ALERTS_MAX        8u      /* alert hooks in flight at once */
@@ -58,6 +58,11 @@ struct control_pool {
     uint64_t runs[CA_N][CR_N];  /* surgegate_hook_runs_total */
     double m[SG_AS_NMETRICS];   /* the last tick's metric values */
     bool *rule_on;              /* per autoscale rule: its condition held last tick */
+    /* The last scale that ran (hook ok) until the group has the count it
+     * asked for, or settle_timeout: no new decision meanwhile. */
+    bool settling;
+    struct sg_as_decision settle; /* what it asked for */
+    uint64_t settle_from_ms;      /* monotonic ms of the decision */
 };
 
 /* One hook run in flight: what to do with its result. */
@@ -163,6 +168,7 @@ enum sg_ctl_err sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p
     if (b != NULL && atomic_load(&b->removing)) {
         /* Removed a moment ago and still draining: serve again. */
         sg_pool_cancel_removal(p, b, weight, maxconn);
+        b->origin = (uint8_t)sg_backend_origin_of(source);
         if (ctl->health != NULL && p->cfg != NULL && p->cfg->health.enabled)
             sg_health_backend_added(ctl->health, b); /* checks stopped with the removal */
         b->last_state = (int)sg_backend_state(b, sg_now_ms());
@@ -182,7 +188,8 @@ enum sg_ctl_err sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p
         return SG_CTL_OK;
     }
     bool checked = p->cfg != NULL && p->cfg->health.enabled && ctl->health != NULL;
-    rc = sg_pool_add_backend(p, addr, weight, maxconn, checked, &b, err, errlen);
+    rc = sg_pool_add_backend(p, addr, weight, maxconn, checked, sg_backend_origin_of(source), &b,
+                             err, errlen);
     if (out != NULL)
         *out = b;
     if (rc != SG_CTL_OK)
@@ -194,6 +201,7 @@ enum sg_ctl_err sg_control_add_backend(struct sg_control *ctl, struct sg_pool *p
     json_object_set_new(f, "source", json_string(source));
     json_object_set_new(f, "weight", json_integer(weight));
     json_object_set_new(f, "maxconn", json_integer(maxconn));
+    json_object_set_new(f, "origin", json_string(sg_backend_origin_name(b->origin)));
     sg_journal_emit("backend_added", f);
     sg_log_info("backend %s added to pool '%s' by %s%s", b->name, p->name, source,
                 checked ? " (checking: joins at its first passing health check)" : "");
@@ -258,14 +266,6 @@ static void control_emptied(struct sg_backend *b, void *arg)
 
 /* ------------------------------------------------------------ hooks */
 
-static char *control_env(const char *k, const char *v)
-{
-    size_t n = strlen(k) + strlen(v) + 2;
-    char *e = sg_xmalloc(n);
-    snprintf(e, n, "%s=%s", k, v);
-    return e;
-}
-
 static void control_run_free(struct control_run *r)
 {
     if (r->env != NULL)
@@ -285,81 +285,6 @@ static struct sg_pool *control_run_pool(const struct control_run *run, struct co
     struct sg_pool *p = run->pool != NULL ? sg_pools_find(run->ctl->pools, run->pool) : NULL;
     *cp = p != NULL ? &run->ctl->cp[p->id] : NULL;
     return p;
-}
-
-/* The hook's environment: a fixed PATH, HOME, the SURGEGATE_* facts and the
- * pool's metric values (SURGEGATE_METRIC_<NAME>). NULL-terminated, owned. */
-static char **control_hook_env(struct sg_control *ctl, const struct sg_pool *p,
-                               const struct control_pool *cp, const char *action, const char *event,
-                               const struct sg_as_decision *d)
-{
-    char **env = sg_xcalloc(16 + SG_AS_NMETRICS, sizeof(char *));
-    size_t n = 0;
-    char num[64];
-    env[n++] = control_env("PATH", CONTROL_HOOK_PATH);
-    const char *home = getenv("HOME");
-    env[n++] = control_env("HOME", home != NULL ? home : "/");
-    env[n++] = control_env("LANG", "C.UTF-8");
-    env[n++] = control_env("SURGEGATE_ACTION", action);
-    if (ctl->exe[0] != '\0')
-        env[n++] = control_env("SURGEGATE_BIN", ctl->exe);
-    if (p != NULL)
-        env[n++] = control_env("SURGEGATE_POOL", p->name);
-    if (event != NULL)
-        env[n++] = control_env("SURGEGATE_EVENT", event);
-    if (d != NULL) {
-        snprintf(num, sizeof(num), "%" PRIu32, d->current);
-        env[n++] = control_env("SURGEGATE_CURRENT", num);
-        snprintf(num, sizeof(num), "%" PRIu32, d->desired);
-        env[n++] = control_env("SURGEGATE_DESIRED", num);
-        env[n++] = control_env("SURGEGATE_REASON", d->reason);
-    }
-    if (cp != NULL && cp->as != NULL)
-        for (int m = 0; m < SG_AS_NMETRICS; m++) {
-            char key[64];
-            const char *name = sg_as_metric_name(m);
-            size_t k = (size_t)snprintf(key, sizeof(key), "SURGEGATE_METRIC_");
-            for (size_t i = 0; name[i] != '\0' && k + 1 < sizeof(key); i++)
-                key[k++] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32 : name[i]);
-            key[k] = '\0';
-            if (isnan(cp->m[m]))
-                snprintf(num, sizeof(num), "nan");
-            else
-                snprintf(num, sizeof(num), "%.3f", cp->m[m]);
-            env[n++] = control_env(key, num);
-        }
-    env[n] = NULL;
-    return env;
-}
-
-/* A snapshot of the pool for a hook's stdin. */
-static json_t *control_pool_snapshot(struct sg_control *ctl, const struct sg_pool *p,
-                                     const struct control_pool *cp)
-{
-    uint64_t now = sg_now_ms();
-    json_t *bs = json_array();
-    for (size_t j = 0, n = sg_pool_nused(p); j < n; j++) {
-        const struct sg_backend *b = &p->backends[j];
-        if (!sg_backend_live(b))
-            continue;
-        json_array_append_new(bs,
-                              json_pack("{s:s, s:s, s:I, s:I, s:I, s:b}", "address", b->name,
-                                        "state", sg_backend_state_name(sg_backend_state(b, now)),
-                                        "weight", (json_int_t)atomic_load(&b->weight), "inflight",
-                                        (json_int_t)atomic_load(&b->inflight), "queue_depth",
-                                        (json_int_t)atomic_load(&b->queue_depth), "removing",
-                                        (int)atomic_load(&b->removing)));
-    }
-    json_t *metrics = json_object();
-    if (cp != NULL && cp->as != NULL)
-        for (int m = 0; m < SG_AS_NMETRICS; m++)
-            json_object_set_new(metrics, sg_as_metric_name(m),
-                                isnan(cp->m[m]) ? json_null() : json_real(cp->m[m]));
-    const struct sg_snap *s = sg_stats_pool(ctl->stats, p);
-    return json_pack("{s:s, s:I, s:I, s:f, s:f, s:o, s:o}", "name", p->name, "queue_depth",
-                     (json_int_t)atomic_load(&p->queue.depth), "requests",
-                     (json_int_t)s->cum.requests, "rps", s->rps, "error_rate", s->error_rate,
-                     "metrics", metrics, "backends", bs);
 }
 
 static enum control_result control_result_of(const struct sg_hook_result *r)
@@ -425,17 +350,23 @@ static void control_hook_done(const struct sg_hook_result *r, void *arg)
                     p ? " of pool " : "", p ? p->name : "", r->duration_ms);
         for (size_t i = 0; i < ch.nadd; i++) {
             char err[200];
-            enum sg_ctl_err rc =
-                sg_control_add_backend(ctl, p, ch.add[i].address, ch.add[i].weight,
-                                       ch.add[i].maxconn, "hook", NULL, NULL, err, sizeof(err));
+            /* without a maxconn: the originals' (never unlimited by omission) */
+            uint32_t mc = ch.add[i].maxconn_set ? ch.add[i].maxconn : sg_pool_default_maxconn(p);
+            enum sg_ctl_err rc = sg_control_add_backend(ctl, p, ch.add[i].address, ch.add[i].weight,
+                                                        mc, "hook", NULL, NULL, err, sizeof(err));
             if (rc != SG_CTL_OK && rc != SG_CTL_EXISTS) /* already there: what the hook wants */
                 sg_log_warn("hook output: pool '%s': %s", p->name, err);
         }
         for (size_t i = 0; i < ch.nremove; i++) {
             struct sg_backend *b = sg_pool_find_backend(p, ch.remove[i], strlen(ch.remove[i]));
             char err[200];
-            /* a scale-down hook may take a pool to zero (scale from zero) */
-            if (b != NULL)
+            /* a scale-down hook may take a pool to zero (scale from zero), but
+             * only members of the scaled group: never what an operator added */
+            if (b != NULL && !atomic_load(&b->removing) && !sg_pool_in_group(b))
+                sg_log_warn("hook output: pool '%s': backend %s is not in the scaled group "
+                            "(origin %s): not removed",
+                            p->name, b->name, sg_backend_origin_name(b->origin));
+            else if (b != NULL)
                 (void)sg_control_remove_backend(ctl, b, "hook", true, err, sizeof(err));
             else
                 sg_log_warn("hook output: pool '%s' has no backend %s to remove", p->name,
@@ -447,6 +378,8 @@ static void control_hook_done(const struct sg_hook_result *r, void *arg)
             cp->nfail[run->action] = 0;
             if (cp->as != NULL)
                 sg_as_acted(cp->as, sg_now_ms(), &run->d);
+            cp->settling = true;
+            cp->settle = run->d;
         }
     } else {
         sg_log_warn("hook %s%s%s failed: %s%s%s (exit %d, %" PRIu64 " ms)",
@@ -530,13 +463,16 @@ static void control_event(struct sg_control *ctl, const char *type, json_t *fiel
     run->event = sg_xstrdup(type);
     const struct sg_pool *p = pi != SIZE_MAX ? &ctl->pools->pools[pi] : NULL;
     const struct control_pool *cp = pi != SIZE_MAX ? &ctl->cp[pi] : NULL;
-    run->env = control_hook_env(ctl, p, cp, "alert", type, NULL);
+    run->env = sg_group_hook_env(p, ctl->exe, cp != NULL && cp->as != NULL ? cp->m : NULL, "alert",
+                                 type, NULL);
     char now[40];
     sg_control_iso_time(sg_wall_ms(), now, sizeof(now));
     json_t *in = json_pack("{s:s, s:s, s:s, s:O}", "action", "alert", "event", type, "time", now,
                            "details", fields);
     if (p != NULL)
-        json_object_set_new(in, "pool", control_pool_snapshot(ctl, p, cp));
+        json_object_set_new(
+            in, "pool",
+            sg_group_snapshot(ctl->stats, p, cp != NULL && cp->as != NULL ? cp->m : NULL));
     run->stdin_data = json_dumps(in, JSON_COMPACT);
     json_decref(in);
     json_decref(fields);
@@ -580,46 +516,6 @@ static void control_pool_health(struct sg_control *ctl, struct sg_pool *p, struc
     }
 }
 
-/* The autoscale metrics of a pool now (NaN = no data). */
-static void control_metrics(struct sg_control *ctl, struct sg_pool *p, uint32_t current, double *m)
-{
-    uint64_t now = sg_now_ms();
-    const struct sg_snap *s = sg_stats_pool(ctl->stats, p);
-    uint64_t inflight = 0, maxconn = 0;
-    uint32_t usable = 0;
-    bool unlimited = false;
-    for (size_t j = 0, n = sg_pool_nused(p); j < n; j++) {
-        const struct sg_backend *b = &p->backends[j];
-        if (!sg_backend_live(b))
-            continue;
-        inflight += atomic_load(&b->inflight);
-        if (!sg_backend_usable(b, now))
-            continue;
-        usable++;
-        uint32_t mc = atomic_load(&b->maxconn);
-        if (mc == 0)
-            unlimited = true;
-        maxconn += mc;
-    }
-    /* The queue's highest depth during the last second, not a sample. */
-    double q = (double)s->qdepth_ring[0];
-    double per = current > 0 ? (double)current : NAN;
-    m[SG_AS_QUEUE_DEPTH] = q;
-    m[SG_AS_QUEUE_DEPTH_PER_BACKEND] = q / per;
-    m[SG_AS_INFLIGHT_PER_BACKEND] = (double)inflight / per;
-    m[SG_AS_UTILIZATION] =
-        unlimited || maxconn == 0
-            ? NAN
-            : (double)(inflight + atomic_load(&p->queue.depth)) / (double)maxconn;
-    const struct sg_hist_summary *h = &s->sum[SG_LAT_TOTAL][SG_WIN_10S];
-    m[SG_AS_LATENCY_P50_MS] = h->count ? (double)h->p50 / 1000.0 : NAN;
-    m[SG_AS_LATENCY_P95_MS] = h->count ? (double)h->p95 / 1000.0 : NAN;
-    m[SG_AS_LATENCY_P99_MS] = h->count ? (double)h->p99 / 1000.0 : NAN;
-    m[SG_AS_ERROR_RATE] = s->error_rate;
-    m[SG_AS_RPS_PER_BACKEND] = s->rps / per;
-    m[SG_AS_HEALTHY_BACKENDS] = (double)usable;
-}
-
 /* Acts on decision d: journals it and runs the scale hook of its direction
  * (not in dry_run). */
 static void control_scale(struct sg_control *ctl, struct sg_pool *p, struct control_pool *cp,
@@ -641,6 +537,7 @@ static void control_scale(struct sg_control *ctl, struct sg_pool *p, struct cont
                                : "");
     cp->last = *d;
     cp->last_ms = sg_wall_ms();
+    cp->settle_from_ms = now;
     if (acfg->dry_run || argv == NULL) {
         sg_as_acted(cp->as, now, d);
         return;
@@ -650,13 +547,17 @@ static void control_scale(struct sg_control *ctl, struct sg_pool *p, struct cont
     run->pool = sg_xstrdup(p->name);
     run->action = a;
     run->d = *d;
-    run->env = control_hook_env(ctl, p, cp, control_action_names[a], NULL, d);
+    run->env = sg_group_hook_env(p, ctl->exe, cp->as != NULL ? cp->m : NULL,
+                                 control_action_names[a], NULL, d);
     char t[40];
     sg_control_iso_time(sg_wall_ms(), t, sizeof(t));
-    json_t *in = json_pack("{s:s, s:s, s:i, s:i, s:s, s:b, s:s, s:o}", "action",
-                           control_action_names[a], "pool", p->name, "current", (int)d->current,
-                           "desired", (int)d->desired, "reason", d->reason, "dry_run", 0, "time", t,
-                           "snapshot", control_pool_snapshot(ctl, p, cp));
+    json_t *in =
+        json_pack("{s:s, s:s, s:i, s:i, s:s, s:b, s:s, s:o}", "action", control_action_names[a],
+                  "pool", p->name, "current", (int)d->current, "desired", (int)d->desired, "reason",
+                  d->reason, "dry_run", 0, "time", t, "snapshot",
+                  sg_group_snapshot(ctl->stats, p, cp != NULL && cp->as != NULL ? cp->m : NULL));
+    if (a == CA_DOWN)
+        json_object_set_new(in, "remove_first", sg_group_remove_first(p));
     run->stdin_data = json_dumps(in, JSON_COMPACT);
     json_decref(in);
     if (run->stdin_data == NULL)
@@ -690,15 +591,53 @@ static void control_thresholds(const struct sg_pool *p, struct control_pool *cp)
     }
 }
 
+/* Whether the last scale that ran is still settling: then no new decision
+ * is acted on, since the counts are stale until its members come (or go).
+ * It has settled when the group has what it asked for (an UP: that many
+ * members joined, past their first check; a DOWN: at most that many), or
+ * at settle_timeout; the journal says which (scale_settled with the wait,
+ * or scale_unsettled and a warning). */
+static bool control_settling(struct sg_pool *p, struct control_pool *cp, uint64_t now)
+{
+    if (!cp->settling)
+        return false;
+    const struct sg_as_decision *d = &cp->settle;
+    bool up = d->action == SG_AS_UP;
+    uint32_t have = up ? sg_pool_njoined(p) : sg_pool_ncurrent(p);
+    bool done = up ? have >= d->desired : have <= d->desired;
+    uint64_t waited = now - cp->settle_from_ms;
+    if (!done && waited < p->cfg->autoscale.settle_timeout_ms)
+        return true;
+    cp->settling = false;
+    const char *act = control_action_names[up ? CA_UP : CA_DOWN];
+    json_t *f = json_pack("{s:s, s:s, s:i, s:i, s:i, s:I}", "pool", p->name, "action", act, "from",
+                          (int)d->current, "desired", (int)d->desired, "have", (int)have,
+                          "waited_ms", (json_int_t)waited);
+    if (done) {
+        sg_journal_emit("scale_settled", f);
+        sg_log_info("pool '%s': %s to %" PRIu32 " settled in %" PRIu64 " ms", p->name, act,
+                    d->desired, waited);
+        return false;
+    }
+    sg_journal_emit("scale_unsettled", f);
+    sg_log_warn("pool '%s': %s to %" PRIu32 " asked %" PRIu64 " s ago, the group has %" PRIu32
+                "%s; deciding again on that count (do new members register? the hook's output "
+                "or the pool's discover source adds them)",
+                p->name, act, d->desired, waited / 1000, have, up ? " joined" : "");
+    return false;
+}
+
 static void control_autoscale(struct sg_control *ctl, struct sg_pool *p, struct control_pool *cp)
 {
     const struct sg_cfg_autoscale *acfg = &p->cfg->autoscale;
     uint64_t now = sg_now_ms();
     uint32_t current = sg_pool_ncurrent(p);
-    control_metrics(ctl, p, current, cp->m);
+    sg_group_metrics(ctl->stats, p, cp->m);
     struct sg_as_decision d;
     sg_as_eval(cp->as, now, cp->m, current, &d);
     control_thresholds(p, cp);
+    if (control_settling(p, cp, now))
+        return;
     /* Scale from zero: requests are held and nothing can serve them. */
     uint32_t held = atomic_load(&p->queue.depth);
     if (d.action == SG_AS_NONE && current == 0 && held > 0 && !sg_as_up_cooling(cp->as, now)) {
@@ -742,6 +681,12 @@ json_t *sg_control_autoscale_json(const struct sg_control *ctl, const struct sg_
                                       "current", (int)cp->last.current, "desired",
                                       (int)cp->last.desired, "reason", cp->last.reason, "time", t));
     }
+    if (cp->settling)
+        json_object_set_new(o, "settling",
+                            json_pack("{s:s, s:i, s:I}", "action",
+                                      cp->settle.action == SG_AS_UP ? "scale_up" : "scale_down",
+                                      "desired", (int)cp->settle.desired, "waited_ms",
+                                      (json_int_t)(sg_now_ms() - cp->settle_from_ms)));
     return o;
 }
 

@@ -660,6 +660,7 @@ static int hook_parse_add(json_t *add, struct sg_hook_changes *ch, char *err, si
         if ((v = json_object_get(e, "maxconn")) != NULL &&
             hook_int_in(v, 0, 1000000, &a->maxconn) != SG_OK)
             return hook_fail(err, errlen, "add[%zu]: \"maxconn\" must be an integer 0..1000000", i);
+        a->maxconn_set = v != NULL;
         a->address = sg_xstrdup(json_string_value(json_object_get(e, "address")));
         ch->nadd = i + 1;
     }

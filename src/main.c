@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -81,10 +83,22 @@ static void main_backend_changed(struct sg_backend *b, void *arg)
     sg_control_backend_changed(ms->ctl, b);
 }
 
-/* The demo configuration with @HOOKS@ replaced by the directory of the
- * example hooks: $SURGEGATE_HOOKS_DIR, else the source tree's hooks/ (a
- * build run in place), else the installed copy. Owned by the caller. */
-static char *main_demo_conf(void)
+/* What a demo run sets up before its configuration: ports, backends. */
+struct main_demo {
+    int port, admin_port;       /* proxy, admin API */
+    char listen[32], admin[32]; /* "127.0.0.1:P" */
+    char state[64];             /* local-spawn's state directory for this run */
+    char exe[512];              /* our own binary */
+    struct sg_demo_procs procs; /* the demo backends */
+    bool started;               /* procs started: stop them at the end */
+};
+
+/* The demo configuration with its marks filled: @HOOKS@ by the directory of
+ * the example hooks ($SURGEGATE_HOOKS_DIR, else the source tree's hooks/ (a
+ * build run in place), else the installed copy), and for a run (md not
+ * NULL) the ports, the backends and the state directory. Owned by the
+ * caller. */
+static char *main_demo_conf(const struct main_demo *md)
 {
     const char *dir = getenv("SURGEGATE_HOOKS_DIR");
     if (dir == NULL || dir[0] != '/') {
@@ -92,16 +106,109 @@ static char *main_demo_conf(void)
         if (access(SG_HOOKS_DIR "/local-spawn", X_OK) != 0)
             dir = SG_HOOKS_INSTALL_DIR;
     }
-    return sg_demo_conf_fill(sg_demo_conf, dir);
+    char *text = sg_xstrdup(sg_demo_conf);
+    if (md != NULL) {
+        const char *const marks[][2] = {{"@LISTEN@", md->listen},
+                                        {"@ADMIN@", md->admin},
+                                        {"@BACKEND1@", md->procs.addr[0]},
+                                        {"@BACKEND2@", md->procs.addr[1]},
+                                        {"@STATE@", md->state}};
+        for (size_t i = 0; i < SG_ARRAY_SIZE(marks); i++) {
+            char *next = sg_demo_subst(text, marks[i][0], marks[i][1]);
+            free(text);
+            text = next;
+        }
+    }
+    char *out = sg_demo_conf_fill(text, dir);
+    free(text);
+    return out;
+}
+
+/* Before a demo run: its two ports must be free (else a clear message and
+ * the way out), then its backends start. Returns 0, or the exit status. */
+static int main_demo_prepare(struct main_demo *md)
+{
+    char err[256];
+    int ports[2] = {md->port, md->admin_port};
+    for (int i = 0; i < 2; i++)
+        if (sg_demo_port_check("127.0.0.1", ports[i], err, sizeof(err)) != SG_OK) {
+            fprintf(stderr,
+                    "surgegate: --demo: %s (the demo's %s; another surgegate --demo?). Stop "
+                    "what holds it (`ss -ltnp 'sport = :%d'` shows it), or run the demo on "
+                    "other ports: surgegate --demo --demo-port %d (the proxy on that port, the "
+                    "admin API on the next)\n",
+                    err, i == 0 ? "proxy" : "admin API", ports[i],
+                    md->port < 65000 ? md->port + 100 : 8180);
+            return 1;
+        }
+    snprintf(md->listen, sizeof(md->listen), "127.0.0.1:%d", md->port);
+    snprintf(md->admin, sizeof(md->admin), "127.0.0.1:%d", md->admin_port);
+    snprintf(md->state, sizeof(md->state), "/tmp/surgegate-demo-%d", (int)getpid());
+    ssize_t el = readlink("/proc/self/exe", md->exe, sizeof(md->exe) - 1);
+    if (el <= 0) {
+        fprintf(stderr, "surgegate: --demo: cannot find our own binary: %s\n", strerror(errno));
+        return 1;
+    }
+    md->exe[el] = '\0';
+    /* Our backends, and those local-spawn starts (the hooks pass it on),
+     * end when we do, even when we are killed. */
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    setenv("SURGEGATE_DEMO_OWNER", pid, 1);
+    if (sg_demo_spawn(&md->procs, md->exe, 2, err, sizeof(err)) != SG_OK) {
+        fprintf(stderr, "surgegate: --demo: %s\n", err);
+        return 1;
+    }
+    md->started = true;
+    return 0;
+}
+
+/* At the demo's end, after the proxy stopped: the backends local-spawn
+ * started (the scale_down hook to 0, as it documents), then our own, then
+ * the state directory. */
+static void main_demo_finish(struct main_demo *md, const struct sg_cfg *cfg,
+                             const struct sg_pools *pools)
+{
+    if (!md->started)
+        return;
+    uint32_t n = 0;
+    if (cfg != NULL && pools != NULL && pools->n > 0) {
+        const struct sg_pool *p = &pools->pools[0];
+        for (size_t i = 0, used = sg_pool_nused(p); i < used; i++) {
+            const struct sg_backend *b = &p->backends[i];
+            if (sg_backend_live(b) && !atomic_load(&b->removing) && b->origin == SG_ORIGIN_HOOK)
+                n++;
+        }
+        char *const *hook = cfg->pools[0].autoscale.scale_down_hook;
+        if (n > 0 && hook != NULL && sg_demo_stop_spawned(hook, p->name, n) != SG_OK)
+            sg_log_warn("demo: the scale_down hook did not stop every backend it started");
+    }
+    sg_demo_reap(&md->procs);
+    char f[96];
+    snprintf(f, sizeof(f), "%s/seq", md->state);
+    (void)unlink(f);
+    (void)rmdir(md->state);
+    md->started = false;
+    sg_log_info("demo: stopped its backends (%zu of its own, %" PRIu32 " the surge added)",
+                md->procs.n, n);
+}
+
+/* Once a second in the demo: reaps a demo backend the user killed. */
+static void main_demo_poll(evutil_socket_t fd, short what, void *arg)
+{
+    sg_demo_poll(arg);
 }
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: surgegate [-c FILE] [-t] [--demo] [--log-level LEVEL] [--version]\n"
+    fprintf(out, "usage: surgegate [-c FILE] [-t] [--demo [--demo-port P]] [--log-level LEVEL] "
+                 "[--version]\n"
                  "  -c, --config FILE   configuration file (default " SG_DEFAULT_CONFIG ")\n"
                  "  -t, --test          check the configuration and exit (0 valid, 1 invalid)\n"
-                 "      --demo          run an embedded demo: proxy on 127.0.0.1:8080, two local\n"
-                 "                      backends, autoscaled by hooks/local-spawn\n"
+                 "      --demo          run an embedded demo: proxy on 127.0.0.1:8080, admin API\n"
+                 "                      on 127.0.0.1:9900, two demo backends (processes of their\n"
+                 "                      own), autoscaled by hooks/local-spawn\n"
+                 "      --demo-port P   the demo's proxy on port P, its admin API on P+1\n"
                  "      --demo-backend ADDR\n"
                  "                      serve one demo backend on ADDR (port 0: any free port)\n"
                  "  -l, --log-level L   error, warn, info (default) or debug\n"
@@ -225,6 +332,10 @@ static json_t *main_reload(struct main_state *ms, const char *source)
         struct sg_cfg_diags diags;
         sg_cfg_diags_init(&diags, ms->cfg_path);
         cfg = sg_cfg_load_file(ms->cfg_path, &diags);
+        if (cfg != NULL && sg_cfg_check_programs(cfg, &diags) != SG_OK) {
+            sg_cfg_free(cfg); /* a hook that is not there: refused like -t */
+            cfg = NULL;
+        }
         for (size_t i = 0; i < diags.n; i++) {
             const struct sg_cfg_diag *d = &diags.items[i];
             if (d->severity == SG_CFG_ERROR)
@@ -434,27 +545,39 @@ static void main_admin_start(struct main_state *ms)
         sg_admin_set_reload(ms->admin, main_reload_admin, main_upgrade_admin, ms);
 }
 
-static void print_demo_banner(const struct sg_cfg *cfg)
+static void print_demo_banner(const struct sg_cfg *cfg, const struct main_demo *md)
 {
     const struct sg_cfg_frontend *fe = &cfg->frontends[0];
-    printf("surgegate %s demo: proxy on http://%s, pool '%s' with %zu local backends:", SG_VERSION,
-           fe->listen.text, cfg->pools[0].name, cfg->pools[0].nbackends);
-    for (size_t i = 0; i < cfg->pools[0].nbackends; i++)
-        printf(" %s", cfg->pools[0].backends[i].address.text);
-    printf("\n\nTry:\n");
-    printf("  curl -s http://%s/\n", fe->listen.text);
-    printf("  for i in 1 2 3 4; do curl -s http://%s/; done   # spread over the backends\n",
-           fe->listen.text);
-    if (!cfg->admin.listen.is_unix) {
-        printf("  build/surgectl --admin %s status --watch   # in another terminal\n",
-               cfg->admin.listen.text);
-        printf("  wrk -t2 -c200 -d60s http://%s/   # a surge: the queue grows, hooks/local-spawn\n"
-               "                                  # adds backends; after it, they drain and go\n",
-               fe->listen.text);
-        printf("  build/surgectl --admin %s events   # the timeline\n", cfg->admin.listen.text);
-        printf("  curl -s http://%s/metrics   # Prometheus\n", cfg->admin.listen.text);
+    const struct sg_cfg_pool *p = &cfg->pools[0];
+    /* surgectl beside us (build/ or /usr/bin), else from PATH */
+    char ctl[600] = "surgectl";
+    const char *slash = strrchr(md->exe, '/');
+    if (slash != NULL) {
+        snprintf(ctl, sizeof(ctl), "%.*s/surgectl", (int)(slash - md->exe), md->exe);
+        if (access(ctl, X_OK) != 0)
+            snprintf(ctl, sizeof(ctl), "surgectl");
     }
-    printf("\nPress Ctrl-C to stop.\n");
+    printf("surgegate %s demo: proxy on http://%s, admin API on %s\n", SG_VERSION, fe->listen.text,
+           md->admin);
+    printf("pool '%s': %zu demo backends, each a process of its own (maxconn %u, %u ms a "
+           "request):\n",
+           p->name, md->procs.n, p->nbackends > 0 ? p->backends[0].maxconn : 0, SG_DEMO_DELAY_MS);
+    for (size_t i = 0; i < md->procs.n; i++)
+        printf("  backend %s  pid %d\n", md->procs.addr[i], (int)md->procs.pid[i]);
+    printf("\nTry, in other terminals:\n");
+    printf("  curl -s http://%s/                  # one backend answers\n", fe->listen.text);
+    printf("  %s --admin %s status --watch\n", ctl, md->admin);
+    printf("                                     # the pool, live\n");
+    printf("  kill %d                          # stop backend %s: it turns down, its\n",
+           (int)md->procs.pid[0], md->procs.addr[0]);
+    printf("                                     # requests fail over to the other\n");
+    printf("  wrk -t2 -c200 -d60s http://%s/   # a surge: the queue grows, hooks/local-spawn\n"
+           "                                     # adds backends (maxconn %u like these); after\n"
+           "                                     # it, they drain and stop\n",
+           fe->listen.text, p->nbackends > 0 ? p->backends[0].maxconn : 0);
+    printf("  %s --admin %s events   # the timeline\n", ctl, md->admin);
+    printf("  curl -s http://%s/metrics   # Prometheus\n", md->admin);
+    printf("\nPress Ctrl-C to stop: the demo backends and those the surge added stop too.\n");
     fflush(stdout);
 }
 
@@ -462,6 +585,8 @@ int main(int argc, char **argv)
 {
     const char *cfg_path = NULL;
     bool test_only = false, demo = false;
+    struct main_demo md = {.port = 8080, .admin_port = 9900};
+    bool demo_port = false;
     const char *demo_backend = NULL;
     const char *log_level = NULL;
     static const struct option opts[] = {
@@ -469,6 +594,7 @@ int main(int argc, char **argv)
         {"test", no_argument, NULL, 't'},
         {"demo", no_argument, NULL, 'D'},
         {"demo-backend", required_argument, NULL, 'B'},
+        {"demo-port", required_argument, NULL, 'P'},
         {"log-level", required_argument, NULL, 'l'},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -490,6 +616,18 @@ int main(int argc, char **argv)
         case 'B':
             demo_backend = optarg;
             break;
+        case 'P': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 1 || v > 65534) {
+                fprintf(stderr, "surgegate: --demo-port: '%s' is not a port 1..65534\n", optarg);
+                return 2;
+            }
+            md.port = (int)v;
+            md.admin_port = (int)v + 1;
+            demo_port = true;
+            break;
+        }
         case 'l':
             log_level = optarg;
             break;
@@ -514,6 +652,10 @@ int main(int argc, char **argv)
     }
     if (demo_backend != NULL)
         return sg_demo_backend_run(demo_backend, SG_DEMO_DELAY_MS);
+    if (demo_port && !demo) {
+        fprintf(stderr, "surgegate: --demo-port is for --demo\n");
+        return 2;
+    }
     if (demo && cfg_path != NULL) {
         fprintf(stderr, "surgegate: --demo uses its embedded configuration; drop -c\n");
         return 2;
@@ -528,8 +670,13 @@ int main(int argc, char **argv)
     struct sg_cfg_diags diags;
     struct sg_cfg *cfg;
     if (demo) {
+        if (!test_only) {
+            int drc = main_demo_prepare(&md);
+            if (drc != 0)
+                return drc;
+        }
         sg_cfg_diags_init(&diags, "<demo>");
-        char *text = main_demo_conf();
+        char *text = main_demo_conf(test_only ? NULL : &md);
         cfg = sg_cfg_load_string(text, "<demo>", &diags);
         free(text);
     } else {
@@ -537,6 +684,11 @@ int main(int argc, char **argv)
             cfg_path = SG_DEFAULT_CONFIG;
         sg_cfg_diags_init(&diags, cfg_path);
         cfg = sg_cfg_load_file(cfg_path, &diags);
+    }
+    /* The hooks must be there now, not at the first surge. */
+    if (cfg != NULL && sg_cfg_check_programs(cfg, &diags) != SG_OK) {
+        sg_cfg_free(cfg);
+        cfg = NULL;
     }
     sg_cfg_diags_print(&diags, stderr);
     if (test_only) {
@@ -553,6 +705,7 @@ int main(int argc, char **argv)
     sg_cfg_diags_free(&diags);
     if (cfg == NULL) {
         fprintf(stderr, "surgegate: invalid configuration, not starting\n");
+        main_demo_finish(&md, NULL, NULL);
         return 1;
     }
     enum sg_log_level lvl;
@@ -560,6 +713,7 @@ int main(int argc, char **argv)
         if (sg_log_parse_level(log_level, &lvl) != SG_OK) {
             fprintf(stderr, "surgegate: bad log level '%s'\n", log_level);
             sg_cfg_free(cfg);
+            main_demo_finish(&md, NULL, NULL);
             return 2;
         }
         sg_log_set_level(lvl);
@@ -598,7 +752,7 @@ int main(int argc, char **argv)
     }
     ms.log_level_forced = log_level != NULL;
     int rc = 1;
-    struct sg_demo *dm = NULL;
+    struct event *demo_ev = NULL;
     struct sg_journal *journal = NULL;
     struct event *sigterm = NULL, *sigint = NULL, *sigusr1 = NULL, *sighup = NULL;
     struct event *sigusr2 = NULL;
@@ -621,8 +775,9 @@ int main(int argc, char **argv)
         }
     }
     if (demo) {
-        dm = sg_demo_start(ms.base, cfg);
-        if (dm == NULL)
+        struct timeval sec = {1, 0};
+        demo_ev = event_new(ms.base, -1, EV_PERSIST, main_demo_poll, &md.procs);
+        if (demo_ev == NULL || event_add(demo_ev, &sec) != 0)
             goto out;
     }
     sg_memory_init(cfg->limits.buffer_memory);
@@ -677,7 +832,7 @@ int main(int argc, char **argv)
                               (int)g->nworkers, "pools", (int)g->cfg->npools, "frontends",
                               (int)g->cfg->nfrontends));
     if (demo)
-        print_demo_banner(g->cfg);
+        print_demo_banner(g->cfg, &md);
     if (up_fd >= 0) {
         /* Serving: the process we replace may stop. */
         if (send(up_fd, "R", 1, MSG_NOSIGNAL) != 1)
@@ -699,6 +854,9 @@ out:
     sg_health_stop(ms.health);
     sg_admin_stop(ms.admin);
     sg_control_free(ms.ctl);
+    /* the backends the demo started, before the pools that name them go */
+    main_demo_finish(&md, ms.gen != NULL ? ms.gen->cfg : NULL,
+                     ms.gen != NULL ? &ms.gen->pools : NULL);
     sg_gen_free(ms.gen); /* joins its workers (stopped by now) */
     while (ms.retiring != NULL) {
         struct sg_gen *r = ms.retiring;
@@ -730,7 +888,8 @@ out:
         event_free(ms.poll_ev);
     if (ms.reap_ev)
         event_free(ms.reap_ev);
-    sg_demo_free(dm);
+    if (demo_ev)
+        event_free(demo_ev);
     if (ms.base)
         event_base_free(ms.base);
     sg_alog_close(ms.alog); /* after the workers handed their buffers over */

@@ -137,6 +137,7 @@ int sg_pools_build(struct sg_pools *ps, const struct sg_cfg *cfg)
                 continue;
             struct sg_backend *b = &p->backends[k++];
             b->cfg = cb;
+            b->origin = SG_ORIGIN_CONFIG;
             backend_set_addr(b, cb->address.text, &cb->address.ss, cb->address.sslen);
             atomic_init(&b->weight, cb->weight);
             atomic_init(&b->maxconn, cb->maxconn);
@@ -208,8 +209,8 @@ struct sg_pool *sg_pools_find(const struct sg_pools *ps, const char *name)
 #define SG_SLOT_REUSE_MS 60000u
 
 enum sg_ctl_err sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight,
-                                    uint32_t maxconn, bool checking, struct sg_backend **out,
-                                    char *err, size_t errlen)
+                                    uint32_t maxconn, bool checking, enum sg_backend_origin origin,
+                                    struct sg_backend **out, char *err, size_t errlen)
 {
     struct sg_cfg_addr a = {0};
     char why[160];
@@ -253,6 +254,7 @@ enum sg_ctl_err sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_
     sg_cfg_addr_free(&a);
     slot->cfg = NULL;
     slot->backup = false;
+    slot->origin = (uint8_t)origin;
     atomic_store(&slot->weight, weight);
     atomic_store(&slot->maxconn, maxconn);
     atomic_store(&slot->eject_until, 0);
@@ -332,13 +334,59 @@ size_t sg_pool_reap(struct sg_pool *p, void (*emptied)(struct sg_backend *b, voi
     return n;
 }
 
+bool sg_pool_in_group(const struct sg_backend *b)
+{
+    return sg_backend_live(b) && !atomic_load(&b->removing) && !b->backup &&
+           b->origin != SG_ORIGIN_ADMIN;
+}
+
 uint32_t sg_pool_ncurrent(const struct sg_pool *p)
 {
     uint32_t n = 0;
-    for (size_t i = 0; i < p->nbackends; i++) {
+    for (size_t i = 0, used = sg_pool_nused(p); i < used; i++)
+        n += sg_pool_in_group(&p->backends[i]) ? 1 : 0;
+    return n;
+}
+
+uint32_t sg_pool_njoined(const struct sg_pool *p)
+{
+    uint32_t n = 0;
+    for (size_t i = 0, used = sg_pool_nused(p); i < used; i++) {
         const struct sg_backend *b = &p->backends[i];
-        if (sg_backend_live(b) && !atomic_load(&b->removing) && !b->backup)
+        if (sg_pool_in_group(b) && atomic_load(&b->health) != SG_HEALTH_CHECKING)
             n++;
     }
     return n;
+}
+
+uint32_t sg_pool_default_maxconn(const struct sg_pool *p)
+{
+    bool any = false;
+    uint32_t low = 0;
+    for (size_t i = 0; p->cfg != NULL && i < p->cfg->nbackends; i++) {
+        const struct sg_cfg_backend *be = &p->cfg->backends[i];
+        if (be->backup)
+            continue;
+        if (!any || (be->maxconn != 0 && (low == 0 || be->maxconn < low)))
+            low = be->maxconn;
+        any = true;
+    }
+    return low;
+}
+
+static const char *const pool_origin_names[SG_ORIGIN__COUNT] = {"config", "admin", "hook",
+                                                                "discovery"};
+
+const char *sg_backend_origin_name(int origin)
+{
+    return origin >= 0 && origin < SG_ORIGIN__COUNT ? pool_origin_names[origin] : "unknown";
+}
+
+enum sg_backend_origin sg_backend_origin_of(const char *source)
+{
+    if (source != NULL && strcmp(source, "hook") == 0)
+        return SG_ORIGIN_HOOK;
+    if (source != NULL && strcmp(source, "discovery") == 0)
+        return SG_ORIGIN_DISCOVERY;
+    return SG_ORIGIN_ADMIN;
 }

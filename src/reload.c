@@ -97,9 +97,9 @@ static void reload_carry_pool(struct sg_pool *p, const struct sg_pool *op, json_
         if (b == NULL && ob->cfg == NULL) {
             /* Added at runtime: it stays, in a free slot. */
             char err[200];
-            if (sg_pool_add_backend(p, ob->name, atomic_load(&ob->weight),
-                                    atomic_load(&ob->maxconn), false, &b, err,
-                                    sizeof(err)) != SG_CTL_OK) {
+            if (sg_pool_add_backend(
+                    p, ob->name, atomic_load(&ob->weight), atomic_load(&ob->maxconn), false,
+                    (enum sg_backend_origin)ob->origin, &b, err, sizeof(err)) != SG_CTL_OK) {
                 sg_log_warn("reload: pool '%s': backend %s added at runtime is lost: %s", p->name,
                             ob->name, err);
                 continue;

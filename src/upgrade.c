@@ -50,12 +50,13 @@ json_t *sg_upgrade_state(const struct sg_pools *ps)
                 hl > 2)
                 continue;
             uint32_t w = atomic_load(&b->weight);
-            json_array_append_new(bs, json_pack("{s:s, s:b, s:i, s:b, s:i, s:s, s:s, s:s}",
-                                                "address", b->name, "runtime", b->cfg == NULL,
-                                                "weight", (json_int_t)w, "weight_set",
-                                                b->cfg == NULL || w != b->cfg->weight, "maxconn",
-                                                (json_int_t)atomic_load(&b->maxconn), "admin",
-                                                upgrade_admin_names[adm], "health",
+            json_array_append_new(bs, json_pack("{s:s, s:s, s:b, s:i, s:b, s:i, s:s, s:s, s:s}",
+                                                "address", b->name, "origin",
+                                                sg_backend_origin_name(b->origin), "runtime",
+                                                b->cfg == NULL, "weight", (json_int_t)w,
+                                                "weight_set", b->cfg == NULL || w != b->cfg->weight,
+                                                "maxconn", (json_int_t)atomic_load(&b->maxconn),
+                                                "admin", upgrade_admin_names[adm], "health",
                                                 upgrade_health_names[hl], "reason", b->reason));
         }
         json_array_append_new(pools, json_pack("{s:s, s:o}", "name", p->name, "backends", bs));
@@ -95,7 +96,9 @@ size_t sg_upgrade_apply(struct sg_pools *ps, const json_t *state)
             struct sg_backend *b = sg_pool_find_backend(p, addr, strlen(addr));
             if (b == NULL && json_is_true(json_object_get(bj, "runtime"))) {
                 char err[200];
-                if (sg_pool_add_backend(p, addr, (uint32_t)w, (uint32_t)mc, false, &b, err,
+                enum sg_backend_origin o =
+                    sg_backend_origin_of(json_string_value(json_object_get(bj, "origin")));
+                if (sg_pool_add_backend(p, addr, (uint32_t)w, (uint32_t)mc, false, o, &b, err,
                                         sizeof(err)) != SG_CTL_OK) {
                     sg_log_warn("upgrade: pool '%s': backend %s added at runtime is lost: %s",
                                 p->name, addr, err);

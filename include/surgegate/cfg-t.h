@@ -132,6 +132,8 @@ struct sg_cfg_autoscale {
     size_t nrules;
     char **scale_up_hook; /* NULL-terminated argv, or NULL */
     char **scale_down_hook;
+    int scale_up_hook_line, scale_down_hook_line; /* 0: not written */
+    uint32_t settle_timeout_ms; /* a decision waits this long for the count it asked for */
     int line;
 };
 
@@ -214,6 +216,7 @@ struct sg_cfg_pool {
 struct sg_cfg_alerts {
     char **events; /* NULL-terminated */
     char **hook;   /* NULL-terminated argv */
+    int hook_line; /* 0: not written */
     int line;
 };
 

@@ -26,6 +26,19 @@ void sg_cfg_lint(const struct sg_cfg *cfg, struct sg_cfg_diags *diags);
 
 void sg_cfg_free(struct sg_cfg *cfg);
 
+/* Checks one program a config runs: `path` must be absolute and name a
+ * regular file this user may execute (stat(2) follows links). Otherwise
+ * appends an error on `line` that starts with `what` ("scale_up_hook of pool
+ * 'app'") and returns SG_ERR; else SG_OK. Touches the file system, nothing
+ * else. Any thread. */
+int sg_cfg_check_program(const char *path, const char *what, int line, struct sg_cfg_diags *d);
+
+/* sg_cfg_check_program() on every program of a loaded cfg: each pool's
+ * scale_up_hook and scale_down_hook, the alerts hook. Errors are appended
+ * and every diag of d is put in line order again. SG_OK when all are
+ * fine. `surgegate -t` and the start call it after a successful load. */
+int sg_cfg_check_programs(const struct sg_cfg *cfg, struct sg_cfg_diags *d);
+
 /* "250ms", "5s", "2m", "1h" -> milliseconds. SG_OK or SG_ERR. */
 int sg_cfg_parse_duration(const char *s, uint32_t *out_ms);
 /* "host:port", "[v6]:port", "unix:/path" -> sg_cfg_addr (numeric hosts only,

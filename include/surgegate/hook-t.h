@@ -49,7 +49,8 @@ typedef void (*sg_hook_done_cb)(const struct sg_hook_result *r, void *arg);
 struct sg_hook_add {
     char *address;    /* as written: "1.2.3.4:80", "[::1]:80" */
     uint32_t weight;  /* 0..256, default 1 */
-    uint32_t maxconn; /* 0..1000000, default 0 (unlimited) */
+    uint32_t maxconn; /* 0..1000000 (0: unlimited) when maxconn_set */
+    bool maxconn_set; /* false: not in the output; the pool's default applies */
 };
 
 struct sg_hook_changes {

@@ -50,6 +50,18 @@ enum sg_backend_state {
     SG_BACKEND__COUNT
 };
 
+/* Where a backend came from (issue 17). The autoscaler counts the members
+ * of the group it scales: every origin but ADMIN (an operator's own
+ * addition stays outside the group: never counted in SURGEGATE_CURRENT,
+ * never removed by a scale hook). Names: sg_backend_origin_name(). */
+enum sg_backend_origin {
+    SG_ORIGIN_CONFIG = 0, /* "config": the config file's backends */
+    SG_ORIGIN_ADMIN,      /* "admin": added through the admin API (surgectl add) */
+    SG_ORIGIN_HOOK,       /* "hook": a scale hook's output */
+    SG_ORIGIN_DISCOVERY,  /* "discovery": a pool's discover source or a host name */
+    SG_ORIGIN__COUNT
+};
+
 struct sg_pool;
 struct sg_lb_ops;
 struct sg_qentry;
@@ -67,6 +79,8 @@ struct sg_backend {
     _Atomic uint32_t weight; /* configured weight (admin API may change); see sg_backend_weight() */
     _Atomic uint32_t maxconn; /* configured; 0 = unlimited; see sg_backend_maxconn() */
     bool backup;
+    uint8_t origin; /* enum sg_backend_origin; written with name (slot EMPTY), or by the
+                     * control thread when a removal is taken back; read there only */
     char name_buf[SG_BACKEND_NAME_MAX];
 
     /* Written rarely (control thread, ejection): read on every pick. */

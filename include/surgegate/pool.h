@@ -36,10 +36,10 @@ struct sg_backend *sg_pool_find_addr(struct sg_pool *p, const struct sockaddr *s
  * check (then slow start); else it is up at once.
  * SG_CTL_OK (*out set), SG_CTL_EXISTS (already there), SG_CTL_BAD_REQUEST
  * (bad or too long address), SG_CTL_CONFLICT (no free slot); err says why.
- * Control thread only. */
+ * origin says who asked (the autoscaler counts by it). Control thread only. */
 enum sg_ctl_err sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_t weight,
-                                    uint32_t maxconn, bool checking, struct sg_backend **out,
-                                    char *err, size_t errlen);
+                                    uint32_t maxconn, bool checking, enum sg_backend_origin origin,
+                                    struct sg_backend **out, char *err, size_t errlen);
 
 /* Starts removing b: it drains (no new requests) and its slot is freed by
  * sg_pool_reap() once no request uses it. Control thread only. */
@@ -58,8 +58,31 @@ uint32_t sg_pool_nserving(const struct sg_pool *p);
  * for each first. Returns how many. Control thread, once per tick. */
 size_t sg_pool_reap(struct sg_pool *p, void (*emptied)(struct sg_backend *b, void *arg), void *arg);
 
-/* Backends the pool counts for scaling: live, not being removed, not backup. */
+/* The scaled group (issue 17): the backends the autoscaler counts and a
+ * scale hook may remove: live, not being removed, not backup, and not
+ * added by hand (origin ADMIN). Control thread. */
+bool sg_pool_in_group(const struct sg_backend *b);
+
+/* Members of the scaled group now: SURGEGATE_CURRENT. Control thread. */
 uint32_t sg_pool_ncurrent(const struct sg_pool *p);
+
+/* Members of the scaled group that have joined: past their first health
+ * check (not CHECKING). A scale-up has settled once this reaches what it
+ * asked for. Control thread. */
+uint32_t sg_pool_njoined(const struct sg_pool *p);
+
+/* The maxconn a member added without one gets (hook output, discovery):
+ * that of the configured non-backup backends when they agree; when they
+ * differ, the smallest (0, unlimited, counts as the largest); 0 when the
+ * pool has no configured backend. Pure, any thread. */
+uint32_t sg_pool_default_maxconn(const struct sg_pool *p);
+
+/* "config", "admin", "hook", "discovery" ("unknown" out of range; never
+ * NULL). The origin a `source` word of sg_control_add_backend() stands
+ * for: "hook" and "discovery" are theirs, anything else is ADMIN (an
+ * addition by hand). Pure. */
+const char *sg_backend_origin_name(int origin);
+enum sg_backend_origin sg_backend_origin_of(const char *source);
 
 /* The state users see (pool.c). */
 enum sg_backend_state sg_backend_state(const struct sg_backend *b, uint64_t now_ms);

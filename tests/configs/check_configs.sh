@@ -4,7 +4,9 @@
 #
 # usage: check_configs.sh examples|bad SURGEGATE SOURCE_DIR
 #   examples  every SOURCE_DIR/config/*.conf exits 0 and prints no error
-#             (demo.conf, a template, as `surgegate -t --demo`).
+#             (demo.conf, a template, as `surgegate -t --demo`), with the
+#             hooks it names under /etc/surgegate/hooks/ taken from
+#             SOURCE_DIR/hooks/ (-t checks that every hook is there).
 #   bad       every tests/configs/bad/*.conf exits 1 and prints exactly the
 #             errors it expects; every tests/configs/warn/*.conf exits 0 and
 #             prints exactly the warnings it expects.
@@ -99,7 +101,13 @@ examples)
         # runs it, from the copy embedded at build time.
         [ "$(basename "$f")" = demo.conf ] && continue
         checked=$((checked + 1))
+        # The examples name the installed hooks (/etc/surgegate/hooks/...),
+        # which -t checks: check a copy that names the source tree's.
+        tmp=$(mktemp -d)
+        sed "s#/etc/surgegate/hooks/#$src/hooks/#g" "$f" >"$tmp/$(basename "$f")"
+        f=$tmp/$(basename "$f")
         run_check "$f"
+        rm -rf "$tmp"
         if [ $rc -ne 0 ]; then
             fail "$f: exit $rc, want 0"
         elif [ "$(count_diags "$f" error)" -ne 0 ]; then

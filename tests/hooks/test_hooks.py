@@ -371,16 +371,34 @@ def t_local_spawn(env):
         check(answers(addrs[0]), "the remaining backend %s stopped answering" % addrs[0])
         check(env.calls() == [], "local-spawn down started something: %r" % env.calls())
 
-        # up 1 -> 2 again: one more, a new address; then down 2 -> 0 stops both
-        rc, out, err = env.run("local-spawn", [state], current=1, desired=2)
+        # up 1 -> 2 again with the pool's maxconn (issue 17): one more, a new
+        # address, the originals' maxconn
+        rc, out, err = env.run("local-spawn", [state], current=1, desired=2,
+                               extra={"SURGEGATE_BACKEND_MAXCONN": "008"})
         check(rc == 0, "local-spawn up again: exit %d, stderr %r" % (rc, err))
         pids.update(c["pid"] for c in env.calls())
-        third = json.loads(out)["add"][0]["address"]
+        entry = json.loads(out)["add"][0]
+        check(entry.get("maxconn") == 8 and entry["weight"] == 1,
+              "local-spawn with SURGEGATE_BACKEND_MAXCONN=008: entry %r" % entry)
+        third = entry["address"]
         check(answers(third), "new backend %s does not answer" % third)
+        rc, out, err = env.run("local-spawn", [state], current=2, desired=3,
+                               extra={"SURGEGATE_BACKEND_MAXCONN": "x"})
+        check(rc == 2 and out == "" and "SURGEGATE_BACKEND_MAXCONN" in err,
+              "local-spawn with a bad SURGEGATE_BACKEND_MAXCONN: %d %r %r" % (rc, out, err))
+        # down 2 -> 1 with the older one down (issue 17): SURGEGATE_REMOVE_FIRST
+        # names it, so it goes before the newest
         rc, out, err = env.run("local-spawn", [state], action="scale_down", current=2,
+                               desired=1,
+                               extra={"SURGEGATE_REMOVE_FIRST": "10.9.9.9:1 %s" % addrs[0]})
+        check(rc == 0, "local-spawn down, remove first: exit %d, stderr %r" % (rc, err))
+        check(json.loads(out) == {"remove": [addrs[0]]},
+              "local-spawn down with SURGEGATE_REMOVE_FIRST=%s: %r" % (addrs[0], out))
+        check(answers(third), "the newest backend %s was stopped instead" % third)
+        rc, out, err = env.run("local-spawn", [state], action="scale_down", current=1,
                                desired=0)
         check(rc == 0, "local-spawn down to 0: exit %d, stderr %r" % (rc, err))
-        check(json.loads(out) == {"remove": [third, addrs[0]]},
+        check(json.loads(out) == {"remove": [third]},
               "local-spawn down to 0: %r" % out)
         # asking for more than it started: removes nothing, says so, exit 0
         rc, out, err = env.run("local-spawn", [state], action="scale_down", current=1,

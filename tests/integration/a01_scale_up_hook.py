@@ -17,6 +17,8 @@ hook = a recording /bin/sh script with arguments that a shell would mangle.
     backends with address/state/weight/inflight/queue_depth/removing);
   - journal: scale_decision (hook true, dry_run false) and hook_run (ok);
     admin pools/app autoscale.last_decision; surgegate_hook_runs_total;
+  - the hook adds no backend, so the group never has the 2 it asked for:
+    after settle_timeout (3 s) a scale_unsettled event (have 1, desired 2);
   - with the load going on, the second run is not inside the 5 s cooldown
     (and does come after it).
 (B) dry_run = true: scale_decision events with dry_run true, the hook never
@@ -36,7 +38,7 @@ ARGS = ["arg one", "semi;$HOME 'q' *"]
 
 def config(fe, b, hook, dry_run):
     auto = ('autoscale = { min = 1; max = 4; step = 1; hook_timeout = "3s"; dry_run = %s; '
-            'scale_up_cooldown = "%ds"; scale_down_window = "300s"; '
+            'scale_up_cooldown = "%ds"; scale_down_window = "300s"; settle_timeout = "3s"; '
             'rules = ( { metric = "queue_depth"; above = 3.0; for = "%ds"; } ); '
             'scale_up_hook = [ "%s", "%s", "%s" ]; scale_down_hook = [ "%s" ]; };'
             % ("true" if dry_run else "false", COOLDOWN_S, FOR_S, hook.path, ARGS[0],
@@ -56,7 +58,8 @@ def wait_queue_rise(proxy, timeout=8.0):
 def check_env(run, proxy):
     env, lst = run["env"], run["env_list"]
     want_keys = {"PATH", "HOME", "LANG", "SURGEGATE_ACTION", "SURGEGATE_BIN", "SURGEGATE_POOL",
-                 "SURGEGATE_CURRENT", "SURGEGATE_DESIRED", "SURGEGATE_REASON"}
+                 "SURGEGATE_CURRENT", "SURGEGATE_DESIRED", "SURGEGATE_REASON",
+                 "SURGEGATE_BACKEND_MAXCONN"}
     want_keys |= {"SURGEGATE_METRIC_" + m.upper() for m in METRICS}
     check_eq(sorted(env), sorted(want_keys), "hook environment variable names")
     check_eq(len(lst), len(env), "hook environment entries (duplicates?)")
@@ -68,6 +71,7 @@ def check_env(run, proxy):
     check_eq(env["SURGEGATE_POOL"], "app", "SURGEGATE_POOL")
     check_eq(env["SURGEGATE_CURRENT"], "1", "SURGEGATE_CURRENT")
     check_eq(env["SURGEGATE_DESIRED"], "2", "SURGEGATE_DESIRED")
+    check_eq(env["SURGEGATE_BACKEND_MAXCONN"], "1", "SURGEGATE_BACKEND_MAXCONN (the backend's)")
     check("queue_depth" in env["SURGEGATE_REASON"] and "\n" not in env["SURGEGATE_REASON"],
           "SURGEGATE_REASON %r should name the rule's metric on one line"
           % env["SURGEGATE_REASON"])
@@ -116,7 +120,11 @@ def check_stdin(run, b):
     check(isinstance(bs, list) and len(bs) == 1, "snapshot backends %r" % bs)
     b0 = bs[0]
     check_eq(sorted(b0), sorted(["address", "state", "weight", "inflight", "queue_depth",
-                                 "removing"]), "snapshot backend keys")
+                                 "removing", "maxconn", "origin", "in_group"]),
+             "snapshot backend keys")
+    check_eq((b0["maxconn"], b0["origin"], b0["in_group"]), (1, "config", True),
+             "snapshot backend maxconn, origin, in_group")
+    check_eq(snap.get("current"), 1, "snapshot current (the scaled group)")
     check_eq((b0["address"], b0["state"], b0["weight"], b0["removing"]),
              (b.addr, "up", 1, False), "snapshot backend address/state/weight/removing")
     check(b0["inflight"] in (0, 1), "snapshot backend inflight %r with maxconn 1" % b0["inflight"])
@@ -185,6 +193,10 @@ def part_a():
                 res = bl.stop()
             runs = hook.runs()
             log("load: %r" % res)
+            un = find_events(admin_events(proxy), "scale_unsettled", pool="app")
+            check(un and (un[0].get("action"), un[0].get("have"), un[0].get("desired")) ==
+                  ("scale_up", 1, 2) and un[0].get("waited_ms", 0) >= 3000,
+                  "scale_unsettled after settle_timeout 3s: %r" % un)
             log("runs at %s (relative to the first)"
                 % ["%.2f" % (r["t"] - first["t"]) for r in runs])
             check(len(runs) >= 2, "no second scale_up run %.0fs after the first while the queue "

@@ -1,17 +1,18 @@
 """a02: a full autoscaling cycle with the real hooks/local-spawn.
 
-Pool "app": backend A (sg-testbackend, 200 ms per request, maxconn 1), HTTP
+Pool "app": backend A (sg-testbackend, 200 ms per request, maxconn 3), HTTP
 health checks every 300 ms. autoscale: min 1, max 3, step 1, rules
-queue_depth > 3 for 2s (up) and inflight_per_backend < 1 for 2s (down),
+queue_depth > 2 for 2s (up) and inflight_per_backend < 1 for 2s (down),
 scale_up_cooldown 60s, scale_down_window 8s, hook_timeout 10s; both hooks
 are the repository's hooks/local-spawn with STATE_DIR in the test's temp dir
 (the proxy passes SURGEGATE_BIN, so it starts `surgegate --demo-backend`).
 
 - Under a bounded load (6 client connections) the queue rises, the scale_up
   hook runs once (ok), a backend_added event with source "hook" names the
-  spawned backend B, whose pid local-spawn recorded; B turns up (health
+  spawned backend B, whose pid local-spawn recorded, with A's maxconn (3:
+  surgegate passes SURGEGATE_BACKEND_MAXCONN, issue 17); B turns up (health
   checks), gets requests, and the pool queue drains to 0 while the load goes
-  on. No second scale_up within the cooldown.
+  on (3 + 3 slots for 6 clients). No second scale_up within the cooldown.
 - When the load stops, scale_down is decided only after the stabilization
   window (not before stop + 8 s, but by stop + 8 s + for + 4 s), from 2 to 1;
   local-spawn stops B's process and prints its removal; backend_removing and
@@ -76,14 +77,14 @@ def main():
                        timeout="250ms", rise=1, fall=2)
     auto = ('autoscale = { min = 1; max = 3; step = 1; hook_timeout = "10s"; dry_run = false; '
             'scale_up_cooldown = "60s"; scale_down_window = "%ds"; '
-            'rules = ( { metric = "queue_depth"; above = 3.0; for = "2s"; }, '
+            'rules = ( { metric = "queue_depth"; above = 2.0; for = "2s"; }, '
             '{ metric = "inflight_per_backend"; below = 1.0; for = "%ds"; } ); '
             'scale_up_hook = [ "%s", "%s" ]; scale_down_hook = [ "%s", "%s" ]; };'
             % (WINDOW_S, DOWN_FOR_S, LOCAL_SPAWN, state_dir, LOCAL_SPAWN, state_dir))
     try:
         with Backend("A", delay_ms=200) as a:
             fe = free_port()
-            cfg = proxy_config(fe, [{"address": a.addr, "maxconn": 1}], workers=2,
+            cfg = proxy_config(fe, [{"address": a.addr, "maxconn": 3}], workers=2,
                                timeouts={"queue": "10s"}, extra_pool=health + " " + auto)
             with Proxy(cfg, listen_port=fe) as proxy:
                 wait_backend(proxy, a, "up", 5, what="A at start")
@@ -118,6 +119,11 @@ def main():
                     check(qs and max(qs) == 0,
                           "the pool queue did not drain with the spawned backend up: %r" % qs[-20:])
                     b_before = pool_info(proxy)
+                    b_info = [x for x in b_before["backends"] if x["address"] == b_addr]
+                    check(b_info and b_info[0].get("maxconn") == 3 and
+                          b_info[0].get("origin") == "hook" and b_info[0].get("in_group"),
+                          "spawned backend: maxconn 3 (A's), origin hook, in the group: %r"
+                          % b_info)
                     check_eq(sorted(x["address"] for x in b_before["backends"]),
                              sorted([a.addr, b_addr]), "pool backends after the scale-up")
                     res = bl.stop()

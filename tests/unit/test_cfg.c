@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -1849,6 +1850,85 @@ static void test_shipped_configs(void **state)
     }
 }
 
+/* Issue 17: the programs a config runs are checked on the file system
+ * (sg_cfg_check_program / sg_cfg_check_programs), with the hook's line. */
+static void test_check_programs(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sg-test-progs-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char exe[128], plain[128], link[128], dangling[128];
+    snprintf(exe, sizeof(exe), "%s/hook", dir);
+    snprintf(plain, sizeof(plain), "%s/notes", dir);
+    snprintf(link, sizeof(link), "%s/link", dir);
+    snprintf(dangling, sizeof(dangling), "%s/dangling", dir);
+    FILE *f = fopen(exe, "w");
+    assert_non_null(f);
+    fputs("#!/bin/sh\nexit 0\n", f);
+    fclose(f);
+    assert_int_equal(chmod(exe, 0755), 0);
+    f = fopen(plain, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(chmod(plain, 0644), 0);
+    assert_int_equal(symlink(exe, link), 0);
+    assert_int_equal(symlink("/nonexistent/x", dangling), 0);
+
+    struct sg_cfg_diags d;
+    sg_cfg_diags_init(&d, "t.conf");
+    assert_int_equal(sg_cfg_check_program(exe, "x", 3, &d), SG_OK);
+    assert_int_equal(sg_cfg_check_program(link, "x", 3, &d), SG_OK); /* a link to one is fine */
+    assert_int_equal(d.n, 0);
+    assert_int_equal(sg_cfg_check_program("rel/hook", "a", 4, &d), SG_ERR);
+    assert_true(has_diag(&d, SG_CFG_ERROR, 4, "a: 'rel/hook' is not an absolute path"));
+    assert_int_equal(sg_cfg_check_program(dangling, "b", 5, &d), SG_ERR);
+    assert_true(has_diag(&d, SG_CFG_ERROR, 5, "does not exist"));
+    assert_int_equal(sg_cfg_check_program(dir, "c", 6, &d), SG_ERR);
+    assert_true(has_diag(&d, SG_CFG_ERROR, 6, "is not a regular file (a directory)"));
+    assert_int_equal(sg_cfg_check_program("/dev/null", "c", 7, &d), SG_ERR);
+    assert_true(has_diag(&d, SG_CFG_ERROR, 7, "is not a regular file"));
+    if (geteuid() != 0 || access(plain, X_OK) != 0) { /* root executes only what has an x bit */
+        assert_int_equal(sg_cfg_check_program(plain, "d", 8, &d), SG_ERR);
+        assert_true(has_diag(&d, SG_CFG_ERROR, 8, "is not executable by this user (mode 0644)"));
+    }
+    sg_cfg_diags_free(&d);
+
+    /* a whole config: each hook on its own line, all reported */
+    char text[2048];
+    snprintf(text, sizeof(text),
+             TIMEOUTS /* lines 1-2 */
+             "frontends = ( { name = \"web\"; listen = \"127.0.0.1:8080\"; maxconn = 100; "
+             "default_pool = \"app\"; } );\n" /* 3 */
+             "pools = ( { name = \"app\"; backends = ( { address = \"127.0.0.1:9001\"; } );\n"
+             "  autoscale = { max = 3;\n" /* 5 */
+             "    rules = ( { metric = \"queue_depth\"; above = 5.0; } );\n"
+             "    scale_up_hook = [ \"%s\", \"arg\" ];\n" /* 7 */
+             "    scale_down_hook = [ \"%s\" ];\n"        /* 8 */
+             "  }; } );\n"
+             "alerts = { hook = [ \"%s\" ]; };\n", /* 10 */
+             link, dangling, dir);
+    struct sg_cfg *cfg = load(text, &d);
+    if (cfg == NULL)
+        dump(&d);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->pools[0].autoscale.scale_up_hook_line, 7);
+    assert_int_equal(cfg->pools[0].autoscale.scale_down_hook_line, 8);
+    assert_int_equal(cfg->alerts.hook_line, 10);
+    assert_int_equal(cfg->pools[0].autoscale.settle_timeout_ms, 180000);
+    assert_int_equal(sg_cfg_check_programs(cfg, &d), SG_ERR);
+    assert_int_equal(d.nerrors, 2);
+    assert_true(has_diag(&d, SG_CFG_ERROR, 8, "scale_down_hook of pool 'app': program"));
+    assert_true(has_diag(&d, SG_CFG_ERROR, 10, "hook of alerts: "));
+    sg_cfg_free(cfg);
+    sg_cfg_diags_free(&d);
+
+    unlink(exe);
+    unlink(plain);
+    unlink(link);
+    unlink(dangling);
+    rmdir(dir);
+}
+
 /* ---- access_log, journal and the admin listener ---- */
 
 /* Loads text, which must be valid; the caller frees both. */
@@ -2157,6 +2237,7 @@ int main(void)
         cmocka_unit_test(test_diags_print),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_shipped_configs),
+        cmocka_unit_test(test_check_programs),
         cmocka_unit_test(test_access_log_journal),
         cmocka_unit_test(test_admin_listen_tokens),
         cmocka_unit_test(test_deny_backends),

@@ -592,9 +592,11 @@ static void test_parse_good(void **state)
     assert_string_equal(ch.add[0].address, "10.0.0.5:8080");
     assert_int_equal(ch.add[0].weight, 3);
     assert_int_equal(ch.add[0].maxconn, 100);
+    assert_true(ch.add[0].maxconn_set);
     assert_string_equal(ch.add[1].address, "[::1]:9000");
     assert_int_equal(ch.add[1].weight, 1); /* defaults */
     assert_int_equal(ch.add[1].maxconn, 0);
+    assert_false(ch.add[1].maxconn_set); /* the pool's then (control.c) */
     assert_int_equal(ch.nremove, 2);
     assert_string_equal(ch.remove[0], "10.0.0.1:80");
     assert_string_equal(ch.remove[1], "[2001:db8::1]:443");

@@ -341,14 +341,16 @@ static void test_pool_canonical(void **state)
     assert_null(sg_pool_find_backend(p, "127.0.0.1:9002", 14));
     char err[200];
     struct sg_backend *nb;
-    assert_int_equal(sg_pool_add_backend(p, "localhost:9001", 1, 0, false, &nb, err, sizeof(err)),
+    assert_int_equal(sg_pool_add_backend(p, "localhost:9001", 1, 0, false, SG_ORIGIN_ADMIN, &nb,
+                                         err, sizeof(err)),
                      SG_CTL_EXISTS);
     assert_non_null(strstr(err, "127.0.0.1:9001"));
-    assert_int_equal(sg_pool_add_backend(p, "127.0.0.1:9002", 1, 0, false, &nb, err, sizeof(err)),
+    assert_int_equal(sg_pool_add_backend(p, "127.0.0.1:9002", 1, 0, false, SG_ORIGIN_ADMIN, &nb,
+                                         err, sizeof(err)),
                      SG_CTL_OK);
-    assert_int_equal(
-        sg_pool_add_backend(p, "[::ffff:127.0.0.1]:9002", 1, 0, false, &nb, err, sizeof(err)),
-        SG_CTL_EXISTS);
+    assert_int_equal(sg_pool_add_backend(p, "[::ffff:127.0.0.1]:9002", 1, 0, false, SG_ORIGIN_ADMIN,
+                                         &nb, err, sizeof(err)),
+                     SG_CTL_EXISTS);
     sg_pools_free(&ps);
     sg_cfg_free(cfg);
     sg_cfg_diags_free(&d);
