@@ -632,6 +632,7 @@ static void control_autoscale(struct sg_control *ctl, struct sg_pool *p, struct 
     const struct sg_cfg_autoscale *acfg = &p->cfg->autoscale;
     uint64_t now = sg_now_ms();
     uint32_t current = sg_pool_ncurrent(p);
+    atomic_store_explicit(&p->ngroup, current, memory_order_relaxed); /* for the queue */
     sg_group_metrics(ctl->stats, p, cp->m);
     struct sg_as_decision d;
     sg_as_eval(cp->as, now, cp->m, current, &d);

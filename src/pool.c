@@ -149,6 +149,7 @@ int sg_pools_build(struct sg_pools *ps, const struct sg_cfg *cfg)
         atomic_init(&p->nlive, (uint32_t)numeric);
         atomic_init(&p->nused, (uint32_t)numeric);
         atomic_init(&p->members_gen, 1);
+        atomic_init(&p->ngroup, sg_pool_ncurrent(p)); /* the control tick keeps it */
     }
     return SG_OK;
 }

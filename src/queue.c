@@ -343,7 +343,8 @@ bool sg_queue_push(struct sg_worker *w, struct sg_qentry *e, uint32_t maxqueue)
 static bool queue_can_grow(const struct sg_pool *pool)
 {
     const struct sg_cfg_autoscale *as = &pool->cfg->autoscale;
-    return as->enabled && atomic_load_explicit(&pool->nlive, memory_order_relaxed) < as->max;
+    /* The group the autoscaler scales (not an operator's own additions). */
+    return as->enabled && atomic_load_explicit(&pool->ngroup, memory_order_relaxed) < as->max;
 }
 
 enum sg_qverdict sg_queue_admit(struct sg_worker *w, struct sg_qentry *e, uint32_t timeout_ms,

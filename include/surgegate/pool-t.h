@@ -155,6 +155,8 @@ struct sg_pool {
     _Atomic uint32_t nlive;       /* slots not EMPTY (control thread writes) */
     _Atomic uint32_t nused;       /* slots [0, nused) were ever filled: loops stop there */
     _Atomic uint32_t members_gen; /* bumped when a slot is filled, emptied or re-weighted */
+    _Atomic uint32_t ngroup;      /* the scaled group's members at the last control tick
+                                   * (sg_pool_ncurrent): may the queue expect more */
     const struct sg_lb_ops *lb;
     uint32_t slowstart_ms; /* 0 = off */
 

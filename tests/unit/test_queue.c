@@ -820,7 +820,7 @@ static void test_admit_autoscale_below_max(void **state)
         entry_init(&e[i], &up, b, now);
     assert_int_equal(sg_queue_admit(&fw.w, &e[0], 2000, &ra), SG_QV_ADMIT);
     assert_int_equal(sg_queue_admit(&fw.w, &e[1], 2000, &ra), SG_QV_ADMIT);
-    atomic_store(&up.pool.nlive, 2); /* at its max */
+    atomic_store(&up.pool.ngroup, 2); /* at its max */
     assert_int_equal(sg_queue_admit(&fw.w, &e[2], 2000, &ra), SG_QV_OVERLOAD);
     for (int i = 0; i < 2; i++)
         sg_queue_cancel(&fw.w, &e[i]);
