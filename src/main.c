@@ -27,6 +27,8 @@
 #include "surgegate/log.h"
 #include "surgegate/memory.h"
 #include "surgegate/pool.h"
+#include "surgegate/sdnotify.h"
+#include "surgegate/signals.h"
 #include "surgegate/worker.h"
 
 #include "demo_conf.h"
@@ -44,6 +46,7 @@ struct main_state {
     struct sg_control *ctl;
     struct sg_journal *journal;
     struct sg_alog *alog;
+    struct sg_sd_watchdog *watchdog;
 };
 
 /* SIGUSR1: reopen the access log and the journal file (logrotate). */
@@ -119,7 +122,8 @@ static void main_on_signal(evutil_socket_t sig, short what, void *arg)
         sg_log_warn("second signal: exiting now");
         _exit(1);
     }
-    sg_log_info("signal %d: stopping gracefully (send again to exit at once)", (int)sig);
+    sg_log_info("%s: stopping gracefully (send again to exit at once)", sg_signals_name((int)sig));
+    sg_sd_stopping();
     sg_health_stop(ms->health);
     ms->health = NULL;
     sg_control_set_health(ms->ctl, NULL);
@@ -130,6 +134,18 @@ static void main_on_signal(evutil_socket_t sig, short what, void *arg)
     struct timeval tv = {0, 50 * 1000};
     evtimer_add(ms->poll_ev, &tv);
 }
+
+/* The signals surgegate acts on, one row each (SIGPIPE is ignored, the
+ * fatal ones and those that mean nothing to us are signals.c's). */
+static const struct {
+    int sig;
+    event_callback_fn cb;
+} main_signals[] = {
+    {SIGTERM, main_on_signal}, /* graceful stop */
+    {SIGINT, main_on_signal},  /* graceful stop (Ctrl-C) */
+    {SIGQUIT, main_on_signal}, /* graceful stop (as nginx; Docker's STOPSIGNAL for it) */
+    {SIGUSR1, main_on_usr1},   /* reopen the log files */
+};
 
 /* Startup failed after n workers started: stop them and wait for them. */
 static void main_stop_workers(struct main_state *ms, uint32_t n)
@@ -233,6 +249,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    sg_signals_fatal_install();
     if (demo_backend != NULL)
         return sg_demo_backend_run(demo_backend, SG_DEMO_DELAY_MS);
     if (demo && cfg_path != NULL) {
@@ -296,7 +313,8 @@ int main(int argc, char **argv)
     struct sg_pools pools = {0};
     struct sg_demo *dm = NULL;
     struct sg_journal *journal = NULL;
-    struct event *sigterm = NULL, *sigint = NULL, *sigusr1 = NULL;
+    struct event *sigevs[SG_ARRAY_SIZE(main_signals)] = {0};
+    struct sg_signals_quiet *quiet = NULL;
     struct sg_gate *gates = NULL;
     if (ms.base == NULL || sg_pools_build(&pools, cfg) != SG_OK)
         goto out;
@@ -339,13 +357,17 @@ int main(int argc, char **argv)
             goto out;
         sg_worker_set_alog(ms.workers[i], ms.alog);
     }
-    sigterm = evsignal_new(ms.base, SIGTERM, main_on_signal, &ms);
-    sigint = evsignal_new(ms.base, SIGINT, main_on_signal, &ms);
-    sigusr1 = evsignal_new(ms.base, SIGUSR1, main_on_usr1, &ms);
-    evsignal_add(sigusr1, NULL);
+    for (size_t i = 0; i < SG_ARRAY_SIZE(main_signals); i++) {
+        sigevs[i] = evsignal_new(ms.base, main_signals[i].sig, main_signals[i].cb, &ms);
+        if (sigevs[i] == NULL || evsignal_add(sigevs[i], NULL) != 0) {
+            sg_log_error("cannot handle %s", sg_signals_name(main_signals[i].sig));
+            goto out;
+        }
+    }
+    quiet = sg_signals_quiet_start(ms.base);
+    if (quiet == NULL)
+        goto out;
     ms.poll_ev = evtimer_new(ms.base, main_poll_stop, &ms);
-    evsignal_add(sigterm, NULL);
-    evsignal_add(sigint, NULL);
     uint32_t started = 0;
     for (; started < ms.nworkers; started++)
         if (sg_worker_start(ms.workers[started]) != SG_OK)
@@ -380,6 +402,9 @@ int main(int argc, char **argv)
                     json_pack("{s:s, s:i, s:i, s:i}", "file", demo ? "<demo>" : cfg_path, "workers",
                               (int)ms.nworkers, "pools", (int)cfg->npools, "frontends",
                               (int)cfg->nfrontends));
+    /* Every listener is bound and every worker runs: ready. */
+    sg_sd_ready();
+    ms.watchdog = sg_sd_watchdog_start(ms.base);
     if (demo)
         print_demo_banner(cfg);
     event_base_dispatch(ms.base);
@@ -401,12 +426,11 @@ out:
             sg_gate_destroy(&gates[i]);
         free(gates);
     }
-    if (sigterm)
-        event_free(sigterm);
-    if (sigint)
-        event_free(sigint);
-    if (sigusr1)
-        event_free(sigusr1);
+    sg_sd_watchdog_free(ms.watchdog);
+    for (size_t i = 0; i < SG_ARRAY_SIZE(sigevs); i++)
+        if (sigevs[i] != NULL)
+            event_free(sigevs[i]);
+    sg_signals_quiet_free(quiet);
     if (ms.poll_ev)
         event_free(ms.poll_ev);
     sg_demo_free(dm);
