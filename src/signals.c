@@ -86,15 +86,12 @@ static size_t signals_put_pad(char *buf, size_t n, size_t cap, uintmax_t v, int 
     return signals_put_num(buf, n, cap, v, 10);
 }
 
-/* Appends the UTC time as sg_log writes it, "2026-01-31T23:59:59.123Z"
- * (async-signal-safe: clock_gettime and arithmetic; days to a civil date
- * by the usual era computation). */
-static size_t signals_put_time(char *buf, size_t n, size_t cap)
+/* Appends secs (since the epoch, >= 0) and ms as sg_log writes the time,
+ * "2026-01-31T23:59:59.123Z " (async-signal-safe: arithmetic only; days to
+ * a civil date by the usual era computation). */
+static size_t signals_put_utc(char *buf, size_t n, size_t cap, int64_t secs, long ms)
 {
-    struct timespec ts;
-    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
-        return n;
-    int64_t secs = ts.tv_sec, days = secs / 86400, rem = secs % 86400;
+    int64_t days = secs / 86400, rem = secs % 86400;
     int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
     int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
     int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
@@ -112,8 +109,16 @@ static size_t signals_put_time(char *buf, size_t n, size_t cap)
     n = signals_put(buf, n, cap, ":");
     n = signals_put_pad(buf, n, cap, (uintmax_t)(rem % 60), 2);
     n = signals_put(buf, n, cap, ".");
-    n = signals_put_pad(buf, n, cap, (uintmax_t)(ts.tv_nsec / 1000000), 3);
+    n = signals_put_pad(buf, n, cap, (uintmax_t)ms, 3);
     return signals_put(buf, n, cap, "Z ");
+}
+
+static size_t signals_put_time(char *buf, size_t n, size_t cap)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return n;
+    return signals_put_utc(buf, n, cap, (int64_t)ts.tv_sec, ts.tv_nsec / 1000000);
 }
 
 /* Runs on the alternate stack when the thread has one. Only
