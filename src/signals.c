@@ -155,16 +155,36 @@ static void signals_on_fatal(int sig, siginfo_t *si, void *uc)
     errno = saved;
 }
 
+/* The alternate stack this thread allocated, if any (sg_signals_thread_done
+ * frees it). */
+static _Thread_local void *signals_altstack;
+
 void sg_signals_thread_init(void)
 {
-    /* Enough for the handler (a few hundred bytes of frame) and for what
-     * the sanitizers' own handlers need. Never freed: the thread keeps it
-     * for its life, and a thread ends only when the process does. */
+    /* A thread that has one already (AddressSanitizer gives every thread
+     * its own, and unmaps it when the thread ends) keeps it. */
+    stack_t old;
+    if (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE) && old.ss_sp != NULL)
+        return;
+    /* Enough for the handler (a few hundred bytes of frame). */
     size_t size = 64 * 1024;
     stack_t ss = {.ss_sp = malloc(size), .ss_size = size, .ss_flags = 0};
     if (ss.ss_sp == NULL || sigaltstack(&ss, NULL) != 0) {
         free(ss.ss_sp);
         sg_log_warn("no alternate signal stack for this thread: a stack overflow dies unlogged");
+        return;
+    }
+    signals_altstack = ss.ss_sp;
+}
+
+void sg_signals_thread_done(void)
+{
+    if (signals_altstack == NULL)
+        return;
+    stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+    if (sigaltstack(&ss, NULL) == 0) {
+        free(signals_altstack);
+        signals_altstack = NULL;
     }
 }
 

@@ -435,6 +435,7 @@ static void *worker_main(void *arg)
     event_base_loop(w->base, EVLOOP_NONBLOCK);
     sg_iob_free(w->iob);
     w->iob = NULL;
+    sg_signals_thread_done();
     atomic_store(&w->done, true);
     return NULL;
 }

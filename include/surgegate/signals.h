@@ -26,9 +26,11 @@ struct sg_signals_quiet;
  * whose report says more. */
 void sg_signals_fatal_install(void);
 
-/* Gives the calling thread its own alternate signal stack (kept until the
- * thread ends): call at the start of every long-lived thread. */
+/* Gives the calling thread its own alternate signal stack, unless it has
+ * one already: call at the start of every long-lived thread, and
+ * sg_signals_thread_done() before it returns (frees the stack). */
 void sg_signals_thread_init(void);
+void sg_signals_thread_done(void);
 
 /* "SIGTERM" for SIGTERM, ...; "signal" for a number it does not know. */
 const char *sg_signals_name(int sig);

@@ -153,6 +153,28 @@ static void test_utc(void **state)
     }
 }
 
+/* An alternate stack set up and given back: none is left set. */
+static void *altstack_main(void *arg)
+{
+    stack_t ss;
+    sg_signals_thread_init();
+    assert_int_equal(sigaltstack(NULL, &ss), 0);
+    assert_false(ss.ss_flags & SS_DISABLE);
+    sg_signals_thread_done();
+#ifndef SIGNALS_ASAN /* the sanitizer's own stack stays */
+    assert_int_equal(sigaltstack(NULL, &ss), 0);
+    assert_true(ss.ss_flags & SS_DISABLE);
+#endif
+    return NULL;
+}
+
+static void test_altstack_done(void **state)
+{
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, altstack_main, NULL), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+}
+
 static void test_names(void **state)
 {
     assert_string_equal(sg_signals_name(SIGTERM), "SIGTERM");
@@ -179,10 +201,10 @@ static void test_quiet(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fault_null), cmocka_unit_test(test_trap),
-        cmocka_unit_test(test_abort),      cmocka_unit_test(test_stack_overflow_thread),
-        cmocka_unit_test(test_utc),        cmocka_unit_test(test_names),
-        cmocka_unit_test(test_quiet),
+        cmocka_unit_test(test_fault_null),    cmocka_unit_test(test_trap),
+        cmocka_unit_test(test_abort),         cmocka_unit_test(test_stack_overflow_thread),
+        cmocka_unit_test(test_altstack_done), cmocka_unit_test(test_utc),
+        cmocka_unit_test(test_names),         cmocka_unit_test(test_quiet),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
