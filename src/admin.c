@@ -32,6 +32,8 @@ struct sg_admin {
     const struct sg_cfg *cfg;
     struct sg_pools *pools;
     struct sg_control *ctl;
+    json_t *(*reload)(void *arg); /* POST reload (main.c); NULL: not offered */
+    void *reload_arg;
     uint64_t started_ms;
     char *unix_path; /* unlinked at stop */
 };
@@ -681,6 +683,18 @@ static void admin_handle(struct evhttp_request *req, void *arg)
                               "pools", ps));
         goto out;
     }
+    if (nseg == 1 && SEG_IS(0, "reload")) {
+        if (cmd != EVHTTP_REQ_POST)
+            goto bad_method;
+        NEED_ADMIN();
+        if (a->reload == NULL) {
+            admin_error(req, SG_CTL_CONFLICT, "this instance cannot reload (demo mode)");
+            goto out;
+        }
+        json_t *r = a->reload(a->reload_arg);
+        admin_reply(req, json_is_true(json_object_get(r, "reloaded")) ? 200 : 400, r);
+        goto out;
+    }
     if (nseg == 1 && SEG_IS(0, "events")) {
         if (!get)
             goto bad_method;
@@ -826,6 +840,22 @@ struct sg_admin *sg_admin_start(struct event_base *base, const struct sg_cfg *cf
     evhttp_set_gencb(a->http, admin_handle, a);
     sg_log_info("admin API listening on %s", cfg->admin.listen.text);
     return a;
+}
+
+void sg_admin_set_reload(struct sg_admin *a, json_t *(*fn)(void *arg), void *arg)
+{
+    if (a == NULL)
+        return;
+    a->reload = fn;
+    a->reload_arg = arg;
+}
+
+void sg_admin_retarget(struct sg_admin *a, const struct sg_cfg *cfg, struct sg_pools *pools)
+{
+    if (a == NULL)
+        return;
+    a->cfg = cfg;
+    a->pools = pools;
 }
 
 void sg_admin_stop(struct sg_admin *a)

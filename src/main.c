@@ -27,6 +27,7 @@
 #include "surgegate/log.h"
 #include "surgegate/memory.h"
 #include "surgegate/pool.h"
+#include "surgegate/reload.h"
 #include "surgegate/sdnotify.h"
 #include "surgegate/signals.h"
 #include "surgegate/worker.h"
@@ -37,10 +38,13 @@
 
 struct main_state {
     struct event_base *base;
-    struct sg_worker **workers;
-    uint32_t nworkers;
-    int stops; /* signals received */
+    struct sg_gen *gen;      /* the generation serving */
+    struct sg_gen *retiring; /* earlier ones still draining (after reloads) */
+    const char *cfg_path;    /* NULL: the demo's embedded configuration */
+    bool log_level_forced;   /* -l given: a reload keeps it */
+    int stops;               /* signals received */
     struct event *poll_ev;
+    struct event *reap_ev;
     struct sg_health *health;
     struct sg_admin *admin;
     struct sg_control *ctl;
@@ -129,10 +133,184 @@ static void main_on_signal(evutil_socket_t sig, short what, void *arg)
     sg_control_set_health(ms->ctl, NULL);
     sg_admin_stop(ms->admin);
     ms->admin = NULL;
-    for (uint32_t i = 0; i < ms->nworkers; i++)
-        sg_worker_stop(ms->workers[i]);
+    sg_gen_stop(ms->gen);
+    for (struct sg_gen *g = ms->retiring; g != NULL; g = g->next)
+        sg_gen_stop(g);
     struct timeval tv = {0, 50 * 1000};
     evtimer_add(ms->poll_ev, &tv);
+}
+
+/* Polls (only while stopping) for the workers to finish. */
+static void main_poll_stop(evutil_socket_t fd, short what, void *arg)
+{
+    struct main_state *ms = arg;
+    bool done = sg_gen_done(ms->gen);
+    for (struct sg_gen *g = ms->retiring; g != NULL && done; g = g->next)
+        done = sg_gen_done(g);
+    if (done) {
+        event_base_loopexit(ms->base, NULL);
+        return;
+    }
+    struct timeval tv = {0, 50 * 1000};
+    evtimer_add(ms->poll_ev, &tv);
+}
+
+static enum sg_alog_format main_alog_format(const struct sg_cfg *cfg)
+{
+    return cfg->access_log.format != NULL && strcmp(cfg->access_log.format, "combined") == 0
+               ? SG_ALOG_COMBINED
+               : SG_ALOG_JSON;
+}
+
+/* Frees the generations a reload retired once their workers have ended;
+ * polls every 100 ms while any is left. */
+static void main_reap(evutil_socket_t fd, short what, void *arg)
+{
+    struct main_state *ms = arg;
+    for (struct sg_gen **pg = &ms->retiring; *pg != NULL;) {
+        struct sg_gen *g = *pg;
+        if (!sg_gen_done(g)) {
+            pg = &g->next;
+            continue;
+        }
+        *pg = g->next;
+        sg_control_fold(ms->ctl, g->stats);
+        g->stats = NULL;
+        sg_log_info("reload: the previous configuration's workers have finished (%.1f s)",
+                    (double)(sg_now_ms() - g->retired_ms) / 1000.0);
+        sg_gen_free(g);
+    }
+    if (ms->retiring != NULL && ms->stops == 0) {
+        struct timeval tv = {0, 100 * 1000};
+        evtimer_add(ms->reap_ev, &tv);
+    }
+}
+
+/* Reloads the configuration file in place (SIGHUP, admin POST reload): the
+ * file is read and checked first; with an error the running configuration
+ * stays. Else a new generation starts beside the running one (runtime state
+ * and listening sockets carried over), the control plane moves to it, and
+ * the old one drains. Returns the report ({"reloaded": bool, ...}); logs
+ * and journals it. */
+static json_t *main_reload_file(struct main_state *ms, const char *source)
+{
+    uint64_t t0 = sg_now_us();
+    json_t *r =
+        json_pack("{s:s, s:s}", "file", ms->cfg_path ? ms->cfg_path : "<demo>", "source", source);
+    json_t *errs = json_array();
+    struct sg_cfg *cfg = NULL;
+    if (ms->cfg_path == NULL) {
+        json_array_append_new(errs, json_string("the demo's configuration is embedded: nothing "
+                                                "to reload"));
+    } else if (ms->stops > 0) {
+        json_array_append_new(errs, json_string("stopping"));
+    } else {
+        struct sg_cfg_diags diags;
+        sg_cfg_diags_init(&diags, ms->cfg_path);
+        cfg = sg_cfg_load_file(ms->cfg_path, &diags);
+        for (size_t i = 0; i < diags.n; i++) {
+            const struct sg_cfg_diag *d = &diags.items[i];
+            if (d->severity == SG_CFG_ERROR)
+                json_array_append_new(errs, json_sprintf("%s:%d: %s", diags.file, d->line, d->msg));
+        }
+        sg_cfg_diags_free(&diags);
+        if (cfg != NULL && sg_reload_refused(ms->gen->cfg, cfg, errs) > 0) {
+            sg_cfg_free(cfg);
+            cfg = NULL;
+        }
+        if (cfg == NULL && json_array_size(errs) == 0)
+            json_array_append_new(errs, json_string("the file could not be read"));
+    }
+    struct sg_gen *g = NULL;
+    if (cfg != NULL) {
+        json_t *carry = json_object();
+        g = sg_gen_new(cfg, ms->gen, ms->alog, carry); /* takes cfg */
+        if (g != NULL && sg_gen_start(g) != SG_OK) {
+            sg_gen_free(g);
+            g = NULL;
+        }
+        if (g == NULL)
+            json_array_append_new(errs, json_string("the new configuration could not start "
+                                                    "(see the log: a port in use?)"));
+        json_object_update(r, carry);
+        json_decref(carry);
+    }
+    if (g == NULL) {
+        json_object_set_new(r, "reloaded", json_false());
+        /* "error": one line for clients that print one (surgectl). */
+        json_t *line = json_string("the running configuration stays:");
+        for (size_t i = 0; i < json_array_size(errs); i++) {
+            json_t *next = json_sprintf("%s%s %s", json_string_value(line), i ? ";" : "",
+                                        json_string_value(json_array_get(errs, i)));
+            json_decref(line);
+            line = next;
+        }
+        json_object_set_new(r, "error", line);
+        json_object_set_new(r, "errors", errs);
+        for (size_t i = 0; i < json_array_size(errs); i++)
+            sg_log_error("reload (%s): %s", source, json_string_value(json_array_get(errs, i)));
+        sg_log_error("reload (%s): the running configuration stays", source);
+        sg_journal_emit("reload_failed", json_deep_copy(r));
+        return r;
+    }
+    json_decref(errs);
+    /* The control plane moves to the new generation. */
+    sg_health_stop(ms->health);
+    ms->health = sg_health_start(ms->base, &g->pools, main_backend_changed, ms);
+    struct sg_stats *old_stats =
+        sg_control_reload(ms->ctl, g->cfg, &g->pools, g->workers, g->nworkers);
+    sg_control_set_health(ms->ctl, ms->health);
+    sg_admin_retarget(ms->admin, g->cfg, &g->pools);
+    sg_memory_init(g->cfg->limits.buffer_memory);
+    enum sg_log_level lvl;
+    if (!ms->log_level_forced && g->cfg->log_level != NULL &&
+        sg_log_parse_level(g->cfg->log_level, &lvl) == SG_OK)
+        sg_log_set_level(lvl);
+    struct sg_gen *old = ms->gen;
+    old->stats = old_stats;
+    ms->gen = g;
+    sg_gen_stop(old);
+    old->next = ms->retiring;
+    ms->retiring = old;
+    struct timeval tv = {0, 100 * 1000};
+    evtimer_add(ms->reap_ev, &tv);
+    double ms_taken = (double)(sg_now_us() - t0) / 1000.0;
+    json_object_set_new(r, "reloaded", json_true());
+    json_object_set_new(r, "duration_ms", json_real(ms_taken));
+    json_object_set_new(r, "pools", json_integer((json_int_t)g->cfg->npools));
+    json_object_set_new(r, "frontends", json_integer((json_int_t)g->cfg->nfrontends));
+    sg_log_info("reload (%s): %s loaded in %.1f ms: %zu pool%s, %zu frontend%s, %lld backend%s "
+                "carried over, %zu added at runtime kept",
+                source, ms->cfg_path, ms_taken, g->cfg->npools, g->cfg->npools == 1 ? "" : "s",
+                g->cfg->nfrontends, g->cfg->nfrontends == 1 ? "" : "s",
+                (long long)json_integer_value(json_object_get(r, "carried")),
+                json_integer_value(json_object_get(r, "carried")) == 1 ? "" : "s",
+                json_array_size(json_object_get(r, "runtime_backends")));
+    sg_journal_emit("config_reloaded", json_deep_copy(r));
+    return r;
+}
+
+/* main_reload_file between RELOADING=1 and READY=1 for systemd (not while
+ * stopping: STOPPING=1 was the last word then). */
+static json_t *main_reload(struct main_state *ms, const char *source)
+{
+    bool tell = ms->stops == 0;
+    if (tell)
+        sg_sd_reloading();
+    json_t *r = main_reload_file(ms, source);
+    if (tell)
+        sg_sd_ready();
+    return r;
+}
+
+static void main_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    json_decref(main_reload(arg, "SIGHUP"));
+}
+
+static json_t *main_reload_admin(void *arg)
+{
+    return main_reload(arg, "admin");
 }
 
 /* The signals surgegate acts on, one row each (SIGPIPE is ignored, the
@@ -145,31 +323,8 @@ static const struct {
     {SIGINT, main_on_signal},  /* graceful stop (Ctrl-C) */
     {SIGQUIT, main_on_signal}, /* graceful stop (as nginx; Docker's STOPSIGNAL for it) */
     {SIGUSR1, main_on_usr1},   /* reopen the log files */
+    {SIGHUP, main_on_hup},     /* reload in place */
 };
-
-/* Startup failed after n workers started: stop them and wait for them. */
-static void main_stop_workers(struct main_state *ms, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++)
-        sg_worker_stop(ms->workers[i]);
-    for (uint32_t i = 0; i < n; i++)
-        sg_worker_join(ms->workers[i]);
-}
-
-/* Polls (only while stopping) for the workers to finish. */
-static void main_poll_stop(evutil_socket_t fd, short what, void *arg)
-{
-    struct main_state *ms = arg;
-    uint32_t done = 0;
-    for (uint32_t i = 0; i < ms->nworkers; i++)
-        done += atomic_load(&ms->workers[i]->done) ? 1 : 0;
-    if (done == ms->nworkers) {
-        event_base_loopexit(ms->base, NULL);
-        return;
-    }
-    struct timeval tv = {0, 50 * 1000};
-    evtimer_add(ms->poll_ev, &tv);
-}
 
 static void print_demo_banner(const struct sg_cfg *cfg)
 {
@@ -309,14 +464,14 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     struct main_state ms = {0};
     ms.base = event_base_new();
+    ms.cfg_path = demo ? NULL : cfg_path;
+    ms.log_level_forced = log_level != NULL;
     int rc = 1;
-    struct sg_pools pools = {0};
     struct sg_demo *dm = NULL;
     struct sg_journal *journal = NULL;
     struct event *sigevs[SG_ARRAY_SIZE(main_signals)] = {0};
     struct sg_signals_quiet *quiet = NULL;
-    struct sg_gate *gates = NULL;
-    if (ms.base == NULL || sg_pools_build(&pools, cfg) != SG_OK)
+    if (ms.base == NULL)
         goto out;
     char jerr[256];
     journal = sg_journal_new(cfg->journal.path, cfg->journal.size ? cfg->journal.size : 10000, jerr,
@@ -328,11 +483,7 @@ int main(int argc, char **argv)
     ms.journal = journal;
     sg_journal_set_default(journal);
     if (cfg->access_log.path != NULL) {
-        enum sg_alog_format fmt =
-            cfg->access_log.format != NULL && strcmp(cfg->access_log.format, "combined") == 0
-                ? SG_ALOG_COMBINED
-                : SG_ALOG_JSON;
-        ms.alog = sg_alog_open(cfg->access_log.path, fmt, jerr, sizeof(jerr));
+        ms.alog = sg_alog_open(cfg->access_log.path, main_alog_format(cfg), jerr, sizeof(jerr));
         if (ms.alog == NULL) {
             sg_log_error("access log: %s", jerr);
             goto out;
@@ -344,19 +495,12 @@ int main(int argc, char **argv)
             goto out;
     }
     sg_memory_init(cfg->limits.buffer_memory);
-    ms.nworkers = cfg->workers;
-    ms.workers = sg_xcalloc(ms.nworkers, sizeof(*ms.workers));
-    /* Each frontend's maxconn is one limit for all the workers. */
-    gates = sg_xcalloc(cfg->nfrontends > 0 ? cfg->nfrontends : 1, sizeof(*gates));
-    for (size_t i = 0; i < cfg->nfrontends; i++)
-        sg_gate_init(&gates[i], cfg->frontends[i].maxconn, ms.nworkers);
-    /* Bind every listener before any thread starts: a bad port fails now. */
-    for (uint32_t i = 0; i < ms.nworkers; i++) {
-        ms.workers[i] = sg_worker_new(i, ms.nworkers, cfg, &pools, gates);
-        if (ms.workers[i] == NULL)
-            goto out;
-        sg_worker_set_alog(ms.workers[i], ms.alog);
-    }
+    /* Binds every listener before any thread starts: a bad port fails now. */
+    ms.gen = sg_gen_new(cfg, NULL, ms.alog, NULL);
+    cfg = NULL; /* the generation's now */
+    if (ms.gen == NULL)
+        goto out;
+    struct sg_gen *g = ms.gen;
     for (size_t i = 0; i < SG_ARRAY_SIZE(main_signals); i++) {
         sigevs[i] = evsignal_new(ms.base, main_signals[i].sig, main_signals[i].cb, &ms);
         if (sigevs[i] == NULL || evsignal_add(sigevs[i], NULL) != 0) {
@@ -368,63 +512,54 @@ int main(int argc, char **argv)
     if (quiet == NULL)
         goto out;
     ms.poll_ev = evtimer_new(ms.base, main_poll_stop, &ms);
-    uint32_t started = 0;
-    for (; started < ms.nworkers; started++)
-        if (sg_worker_start(ms.workers[started]) != SG_OK)
-            break;
-    if (started < ms.nworkers) {
-        main_stop_workers(&ms, started);
+    ms.reap_ev = evtimer_new(ms.base, main_reap, &ms);
+    if (sg_gen_start(g) != SG_OK)
         goto out;
-    }
-    ms.ctl = sg_control_new(ms.base, cfg, &pools, ms.workers, ms.nworkers);
+    ms.ctl = sg_control_new(ms.base, g->cfg, &g->pools, g->workers, g->nworkers);
     if (ms.ctl == NULL) {
-        main_stop_workers(&ms, ms.nworkers);
+        sg_gen_stop(g);
         goto out;
     }
-    ms.health = sg_health_start(ms.base, &pools, main_backend_changed, &ms);
+    ms.health = sg_health_start(ms.base, &g->pools, main_backend_changed, &ms);
     if (ms.health == NULL) {
-        main_stop_workers(&ms, ms.nworkers);
+        sg_gen_stop(g);
         goto out;
     }
     sg_control_set_health(ms.ctl, ms.health);
-    ms.admin = sg_admin_start(ms.base, cfg, &pools, ms.ctl);
-    if (ms.admin == NULL && cfg->admin.line != 0) {
+    ms.admin = sg_admin_start(ms.base, g->cfg, &g->pools, ms.ctl);
+    if (ms.admin == NULL && g->cfg->admin.line != 0) {
         sg_log_error("admin: the configured admin listener could not start");
-        main_stop_workers(&ms, ms.nworkers);
+        sg_gen_stop(g);
         goto out;
     }
-    for (size_t i = 0; i < cfg->nfrontends; i++)
-        sg_log_info("frontend '%s' listening on %s", cfg->frontends[i].name,
-                    cfg->frontends[i].listen.text);
-    sg_log_info("surgegate %s started with %u worker%s", SG_VERSION, ms.nworkers,
-                ms.nworkers == 1 ? "" : "s");
+    if (!demo)
+        sg_admin_set_reload(ms.admin, main_reload_admin, &ms);
+    for (size_t i = 0; i < g->cfg->nfrontends; i++)
+        sg_log_info("frontend '%s' listening on %s", g->cfg->frontends[i].name,
+                    g->cfg->frontends[i].listen.text);
+    sg_log_info("surgegate %s started with %u worker%s", SG_VERSION, g->nworkers,
+                g->nworkers == 1 ? "" : "s");
     sg_journal_emit("config_loaded",
                     json_pack("{s:s, s:i, s:i, s:i}", "file", demo ? "<demo>" : cfg_path, "workers",
-                              (int)ms.nworkers, "pools", (int)cfg->npools, "frontends",
-                              (int)cfg->nfrontends));
+                              (int)g->nworkers, "pools", (int)g->cfg->npools, "frontends",
+                              (int)g->cfg->nfrontends));
     /* Every listener is bound and every worker runs: ready. */
     sg_sd_ready();
     ms.watchdog = sg_sd_watchdog_start(ms.base);
     if (demo)
-        print_demo_banner(cfg);
+        print_demo_banner(g->cfg);
     event_base_dispatch(ms.base);
-    for (uint32_t i = 0; i < ms.nworkers; i++)
-        sg_worker_join(ms.workers[i]);
     sg_log_info("stopped");
     rc = 0;
 out:
     sg_health_stop(ms.health);
     sg_admin_stop(ms.admin);
     sg_control_free(ms.ctl);
-    if (ms.workers != NULL) {
-        for (uint32_t i = 0; i < ms.nworkers; i++)
-            sg_worker_free(ms.workers[i]);
-        free(ms.workers);
-    }
-    if (gates != NULL) {
-        for (size_t i = 0; i < cfg->nfrontends; i++)
-            sg_gate_destroy(&gates[i]);
-        free(gates);
+    sg_gen_free(ms.gen); /* joins its workers (stopped by now) */
+    while (ms.retiring != NULL) {
+        struct sg_gen *r = ms.retiring;
+        ms.retiring = r->next;
+        sg_gen_free(r);
     }
     sg_sd_watchdog_free(ms.watchdog);
     for (size_t i = 0; i < SG_ARRAY_SIZE(sigevs); i++)
@@ -433,8 +568,9 @@ out:
     sg_signals_quiet_free(quiet);
     if (ms.poll_ev)
         event_free(ms.poll_ev);
+    if (ms.reap_ev)
+        event_free(ms.reap_ev);
     sg_demo_free(dm);
-    sg_pools_free(&pools);
     if (ms.base)
         event_base_free(ms.base);
     sg_alog_close(ms.alog); /* after the workers handed their buffers over */

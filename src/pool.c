@@ -154,6 +154,14 @@ struct sg_backend *sg_pool_find_backend(struct sg_pool *p, const char *name, siz
     return NULL;
 }
 
+struct sg_pool *sg_pools_find(const struct sg_pools *ps, const char *name)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        if (strcmp(ps->pools[i].name, name) == 0)
+            return &ps->pools[i];
+    return NULL;
+}
+
 /* Slots emptied less than this long ago are not reused, so that a worker
  * still finishing with the old backend never sees its slot change under it. */
 #define SG_SLOT_REUSE_MS 60000u

@@ -1,6 +1,7 @@
 /* worker.c: worker threads: event_base, SO_REUSEPORT listeners, accepting
  * under the frontend's shared connection limit (gate.c) and graceful stop. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -315,8 +316,25 @@ void sg_worker_kick(struct sg_worker *w)
     sg_worker_wake(w);
 }
 
+/* A duplicate of prev's listening socket for the address a, or -1. prev
+ * runs in its own thread; its descriptors change only when it stops, which
+ * the main thread (our caller) asks for after this. */
+static int worker_reuse_fd(const struct sg_worker *prev, const struct sg_cfg_addr *a)
+{
+    if (prev == NULL || prev->fes == NULL)
+        return -1;
+    for (size_t i = 0; i < prev->cfg->nfrontends; i++) {
+        const struct sg_wfrontend *fe = &prev->fes[i];
+        const struct sg_cfg_addr *pa = &fe->cfg->listen;
+        if (fe->fd >= 0 && pa->sslen == a->sslen && memcmp(&pa->ss, &a->ss, a->sslen) == 0)
+            return fcntl(fe->fd, F_DUPFD_CLOEXEC, 0);
+    }
+    return -1;
+}
+
 struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_cfg *cfg,
-                                struct sg_pools *pools, struct sg_gate *gates)
+                                struct sg_pools *pools, struct sg_gate *gates,
+                                const struct sg_worker *prev)
 {
     SG_BUG_ON(cfg->nfrontends > 0 && (gates == NULL || id >= nworkers));
     struct sg_worker *w = sg_xcalloc(1, sizeof(*w));
@@ -363,7 +381,9 @@ struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_
         fe->cfg = &cfg->frontends[i];
         fe->gate = &gates[i];
         sg_gate_set_wake(fe->gate, id, worker_gate_wake, w);
-        int fd = worker_listen_fd(&fe->cfg->listen, id);
+        int fd = worker_reuse_fd(prev, &fe->cfg->listen);
+        if (fd < 0)
+            fd = worker_listen_fd(&fe->cfg->listen, id);
         if (fd == -2)
             continue;
         if (fd < 0) {
@@ -471,6 +491,11 @@ void sg_worker_stop(struct sg_worker *w)
 {
     atomic_store(&w->stop_req, true);
     sg_worker_wake(w);
+}
+
+bool sg_worker_done(const struct sg_worker *w)
+{
+    return atomic_load(&w->done);
 }
 
 void sg_worker_join(struct sg_worker *w)

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "surgegate/admin-t.h"
 #include "surgegate/cfg-t.h"
 #include "surgegate/control-t.h"
@@ -20,6 +22,12 @@ struct sg_control;
 struct sg_admin *sg_admin_start(struct event_base *base, const struct sg_cfg *cfg,
                                 struct sg_pools *pools, struct sg_control *ctl);
 void sg_admin_stop(struct sg_admin *a);
+/* POST reload calls fn, which reloads the configuration and returns its
+ * report ({"reloaded": true|false, ...}; 200 or 400). */
+void sg_admin_set_reload(struct sg_admin *a, json_t *(*fn)(void *arg), void *arg);
+/* A reload: the admin API serves the new generation's pools (and reads its
+ * admin settings: tokens, deny_backends). Its listener stays. */
+void sg_admin_retarget(struct sg_admin *a, const struct sg_cfg *cfg, struct sg_pools *pools);
 
 /* Parses the JSON body (len bytes, need not be NUL-terminated) sent to the
  * endpoint `kind`. Returns SG_CTL_OK with *rq filled (the caller frees it

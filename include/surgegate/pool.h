@@ -21,6 +21,8 @@ static inline size_t sg_pool_nused(const struct sg_pool *p)
 
 /* The live backend named `name` (address text), or NULL. Any thread. */
 struct sg_backend *sg_pool_find_backend(struct sg_pool *p, const char *name, size_t len);
+/* The pool named `name`, or NULL. */
+struct sg_pool *sg_pools_find(const struct sg_pools *ps, const char *name);
 
 /* Adds a backend at runtime (admin API, hook output) in a free slot: address
  * "host:port" / "[v6]:port" / "unix:/path" (numeric). checking: the pool

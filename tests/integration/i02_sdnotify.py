@@ -3,7 +3,8 @@ a Unix datagram socket named by $NOTIFY_SOCKET, as systemd gives a service.
 
 1. READY=1 arrives once, and only when the frontend already accepts
    connections; with WATCHDOG_USEC=300000 (WatchdogSec=300ms), WATCHDOG=1
-   arrives from the main loop every ~150 ms, still while a load runs; on
+   arrives from the main loop every ~150 ms, still while a load runs; a
+   reload (SIGHUP) sends RELOADING=1 with MONOTONIC_USEC, then READY=1; on
    SIGTERM, STOPPING=1 arrives before the process exits (status 0).
 2. WATCHDOG_PID naming another process: the watchdog is not ours, no
    WATCHDOG=1 (sd_watchdog_enabled(3)); READY=1 still comes.
@@ -90,13 +91,25 @@ def main():
                    res.total))
             check(max(gaps) < 0.3, "a gap of %.0f ms between WATCHDOG=1 (WatchdogSec=300ms)"
                   % (max(gaps) * 1000))
+            # a reload (SIGHUP): RELOADING=1 with MONOTONIC_USEC, then READY=1
+            n_ready = len(sd.times("READY=1"))
+            p.signal(signal.SIGHUP)
+            wait_for(lambda: len(sd.times("READY=1")) > n_ready, timeout=5,
+                     what="READY=1 after the reload")
+            rl = [m for _, m in sd.msgs if "RELOADING=1" in m.split("\n")]
+            check_eq(len(rl), 1, "RELOADING=1 messages")
+            usec = [f for f in rl[0].split("\n") if f.startswith("MONOTONIC_USEC=")]
+            check(usec and abs(int(usec[0].split("=")[1]) / 1e6 - time.monotonic()) < 10,
+                  "RELOADING=1 without a MONOTONIC_USEC near now: %r" % rl[0])
+            check(sd.times("RELOADING=1")[0] <= sd.times("READY=1")[-1], "READY=1 before RELOADING=1")
+            check_eq(http_get(fe, "/after-reload")[0], 200, "request after the reload")
             p.signal(signal.SIGTERM)
             rc = p.wait(10)
             check_eq(rc, 0, "exit status after SIGTERM")
             time.sleep(0.1)
             stopping = sd.times("STOPPING=1")
             check_eq(len(stopping), 1, "STOPPING=1 messages")
-            check_eq(len(sd.times("READY=1")), 1, "READY=1 messages")
+            check_eq(len(sd.times("READY=1")), 2, "READY=1 messages (start, reload)")
             log("messages: %s" % sorted(set(m.split("\n")[0] for _, m in sd.msgs)))
         sd.close()
 
