@@ -35,6 +35,8 @@
 #include "surgegate/memory.h"
 #include "surgegate/pool.h"
 #include "surgegate/reload.h"
+#include "surgegate/sdnotify.h"
+#include "surgegate/signals.h"
 #include "surgegate/upgrade.h"
 #include "surgegate/worker.h"
 
@@ -61,6 +63,7 @@ struct main_state {
     struct sg_discover *disc;
     struct sg_journal *journal;
     struct sg_alog *alog;
+    struct sg_sd_watchdog *watchdog;
 };
 
 /* SIGUSR1: reopen the access log and the journal file (logrotate). */
@@ -237,6 +240,7 @@ static void main_list_names(FILE *out)
  * timeouts.grace, then the loop ends. */
 static void main_stop(struct main_state *ms)
 {
+    sg_sd_stopping();
     sg_admin_set_discover(ms->admin, NULL);
     sg_discover_free(ms->disc); /* no membership changes while stopping */
     ms->disc = NULL;
@@ -260,7 +264,7 @@ static void main_on_signal(evutil_socket_t sig, short what, void *arg)
         sg_log_warn("second signal: exiting now");
         _exit(1);
     }
-    sg_log_info("signal %d: stopping gracefully (send again to exit at once)", (int)sig);
+    sg_log_info("%s: stopping gracefully (send again to exit at once)", sg_signals_name((int)sig));
     main_stop(ms);
 }
 
@@ -316,7 +320,7 @@ static void main_reap(evutil_socket_t fd, short what, void *arg)
  * and listening sockets carried over), the control plane moves to it, and
  * the old one drains. Returns the report ({"reloaded": bool, ...}); logs
  * and journals it. */
-static json_t *main_reload(struct main_state *ms, const char *source)
+static json_t *main_reload_file(struct main_state *ms, const char *source)
 {
     uint64_t t0 = sg_now_us();
     json_t *r =
@@ -425,6 +429,19 @@ static json_t *main_reload(struct main_state *ms, const char *source)
     return r;
 }
 
+/* main_reload_file between RELOADING=1 and READY=1 for systemd (not while
+ * stopping: STOPPING=1 was the last word then). */
+static json_t *main_reload(struct main_state *ms, const char *source)
+{
+    bool tell = ms->stops == 0;
+    if (tell)
+        sg_sd_reloading();
+    json_t *r = main_reload_file(ms, source);
+    if (tell)
+        sg_sd_ready();
+    return r;
+}
+
 static void main_on_hup(evutil_socket_t sig, short what, void *arg)
 {
     json_decref(main_reload(arg, "SIGHUP"));
@@ -477,6 +494,7 @@ static void main_upgrade_answer(evutil_socket_t fd, short what, void *arg)
                     json_pack("{s:i, s:i}", "old_pid", (int)getpid(), "new_pid", (int)ms->up.pid));
     close(ms->up.sock);
     ms->up.sock = -1;
+    sg_sd_mainpid((long)ms->up.pid); /* before STOPPING=1: the service goes on */
     if (ms->stops == 0) {
         ms->stops++;
         main_stop(ms);
@@ -544,6 +562,20 @@ static void main_admin_start(struct main_state *ms)
     if (ms->cfg_path != NULL)
         sg_admin_set_reload(ms->admin, main_reload_admin, main_upgrade_admin, ms);
 }
+
+/* The signals surgegate acts on, one row each (SIGPIPE is ignored, the
+ * fatal ones and those that mean nothing to us are signals.c's). */
+static const struct {
+    int sig;
+    event_callback_fn cb;
+} main_signals[] = {
+    {SIGTERM, main_on_signal}, /* graceful stop */
+    {SIGINT, main_on_signal},  /* graceful stop (Ctrl-C) */
+    {SIGQUIT, main_on_signal}, /* graceful stop (as nginx; Docker's STOPSIGNAL for it) */
+    {SIGUSR1, main_on_usr1},   /* reopen the log files */
+    {SIGHUP, main_on_hup},     /* reload in place */
+    {SIGUSR2, main_on_usr2},   /* binary upgrade */
+};
 
 static void print_demo_banner(const struct sg_cfg *cfg, const struct main_demo *md)
 {
@@ -650,6 +682,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    sg_signals_fatal_install();
     if (demo_backend != NULL)
         return sg_demo_backend_run(demo_backend, SG_DEMO_DELAY_MS);
     if (demo_port && !demo) {
@@ -754,8 +787,8 @@ int main(int argc, char **argv)
     int rc = 1;
     struct event *demo_ev = NULL;
     struct sg_journal *journal = NULL;
-    struct event *sigterm = NULL, *sigint = NULL, *sigusr1 = NULL, *sighup = NULL;
-    struct event *sigusr2 = NULL;
+    struct event *sigevs[SG_ARRAY_SIZE(main_signals)] = {0};
+    struct sg_signals_quiet *quiet = NULL;
     if (ms.base == NULL)
         goto out;
     char jerr[256];
@@ -790,18 +823,18 @@ int main(int argc, char **argv)
     if (up_state != NULL)
         sg_log_info("upgrade: runtime state applied to %zu backends",
                     sg_upgrade_apply(&g->pools, up_state));
-    sigterm = evsignal_new(ms.base, SIGTERM, main_on_signal, &ms);
-    sigint = evsignal_new(ms.base, SIGINT, main_on_signal, &ms);
-    sigusr1 = evsignal_new(ms.base, SIGUSR1, main_on_usr1, &ms);
-    sighup = evsignal_new(ms.base, SIGHUP, main_on_hup, &ms);
-    sigusr2 = evsignal_new(ms.base, SIGUSR2, main_on_usr2, &ms);
-    evsignal_add(sigusr2, NULL);
-    evsignal_add(sigusr1, NULL);
-    evsignal_add(sighup, NULL);
+    for (size_t i = 0; i < SG_ARRAY_SIZE(main_signals); i++) {
+        sigevs[i] = evsignal_new(ms.base, main_signals[i].sig, main_signals[i].cb, &ms);
+        if (sigevs[i] == NULL || evsignal_add(sigevs[i], NULL) != 0) {
+            sg_log_error("cannot handle %s", sg_signals_name(main_signals[i].sig));
+            goto out;
+        }
+    }
+    quiet = sg_signals_quiet_start(ms.base);
+    if (quiet == NULL)
+        goto out;
     ms.poll_ev = evtimer_new(ms.base, main_poll_stop, &ms);
     ms.reap_ev = evtimer_new(ms.base, main_reap, &ms);
-    evsignal_add(sigterm, NULL);
-    evsignal_add(sigint, NULL);
     if (sg_gen_start(g) != SG_OK)
         goto out;
     ms.ctl = sg_control_new(ms.base, g->cfg, &g->pools, g->workers, g->nworkers);
@@ -831,6 +864,9 @@ int main(int argc, char **argv)
                     json_pack("{s:s, s:i, s:i, s:i}", "file", demo ? "<demo>" : cfg_path, "workers",
                               (int)g->nworkers, "pools", (int)g->cfg->npools, "frontends",
                               (int)g->cfg->nfrontends));
+    /* Every listener is bound and every worker runs: ready. */
+    sg_sd_ready();
+    ms.watchdog = sg_sd_watchdog_start(ms.base);
     if (demo)
         print_demo_banner(g->cfg, &md);
     if (up_fd >= 0) {
@@ -863,16 +899,11 @@ out:
         ms.retiring = r->next;
         sg_gen_free(r);
     }
-    if (sigterm)
-        event_free(sigterm);
-    if (sigint)
-        event_free(sigint);
-    if (sigusr1)
-        event_free(sigusr1);
-    if (sighup)
-        event_free(sighup);
-    if (sigusr2)
-        event_free(sigusr2);
+    sg_sd_watchdog_free(ms.watchdog);
+    for (size_t i = 0; i < SG_ARRAY_SIZE(sigevs); i++)
+        if (sigevs[i] != NULL)
+            event_free(sigevs[i]);
+    sg_signals_quiet_free(quiet);
     if (ms.up_ev)
         event_free(ms.up_ev);
     if (ms.up.sock >= 0)

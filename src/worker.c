@@ -24,6 +24,7 @@
 #include "surgegate/queue.h"
 #include "surgegate/session-t.h"
 #include "surgegate/session.h"
+#include "surgegate/signals.h"
 #include "surgegate/stats.h"
 #include "surgegate/upstream.h"
 #include "surgegate/worker.h"
@@ -466,6 +467,7 @@ static void worker_sched(const struct sg_worker *w)
 static void *worker_main(void *arg)
 {
     struct sg_worker *w = arg;
+    sg_signals_thread_init(); /* a stack overflow here still logs (signals.h) */
     worker_sched(w);
     /* Created here: the ring belongs to the thread that submits to it. */
     w->iob = sg_iob_new(w->base, w->cfg->io_uring);
@@ -483,6 +485,7 @@ static void *worker_main(void *arg)
     event_base_loop(w->base, EVLOOP_NONBLOCK);
     sg_iob_free(w->iob);
     w->iob = NULL;
+    sg_signals_thread_done();
     atomic_store(&w->done, true);
     return NULL;
 }

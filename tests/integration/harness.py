@@ -426,12 +426,12 @@ class Proxy:
     listen_port: the frontend port to poll for readiness (default: the first
     `listen = "127.0.0.1:P"` in the config). check_exit: on leaving the
     context (without another exception in flight), stop it and require exit
-    status 0 within 15 s."""
+    status 0 within 15 s. env: the whole environment (default: the test's)."""
 
     _seq = 0
 
     def __init__(self, config_text, listen_port=None, args=(), check_exit=True,
-                 ready_timeout=10.0, wrapper=()):
+                 ready_timeout=10.0, wrapper=(), env=None):
         Proxy._seq += 1
         self.config_path = tmp_path("surgegate-%d.conf" % Proxy._seq)
         self.stderr_path = tmp_path("surgegate-%d.stderr" % Proxy._seq)
@@ -458,7 +458,7 @@ class Proxy:
         err = open(self.stderr_path, "wb")
         # wrapper: a command prefix, e.g. valgrind with its options
         self.proc = Popen(list(wrapper) + [SG_BIN, "-c", self.config_path] + list(args),
-                          stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+                          stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         out.close()
         err.close()
         _proxies.append(self)
