@@ -83,7 +83,12 @@ def main():
             p0 = subprocess.Popen([exe, "-c", cfg_path], stdin=subprocess.DEVNULL, stderr=err,
                                   stdout=subprocess.DEVNULL)
             procs.append(p0)
-            wait_for(lambda: http_get(fe, "/ready")[0] == 200, timeout=10.0, what="surgegate up")
+            def up():
+                try:
+                    return http_get(fe, "/ready")[0] == 200
+                except OSError:
+                    return p0.poll() is not None and fail("surgegate exited %s" % p0.returncode)
+            wait_for(up, timeout=10.0, what="surgegate up")
 
             class P:  # enough of harness.Proxy for the admin helpers
                 admin_path = sock
