@@ -184,6 +184,13 @@ def main():
         for p in procs:
             if p.poll() is None:
                 p.kill()
+    # every process of the chain wrote to the same stderr: a sanitizer
+    # report from any of them (leaks at exit included) shows there
+    time.sleep(1.0)
+    with open(tmp_path("o09.stderr"), "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    c.ok("Sanitizer" not in text and "runtime error" not in text,
+         "no sanitizer report from any of the processes", text[-2000:])
     c.done()
 
 
