@@ -12,19 +12,22 @@ seconds, then are in service; each instance is a real sg-testbackend).
   docker  hooks/docker-compose-scale + discover command
           hooks/docker-compose-members (containers 127.0.0.1:PUBLISHED)
 
-Each case: a pool with no member, autoscale min 0 / max 4 / step 2 (rule
-queue_depth > 3 for 2s), hold_timeout 8s, health checks every 200 ms, the
-command source every 300 ms (resolve_interval 300 ms for DNS). Four
-requests held in the empty pool fire one scale-up; checked:
-  - the hook ran once, as configured, with SURGEGATE_DESIRED=2, and called
-    its CLI with exactly the argv of the real one (the stub's record);
-  - the two instances join the pool as members with source "discovery",
-    no sooner than their boot delay after the decision, at the addresses the
-    platform gave them;
-  - the held requests are answered (200) by the new members, and both new
-    members take traffic afterwards.
-Printed: scale_decision -> hook done -> discovery_update -> first response
-(FIGURE lines, one per pair).
+Each case: the group runs one instance (a backend answering after 300 ms);
+the pool has no backend of its own, only the discovery source (command every
+300 ms, or SRV with resolve_interval 300 ms; members maxconn 1), health
+checks every 200 ms, autoscale min 1 / max 4 / step 2 (rule queue_depth > 3
+for 2s, cooldown 60s). Eight clients queue requests on the one member until
+the rule fires; checked:
+  - the first instance came by discovery and was the only member;
+  - the hook ran once, as configured, SURGEGATE_CURRENT=1 (the discovered
+    group) and SURGEGATE_DESIRED=3, and called its CLI once with exactly the
+    argv of the real one (the stub's record);
+  - the two new instances joined as members with source "discovery", no
+    sooner than their boot delay after the decision, at the addresses the
+    platform gave them, and each got requests (polled on its /__stats);
+  - no request failed under the load, and afterwards all three serve.
+Printed: decision -> hook done -> members added -> the new members' first
+request (FIGURE lines, one per pair).
 
 The hook runner's PATH is fixed (/usr/local/sbin:...:/bin), so the configured
 scale hook and discovery command are small wrappers that put the stub CLI's
