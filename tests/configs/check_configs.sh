@@ -4,9 +4,11 @@
 #
 # usage: check_configs.sh examples|bad SURGEGATE SOURCE_DIR
 #   examples  every SOURCE_DIR/config/*.conf exits 0 and prints no error
-#             (demo.conf, a template, as `surgegate -t --demo`), with the
-#             hooks it names under /etc/surgegate/hooks/ taken from
-#             SOURCE_DIR/hooks/ (-t checks that every hook is there).
+#             (demo.conf, a template, as `surgegate -t --demo`). The examples
+#             name hooks where hooks/README.md installs them,
+#             /etc/surgegate/hooks/; they are checked from a copy that names
+#             SOURCE_DIR/hooks/ instead (`-t` checks that a discover command
+#             exists and is executable).
 #   bad       every tests/configs/bad/*.conf exits 1 and prints exactly the
 #             errors it expects; every tests/configs/warn/*.conf exits 0 and
 #             prints exactly the warnings it expects.
@@ -22,7 +24,7 @@ if [ $# -ne 3 ]; then
 fi
 mode=$1
 bin=$2
-src=$3
+src=$(cd "$3" && pwd) || exit 2
 
 # The RLIMIT_NOFILE warning depends on the limit: make it the same everywhere.
 ulimit -n 1024 2>/dev/null || true  # soft and hard: surgegate raises soft to hard
@@ -96,22 +98,20 @@ fi
 
 case $mode in
 examples)
-    for f in "$src"/config/*.conf; do
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/sg-configs.XXXXXX") || exit 1
+    trap 'rm -rf "$tmp"' EXIT
+    for src_f in "$src"/config/*.conf; do
         # demo.conf is a template (@HOOKS@): checked below as `-t --demo`
         # runs it, from the copy embedded at build time.
-        [ "$(basename "$f")" = demo.conf ] && continue
+        [ "$(basename "$src_f")" = demo.conf ] && continue
         checked=$((checked + 1))
-        # The examples name the installed hooks (/etc/surgegate/hooks/...),
-        # which -t checks: check a copy that names the source tree's.
-        tmp=$(mktemp -d)
-        sed "s#/etc/surgegate/hooks/#$src/hooks/#g" "$f" >"$tmp/$(basename "$f")"
-        f=$tmp/$(basename "$f")
+        f=$tmp/$(basename "$src_f")
+        sed "s|/etc/surgegate/hooks/|$src/hooks/|g" "$src_f" >"$f"
         run_check "$f"
-        rm -rf "$tmp"
         if [ $rc -ne 0 ]; then
-            fail "$f: exit $rc, want 0"
+            fail "$src_f: exit $rc, want 0"
         elif [ "$(count_diags "$f" error)" -ne 0 ]; then
-            fail "$f: errors printed"
+            fail "$src_f: errors printed"
         else
             continue
         fi

@@ -6,6 +6,13 @@
                               (and stdin) each CLI got, argument and environment
                               checks (exit 2), local-spawn up 0->2 and down 2->1
                               with stub demo backends that really answer HTTP
+                              the scale hooks' CLI output kept off stdout
+    test_hooks.py pairs       each cloud scale hook with its member listing
+                              (aws-asg-members, gcloud-mig-members,
+                              docker-compose-members) against fakecloud.py's
+                              stub CLIs, whose instances appear after a delay:
+                              the listing before and after, scale-down, failed
+                              calls, bad arguments
     test_hooks.py shellcheck  `shellcheck -s sh` on every hook (77: skipped when
                               shellcheck is missing)
 
@@ -26,10 +33,13 @@ import traceback
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fakecloud  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOOKS_DIR = os.path.join(ROOT, "hooks")
 HOOKS = ["aws-asg", "kubectl-scale", "gcloud-mig", "docker-compose-scale", "webhook-alert",
-         "local-spawn"]
+         "local-spawn", "aws-asg-members", "gcloud-mig-members", "docker-compose-members"]
 FIXED_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CLIS = ["aws", "kubectl", "gcloud", "docker", "curl"]
 
@@ -464,10 +474,252 @@ def t_files(env):
             check(f.readline() == "#!/bin/sh\n", "%s does not start with #!/bin/sh" % h)
 
 
+def t_cli_stdout_to_stderr(env):
+    """What a CLI prints on stdout must not reach the hook's stdout (surgegate
+    parses it as {"add","remove"}): it goes to stderr."""
+    compose = os.path.join(env.tmp, "compose2.yaml")
+    with open(compose, "w") as f:
+        f.write("services:\n  web:\n    image: nginx\n")
+    for hook, args in (("aws-asg", ["web-asg"]), ("kubectl-scale", ["web", "prod"]),
+                       ("gcloud-mig", ["web-mig", "us-central1-a"]),
+                       ("docker-compose-scale", ["web", compose])):
+        said = "deployment.apps/web scaled\nNAME SIZE\n"
+        rc, out, err = env.run(hook, args, extra={"STUB_STDOUT": said})
+        check(rc == 0 and out == "", "%s: exit %d, stdout %r (want nothing)" % (hook, rc, out))
+        check(said in err, "%s: the CLI's output %r is not on stderr %r" % (hook, said, err))
+
+
+# ------------------------------------------------------- scale hook + member listing
+
+
+def run_hook(cloud, argv, action="discover", desired=None, extra=None, drop=()):
+    """Runs hooks/argv[0] as surgegate runs a discovery command (or, with
+    desired, a scale hook), the fake cloud's stub CLI first on PATH."""
+    env = {"PATH": cloud.bin + ":" + FIXED_PATH, "HOME": cloud.sdir, "LANG": "C.UTF-8",
+           "SURGEGATE_POOL": "app", "SURGEGATE_ACTION": action}
+    if desired is not None:
+        env.update(SURGEGATE_CURRENT="1", SURGEGATE_DESIRED=str(desired),
+                   SURGEGATE_REASON="queue_depth 14 > 10 for 2s")
+    env.update(extra or {})
+    for k in drop:
+        env.pop(k, None)
+    p = subprocess.run([os.path.join(HOOKS_DIR, argv[0])] + list(argv[1:]), env=env,
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
+                       cwd=cloud.sdir)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def members_of(cloud, argv):
+    """The listing's members as a sorted list of addresses (exit 0, one JSON
+    array of {"address"} on one line, nothing on stderr)."""
+    rc, out, err = run_hook(cloud, argv)
+    check(rc == 0, "%s: exit %d, stderr %r" % (argv[0], rc, err))
+    check(out.endswith("\n") and out.count("\n") == 1, "%s: stdout %r" % (argv[0], out))
+    doc = json.loads(out)
+    check(isinstance(doc, list) and all(isinstance(m, dict) and list(m) == ["address"]
+                                        for m in doc), "%s: output %r" % (argv[0], out))
+    return sorted(m["address"] for m in doc)
+
+
+def wait_members(cloud, argv, want, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < deadline:
+        got = members_of(cloud, argv)
+        if got == sorted(want):
+            return time.monotonic()
+        time.sleep(0.1)
+    raise AssertionError("%s: members %r, want %r" % (argv[0], got, sorted(want)))
+
+
+def pair_cycle(cloud, scale, listing, addr):
+    """One instance at start; the scale hook asks for 3: nothing new is listed
+    while they boot (delay), then all 3; down to 1: the newest go."""
+    check_eq = lambda got, want, what: check(got == want, "%s: %r, want %r" % (what, got, want))
+    check_eq(members_of(cloud, listing), [addr(1)], "%s at start" % listing[0])
+    cloud.clear_calls()
+    t0 = time.monotonic()
+    rc, out, err = run_hook(cloud, scale, action="scale_up", desired=3)
+    check(rc == 0 and out == "", "%s up: exit %d, stdout %r, stderr %r" % (scale[0], rc, out, err))
+    time.sleep(0.2)
+    check_eq(members_of(cloud, listing), [addr(1)], "%s while booting" % listing[0])
+    t1 = wait_members(cloud, listing, [addr(1), addr(2), addr(3)])
+    check(t1 - t0 >= cloud.delay, "listed after %.2fs, before the boot delay" % (t1 - t0))
+    rc, out, err = run_hook(cloud, scale, action="scale_down", desired=1)
+    check(rc == 0 and out == "", "%s down: exit %d, stdout %r" % (scale[0], rc, out))
+    wait_members(cloud, listing, [addr(1)])
+    check(cloud.error is None, "fake cloud: %s" % cloud.error)
+
+
+def listing_fails(cloud, listing, words):
+    """A failing CLI: exit 1, nothing on stdout (the pool keeps its members),
+    the CLI's message and the listing's own on stderr."""
+    cloud.fail("Unable to locate credentials. You can configure credentials by running "
+               "\"aws configure\".", 253)
+    rc, out, err = run_hook(cloud, listing)
+    check(rc == 1 and out == "", "%s with a failing CLI: exit %d, stdout %r" %
+          (listing[0], rc, out))
+    check("Unable to locate credentials" in err and err.count(listing[0] + ": ") == 1 and
+          words in err, "%s: stderr %r" % (listing[0], err))
+    cloud.set(fail=None)
+
+
+def pair_env(cloud, listing):
+    """The listing needs jq and its CLI: 127 with a message when missing."""
+    rc, out, err = run_hook(cloud, listing, extra={"PATH": cloud.sdir})
+    check(rc == 127 and out == "" and "not on PATH" in err,
+          "%s without its CLIs: %d %r %r" % (listing[0], rc, out, err))
+
+
+def expect_bad_listing(cloud, argv, words):
+    cloud.clear_calls()
+    rc, out, err = run_hook(cloud, argv)
+    check(rc == 2 and out == "" and err.startswith(argv[0] + ": ") and words in err,
+          "%r: exit %d, stdout %r, stderr %r (want 2, %r)" % (argv, rc, out, err, words))
+    check(cloud.calls() == [], "%r: the CLI was called" % argv)
+
+
+def t_aws_pair(tmp):
+    cloud = fakecloud.FakeCloud("aws", os.path.join(tmp, "aws"), "web-asg", delay=0.6,
+                                initial=1)
+    try:
+        listing = ["aws-asg-members", "web-asg", "8080", "eu-west-1"]
+        pair_cycle(cloud, ["aws-asg", "web-asg", "eu-west-1"], listing,
+                   lambda i: "10.0.0.%d:8080" % (10 + i))
+        calls = [[c["name"]] + c["argv"] for c in cloud.calls()]
+        check(["aws", "autoscaling", "set-desired-capacity", "--auto-scaling-group-name",
+               "web-asg", "--desired-capacity", "3", "--region", "eu-west-1"] in calls,
+              "aws calls %r" % calls)
+        check(["aws", "autoscaling", "describe-auto-scaling-groups",
+               "--auto-scaling-group-names", "web-asg", "--region", "eu-west-1",
+               "--output", "json"] in calls, "aws calls %r" % calls)
+        check(any(c[:4] == ["aws", "ec2", "describe-instances", "--instance-ids"] and
+                  c[-4:] == ["--region", "eu-west-1", "--output", "json"] for c in calls),
+              "aws calls %r" % calls)
+        # no region: the CLI's default; an unhealthy instance is left out
+        cloud.clear_calls()
+        check(members_of(cloud, listing[:3]) == ["10.0.0.11:8080"], "without a region")
+        check(all("--region" not in c["argv"] for c in cloud.calls()), "region passed")
+        with fakecloud._Locked(cloud.sdir) as s:
+            s["instances"][0]["health"] = "Unhealthy"
+        check(members_of(cloud, listing) == [], "an Unhealthy instance was listed")
+        # a group that does not exist: a failed lookup, not an empty set
+        rc, out, err = run_hook(cloud, ["aws-asg-members", "other-asg", "8080"])
+        check(rc == 1 and out == "" and "no Auto Scaling group named 'other-asg'" in err,
+              "unknown group: %d %r %r" % (rc, out, err))
+        listing_fails(cloud, listing, "describe-auto-scaling-groups failed (exit 253)")
+        pair_env(cloud, listing)
+        expect_bad_listing(cloud, ["aws-asg-members", "web-asg"], "usage")
+        expect_bad_listing(cloud, ["aws-asg-members", "web-asg", "8080", "eu-west-1", "x"],
+                           "usage")
+        expect_bad_listing(cloud, ["aws-asg-members", "-web", "8080"], "bad Auto Scaling group")
+        for port in ("0", "65536", "080", "http", "", "999999"):
+            expect_bad_listing(cloud, ["aws-asg-members", "web-asg", port], "bad port")
+        expect_bad_listing(cloud, ["aws-asg-members", "web-asg", "8080", "EU"], "bad region")
+    finally:
+        cloud.close()
+
+
+def t_gcloud_pair(tmp):
+    cloud = fakecloud.FakeCloud("gcloud", os.path.join(tmp, "gcloud"), "web-mig", delay=0.6,
+                                initial=1, zone="us-central1-a")
+    try:
+        listing = ["gcloud-mig-members", "web-mig", "us-central1-a", "8080"]
+        pair_cycle(cloud, ["gcloud-mig", "web-mig", "us-central1-a"], listing,
+                   lambda i: "10.0.0.%d:8080" % (10 + i))
+        calls = [[c["name"]] + c["argv"] for c in cloud.calls()]
+        check(["gcloud", "compute", "instance-groups", "managed", "list-instances", "web-mig",
+               "--zone=us-central1-a", "--format=json"] in calls, "gcloud calls %r" % calls)
+        check(["gcloud", "compute", "instances", "list", "--zones=us-central1-a",
+               "--format=json"] in calls, "gcloud calls %r" % calls)
+        # the zone's other instances (the stub lists a "bastion") are not members
+        check("10.9.9.9:8080" not in members_of(cloud, listing), "another instance listed")
+        rc, out, err = run_hook(cloud, ["gcloud-mig-members", "web-mig", "europe-west4-b",
+                                        "8080"])
+        check(rc == 1 and out == "" and "list-instances failed" in err and "not found" in err,
+              "unknown group: %d %r %r" % (rc, out, err))
+        listing_fails(cloud, listing, "list-instances failed (exit 253)")
+        pair_env(cloud, listing)
+        expect_bad_listing(cloud, ["gcloud-mig-members", "web-mig", "us-central1-a"], "usage")
+        expect_bad_listing(cloud, ["gcloud-mig-members", "Web", "us-central1-a", "8080"],
+                           "bad instance group")
+        expect_bad_listing(cloud, ["gcloud-mig-members", "web-mig", "us-central1", "8080"],
+                           "bad zone")
+        expect_bad_listing(cloud, ["gcloud-mig-members", "web-mig", "us-central1-a", "0"],
+                           "bad port")
+    finally:
+        cloud.close()
+
+
+def t_docker_pair(tmp):
+    ports = {}
+
+    def start(i):
+        ports[i] = 32767 + i
+        return {"ip": "127.0.0.1", "port": ports[i]}
+
+    cloud = fakecloud.FakeCloud("docker", os.path.join(tmp, "docker"), "web", delay=0.6,
+                                initial=1, start=start)
+    compose = os.path.join(tmp, "compose.yaml")
+    with open(compose, "w") as f:
+        f.write("services:\n  web:\n    ports: [ \"127.0.0.1:32768-32790:8080\" ]\n")
+    try:
+        listing = ["docker-compose-members", "web", "8080", compose]
+        pair_cycle(cloud, ["docker-compose-scale", "web", compose], listing,
+                   lambda i: "127.0.0.1:%d" % (32767 + i))
+        calls = [[c["name"]] + c["argv"] for c in cloud.calls()]
+        check(["docker", "compose", "-f", compose, "ps", "--format", "json", "--status",
+               "running", "web"] in calls, "docker calls %r" % calls)
+        # Compose before 2.21 prints one array
+        cloud.set(ps_array=True)
+        check(members_of(cloud, listing) == ["127.0.0.1:32768"], "array output")
+        # published on all addresses: reached on loopback; another container
+        # port only: left out, named on stderr
+        with fakecloud._Locked(cloud.sdir) as s:
+            s["instances"][0]["url"] = "0.0.0.0"
+        check(members_of(cloud, listing) == ["127.0.0.1:32768"], "0.0.0.0")
+        with fakecloud._Locked(cloud.sdir) as s:
+            s["instances"][0]["url"] = "::"
+        check(members_of(cloud, listing) == ["[::1]:32768"], "::")
+        rc, out, err = run_hook(cloud, ["docker-compose-members", "web", "9000", compose])
+        check(rc == 0 and json.loads(out) == [] and "app-web-1 publishes no host port for "
+              "9000/tcp" in err, "a port not published: %d %r %r" % (rc, out, err))
+        listing_fails(cloud, listing, "docker compose ps failed (exit 253)")
+        pair_env(cloud, listing)
+        expect_bad_listing(cloud, ["docker-compose-members", "web"], "usage")
+        expect_bad_listing(cloud, ["docker-compose-members", "-web", "8080"], "bad service")
+        expect_bad_listing(cloud, ["docker-compose-members", "web", "8080", compose + ".x"],
+                           "does not exist")
+        expect_bad_listing(cloud, ["docker-compose-members", "web", "80a"], "bad port")
+    finally:
+        cloud.close()
+
+
+def pairs():
+    tmp = tempfile.mkdtemp(prefix="sg-pairs-")
+    tests = [t_aws_pair, t_gcloud_pair, t_docker_pair]
+    try:
+        for t in tests:
+            try:
+                t(tmp)
+                print("ok   %s" % t.__name__)
+            except Exception:
+                FAILURES.append(t.__name__)
+                print("FAIL %s" % t.__name__)
+                traceback.print_exc()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if FAILURES:
+        print("%d failed: %s" % (len(FAILURES), " ".join(FAILURES)))
+        return 1
+    print("all %d passed" % len(tests))
+    return 0
+
+
 def stubs():
     env = Env()
     tests = [t_files, t_aws_asg, t_kubectl_scale, t_gcloud_mig, t_docker_compose_scale,
-             t_webhook_alert, t_local_spawn, t_local_spawn_pipes]
+             t_webhook_alert, t_local_spawn, t_local_spawn_pipes, t_cli_stdout_to_stderr]
     try:
         for t in tests:
             try:
@@ -507,6 +759,8 @@ if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "stubs"
     if mode == "stubs":
         sys.exit(stubs())
+    if mode == "pairs":
+        sys.exit(pairs())
     if mode == "shellcheck":
         sys.exit(shellcheck())
-    sys.exit("usage: test_hooks.py [stubs|shellcheck]")
+    sys.exit("usage: test_hooks.py [stubs|pairs|shellcheck]")

@@ -29,7 +29,7 @@ from harness import *
 
 SRC = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 HOOKS = ["aws-asg", "docker-compose-scale", "gcloud-mig", "kubectl-scale", "local-spawn",
-         "webhook-alert"]
+         "webhook-alert", "aws-asg-members", "gcloud-mig-members", "docker-compose-members"]
 FILES = ["/usr/sbin/surgegate", "/usr/bin/surgectl", "/usr/share/man/man8/surgegate.8.gz",
          "/usr/share/man/man1/surgectl.1.gz", "/etc/surgegate/surgegate.conf",
          "/etc/logrotate.d/surgegate", "/lib/systemd/system/surgegate.service",
