@@ -137,7 +137,11 @@ def main():
                     rec = spawned(state_dir)
                     pids |= set(rec.values())
                     c_addr = [k for k in rec if k != b_addr][0]
-                    wait_backend(proxy, c_addr, "up", 5, what="C")
+                    # spawned, then added by the hook's output: listed a moment later
+                    wait_for(lambda: any(x["address"] == c_addr
+                                         for x in pool_info(proxy)["backends"]),
+                             10, 0.1, "C listed in the pool")
+                    wait_backend(proxy, c_addr, "up", 10, what="C")
                     time.sleep(1.0)
                     res = bl.stop()
                 log("load: %r" % res)
