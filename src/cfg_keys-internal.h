@@ -93,11 +93,21 @@ void cfg_k_double(struct cfg_ctx *ctx, const config_setting_t *s, const struct c
                   void *obj, const char *where);
 void cfg_k_balance_factor(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
                           void *obj, const char *where);
+/* Strings of an array or list (none empty of elements, none with a newline);
+ * NULL after reporting a problem. NULL-terminated, owned by the caller. */
+char **cfg_get_strings(struct cfg_ctx *ctx, const config_setting_t *s, const char *where,
+                       const char *what);
 void cfg_k_argv(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k, void *obj,
                 const char *where);
 void cfg_k_events(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
                   void *obj, const char *where);
 void cfg_k_rule_value(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
                       void *obj, const char *where);
+
+/* cfg_cluster.c: the cluster group's etcd endpoints and key prefix. */
+void cfg_k_etcd(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k, void *obj,
+                const char *where);
+void cfg_k_prefix(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                  void *obj, const char *where);
 
 #endif

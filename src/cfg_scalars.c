@@ -643,8 +643,8 @@ void cfg_k_balance_factor(struct cfg_ctx *ctx, const config_setting_t *s, const 
 
 /* Strings of an array or list; NULL after reporting a problem. The result is
  * NULL-terminated and owned by the caller. */
-static char **cfg_get_strings(struct cfg_ctx *ctx, const config_setting_t *s, const char *where,
-                              const char *what)
+char **cfg_get_strings(struct cfg_ctx *ctx, const config_setting_t *s, const char *where,
+                       const char *what)
 {
     int n;
     bool ok = true;

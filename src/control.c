@@ -13,6 +13,7 @@
 #include "surgegate/alert.h"
 #include "surgegate/autoscale.h"
 #include "surgegate/cfg.h"
+#include "surgegate/cluster.h"
 #include "surgegate/common.h"
 #include "surgegate/control.h"
 #include "surgegate/health.h"
@@ -32,6 +33,7 @@
 #define CONTROL_ALERTS_MAX        8u      /* alert hooks in flight at once */
 #define CONTROL_OVERFLOW_ALERT_MS 60000u  /* queue_overflow alerts per pool at most this often */
 #define CONTROL_DEGRADED_FRACTION 0.5     /* pool_degraded: under half its backends usable */
+#define CONTROL_INSTANCES_MAX     64u     /* cluster members whose metrics are summed */
 
 /* Hook run outcomes, the `result` label of surgegate_hook_runs_total. */
 enum control_result { CR_OK = 0, CR_FAILED, CR_TIMEOUT, CR_SPAWN_FAILED, CR_BAD_OUTPUT, CR_N };
@@ -42,22 +44,30 @@ enum control_action { CA_UP = 0, CA_DOWN, CA_ALERT, CA_N };
 static const char *const control_action_names[CA_N] = {"scale_up", "scale_down", "alert"};
 
 struct control_pool {
-    uint64_t overflows_seen;    /* queue overflows already journaled */
-    uint64_t episodes_seen;     /* queue standing episodes already journaled */
-    bool shedding;              /* a shedding_start was journaled, its end not yet */
-    uint64_t shed_start;        /* shed requests (all kinds) at the episode's start */
-    uint64_t shed_start_ms;     /* monotonic ms of the episode's start (seen) */
-    struct sg_as *as;           /* NULL: no autoscale */
-    bool running[2];            /* a scale hook in flight, per direction */
-    uint32_t nfail[2];          /* consecutive failed runs, per direction */
-    uint64_t retry_at[2];       /* monotonic ms: no new run before */
-    struct sg_as_decision last; /* the last decision acted on */
-    uint64_t last_ms;           /* wall ms of it (0: none) */
-    bool empty, degraded;       /* alert states */
-    uint64_t overflow_alert_ms; /* last queue_overflow alert, monotonic */
-    uint64_t runs[CA_N][CR_N];  /* surgegate_hook_runs_total */
-    double m[SG_AS_NMETRICS];   /* the last tick's metric values */
-    bool *rule_on;              /* per autoscale rule: its condition held last tick */
+    uint64_t overflows_seen;        /* queue overflows already journaled */
+    uint64_t episodes_seen;         /* queue standing episodes already journaled */
+    bool shedding;                  /* a shedding_start was journaled, its end not yet */
+    uint64_t shed_start;            /* shed requests (all kinds) at the episode's start */
+    uint64_t shed_start_ms;         /* monotonic ms of the episode's start (seen) */
+    struct sg_as *as;               /* NULL: no autoscale */
+    bool running[2];                /* a scale hook in flight, per direction */
+    uint32_t nfail[2];              /* consecutive failed runs, per direction */
+    uint64_t retry_at[2];           /* monotonic ms: no new run before */
+    struct sg_as_decision last;     /* the last decision acted on */
+    uint64_t last_ms;               /* wall ms of it (0: none) */
+    bool empty, degraded;           /* alert states */
+    uint64_t overflow_alert_ms;     /* last queue_overflow alert, monotonic */
+    uint64_t runs[CA_N][CR_N];      /* surgegate_hook_runs_total */
+    double m[SG_AS_NMETRICS];       /* the last tick's metric values (cluster: of every instance) */
+    double local_m[SG_AS_NMETRICS]; /* this instance's own view */
+    struct sg_cluster_raw raw;      /* its raw inputs, published to the cluster */
+    size_t ninstances;              /* instances whose metrics m sums (1: alone) */
+    uint64_t acted_id;              /* wall ms of the last action taken here (published) */
+    struct sg_as_decision acted;    /* that action */
+    uint64_t mirrored_id;           /* the leader's last action whose cooldown runs here */
+    struct sg_as_decision skipped;  /* the last decision not acted on (not the leader) */
+    uint64_t skipped_ms;            /* monotonic ms it was journaled */
+    bool *rule_on;                  /* per autoscale rule: its condition held last tick */
 };
 
 /* One hook run in flight: what to do with its result. */
@@ -83,8 +93,9 @@ struct sg_control {
     struct control_pool *cp;
     struct sg_hookrunner *hooks;
     uint32_t alerts_running;
-    uint64_t alert_runs[CR_N]; /* alerts not tied to a pool */
-    char exe[512];             /* our own binary: SURGEGATE_BIN for hooks */
+    uint64_t alert_runs[CR_N];  /* alerts not tied to a pool */
+    char exe[512];              /* our own binary: SURGEGATE_BIN for hooks */
+    struct sg_cluster *cluster; /* NULL: no cluster group, this instance decides alone */
 };
 
 static void control_event(struct sg_control *ctl, const char *type, json_t *fields);
@@ -254,6 +265,17 @@ static void control_emptied(struct sg_backend *b, void *arg)
 {
     sg_journal_emit("backend_removed", control_backend_fields(b));
     sg_log_info("backend %s of pool '%s' removed (drained)", b->name, b->pool->name);
+}
+
+/* The engine learns that d was acted on (here, or by the leader when id is
+ * the leader's); an action taken here is published for the others. */
+static void control_acted(struct control_pool *cp, const struct sg_as_decision *d, bool here)
+{
+    sg_as_acted(cp->as, sg_now_ms(), d);
+    if (here) {
+        cp->acted = *d;
+        cp->acted_id = sg_wall_ms();
+    }
 }
 
 /* ------------------------------------------------------------ hooks */
@@ -436,7 +458,7 @@ static void control_hook_done(const struct sg_hook_result *r, void *arg)
         if (cp != NULL && run->action != CA_ALERT) {
             cp->nfail[run->action] = 0;
             if (cp->as != NULL)
-                sg_as_acted(cp->as, sg_now_ms(), &run->d);
+                control_acted(cp, &run->d, true);
         }
     } else {
         sg_log_warn("hook %s%s%s failed: %s%s%s (exit %d, %" PRIu64 " ms)",
@@ -569,8 +591,10 @@ static void control_pool_health(struct sg_control *ctl, struct sg_pool *p, struc
     }
 }
 
-/* The autoscale metrics of a pool now (NaN = no data). */
-static void control_metrics(struct sg_control *ctl, struct sg_pool *p, uint32_t current, double *m)
+/* This instance's raw inputs of the pool's autoscale metrics now (the
+ * metrics themselves: sg_cluster_derive()). */
+static void control_raw(struct sg_control *ctl, struct sg_pool *p, uint32_t current,
+                        struct sg_cluster_raw *r)
 {
     uint64_t now = sg_now_ms();
     const struct sg_snap *s = sg_stats_pool(ctl->stats, p);
@@ -591,22 +615,20 @@ static void control_metrics(struct sg_control *ctl, struct sg_pool *p, uint32_t 
         maxconn += mc;
     }
     /* The queue's highest depth during the last second, not a sample. */
-    double q = (double)s->qdepth_ring[0];
-    double per = current > 0 ? (double)current : NAN;
-    m[SG_AS_QUEUE_DEPTH] = q;
-    m[SG_AS_QUEUE_DEPTH_PER_BACKEND] = q / per;
-    m[SG_AS_INFLIGHT_PER_BACKEND] = (double)inflight / per;
-    m[SG_AS_UTILIZATION] =
-        unlimited || maxconn == 0
-            ? NAN
-            : (double)(inflight + atomic_load(&p->queue.depth)) / (double)maxconn;
+    r->queue_peak = (double)s->qdepth_ring[0];
+    r->queued = (double)atomic_load(&p->queue.depth);
+    r->inflight = (double)inflight;
+    r->maxconn = (double)maxconn;
+    r->unlimited = unlimited;
+    r->usable = (double)usable;
+    r->current = (double)current;
+    r->rps = s->rps;
+    r->error_rate = s->error_rate;
     const struct sg_hist_summary *h = &s->sum[SG_LAT_TOTAL][SG_WIN_10S];
-    m[SG_AS_LATENCY_P50_MS] = h->count ? (double)h->p50 / 1000.0 : NAN;
-    m[SG_AS_LATENCY_P95_MS] = h->count ? (double)h->p95 / 1000.0 : NAN;
-    m[SG_AS_LATENCY_P99_MS] = h->count ? (double)h->p99 / 1000.0 : NAN;
-    m[SG_AS_ERROR_RATE] = s->error_rate;
-    m[SG_AS_RPS_PER_BACKEND] = s->rps / per;
-    m[SG_AS_HEALTHY_BACKENDS] = (double)usable;
+    r->lat_count = (double)h->count;
+    r->lat_p50_ms = h->count ? (double)h->p50 / 1000.0 : NAN;
+    r->lat_p95_ms = h->count ? (double)h->p95 / 1000.0 : NAN;
+    r->lat_p99_ms = h->count ? (double)h->p99 / 1000.0 : NAN;
 }
 
 /* Acts on decision d: journals it and runs the scale hook of its direction
@@ -631,7 +653,7 @@ static void control_scale(struct sg_control *ctl, struct sg_pool *p, struct cont
     cp->last = *d;
     cp->last_ms = sg_wall_ms();
     if (acfg->dry_run || argv == NULL) {
-        sg_as_acted(cp->as, now, d);
+        control_acted(cp, d, true);
         return;
     }
     struct control_run *run = sg_xcalloc(1, sizeof(*run));
@@ -679,13 +701,57 @@ static void control_thresholds(const struct sg_pool *p, struct control_pool *cp)
     }
 }
 
+/* A decision a follower (or an instance that lost etcd) does not act on:
+ * journaled as scale_skipped once per decision (and once a minute while it
+ * stands), never run. */
+static void control_not_leader(struct sg_control *ctl, const struct sg_pool *p,
+                               struct control_pool *cp, const struct sg_as_decision *d,
+                               enum sg_cluster_role role)
+{
+    uint64_t now = sg_now_ms();
+    if (cp->skipped.action == d->action && cp->skipped.desired == d->desired &&
+        now < cp->skipped_ms + 60000)
+        return;
+    cp->skipped = *d;
+    cp->skipped_ms = now;
+    const char *leader = sg_cluster_leader(ctl->cluster);
+    char why[200];
+    if (role == SG_CLUSTER_LOST)
+        snprintf(why, sizeof(why), "cluster lost: etcd unreachable, nobody scales");
+    else
+        snprintf(why, sizeof(why), "not the leader (the leader is '%s')",
+                 leader[0] ? leader : "not elected yet");
+    sg_journal_emit("scale_skipped",
+                    json_pack("{s:s, s:s, s:i, s:i, s:s, s:s, s:s}", "pool", p->name, "action",
+                              d->action == SG_AS_UP ? "scale_up" : "scale_down", "current",
+                              (int)d->current, "desired", (int)d->desired, "reason", d->reason,
+                              "role", sg_cluster_role_name(role), "why", why));
+    sg_log_info("pool '%s': %s %" PRIu32 " -> %" PRIu32 " (%s) [%s: no hook]", p->name,
+                d->action == SG_AS_UP ? "scale_up" : "scale_down", d->current, d->desired,
+                d->reason, why);
+}
+
 static void control_autoscale(struct sg_control *ctl, struct sg_pool *p, struct control_pool *cp)
 {
     const struct sg_cfg_autoscale *acfg = &p->cfg->autoscale;
     uint64_t now = sg_now_ms();
     uint32_t current = sg_pool_ncurrent(p);
-    control_metrics(ctl, p, current, cp->m);
+    struct sg_cluster_raw raw[CONTROL_INSTANCES_MAX];
+    control_raw(ctl, p, current, &raw[0]);
+    cp->raw = raw[0];
+    sg_cluster_derive(raw, 1, current, cp->local_m);
+    cp->ninstances =
+        1 + sg_cluster_pool_raws(ctl->cluster, p->name, raw + 1, CONTROL_INSTANCES_MAX - 1);
+    sg_cluster_derive(raw, cp->ninstances, current, cp->m);
     struct sg_as_decision d;
+    uint64_t id = 0;
+    /* The leader's last action starts the same cooldown here, so that a
+     * follower that takes over does not repeat it. */
+    if (sg_cluster_leader_acted(ctl->cluster, p->name, &d, &id) && id != cp->mirrored_id) {
+        if (cp->mirrored_id != 0 || sg_wall_ms() - id < 600000)
+            control_acted(cp, &d, false);
+        cp->mirrored_id = id;
+    }
     sg_as_eval(cp->as, now, cp->m, current, &d);
     control_thresholds(p, cp);
     /* Scale from zero: requests are held and nothing can serve them. */
@@ -698,13 +764,20 @@ static void control_autoscale(struct sg_control *ctl, struct sg_pool *p, struct 
         snprintf(d.reason, sizeof(d.reason), "scale from zero: %" PRIu32 " request%s held", held,
                  held == 1 ? "" : "s");
     }
-    if (d.action == SG_AS_NONE)
+    if (d.action == SG_AS_NONE) {
+        cp->skipped.action = SG_AS_NONE;
         return;
+    }
     enum control_action a = d.action == SG_AS_UP ? CA_UP : CA_DOWN;
     /* One run per pool and direction at a time, none in one direction while
      * the other runs, and after a failure not before its backoff ends. */
     if (cp->running[CA_UP] || cp->running[CA_DOWN] || now < cp->retry_at[a])
         return;
+    enum sg_cluster_role role = sg_cluster_role(ctl->cluster);
+    if (role == SG_CLUSTER_FOLLOWER || role == SG_CLUSTER_LOST) {
+        control_not_leader(ctl, p, cp, &d, role);
+        return;
+    }
     control_scale(ctl, p, cp, &d);
 }
 
@@ -722,6 +795,16 @@ json_t *sg_control_autoscale_json(const struct sg_control *ctl, const struct sg_
                           (int)acfg->max, "current", (int)sg_pool_ncurrent(p), "dry_run",
                           acfg->dry_run, "scale_up_running", cp->running[CA_UP],
                           "scale_down_running", cp->running[CA_DOWN], "metrics", metrics);
+    if (ctl->cluster != NULL) {
+        json_t *local = json_object();
+        for (int m = 0; m < SG_AS_NMETRICS; m++)
+            json_object_set_new(local, sg_as_metric_name(m),
+                                isnan(cp->local_m[m]) ? json_null() : json_real(cp->local_m[m]));
+        json_object_set_new(o, "local_metrics", local);
+    }
+    json_object_set_new(o, "instances", json_integer((json_int_t)cp->ninstances));
+    json_object_set_new(o, "role",
+                        json_string(sg_cluster_role_name(sg_cluster_role(ctl->cluster))));
     if (cp->last_ms != 0) {
         char t[40];
         sg_control_iso_time(cp->last_ms, t, sizeof(t));
@@ -788,6 +871,27 @@ static void control_queue(struct sg_pool *p, struct control_pool *cp)
     }
 }
 
+/* This instance's record for the cluster: the raw inputs of every
+ * autoscaled pool and the last action taken here. */
+static void control_publish(struct sg_control *ctl)
+{
+    json_t *pools = json_object();
+    for (size_t i = 0; i < ctl->pools->n; i++) {
+        const struct control_pool *cp = &ctl->cp[i];
+        if (cp->as == NULL)
+            continue;
+        json_t *o = sg_cluster_raw_json(&cp->raw);
+        if (cp->acted_id != 0)
+            json_object_set_new(o, "acted",
+                                json_pack("{s:s, s:i, s:i, s:I}", "action",
+                                          cp->acted.action == SG_AS_UP ? "scale_up" : "scale_down",
+                                          "current", (int)cp->acted.current, "desired",
+                                          (int)cp->acted.desired, "id", (json_int_t)cp->acted_id));
+        json_object_set_new(pools, ctl->pools->pools[i].name, o);
+    }
+    sg_cluster_publish(ctl->cluster, json_pack("{s:o}", "pools", pools));
+}
+
 void sg_control_tick(struct sg_control *ctl)
 {
     sg_stats_tick(ctl->stats);
@@ -819,6 +923,8 @@ void sg_control_tick(struct sg_control *ctl)
         if (cp->as != NULL)
             control_autoscale(ctl, p, cp);
     }
+    if (ctl->cluster != NULL)
+        control_publish(ctl);
 }
 
 static void control_tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -844,7 +950,8 @@ struct sg_control *sg_control_new(struct event_base *base, const struct sg_cfg *
     for (size_t i = 0; i < pools->n; i++) {
         struct control_pool *cp = &ctl->cp[i];
         for (int m = 0; m < SG_AS_NMETRICS; m++)
-            cp->m[m] = NAN;
+            cp->m[m] = cp->local_m[m] = NAN;
+        cp->ninstances = 1;
         if (!pools->pools[i].cfg->autoscale.enabled)
             continue;
         cp->as = sg_as_new(&pools->pools[i].cfg->autoscale);
@@ -855,6 +962,7 @@ struct sg_control *sg_control_new(struct event_base *base, const struct sg_cfg *
     }
     if (need_hooks)
         ctl->hooks = sg_hookrunner_new(base);
+    ctl->cluster = sg_cluster_new(base, &cfg->cluster);
     for (size_t i = 0; i < pools->n; i++)
         for (size_t j = 0; j < pools->pools[i].ncfg; j++)
             pools->pools[i].backends[j].last_state = SG_BACKEND_UP;
@@ -878,6 +986,11 @@ struct sg_stats *sg_control_stats(const struct sg_control *ctl)
     return ctl->stats;
 }
 
+struct sg_cluster *sg_control_cluster(const struct sg_control *ctl)
+{
+    return ctl->cluster;
+}
+
 void sg_control_metrics(const struct sg_control *ctl, struct evbuffer *out)
 {
     evbuffer_add_printf(out, "# HELP surgegate_hook_runs_total Hook runs by action and result.\n"
@@ -899,6 +1012,7 @@ void sg_control_metrics(const struct sg_control *ctl, struct evbuffer *out)
                                 "surgegate_hook_runs_total{pool=\"\",action=\"alert\","
                                 "result=\"%s\"} %" PRIu64 "\n",
                                 control_result_names[r], ctl->alert_runs[r]);
+    sg_cluster_metrics(ctl->cluster, out);
 }
 
 void sg_control_free(struct sg_control *ctl)
@@ -908,6 +1022,7 @@ void sg_control_free(struct sg_control *ctl)
     if (ctl->tick != NULL)
         event_free(ctl->tick);
     sg_hookrunner_free(ctl->hooks); /* kills running hooks; their callbacks never run */
+    sg_cluster_free(ctl->cluster);
     for (size_t i = 0; i < ctl->pools->n; i++) {
         sg_as_free(ctl->cp[i].as);
         free(ctl->cp[i].rule_on);
