@@ -605,7 +605,7 @@ void sg_cluster_metrics(const struct sg_cluster *cl, struct evbuffer *out)
                         "# HELP surgegate_cluster_leader 1 when this instance leads its cluster "
                         "(runs the scale hooks).\n"
                         "# TYPE surgegate_cluster_leader gauge\n"
-                        "surgegate_cluster_leader{name=\"%s\"} %d\n"
+                        "surgegate_cluster_leader{instance=\"%s\"} %d\n"
                         "# HELP surgegate_cluster_lost 1 while etcd has not answered for more than "
                         "the lease TTL.\n"
                         "# TYPE surgegate_cluster_lost gauge\n"

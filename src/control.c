@@ -67,6 +67,7 @@ struct control_pool {
     uint64_t mirrored_id;           /* the leader's last action whose cooldown runs here */
     struct sg_as_decision skipped;  /* the last decision not acted on (not the leader) */
     uint64_t skipped_ms;            /* monotonic ms it was journaled */
+    int skipped_role;               /* enum sg_cluster_role then */
     bool *rule_on;                  /* per autoscale rule: its condition held last tick */
 };
 
@@ -710,9 +711,10 @@ static void control_not_leader(struct sg_control *ctl, const struct sg_pool *p,
 {
     uint64_t now = sg_now_ms();
     if (cp->skipped.action == d->action && cp->skipped.desired == d->desired &&
-        now < cp->skipped_ms + 60000)
+        cp->skipped_role == (int)role && now < cp->skipped_ms + 60000)
         return;
     cp->skipped = *d;
+    cp->skipped_role = (int)role;
     cp->skipped_ms = now;
     const char *leader = sg_cluster_leader(ctl->cluster);
     char why[200];
