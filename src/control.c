@@ -592,46 +592,6 @@ static void control_pool_health(struct sg_control *ctl, struct sg_pool *p, struc
     }
 }
 
-/* This instance's raw inputs of the pool's autoscale metrics now (the
- * metrics themselves: sg_cluster_derive()). */
-static void control_raw(struct sg_control *ctl, struct sg_pool *p, uint32_t current,
-                        struct sg_cluster_raw *r)
-{
-    uint64_t now = sg_now_ms();
-    const struct sg_snap *s = sg_stats_pool(ctl->stats, p);
-    uint64_t inflight = 0, maxconn = 0;
-    uint32_t usable = 0;
-    bool unlimited = false;
-    for (size_t j = 0, n = sg_pool_nused(p); j < n; j++) {
-        const struct sg_backend *b = &p->backends[j];
-        if (!sg_backend_live(b))
-            continue;
-        inflight += atomic_load(&b->inflight);
-        if (!sg_backend_usable(b, now))
-            continue;
-        usable++;
-        uint32_t mc = atomic_load(&b->maxconn);
-        if (mc == 0)
-            unlimited = true;
-        maxconn += mc;
-    }
-    /* The queue's highest depth during the last second, not a sample. */
-    r->queue_peak = (double)s->qdepth_ring[0];
-    r->queued = (double)atomic_load(&p->queue.depth);
-    r->inflight = (double)inflight;
-    r->maxconn = (double)maxconn;
-    r->unlimited = unlimited;
-    r->usable = (double)usable;
-    r->current = (double)current;
-    r->rps = s->rps;
-    r->error_rate = s->error_rate;
-    const struct sg_hist_summary *h = &s->sum[SG_LAT_TOTAL][SG_WIN_10S];
-    r->lat_count = (double)h->count;
-    r->lat_p50_ms = h->count ? (double)h->p50 / 1000.0 : NAN;
-    r->lat_p95_ms = h->count ? (double)h->p95 / 1000.0 : NAN;
-    r->lat_p99_ms = h->count ? (double)h->p99 / 1000.0 : NAN;
-}
-
 /* Acts on decision d: journals it and runs the scale hook of its direction
  * (not in dry_run). */
 static void control_scale(struct sg_control *ctl, struct sg_pool *p, struct control_pool *cp,
@@ -739,7 +699,7 @@ static void control_autoscale(struct sg_control *ctl, struct sg_pool *p, struct 
     uint64_t now = sg_now_ms();
     uint32_t current = sg_pool_ncurrent(p);
     struct sg_cluster_raw raw[CONTROL_INSTANCES_MAX];
-    control_raw(ctl, p, current, &raw[0]);
+    sg_stats_pool_raw(ctl->stats, p, current, &raw[0]);
     cp->raw = raw[0];
     sg_cluster_derive(raw, 1, current, cp->local_m);
     cp->ninstances =
