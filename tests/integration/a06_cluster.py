@@ -7,7 +7,10 @@ and each its own recording scale_up hook. cluster.ttl = 2s. Each instance
 gets 3 client connections of load, so each one's own inflight_per_backend
 is about 3 (never above 5) while the sum over the three is about 9.
 
-(0) surgegate -t refuses a bad cluster group with file:line (URL, ttl).
+(0) surgegate -t refuses a bad cluster group with file:line (URL, ttl); an
+    "etcd" answering garbage (bad JSON, wrong types, bad base64, errors,
+    a "succeeded" txn without a lease...) never makes a leader, a crash or a
+    hook run.
 (A) one leader is elected; every instance sees three members; the summed
     metric (about 9) decides a scale-up no instance's own (about 3) would:
     exactly one instance (the leader) runs the hook; the followers journal
@@ -22,10 +25,13 @@ is about 3 (never above 5) while the sum over the three is about 9.
     1), journals scale_skipped (role lost) and runs no hook (fail static,
     each instance's own view is not acted on either); etcd back
     (SIGCONT): a leader again and cluster_connected journaled."""
+import http.server
+import json
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -33,6 +39,8 @@ from harness import *
 
 TTL_S = 2
 COOLDOWN_S = 4
+SG_CTL = os.environ.get("SG_CTL") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "surgectl")
 
 
 class Etcd:
@@ -116,12 +124,89 @@ def part_check():
     check_eq(r.returncode, 0, "surgegate -t on a good cluster group (%s)" % (r.stdout + r.stderr))
 
 
+def status_line(proxy):
+    """surgectl status's cluster line."""
+    r = subprocess.run([SG_CTL, "--admin", "unix:" + proxy.admin_path, "status"],
+                       capture_output=True, text=True, timeout=10)
+    check_eq(r.returncode, 0, "surgectl status exit (stderr %r)" % r.stderr)
+    lines = [l for l in r.stdout.splitlines() if l.startswith("cluster: ")]
+    check_eq(len(lines), 1, "cluster lines in surgectl status:\n%s" % r.stdout)
+    return lines[0]
+
+
+# What a broken or hostile "etcd" answers, in turn, whatever the call.
+GARBAGE = [
+    (200, b"not json"),
+    (200, b"[1, 2]"),
+    (500, b'{"error": "etcdserver: boom", "code": 2}'),
+    (200, b'{"ID": "abc", "TTL": "x"}'),
+    (200, b""),
+    (200, b'{"ID": "12", "TTL": "-3"}'),
+    (200, b'{"result": {"ID": "12"}}'),
+    (200, b'{"succeeded": false, "responses": [{"response_range": {"kvs": '
+          b'[{"value": "!!notbase64", "lease": 12}]}}]}'),
+    (200, b'{"kvs": [{"key": "L2EwNi9tZW1iZXJzL3g=", "value": "e30="}, {"key": 5}, '
+          b'{"key": "L2EwNi9tZW1iZXJzL3k=", "value": "bm90IGpzb24="}, "x"]}'),
+    (200, b'{"kvs": {"a": 1}}'),
+    (404, b'{"error": "etcdserver: requested lease not found", "code": 5}'),
+    (200, b'{"ID": "99", "TTL": "2"}'),
+    (200, b'{"succeeded": true}'),
+    (200, b"{" * 5000),
+]
+
+
+def part_garbage():
+    """An "etcd" that answers garbage: the instance stays up, never leads,
+    counts the errors, and exits cleanly."""
+    seq = [0]
+
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            code, body = GARBAGE[seq[0] % len(GARBAGE)]
+            seq[0] += 1
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    hook = HookScript("garbage")
+    try:
+        with Backend("fast") as b:
+            fe = free_port()
+            with Proxy(config(fe, b, hook, "g", "http://127.0.0.1:%d" % srv.server_port),
+                       listen_port=fe) as proxy:
+                wait_for(lambda: seq[0] >= 2 * len(GARBAGE), 30, 0.1,
+                         "the instance to go through the garbage answers twice")
+                c = cluster_of(proxy)
+                log("after %d garbage answers: %r" % (seq[0], c))
+                check(c["role"] in ("follower", "lost"), "role %r on garbage" % c["role"])
+                check(c["etcd_errors"] >= len(GARBAGE), "etcd_errors %r" % c["etcd_errors"])
+                check_eq(http_get(fe, "/x", timeout=5)[0], 200, "traffic while etcd is garbage")
+                check_eq(find_events(admin_events(proxy), "cluster_leader"), [],
+                         "cluster_leader events from garbage")
+            check_eq(hook.runs(), [], "hook runs with a garbage etcd")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 def leaders(proxies):
     return [n for n, p in proxies.items() if p.alive() and cluster_of(p)["role"] == "leader"]
 
 
 def main():
     part_check()
+    part_garbage()
     etcd = Etcd()
     names = ["a", "b", "c"]
     hooks = {n: HookScript("up-" + n) for n in names}
@@ -142,6 +227,13 @@ def main():
                          (n, leader, names), "cluster of %s: name/leader/members" % n)
                 check_eq(c["role"], "leader" if n == leader else "follower", "role of %s" % n)
             log("leader: %s" % leader)
+            for n, p in proxies.items():
+                line = status_line(p)
+                want = ("cluster: leader (this instance: '%s'" % n if n == leader else
+                        "cluster: follower of '%s' (this instance: '%s'), 3 members"
+                        % (leader, n))
+                check(line.startswith(want), "surgectl status of %s: %r, want %r..."
+                      % (n, line, want))
             for n, p in proxies.items():
                 samples = prom_parse(admin_raw(p, "GET", "/metrics")[2])
                 check_eq(prom_value(samples, "surgegate_cluster_leader", instance=n),
@@ -207,6 +299,10 @@ def main():
                 wait_for(lambda: cluster_of(p)["role"] == "lost", TTL_S + 2.5, 0.1,
                          "%s to be lost" % n)
             log("all lost %.2f s after etcd stopped" % (time.time() - t_stop))
+            for n, p in rest.items():
+                line = status_line(p)
+                check(line.startswith("cluster: lost (this instance: '%s')" % n),
+                      "surgectl status of %s while lost: %r" % (n, line))
             counts = {n: len(hooks[n].runs()) for n in rest}
             for n, p in rest.items():
                 wait_journal(p, "cluster_lost", 2)
