@@ -33,9 +33,10 @@
 #define CLUSTER_BODY_MAX   (1u << 20) /* larger etcd answers are refused */
 #define CLUSTER_REGRANT_MS 1000u      /* between failed lease grants */
 
-enum cluster_call { CC_GRANT, CC_KEEPALIVE, CC_PUT, CC_TXN, CC_RANGE, CC_N };
+enum cluster_call { CC_GRANT, CC_KEEPALIVE, CC_PUT, CC_TXN, CC_RANGE, CC_REVOKE, CC_N };
 static const char *const cluster_paths[CC_N] = {"/v3/lease/grant", "/v3/lease/keepalive",
-                                                "/v3/kv/put", "/v3/kv/txn", "/v3/kv/range"};
+                                                "/v3/kv/put",      "/v3/kv/txn",
+                                                "/v3/kv/range",    "/v3/lease/revoke"};
 
 struct cluster_ep {
     char host[256];
@@ -73,6 +74,7 @@ struct sg_cluster {
     struct event *timer;
     uint64_t errors, terms;
     char last_error[200];
+    bool stepped_down; /* stopping: no lease, no record, never the leader again */
 };
 
 /* ------------------------------------------------------------ base64 */
@@ -462,6 +464,8 @@ static void cluster_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sg_cluster *cl = arg;
     uint64_t now = sg_now_ms();
+    if (cl->stepped_down)
+        return;
     if (cl->lease != 0 && now >= cl->lease_until)
         cluster_drop_lease(cl, "no keepalive answered within its TTL");
     if (cl->lease == 0 && now >= cl->next_grant_ms) {
@@ -477,7 +481,7 @@ static void cluster_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 void sg_cluster_publish(struct sg_cluster *cl, json_t *record)
 {
-    if (cl == NULL) {
+    if (cl == NULL || cl->stepped_down) {
         json_decref(record);
         return;
     }
@@ -511,6 +515,26 @@ void sg_cluster_publish(struct sg_cluster *cl, json_t *record)
     free(from);
     free(to);
     cluster_update(cl);
+}
+
+void sg_cluster_step_down(struct sg_cluster *cl)
+{
+    if (cl == NULL || cl->stepped_down)
+        return;
+    bool led = cluster_compute(cl, sg_now_ms()) == SG_CLUSTER_LEADER;
+    if (cl->lease != 0) {
+        /* Revoking the lease deletes the leader key and our record at once:
+         * another instance leads at its next transaction, not after ttl. */
+        cluster_send_json(cl, CC_REVOKE, json_pack("{s:o}", "ID", cluster_lease_json(cl->lease)));
+        sg_log_info("cluster: stopping: lease %" PRIx64 " revoked%s", (uint64_t)cl->lease,
+                    led ? ", the leader role goes to another instance" : "");
+    }
+    cl->stepped_down = true;
+    cl->lease = 0;
+    cl->leader_mine = false;
+    if (led)
+        sg_journal_emit("cluster_step_down", json_pack("{s:s}", "name", cl->name));
+    cl->role = cluster_compute(cl, sg_now_ms());
 }
 
 /* ------------------------------------------------------------ reading */

@@ -953,6 +953,11 @@ struct sg_cluster *sg_control_cluster(const struct sg_control *ctl)
     return ctl->cluster;
 }
 
+void sg_control_stopping(struct sg_control *ctl)
+{
+    sg_cluster_step_down(ctl->cluster);
+}
+
 void sg_control_metrics(const struct sg_control *ctl, struct evbuffer *out)
 {
     evbuffer_add_printf(out, "# HELP surgegate_hook_runs_total Hook runs by action and result.\n"

@@ -120,6 +120,7 @@ static void main_on_signal(evutil_socket_t sig, short what, void *arg)
         _exit(1);
     }
     sg_log_info("signal %d: stopping gracefully (send again to exit at once)", (int)sig);
+    sg_control_stopping(ms->ctl);
     sg_health_stop(ms->health);
     ms->health = NULL;
     sg_control_set_health(ms->ctl, NULL);

@@ -26,7 +26,7 @@
  *   what they have (fail static); "cluster_connected" when etcd answers
  *   again.
  * Journal: cluster_leader, cluster_follower, cluster_lost,
- * cluster_connected, cluster_error (an etcd answer we could not use).
+ * cluster_connected, cluster_step_down (a leader stopping).
  * Everything here runs on the control thread. */
 #ifndef SURGEGATE_CLUSTER_H
 #define SURGEGATE_CLUSTER_H
@@ -51,6 +51,11 @@ struct sg_cluster *sg_cluster_new(struct event_base *base, const struct sg_cfg_c
  * connections; the lease is not revoked (it ends by itself within the TTL,
  * so a crash and a stop look the same to the others). NULL is a no-op. */
 void sg_cluster_free(struct sg_cluster *cl);
+
+/* The process is stopping: revokes the lease (asynchronously; whatever
+ * etcd answers) so that the leader key and this instance's record go at
+ * once, and stops taking part (never the leader again). NULL: no-op. */
+void sg_cluster_step_down(struct sg_cluster *cl);
 
 /* The role now. NULL: SG_CLUSTER_ALONE. */
 enum sg_cluster_role sg_cluster_role(const struct sg_cluster *cl);

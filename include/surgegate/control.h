@@ -38,6 +38,10 @@ struct sg_stats *sg_control_stats(const struct sg_control *ctl);
  * alone). */
 struct sg_cluster *sg_control_cluster(const struct sg_control *ctl);
 
+/* The process is stopping: a cluster member steps down at once (its lease
+ * revoked) instead of holding the leader role until the TTL runs out. */
+void sg_control_stopping(struct sg_control *ctl);
+
 /* A backend's state may have changed (health, ejection, admin): journals
  * the change (once), starts slow start, kicks the workers. */
 void sg_control_backend_changed(struct sg_control *ctl, struct sg_backend *b);

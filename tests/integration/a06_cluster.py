@@ -24,7 +24,9 @@ is about 3 (never above 5) while the sum over the three is about 9.
     every instance is "lost" (cluster_lost journaled, surgegate_cluster_lost
     1), journals scale_skipped (role lost) and runs no hook (fail static,
     each instance's own view is not acted on either); etcd back
-    (SIGCONT): a leader again and cluster_connected journaled."""
+    (SIGCONT): a leader again and cluster_connected journaled.
+(D) SIGTERM the leader: it revokes its lease, the other instance leads
+    within the TTL (the handover time is printed); both exit 0."""
 import http.server
 import json
 import os
@@ -326,8 +328,15 @@ def main():
             for n in list(loads):
                 res = loads.pop(n).stop()
                 log("load on %s: %r" % (n, res))
-            for n, p in rest.items():
-                check_eq(p.stop(), 0, "exit status of %s after SIGTERM" % n)
+            # (D) a leader stopped gracefully hands over at once (lease revoked)
+            last = ld3[0]
+            other = [n for n in rest if n != last][0]
+            t_term = time.time()
+            check_eq(rest[last].stop(), 0, "exit status of %s after SIGTERM" % last)
+            wait_for(lambda: cluster_of(rest[other])["role"] == "leader", TTL_S, 0.05,
+                     "%s to lead after %s stopped" % (other, last))
+            print("graceful handover: %.2f s (lease TTL %d s)" % (time.time() - t_term, TTL_S))
+            check_eq(rest[other].stop(), 0, "exit status of %s after SIGTERM" % other)
         finally:
             for l in loads.values():
                 l.stop()
