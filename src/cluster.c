@@ -9,6 +9,7 @@
  * only ever sent from the timer or from sg_cluster_publish(), never from a
  * response callback, so a connection is never freed inside its own
  * callback. */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -358,6 +359,11 @@ static void cluster_on_txn(struct sg_cluster *cl, struct cluster_slot *s, json_t
     snprintf(old, sizeof(old), "%s", cl->leader);
     snprintf(cl->leader, sizeof(cl->leader), "%s", name != NULL ? name : "");
     free(name);
+    /* A name written by someone else: keep it to the names' alphabet in
+     * logs and the admin API. */
+    for (char *c = cl->leader; *c != '\0'; c++)
+        if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-' && *c != '.')
+            *c = '?';
     cl->leader_mine = mine;
     if (!mine && strcmp(old, cl->leader) != 0 && cl->role == SG_CLUSTER_FOLLOWER &&
         cl->leader[0] != '\0') {
