@@ -57,7 +57,8 @@ struct cluster_slot {
 
 struct sg_cluster {
     struct event_base *base;
-    const struct sg_cfg_cluster *cfg;
+    const struct sg_cfg_cluster *cfg; /* &own: a reload may free the config it came from */
+    struct sg_cfg_cluster own;
     char name[CLUSTER_NAME_MAX];
     struct cluster_ep *ep;
     size_t nep, cur;
@@ -675,7 +676,15 @@ struct sg_cluster *sg_cluster_new(struct event_base *base, const struct sg_cfg_c
         return NULL;
     struct sg_cluster *cl = sg_xcalloc(1, sizeof(*cl));
     cl->base = base;
-    cl->cfg = cfg;
+    cl->own.enabled = true;
+    cl->own.ttl_ms = cfg->ttl_ms;
+    cl->own.prefix = sg_xstrdup(cfg->prefix != NULL ? cfg->prefix : "/surgegate/");
+    while (cfg->etcd[cl->nep] != NULL)
+        cl->nep++;
+    cl->own.etcd = sg_xcalloc(cl->nep + 1, sizeof(char *));
+    for (size_t i = 0; i < cl->nep; i++)
+        cl->own.etcd[i] = sg_xstrdup(cfg->etcd[i]);
+    cl->cfg = &cl->own;
     if (cfg->name != NULL) {
         snprintf(cl->name, sizeof(cl->name), "%s", cfg->name);
     } else {
@@ -684,8 +693,6 @@ struct sg_cluster *sg_cluster_new(struct event_base *base, const struct sg_cfg_c
             snprintf(host, sizeof(host), "surgegate");
         snprintf(cl->name, sizeof(cl->name), "%s-%ld", host, (long)getpid());
     }
-    while (cfg->etcd[cl->nep] != NULL)
-        cl->nep++;
     cl->ep = sg_xcalloc(cl->nep, sizeof(*cl->ep));
     for (size_t i = 0; i < cl->nep; i++)
         cluster_parse_ep(cfg->etcd[i], &cl->ep[i]);
@@ -724,5 +731,9 @@ void sg_cluster_free(struct sg_cluster *cl)
     json_decref(cl->others);
     free(cl->record);
     free(cl->ep);
+    for (size_t i = 0; i < cl->nep; i++)
+        free(cl->own.etcd[i]);
+    free(cl->own.etcd);
+    free(cl->own.prefix);
     free(cl);
 }

@@ -44,21 +44,24 @@ enum control_action { CA_UP = 0, CA_DOWN, CA_ALERT, CA_N };
 static const char *const control_action_names[CA_N] = {"scale_up", "scale_down", "alert"};
 
 struct control_pool {
-    uint64_t overflows_seen;        /* queue overflows already journaled */
-    uint64_t episodes_seen;         /* queue standing episodes already journaled */
-    bool shedding;                  /* a shedding_start was journaled, its end not yet */
-    uint64_t shed_start;            /* shed requests (all kinds) at the episode's start */
-    uint64_t shed_start_ms;         /* monotonic ms of the episode's start (seen) */
-    struct sg_as *as;               /* NULL: no autoscale */
-    bool running[2];                /* a scale hook in flight, per direction */
-    uint32_t nfail[2];              /* consecutive failed runs, per direction */
-    uint64_t retry_at[2];           /* monotonic ms: no new run before */
-    struct sg_as_decision last;     /* the last decision acted on */
-    uint64_t last_ms;               /* wall ms of it (0: none) */
-    bool empty, degraded;           /* alert states */
-    uint64_t overflow_alert_ms;     /* last queue_overflow alert, monotonic */
-    uint64_t runs[CA_N][CR_N];      /* surgegate_hook_runs_total */
-    double m[SG_AS_NMETRICS];       /* the last tick's metric values (cluster: of every instance) */
+    uint64_t overflows_seen;    /* queue overflows already journaled */
+    uint64_t episodes_seen;     /* queue standing episodes already journaled */
+    bool shedding;              /* a shedding_start was journaled, its end not yet */
+    uint64_t shed_start;        /* shed requests (all kinds) at the episode's start */
+    uint64_t shed_start_ms;     /* monotonic ms of the episode's start (seen) */
+    struct sg_as *as;           /* NULL: no autoscale */
+    bool running[2];            /* a scale hook in flight, per direction */
+    uint32_t nfail[2];          /* consecutive failed runs, per direction */
+    uint64_t retry_at[2];       /* monotonic ms: no new run before */
+    struct sg_as_decision last; /* the last decision acted on */
+    uint64_t last_ms;           /* wall ms of it (0: none) */
+    bool empty, degraded;       /* alert states */
+    uint64_t overflow_alert_ms; /* last queue_overflow alert, monotonic */
+    uint64_t runs[CA_N][CR_N];  /* surgegate_hook_runs_total */
+    double m[SG_AS_NMETRICS];   /* the last tick's metric values */
+    bool *rule_on;              /* per autoscale rule: its condition held last tick */
+
+    /* With a cluster (cluster.h), m is the aggregate of every instance's. */
     double local_m[SG_AS_NMETRICS]; /* this instance's own view */
     struct sg_cluster_raw raw;      /* its raw inputs, published to the cluster */
     size_t ninstances;              /* instances whose metrics m sums (1: alone) */
@@ -68,7 +71,6 @@ struct control_pool {
     struct sg_as_decision skipped;  /* the last decision not acted on (not the leader) */
     uint64_t skipped_ms;            /* monotonic ms it was journaled */
     int skipped_role;               /* enum sg_cluster_role then */
-    bool *rule_on;                  /* per autoscale rule: its condition held last tick */
 };
 
 /* One hook run in flight: what to do with its result. */
@@ -94,8 +96,9 @@ struct sg_control {
     struct control_pool *cp;
     struct sg_hookrunner *hooks;
     uint32_t alerts_running;
-    uint64_t alert_runs[CR_N];  /* alerts not tied to a pool */
-    char exe[512];              /* our own binary: SURGEGATE_BIN for hooks */
+    uint64_t alert_runs[CR_N]; /* alerts not tied to a pool */
+    char exe[512];             /* our own binary: SURGEGATE_BIN for hooks */
+
     struct sg_cluster *cluster; /* NULL: no cluster group, this instance decides alone */
 };
 
@@ -268,8 +271,8 @@ static void control_emptied(struct sg_backend *b, void *arg)
     sg_log_info("backend %s of pool '%s' removed (drained)", b->name, b->pool->name);
 }
 
-/* The engine learns that d was acted on (here, or by the leader when id is
- * the leader's); an action taken here is published for the others. */
+/* The engine learns that d was acted on: here (published for the others),
+ * or, here false, by the leader as it published. */
 static void control_acted(struct control_pool *cp, const struct sg_as_decision *d, bool here)
 {
     sg_as_acted(cp->as, sg_now_ms(), d);

@@ -241,7 +241,7 @@ struct sg_cfg_journal {
 struct sg_cfg_cluster {
     bool enabled;    /* the group is written */
     char **etcd;     /* NULL-terminated "http://host:port" endpoints, tried in turn */
-    char *name;      /* this instance's name; default hostname:pid (resolved at startup) */
+    char *name;      /* this instance's name; default hostname-pid (resolved at startup) */
     char *prefix;    /* key prefix, default "/surgegate/"; always ends in '/' */
     uint32_t ttl_ms; /* lease TTL, whole seconds, 2s..300s, default 5s */
     int ttl_line;

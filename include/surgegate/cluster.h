@@ -43,8 +43,9 @@ struct event_base;
 struct evbuffer;
 struct sg_cfg_cluster;
 
-/* Starts the client (grants the first lease at once). cfg is borrowed and
- * must outlive the client; NULL or a disabled group gives NULL (ALONE). */
+/* Starts the client (grants the first lease at once). cfg is copied: the
+ * client keeps its settings for its life (a change of the cluster group
+ * needs a restart); NULL or a disabled group gives NULL (ALONE). */
 struct sg_cluster *sg_cluster_new(struct event_base *base, const struct sg_cfg_cluster *cfg);
 
 /* Cancels every request in flight (their callbacks never run), closes the
