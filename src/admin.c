@@ -19,6 +19,7 @@
 #include "surgegate/cluster.h"
 #include "surgegate/common.h"
 #include "surgegate/control.h"
+#include "surgegate/discover.h"
 #include "surgegate/journal.h"
 #include "surgegate/lb-t.h"
 #include "surgegate/log.h"
@@ -33,6 +34,10 @@ struct sg_admin {
     const struct sg_cfg *cfg;
     struct sg_pools *pools;
     struct sg_control *ctl;
+    json_t *(*reload)(void *arg);  /* POST reload (main.c); NULL: not offered */
+    json_t *(*upgrade)(void *arg); /* POST upgrade (main.c); NULL: not offered */
+    void *reload_arg;
+    struct sg_discover *disc; /* NULL: none (or stopping) */
     uint64_t started_ms;
     char *unix_path; /* unlinked at stop */
 };
@@ -284,6 +289,7 @@ static json_t *admin_pool_json(struct sg_admin *a, const struct sg_pool *p, bool
     json_object_set_new(o, "bytes_out", json_integer((json_int_t)s->cum.bytes_out));
     json_object_set_new(o, "latency_ms", admin_latency_json(s));
     json_object_set_new(o, "autoscale", sg_control_autoscale_json(a->ctl, p));
+    json_object_set_new(o, "discover", sg_discover_pool_json(a->disc, p));
     admin_merge(o, admin_queue_json(p));
     if (with_backends)
         json_object_set_new(o, "backends", bs);
@@ -590,6 +596,7 @@ static void admin_metrics(struct sg_admin *a, struct evhttp_request *req)
         return;
     }
     sg_metrics_write(out, a->pools, sg_control_stats(a->ctl), a->ctl);
+    sg_discover_metrics(a->disc, out);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
     evhttp_send_reply(req, 200, "OK", out);
@@ -680,6 +687,31 @@ static void admin_handle(struct evhttp_request *req, void *arg)
                     json_pack("{s:s, s:s, s:I, s:o, s:o}", "version", SG_VERSION, "time", now,
                               "uptime_s", (json_int_t)((sg_now_ms() - a->started_ms) / 1000),
                               "cluster", sg_cluster_json(sg_control_cluster(a->ctl)), "pools", ps));
+        goto out;
+    }
+    if (nseg == 1 && SEG_IS(0, "reload")) {
+        if (cmd != EVHTTP_REQ_POST)
+            goto bad_method;
+        NEED_ADMIN();
+        if (a->reload == NULL) {
+            admin_error(req, SG_CTL_CONFLICT, "this instance cannot reload (demo mode)");
+            goto out;
+        }
+        json_t *r = a->reload(a->reload_arg);
+        admin_reply(req, json_is_true(json_object_get(r, "reloaded")) ? 200 : 400, r);
+        goto out;
+    }
+    if (nseg == 1 && SEG_IS(0, "upgrade")) {
+        if (cmd != EVHTTP_REQ_POST)
+            goto bad_method;
+        NEED_ADMIN();
+        if (a->upgrade == NULL) {
+            admin_error(req, SG_CTL_CONFLICT, "this instance cannot upgrade (demo mode)");
+            goto out;
+        }
+        /* Answered before the handover: the admin listener closes during it. */
+        json_t *r = a->upgrade(a->reload_arg);
+        admin_reply(req, json_is_true(json_object_get(r, "started")) ? 202 : 409, r);
         goto out;
     }
     if (nseg == 1 && SEG_IS(0, "events")) {
@@ -827,6 +859,30 @@ struct sg_admin *sg_admin_start(struct event_base *base, const struct sg_cfg *cf
     evhttp_set_gencb(a->http, admin_handle, a);
     sg_log_info("admin API listening on %s", cfg->admin.listen.text);
     return a;
+}
+
+void sg_admin_set_reload(struct sg_admin *a, json_t *(*reload)(void *arg),
+                         json_t *(*upgrade)(void *arg), void *arg)
+{
+    if (a == NULL)
+        return;
+    a->reload = reload;
+    a->upgrade = upgrade;
+    a->reload_arg = arg;
+}
+
+void sg_admin_retarget(struct sg_admin *a, const struct sg_cfg *cfg, struct sg_pools *pools)
+{
+    if (a == NULL)
+        return;
+    a->cfg = cfg;
+    a->pools = pools;
+}
+
+void sg_admin_set_discover(struct sg_admin *a, struct sg_discover *d)
+{
+    if (a != NULL)
+        a->disc = d;
 }
 
 void sg_admin_stop(struct sg_admin *a)

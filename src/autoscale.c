@@ -62,6 +62,8 @@ struct sg_as {
     uint64_t last_up_ms;
 };
 
+static void as_win_add(struct sg_as *as, uint64_t now_ms, uint32_t desired);
+
 /* One rule's vote at one evaluation. */
 struct as_vote {
     bool votes; /* false: abstains */
@@ -121,6 +123,32 @@ struct sg_as *sg_as_new(const struct sg_cfg_autoscale *cfg)
     as->cap = (size_t)(as->window_ms / as->bucket_ms) + 3;
     as->ring = sg_xcalloc(as->cap, sizeof(*as->ring));
     return as;
+}
+
+void sg_as_carry(struct sg_as *to, const struct sg_as *from)
+{
+    SG_CHECK_MAGIC(to, AS_MAGIC);
+    SG_CHECK_MAGIC(from, AS_MAGIC);
+    to->last_now_ms = from->last_now_ms;
+    to->evaluated = from->evaluated;
+    to->up_done = from->up_done;
+    to->last_up_ms = from->last_up_ms;
+    /* A rule keeps its run when the rule at its place asks the same. */
+    for (size_t i = 0; i < to->nrules && i < from->nrules; i++) {
+        const struct sg_cfg_rule *a = to->rules[i].cfg, *b = from->rules[i].cfg;
+        if (to->rules[i].metric != from->rules[i].metric || a->kind != b->kind ||
+            a->value != b->value)
+            continue;
+        to->rules[i].holding = from->rules[i].holding;
+        to->rules[i].side = from->rules[i].side;
+        to->rules[i].since_ms = from->rules[i].since_ms;
+    }
+    /* The window's recommendations, oldest first, as far as the new ring
+     * and window hold them. */
+    for (size_t k = 0; k < from->n; k++) {
+        const struct as_sample *s = &from->ring[(from->head + k) % from->cap];
+        as_win_add(to, s->t_ms, s->desired);
+    }
 }
 
 void sg_as_free(struct sg_as *as)

@@ -28,8 +28,13 @@ static void cfg_pool_free(struct sg_cfg_pool *pool)
     free(pool->health.host);
     free(pool->health.expect_status);
     free(pool->health.expect);
-    for (size_t i = 0; i < pool->nbackends; i++)
+    for (size_t i = 0; i < pool->nbackends; i++) {
         sg_cfg_addr_free(&pool->backends[i].address);
+        free(pool->backends[i].host);
+    }
+    free(pool->discover.dns_srv);
+    free(pool->discover.file);
+    cfg_argv_free(pool->discover.command);
     free(pool->backends);
     for (size_t i = 0; i < pool->autoscale.nrules; i++)
         free(pool->autoscale.rules[i].metric);
@@ -79,6 +84,7 @@ void sg_cfg_free(struct sg_cfg *cfg)
     cfg_argv_free(cfg->cluster.etcd);
     free(cfg->cluster.name);
     free(cfg->cluster.prefix);
+    cfg_argv_free(cfg->resolvers);
     free(cfg);
 }
 

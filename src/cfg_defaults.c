@@ -16,6 +16,7 @@ void cfg_defaults(struct sg_cfg *cfg)
     cfg->io_uring = true;
     cfg->sched_batch = true;
     cfg->log_level = sg_xstrdup("info");
+    cfg->resolve_interval_ms = 5000;
     cfg->timeouts.connect_ms = 4000;
     cfg->timeouts.http_request_ms = 5000;
     cfg->timeouts.client_ms = 30000;
@@ -67,6 +68,10 @@ void cfg_pool_defaults(struct sg_cfg_pool *pool)
     pool->queue.target_ms = 100;
     pool->queue.interval_ms = 500;
     pool->queue.lifo = false;
+    pool->discover.interval_ms = 5000;
+    pool->discover.timeout_ms = 10000;
+    pool->discover.weight = 1;
+    pool->discover.max_members = 64;
     pool->retry_budget.percent = 20.0;
     pool->retry_budget.min_retries = 3;
     pool->outlier.consecutive_errors = 5;

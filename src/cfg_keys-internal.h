@@ -55,6 +55,10 @@ void cfg_type_err(struct cfg_ctx *ctx, const config_setting_t *s, const char *wh
 const char *cfg_suggest(const char *word, const char *const *names, size_t n);
 const char *cfg_get_string(struct cfg_ctx *ctx, const config_setting_t *s, const char *where);
 void cfg_set_string(void *obj, size_t off, const char *v);
+/* s as a new NULL-terminated array of strings (an array or list of strings,
+ * not empty, no newline in any); NULL after reporting. */
+char **cfg_get_strings(struct cfg_ctx *ctx, const config_setting_t *s, const char *where,
+                       const char *what);
 void cfg_k_uint(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k, void *obj,
                 const char *where);
 void cfg_k_size32(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
@@ -109,5 +113,21 @@ void cfg_k_etcd(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg
                 const char *where);
 void cfg_k_prefix(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
                   void *obj, const char *where);
+/* cfg_discover.c: host-name backends, "resolvers", "resolve_interval" and
+ * the pool's "discover" group. cfg_keys.c -> cfg_discover.c -> cfg_scalars.c. */
+extern const struct cfg_section cfg_sec_discover;
+/* "address" of a backend: a numeric address as cfg_k_addr, or "name:port". */
+void cfg_k_backend_addr(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                        void *obj, const char *where);
+/* "resolvers" at the top level: [ "ip", "ip:port", "[v6]:port" ]. */
+void cfg_k_resolvers(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                     void *obj, const char *where);
+/* Checks a pool's discover group (e is the pool's setting) and its host-name
+ * backends; fills the members' default maxconn. */
+void cfg_discover_check(struct cfg_ctx *ctx, const config_setting_t *e, struct sg_cfg_pool *pool,
+                        const char *where);
+/* Two backends of one pool name the same host and port (host names compare
+ * case-insensitively, without a trailing dot). */
+bool cfg_backend_same_name(const struct sg_cfg_backend *a, const struct sg_cfg_backend *b);
 
 #endif

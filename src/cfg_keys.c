@@ -210,7 +210,7 @@ static const struct cfg_section cfg_sec_health = {"health", "health", cfg_health
 
 #define T struct sg_cfg_backend
 static const struct cfg_key cfg_backend_keys[] = {
-    {.name = "address", .fn = cfg_k_addr, .off = CFG_OFF(T, address), .required = true},
+    {.name = "address", .fn = cfg_k_backend_addr, .required = true},
     {.name = "weight", .fn = cfg_k_uint, .off = CFG_OFF(T, weight), .min = 0, .max = 256},
     {.name = "maxconn", .fn = cfg_k_uint, .off = CFG_OFF(T, maxconn), .min = 0, .max = 1000000},
     {.name = "backup", .fn = cfg_k_bool, .off = CFG_OFF(T, backup)},
@@ -355,6 +355,7 @@ static const struct cfg_key cfg_pool_keys[] = {
      .fn = cfg_k_group,
      .off = CFG_OFF(T, autoscale),
      .sub = &cfg_sec_autoscale},
+    {.name = "discover", .fn = cfg_k_group, .off = CFG_OFF(T, discover), .sub = &cfg_sec_discover},
     {0}};
 static const struct cfg_section cfg_sec_pool = {"a pool", NULL, cfg_pool_keys, CFG_OFF(T, line), 0};
 #undef T
@@ -443,6 +444,12 @@ static const struct cfg_key cfg_root_keys[] = {
      .sub = &cfg_sec_accesslog},
     {.name = "journal", .fn = cfg_k_group, .off = CFG_OFF(T, journal), .sub = &cfg_sec_journal},
     {.name = "cluster", .fn = cfg_k_group, .off = CFG_OFF(T, cluster), .sub = &cfg_sec_cluster},
+    {.name = "resolvers", .fn = cfg_k_resolvers},
+    {.name = "resolve_interval",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, resolve_interval_ms),
+     .min = 100,
+     .max = MS_DAY},
     {0}};
 static const struct cfg_section cfg_sec_root = {CFG_ROOT_WHERE, NULL, cfg_root_keys, 0, 0};
 #undef T
@@ -452,7 +459,7 @@ static const struct cfg_section *const cfg_all_sections[] = {
     &cfg_sec_route,   &cfg_sec_pool,     &cfg_sec_retry_budget, &cfg_sec_outlier,
     &cfg_sec_health,  &cfg_sec_backend,  &cfg_sec_autoscale,    &cfg_sec_rule,
     &cfg_sec_alerts,  &cfg_sec_admin,    &cfg_sec_token,        &cfg_sec_accesslog,
-    &cfg_sec_journal, &cfg_sec_queue,    &cfg_sec_cluster};
+    &cfg_sec_journal, &cfg_sec_queue,    &cfg_sec_discover,     &cfg_sec_cluster};
 
 static void cfg_unknown_key(struct cfg_ctx *ctx, const config_setting_t *m,
                             const struct cfg_section *sec, const char *where)
@@ -681,12 +688,13 @@ static void cfg_pool_check(struct cfg_ctx *ctx, const config_setting_t *e,
                     "(set dry_run = true to only log its decisions)",
                     where);
     }
-    if (pool->nbackends == 0 && !(as->enabled && as->min == 0)) {
+    if (pool->nbackends == 0 && !(as->enabled && as->min == 0) && !pool->discover.enabled) {
         /* a "backends" list whose elements were all bad is already reported */
         const config_setting_t *b = config_setting_get_member(e, "backends");
         if (b == NULL || (config_setting_is_list(b) && config_setting_length(b) == 0))
             cfg_err(ctx, b != NULL ? b : e,
-                    "%s has no backends (only a pool with autoscale min = 0 may start empty)",
+                    "%s has no backends (only a pool with autoscale min = 0 or a discover group "
+                    "may start empty)",
                     where);
     }
 }
@@ -715,6 +723,7 @@ static void cfg_k_pools(struct cfg_ctx *ctx, const config_setting_t *s, const st
         cfg_section_load(ctx, e, &cfg_sec_pool, pool, w);
         cfg_health_finish(&pool->health);
         cfg_pool_check(ctx, e, pool, w);
+        cfg_discover_check(ctx, e, pool, w);
     }
     for (size_t i = 0; i < cfg->npools; i++) {
         for (size_t j = 0; j < i && cfg->pools[i].name != NULL; j++) {
@@ -749,7 +758,8 @@ static void cfg_k_backends(struct cfg_ctx *ctx, const config_setting_t *s, const
         snprintf(w, sizeof(w), "backend #%d of %s", i + 1, where);
         cfg_section_load(ctx, e, &cfg_sec_backend, be, w);
         for (size_t j = 0; j + 1 < pool->nbackends; j++) {
-            if (cfg_addr_equal(&be->address, &pool->backends[j].address)) {
+            if (cfg_addr_equal(&be->address, &pool->backends[j].address) ||
+                cfg_backend_same_name(be, &pool->backends[j])) {
                 sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg_member_line(e, "address"),
                                 "duplicate backend address '%s' in %s (same as '%s' on line %d)",
                                 be->address.text, where, pool->backends[j].address.text,

@@ -46,7 +46,8 @@ static void lint_backend_capacity(const struct sg_cfg *cfg, struct sg_cfg_diags 
             if (!reach[p])
                 continue;
             any = true;
-            if (pool->autoscale.enabled) {
+            /* members found at run time: how many is not known here */
+            if (pool->autoscale.enabled || pool->discover.enabled) {
                 known = false;
                 break;
             }
@@ -54,7 +55,7 @@ static void lint_backend_capacity(const struct sg_cfg *cfg, struct sg_cfg_diags 
                 const struct sg_cfg_backend *be = &pool->backends[b];
                 if (be->backup || be->weight == 0)
                     continue;
-                if (be->maxconn == 0) {
+                if (be->maxconn == 0 || be->host != NULL) {
                     known = false;
                     break;
                 }

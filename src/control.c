@@ -76,7 +76,7 @@ struct control_pool {
 /* One hook run in flight: what to do with its result. */
 struct control_run {
     struct sg_control *ctl;
-    size_t pool; /* index, or SIZE_MAX for an alert about no pool */
+    char *pool; /* its name (a reload may move or drop it), NULL: an alert about no pool */
     enum control_action action;
     struct sg_as_decision d;
     char *event; /* alerts */
@@ -300,7 +300,17 @@ static void control_run_free(struct control_run *r)
     free(r->env);
     free(r->stdin_data);
     free(r->event);
+    free(r->pool);
     free(r);
+}
+
+/* The pool (and its control state) a run is about, looked up when needed:
+ * NULL when it has none, or when a reload removed it. */
+static struct sg_pool *control_run_pool(const struct control_run *run, struct control_pool **cp)
+{
+    struct sg_pool *p = run->pool != NULL ? sg_pools_find(run->ctl->pools, run->pool) : NULL;
+    *cp = p != NULL ? &run->ctl->cp[p->id] : NULL;
+    return p;
 }
 
 /* The hook's environment: a fixed PATH, HOME, the SURGEGATE_* facts and the
@@ -400,8 +410,8 @@ static void control_hook_done(const struct sg_hook_result *r, void *arg)
     struct control_run *run = arg;
     struct sg_control *ctl = run->ctl;
     enum control_result res = control_result_of(r);
-    struct sg_pool *p = run->pool != SIZE_MAX ? &ctl->pools->pools[run->pool] : NULL;
-    struct control_pool *cp = p != NULL ? &ctl->cp[run->pool] : NULL;
+    struct control_pool *cp;
+    struct sg_pool *p = control_run_pool(run, &cp);
 
     /* A scale hook's output: parsed whole before anything is applied. */
     struct sg_hook_changes ch = {0};
@@ -497,8 +507,9 @@ static bool control_start(struct sg_control *ctl, struct control_run *run, char 
         sg_hook_run(ctl->hooks, argv, run->env, run->stdin_data, strlen(run->stdin_data),
                     timeout_ms, control_hook_done, run) != SG_OK) {
         sg_log_warn("hook %s: cannot start %s", control_action_names[run->action], argv[0]);
-        if (run->pool != SIZE_MAX)
-            ctl->cp[run->pool].runs[run->action][CR_SPAWN_FAILED]++;
+        struct control_pool *cp;
+        if (control_run_pool(run, &cp) != NULL)
+            cp->runs[run->action][CR_SPAWN_FAILED]++;
         else
             ctl->alert_runs[CR_SPAWN_FAILED]++;
         control_run_free(run);
@@ -540,7 +551,7 @@ static void control_event(struct sg_control *ctl, const char *type, json_t *fiel
             pi = i;
     struct control_run *run = sg_xcalloc(1, sizeof(*run));
     run->ctl = ctl;
-    run->pool = pi;
+    run->pool = pi != SIZE_MAX ? sg_xstrdup(pname) : NULL;
     run->action = CA_ALERT;
     run->event = sg_xstrdup(type);
     const struct sg_pool *p = pi != SIZE_MAX ? &ctl->pools->pools[pi] : NULL;
@@ -622,7 +633,7 @@ static void control_scale(struct sg_control *ctl, struct sg_pool *p, struct cont
     }
     struct control_run *run = sg_xcalloc(1, sizeof(*run));
     run->ctl = ctl;
-    run->pool = p->id;
+    run->pool = sg_xstrdup(p->name);
     run->action = a;
     run->d = *d;
     run->env = control_hook_env(ctl, p, cp, control_action_names[a], NULL, d);
@@ -897,6 +908,85 @@ static void control_tick_cb(evutil_socket_t fd, short what, void *arg)
     sg_control_tick(arg);
 }
 
+/* A pool's control state at its start; true when it has autoscale. */
+static bool control_pool_init(struct control_pool *cp, const struct sg_pool *p)
+{
+    for (int m = 0; m < SG_AS_NMETRICS; m++)
+        cp->m[m] = cp->local_m[m] = NAN;
+    cp->ninstances = 1;
+    if (!p->cfg->autoscale.enabled)
+        return false;
+    cp->as = sg_as_new(&p->cfg->autoscale);
+    cp->rule_on = sg_xcalloc(p->cfg->autoscale.nrules + 1, sizeof(bool));
+    if (cp->as == NULL)
+        sg_log_error("pool '%s': cannot set up its autoscale rules", p->name);
+    return true;
+}
+
+static void control_pool_fini(struct control_pool *cp)
+{
+    sg_as_free(cp->as);
+    free(cp->rule_on);
+}
+
+/* A reload: the new pool's control state takes over the old one's (hooks in
+ * flight, backoffs, alert states, journal marks, the autoscaler's cooldown
+ * and windows). */
+static void control_pool_carry(struct control_pool *to, const struct sg_pool *p,
+                               struct control_pool *from, const struct sg_pool *op)
+{
+    struct sg_as *as = to->as;
+    bool *rule_on = to->rule_on;
+    *to = *from;
+    to->as = as;
+    to->rule_on = rule_on;
+    if (as != NULL && from->as != NULL)
+        sg_as_carry(as, from->as);
+    if (rule_on != NULL && from->rule_on != NULL) {
+        size_t n = p->cfg->autoscale.nrules < op->cfg->autoscale.nrules ? p->cfg->autoscale.nrules
+                                                                        : op->cfg->autoscale.nrules;
+        memcpy(rule_on, from->rule_on, n * sizeof(bool));
+    }
+}
+
+struct sg_stats *sg_control_reload(struct sg_control *ctl, const struct sg_cfg *cfg,
+                                   struct sg_pools *pools, struct sg_worker **workers,
+                                   uint32_t nworkers)
+{
+    struct sg_stats *st = sg_stats_new(pools, workers, nworkers);
+    struct sg_stats *old = ctl->stats;
+    sg_stats_carry(st, old);
+    ctl->stats = st;
+    struct control_pool *cp = sg_xcalloc(pools->n ? pools->n : 1, sizeof(struct control_pool));
+    bool need_hooks = cfg->alerts.hook != NULL;
+    for (size_t i = 0; i < pools->n; i++) {
+        const struct sg_pool *p = &pools->pools[i];
+        need_hooks |= control_pool_init(&cp[i], p);
+        const struct sg_pool *op = sg_pools_find(ctl->pools, p->name);
+        if (op != NULL)
+            control_pool_carry(&cp[i], p, &ctl->cp[op->id], op);
+    }
+    for (size_t i = 0; i < ctl->pools->n; i++)
+        control_pool_fini(&ctl->cp[i]);
+    free(ctl->cp);
+    ctl->cp = cp;
+    ctl->cfg = cfg;
+    ctl->pools = pools;
+    ctl->workers = workers;
+    ctl->nworkers = nworkers;
+    if (need_hooks && ctl->hooks == NULL)
+        ctl->hooks = sg_hookrunner_new(ctl->base);
+    return old;
+}
+
+void sg_control_fold(struct sg_control *ctl, struct sg_stats *old)
+{
+    if (old == NULL)
+        return;
+    sg_stats_fold(ctl->stats, old);
+    sg_stats_free(old);
+}
+
 struct sg_control *sg_control_new(struct event_base *base, const struct sg_cfg *cfg,
                                   struct sg_pools *pools, struct sg_worker **workers,
                                   uint32_t nworkers)
@@ -912,19 +1002,8 @@ struct sg_control *sg_control_new(struct event_base *base, const struct sg_cfg *
     ssize_t el = readlink("/proc/self/exe", ctl->exe, sizeof(ctl->exe) - 1);
     ctl->exe[el > 0 ? (size_t)el : 0] = '\0';
     bool need_hooks = cfg->alerts.hook != NULL;
-    for (size_t i = 0; i < pools->n; i++) {
-        struct control_pool *cp = &ctl->cp[i];
-        for (int m = 0; m < SG_AS_NMETRICS; m++)
-            cp->m[m] = cp->local_m[m] = NAN;
-        cp->ninstances = 1;
-        if (!pools->pools[i].cfg->autoscale.enabled)
-            continue;
-        cp->as = sg_as_new(&pools->pools[i].cfg->autoscale);
-        cp->rule_on = sg_xcalloc(pools->pools[i].cfg->autoscale.nrules + 1, sizeof(bool));
-        if (cp->as == NULL)
-            sg_log_error("pool '%s': cannot set up its autoscale rules", pools->pools[i].name);
-        need_hooks = true;
-    }
+    for (size_t i = 0; i < pools->n; i++)
+        need_hooks |= control_pool_init(&ctl->cp[i], &pools->pools[i]);
     if (need_hooks)
         ctl->hooks = sg_hookrunner_new(base);
     ctl->cluster = sg_cluster_new(base, &cfg->cluster);
@@ -958,7 +1037,8 @@ struct sg_cluster *sg_control_cluster(const struct sg_control *ctl)
 
 void sg_control_stopping(struct sg_control *ctl)
 {
-    sg_cluster_step_down(ctl->cluster);
+    if (ctl != NULL)
+        sg_cluster_step_down(ctl->cluster);
 }
 
 void sg_control_metrics(const struct sg_control *ctl, struct evbuffer *out)
@@ -994,8 +1074,7 @@ void sg_control_free(struct sg_control *ctl)
     sg_hookrunner_free(ctl->hooks); /* kills running hooks; their callbacks never run */
     sg_cluster_free(ctl->cluster);
     for (size_t i = 0; i < ctl->pools->n; i++) {
-        sg_as_free(ctl->cp[i].as);
-        free(ctl->cp[i].rule_on);
+        control_pool_fini(&ctl->cp[i]);
     }
     sg_stats_free(ctl->stats);
     free(ctl->cp);

@@ -478,17 +478,19 @@ static void health_eject_ended(struct sg_health *h, uint64_t now)
  * fall x interval (5-7 s by default) while clients give up after a few
  * seconds. The workers stamp b->progress_ms whenever it sends response
  * bytes (and when a request starts waiting on it after none did); when
- * requests wait on it (b->awaiting) and it has been silent for its stall
+ * at least two requests wait on it (b->awaiting: one may be a slow page),
+ * it is ready (not draining or being removed: those get no new requests,
+ * so their silence says nothing) and it has been silent for its stall
  * threshold while another backend of the pool is up and answered meanwhile
- * (or has nothing waiting on it), it is taken DOWN at once: its waiting idempotent requests are retried
- * elsewhere (down_gen) and its checks bring it back (`rise`). The
- * threshold is health.stall_timeout or three times the longest wait for a
- * first byte it showed lately (decaying, half-life ~35 s), whichever is
- * longer, so that an application with slow pages is not taken for a
+ * (or has nothing waiting on it), it is taken DOWN at once: its waiting idempotent requests are
+ * retried elsewhere (down_gen) and its checks bring it back (`rise`). The threshold is
+ * health.stall_timeout or three times the longest wait for a first byte it showed lately (decaying,
+ * half-life ~35 s), whichever is longer, so that an application with slow pages is not taken for a
  * stalled one. A pool whose backends all have requests waiting and all
  * are silent is slow, not stalled: nothing is taken down. */
-#define HEALTH_STALL_FACTOR 3.0
-#define HEALTH_STALL_DECAY  0.998 /* per tick of HEALTH_TICK_MS */
+#define HEALTH_STALL_FACTOR  3.0
+#define HEALTH_STALL_WAITING 2u    /* requests waiting on it at least */
+#define HEALTH_STALL_DECAY   0.998 /* per tick of HEALTH_TICK_MS */
 
 static uint64_t health_stall_limit(const struct health_pool *hp, const struct health_check *c)
 {
@@ -499,12 +501,12 @@ static uint64_t health_stall_limit(const struct health_pool *hp, const struct he
 /* Whether a backend of hp other than `not` could take its requests: up,
  * and either answering (response bytes since `since`) or waited on by
  * nothing (clients stuck on the stalled one may have left it idle). */
-static bool health_others_answer(const struct health_pool *hp, const struct sg_backend *not,
+static bool health_others_answer(const struct health_pool *hp, const struct sg_backend * not,
                                  uint64_t since)
 {
     for (size_t k = 0, n = sg_pool_nused(hp->pool); k < n; k++) {
         const struct sg_backend *o = hp->checks[k].b;
-        if (o != not && sg_backend_live(o) &&
+        if (o != not &&sg_backend_live(o) &&
             atomic_load_explicit(&o->health, memory_order_relaxed) == SG_HEALTH_UP &&
             (atomic_load_explicit(&o->awaiting, memory_order_relaxed) == 0 ||
              atomic_load_explicit(&o->progress_ms, memory_order_relaxed) >= since))
@@ -521,9 +523,8 @@ static void health_stall_watch(struct sg_health *h, uint64_t now)
         for (size_t j = 0; j < n; j++) {
             struct health_check *c = &hp->checks[j];
             double m = atomic_exchange_explicit(&c->b->ttfb_max_ms, 0, memory_order_relaxed);
-            c->ttfb_recent = m > c->ttfb_recent * HEALTH_STALL_DECAY
-                                 ? m
-                                 : c->ttfb_recent * HEALTH_STALL_DECAY;
+            c->ttfb_recent =
+                m > c->ttfb_recent * HEALTH_STALL_DECAY ? m : c->ttfb_recent * HEALTH_STALL_DECAY;
         }
         if (hp->stall_ms == 0)
             continue;
@@ -531,7 +532,11 @@ static void health_stall_watch(struct sg_health *h, uint64_t now)
             struct health_check *c = &hp->checks[j];
             struct sg_backend *b = c->b;
             uint32_t waiting = atomic_load_explicit(&b->awaiting, memory_order_relaxed);
-            if (waiting == 0 || !sg_backend_live(b) ||
+            /* One request waiting may be a slow one; a draining backend
+             * gets nothing new, so its silence says nothing. */
+            if (waiting < HEALTH_STALL_WAITING || !sg_backend_live(b) ||
+                atomic_load_explicit(&b->admin, memory_order_relaxed) != SG_ADMIN_READY ||
+                atomic_load_explicit(&b->removing, memory_order_relaxed) ||
                 atomic_load_explicit(&b->health, memory_order_relaxed) != SG_HEALTH_UP)
                 continue;
             uint64_t limit = health_stall_limit(hp, c);

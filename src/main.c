@@ -1,12 +1,16 @@
 /* main.c: command line, configuration check, startup, signals, graceful
  * stop and the demo mode. The main thread runs signals (and the demo
  * backends); workers run the traffic. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -20,6 +24,7 @@
 #include "surgegate/common.h"
 #include "surgegate/control.h"
 #include "surgegate/demo.h"
+#include "surgegate/discover.h"
 #include "surgegate/gate.h"
 #include "surgegate/health.h"
 #include "surgegate/journal.h"
@@ -27,6 +32,8 @@
 #include "surgegate/log.h"
 #include "surgegate/memory.h"
 #include "surgegate/pool.h"
+#include "surgegate/reload.h"
+#include "surgegate/upgrade.h"
 #include "surgegate/worker.h"
 
 #include "demo_conf.h"
@@ -35,13 +42,21 @@
 
 struct main_state {
     struct event_base *base;
-    struct sg_worker **workers;
-    uint32_t nworkers;
-    int stops; /* signals received */
+    struct sg_gen *gen;      /* the generation serving */
+    struct sg_gen *retiring; /* earlier ones still draining (after reloads) */
+    const char *cfg_path;    /* NULL: the demo's embedded configuration */
+    bool log_level_forced;   /* -l given: a reload keeps it */
+    char **argv;             /* ours: a binary upgrade runs the executable with them */
+    char exe[512];           /* the executable's path at start (an upgrade runs it again) */
+    struct sg_upgrade up;    /* an upgrade in progress (up.pid > 0) */
+    struct event *up_ev;     /* up.sock readable, or the upgrade's time is up */
+    int stops;               /* signals received */
     struct event *poll_ev;
+    struct event *reap_ev;
     struct sg_health *health;
     struct sg_admin *admin;
     struct sg_control *ctl;
+    struct sg_discover *disc;
     struct sg_journal *journal;
     struct sg_alog *alog;
 };
@@ -111,6 +126,26 @@ static void main_list_names(FILE *out)
             fprintf(out, "%s %s\n", lists[l].kind, lists[l].at(i));
 }
 
+/* Stops gracefully: no new connections, in-flight requests finish within
+ * timeouts.grace, then the loop ends. */
+static void main_stop(struct main_state *ms)
+{
+    sg_control_stopping(ms->ctl); /* a cluster leader hands the role over at once */
+    sg_admin_set_discover(ms->admin, NULL);
+    sg_discover_free(ms->disc); /* no membership changes while stopping */
+    ms->disc = NULL;
+    sg_health_stop(ms->health);
+    ms->health = NULL;
+    sg_control_set_health(ms->ctl, NULL);
+    sg_admin_stop(ms->admin);
+    ms->admin = NULL;
+    sg_gen_stop(ms->gen);
+    for (struct sg_gen *g = ms->retiring; g != NULL; g = g->next)
+        sg_gen_stop(g);
+    struct timeval tv = {0, 50 * 1000};
+    evtimer_add(ms->poll_ev, &tv);
+}
+
 static void main_on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct main_state *ms = arg;
@@ -120,40 +155,284 @@ static void main_on_signal(evutil_socket_t sig, short what, void *arg)
         _exit(1);
     }
     sg_log_info("signal %d: stopping gracefully (send again to exit at once)", (int)sig);
-    sg_control_stopping(ms->ctl);
-    sg_health_stop(ms->health);
-    ms->health = NULL;
-    sg_control_set_health(ms->ctl, NULL);
-    sg_admin_stop(ms->admin);
-    ms->admin = NULL;
-    for (uint32_t i = 0; i < ms->nworkers; i++)
-        sg_worker_stop(ms->workers[i]);
-    struct timeval tv = {0, 50 * 1000};
-    evtimer_add(ms->poll_ev, &tv);
-}
-
-/* Startup failed after n workers started: stop them and wait for them. */
-static void main_stop_workers(struct main_state *ms, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++)
-        sg_worker_stop(ms->workers[i]);
-    for (uint32_t i = 0; i < n; i++)
-        sg_worker_join(ms->workers[i]);
+    main_stop(ms);
 }
 
 /* Polls (only while stopping) for the workers to finish. */
 static void main_poll_stop(evutil_socket_t fd, short what, void *arg)
 {
     struct main_state *ms = arg;
-    uint32_t done = 0;
-    for (uint32_t i = 0; i < ms->nworkers; i++)
-        done += atomic_load(&ms->workers[i]->done) ? 1 : 0;
-    if (done == ms->nworkers) {
+    bool done = sg_gen_done(ms->gen);
+    for (struct sg_gen *g = ms->retiring; g != NULL && done; g = g->next)
+        done = sg_gen_done(g);
+    if (done) {
         event_base_loopexit(ms->base, NULL);
         return;
     }
     struct timeval tv = {0, 50 * 1000};
     evtimer_add(ms->poll_ev, &tv);
+}
+
+static enum sg_alog_format main_alog_format(const struct sg_cfg *cfg)
+{
+    return cfg->access_log.format != NULL && strcmp(cfg->access_log.format, "combined") == 0
+               ? SG_ALOG_COMBINED
+               : SG_ALOG_JSON;
+}
+
+/* Frees the generations a reload retired once their workers have ended;
+ * polls every 100 ms while any is left. */
+static void main_reap(evutil_socket_t fd, short what, void *arg)
+{
+    struct main_state *ms = arg;
+    for (struct sg_gen **pg = &ms->retiring; *pg != NULL;) {
+        struct sg_gen *g = *pg;
+        if (!sg_gen_done(g)) {
+            pg = &g->next;
+            continue;
+        }
+        *pg = g->next;
+        sg_control_fold(ms->ctl, g->stats);
+        g->stats = NULL;
+        sg_log_info("reload: the previous configuration's workers have finished (%.1f s)",
+                    (double)(sg_now_ms() - g->retired_ms) / 1000.0);
+        sg_gen_free(g);
+    }
+    if (ms->retiring != NULL && ms->stops == 0) {
+        struct timeval tv = {0, 100 * 1000};
+        evtimer_add(ms->reap_ev, &tv);
+    }
+}
+
+/* Reloads the configuration file in place (SIGHUP, admin POST reload): the
+ * file is read and checked first; with an error the running configuration
+ * stays. Else a new generation starts beside the running one (runtime state
+ * and listening sockets carried over), the control plane moves to it, and
+ * the old one drains. Returns the report ({"reloaded": bool, ...}); logs
+ * and journals it. */
+static json_t *main_reload(struct main_state *ms, const char *source)
+{
+    uint64_t t0 = sg_now_us();
+    json_t *r =
+        json_pack("{s:s, s:s}", "file", ms->cfg_path ? ms->cfg_path : "<demo>", "source", source);
+    json_t *errs = json_array();
+    struct sg_cfg *cfg = NULL;
+    if (ms->cfg_path == NULL) {
+        json_array_append_new(errs, json_string("the demo's configuration is embedded: nothing "
+                                                "to reload"));
+    } else if (ms->stops > 0) {
+        json_array_append_new(errs, json_string("stopping"));
+    } else {
+        struct sg_cfg_diags diags;
+        sg_cfg_diags_init(&diags, ms->cfg_path);
+        cfg = sg_cfg_load_file(ms->cfg_path, &diags);
+        for (size_t i = 0; i < diags.n; i++) {
+            const struct sg_cfg_diag *d = &diags.items[i];
+            if (d->severity == SG_CFG_ERROR)
+                json_array_append_new(errs, json_sprintf("%s:%d: %s", diags.file, d->line, d->msg));
+        }
+        sg_cfg_diags_free(&diags);
+        if (cfg != NULL && sg_reload_refused(ms->gen->cfg, cfg, errs) > 0) {
+            sg_cfg_free(cfg);
+            cfg = NULL;
+        }
+        if (cfg == NULL && json_array_size(errs) == 0)
+            json_array_append_new(errs, json_string("the file could not be read"));
+    }
+    struct sg_gen *g = NULL;
+    if (cfg != NULL) {
+        json_t *carry = json_object();
+        g = sg_gen_new(cfg, ms->gen, NULL, ms->alog, carry); /* takes cfg */
+        if (g != NULL && sg_gen_start(g) != SG_OK) {
+            sg_gen_free(g);
+            g = NULL;
+        }
+        if (g == NULL)
+            json_array_append_new(errs, json_string("the new configuration could not start "
+                                                    "(see the log: a port in use?)"));
+        json_object_update(r, carry);
+        json_decref(carry);
+    }
+    if (g == NULL) {
+        json_object_set_new(r, "reloaded", json_false());
+        /* "error": one line for clients that print one (surgectl). */
+        json_t *line = json_string("the running configuration stays:");
+        for (size_t i = 0; i < json_array_size(errs); i++) {
+            json_t *next = json_sprintf("%s%s %s", json_string_value(line), i ? ";" : "",
+                                        json_string_value(json_array_get(errs, i)));
+            json_decref(line);
+            line = next;
+        }
+        json_object_set_new(r, "error", line);
+        json_object_set_new(r, "errors", errs);
+        for (size_t i = 0; i < json_array_size(errs); i++)
+            sg_log_error("reload (%s): %s", source, json_string_value(json_array_get(errs, i)));
+        sg_log_error("reload (%s): the running configuration stays", source);
+        sg_journal_emit("reload_failed", json_deep_copy(r));
+        return r;
+    }
+    json_decref(errs);
+    /* The control plane moves to the new generation. */
+    sg_health_stop(ms->health);
+    ms->health = sg_health_start(ms->base, &g->pools, main_backend_changed, ms);
+    struct sg_stats *old_stats =
+        sg_control_reload(ms->ctl, g->cfg, &g->pools, g->workers, g->nworkers);
+    sg_control_set_health(ms->ctl, ms->health);
+    sg_admin_retarget(ms->admin, g->cfg, &g->pools);
+    /* Discovery restarts on the new pools, each source keeping its last
+     * set and which members it added. */
+    struct sg_discover *disc = sg_discover_new(ms->base, g->cfg, &g->pools, ms->ctl);
+    sg_discover_carry(disc, ms->disc);
+    sg_discover_free(ms->disc);
+    ms->disc = disc;
+    sg_admin_set_discover(ms->admin, disc);
+    sg_memory_init(g->cfg->limits.buffer_memory);
+    enum sg_log_level lvl;
+    if (!ms->log_level_forced && g->cfg->log_level != NULL &&
+        sg_log_parse_level(g->cfg->log_level, &lvl) == SG_OK)
+        sg_log_set_level(lvl);
+    struct sg_gen *old = ms->gen;
+    old->stats = old_stats;
+    ms->gen = g;
+    sg_gen_stop(old);
+    old->next = ms->retiring;
+    ms->retiring = old;
+    struct timeval tv = {0, 100 * 1000};
+    evtimer_add(ms->reap_ev, &tv);
+    double ms_taken = (double)(sg_now_us() - t0) / 1000.0;
+    json_object_set_new(r, "reloaded", json_true());
+    json_object_set_new(r, "duration_ms", json_real(ms_taken));
+    json_object_set_new(r, "pools", json_integer((json_int_t)g->cfg->npools));
+    json_object_set_new(r, "frontends", json_integer((json_int_t)g->cfg->nfrontends));
+    sg_log_info("reload (%s): %s loaded in %.1f ms: %zu pool%s, %zu frontend%s, %lld backend%s "
+                "carried over, %zu added at runtime kept",
+                source, ms->cfg_path, ms_taken, g->cfg->npools, g->cfg->npools == 1 ? "" : "s",
+                g->cfg->nfrontends, g->cfg->nfrontends == 1 ? "" : "s",
+                (long long)json_integer_value(json_object_get(r, "carried")),
+                json_integer_value(json_object_get(r, "carried")) == 1 ? "" : "s",
+                json_array_size(json_object_get(r, "runtime_backends")));
+    sg_journal_emit("config_reloaded", json_deep_copy(r));
+    return r;
+}
+
+static void main_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    json_decref(main_reload(arg, "SIGHUP"));
+}
+
+static json_t *main_reload_admin(void *arg)
+{
+    return main_reload(arg, "admin");
+}
+
+/* --------------------------------------------------------- binary upgrade */
+
+#define MAIN_UPGRADE_WAIT_S 30 /* for the new process to say it serves */
+
+static void main_admin_start(struct main_state *ms);
+
+/* The upgrade did not happen: we go on serving. */
+static void main_upgrade_failed(struct main_state *ms, const char *why)
+{
+    sg_log_error("upgrade: %s; this process goes on serving", why);
+    sg_journal_emit("upgrade_failed",
+                    json_pack("{s:s, s:i}", "error", why, "new_pid", (int)ms->up.pid));
+    if (ms->up.pid > 0) {
+        kill(ms->up.pid, SIGTERM);
+        (void)waitpid(ms->up.pid, NULL, 0);
+    }
+    if (ms->up.sock >= 0)
+        close(ms->up.sock);
+    ms->up.sock = -1;
+    ms->up.pid = 0;
+    if (ms->admin == NULL)
+        main_admin_start(ms);
+}
+
+/* The new process answered (or not, within MAIN_UPGRADE_WAIT_S). */
+static void main_upgrade_answer(evutil_socket_t fd, short what, void *arg)
+{
+    struct main_state *ms = arg;
+    char c = 0;
+    ssize_t r = (what & EV_READ) ? recv(fd, &c, 1, 0) : -1;
+    if (r != 1 || c != 'R') {
+        main_upgrade_failed(ms, (what & EV_TIMEOUT) ? "the new process did not start serving "
+                                                      "in time"
+                                                    : "the new process ended before serving");
+        return;
+    }
+    sg_log_info("upgrade: process %d serves on the same sockets; this one (%d) stops gracefully",
+                (int)ms->up.pid, (int)getpid());
+    sg_journal_emit("upgraded",
+                    json_pack("{s:i, s:i}", "old_pid", (int)getpid(), "new_pid", (int)ms->up.pid));
+    close(ms->up.sock);
+    ms->up.sock = -1;
+    if (ms->stops == 0) {
+        ms->stops++;
+        main_stop(ms);
+    }
+}
+
+/* Starts a binary upgrade (SIGUSR2, admin POST upgrade): runs the
+ * executable again and hands it the listening sockets and the runtime
+ * state; we stop once it serves (main_upgrade_answer). */
+static void main_upgrade_go(evutil_socket_t fd, short what, void *arg)
+{
+    struct main_state *ms = arg;
+    if (ms->up.pid > 0 || ms->stops > 0)
+        return;
+    struct sg_lfds lfds = {0};
+    for (uint32_t i = 0; i < ms->gen->nworkers; i++)
+        sg_worker_listeners(ms->gen->workers[i], &lfds);
+    json_t *state = sg_upgrade_state(&ms->gen->pools);
+    /* The new process opens the admin listener itself (the same address). */
+    sg_admin_set_discover(ms->admin, NULL);
+    sg_admin_stop(ms->admin);
+    ms->admin = NULL;
+    char err[300];
+    ms->up.sock = -1;
+    int rc = sg_upgrade_spawn(ms->exe, ms->argv, &lfds, state, &ms->up, err, sizeof(err));
+    json_decref(state);
+    size_t nl = lfds.n;
+    sg_lfds_free(&lfds);
+    if (rc != SG_OK) {
+        ms->up.pid = 0;
+        main_upgrade_failed(ms, err);
+        return;
+    }
+    sg_log_info("upgrade: started %s as process %d with %zu listening sockets", ms->exe,
+                (int)ms->up.pid, nl);
+    if (ms->up_ev != NULL)
+        event_free(ms->up_ev);
+    ms->up_ev = event_new(ms->base, ms->up.sock, EV_READ, main_upgrade_answer, ms);
+    struct timeval tv = {MAIN_UPGRADE_WAIT_S, 0};
+    event_add(ms->up_ev, &tv);
+}
+
+static void main_on_usr2(evutil_socket_t sig, short what, void *arg)
+{
+    sg_log_info("SIGUSR2: binary upgrade");
+    main_upgrade_go(-1, 0, arg);
+}
+
+static json_t *main_upgrade_admin(void *arg)
+{
+    struct main_state *ms = arg;
+    if (ms->up.pid > 0 || ms->stops > 0)
+        return json_pack("{s:b, s:s}", "started", 0, "error",
+                         ms->stops > 0 ? "stopping" : "an upgrade is in progress");
+    /* After the reply has gone out: the handover closes the admin API. */
+    struct timeval tv = {0, 100 * 1000};
+    event_base_once(ms->base, -1, EV_TIMEOUT, main_upgrade_go, ms, &tv);
+    return json_pack("{s:b, s:s, s:i}", "started", 1, "exe", ms->exe, "pid", (int)getpid());
+}
+
+static void main_admin_start(struct main_state *ms)
+{
+    ms->admin = sg_admin_start(ms->base, ms->gen->cfg, &ms->gen->pools, ms->ctl);
+    sg_admin_set_discover(ms->admin, ms->disc);
+    if (ms->cfg_path != NULL)
+        sg_admin_set_reload(ms->admin, main_reload_admin, main_upgrade_admin, ms);
 }
 
 static void print_demo_banner(const struct sg_cfg *cfg)
@@ -293,13 +572,38 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     struct main_state ms = {0};
     ms.base = event_base_new();
+    ms.cfg_path = demo ? NULL : cfg_path;
+    ms.argv = argv;
+    ms.up.sock = -1;
+    ssize_t el = readlink("/proc/self/exe", ms.exe, sizeof(ms.exe) - 1);
+    ms.exe[el > 0 ? (size_t)el : 0] = '\0';
+    /* Started by a binary upgrade: the running process hands over its
+     * listening sockets and runtime state. */
+    int up_fd = -1;
+    struct sg_lfds inherited = {0};
+    json_t *up_state = NULL;
+    const char *up_env = getenv("SURGEGATE_UPGRADE_FD");
+    if (up_env != NULL) {
+        up_fd = atoi(up_env);
+        unsetenv("SURGEGATE_UPGRADE_FD");
+        (void)fcntl(up_fd, F_SETFD, FD_CLOEXEC);
+        char uerr[256];
+        if (sg_upgrade_receive(up_fd, &inherited, &up_state, uerr, sizeof(uerr)) != SG_OK) {
+            sg_log_error("upgrade: %s; not starting (the running process goes on serving)", uerr);
+            close(up_fd);
+            sg_cfg_free(cfg);
+            return 1;
+        }
+        sg_log_info("upgrade: took over %zu listening sockets from the running process",
+                    inherited.n);
+    }
+    ms.log_level_forced = log_level != NULL;
     int rc = 1;
-    struct sg_pools pools = {0};
     struct sg_demo *dm = NULL;
     struct sg_journal *journal = NULL;
-    struct event *sigterm = NULL, *sigint = NULL, *sigusr1 = NULL;
-    struct sg_gate *gates = NULL;
-    if (ms.base == NULL || sg_pools_build(&pools, cfg) != SG_OK)
+    struct event *sigterm = NULL, *sigint = NULL, *sigusr1 = NULL, *sighup = NULL;
+    struct event *sigusr2 = NULL;
+    if (ms.base == NULL)
         goto out;
     char jerr[256];
     journal = sg_journal_new(cfg->journal.path, cfg->journal.size ? cfg->journal.size : 10000, jerr,
@@ -311,11 +615,7 @@ int main(int argc, char **argv)
     ms.journal = journal;
     sg_journal_set_default(journal);
     if (cfg->access_log.path != NULL) {
-        enum sg_alog_format fmt =
-            cfg->access_log.format != NULL && strcmp(cfg->access_log.format, "combined") == 0
-                ? SG_ALOG_COMBINED
-                : SG_ALOG_JSON;
-        ms.alog = sg_alog_open(cfg->access_log.path, fmt, jerr, sizeof(jerr));
+        ms.alog = sg_alog_open(cfg->access_log.path, main_alog_format(cfg), jerr, sizeof(jerr));
         if (ms.alog == NULL) {
             sg_log_error("access log: %s", jerr);
             goto out;
@@ -327,80 +627,84 @@ int main(int argc, char **argv)
             goto out;
     }
     sg_memory_init(cfg->limits.buffer_memory);
-    ms.nworkers = cfg->workers;
-    ms.workers = sg_xcalloc(ms.nworkers, sizeof(*ms.workers));
-    /* Each frontend's maxconn is one limit for all the workers. */
-    gates = sg_xcalloc(cfg->nfrontends > 0 ? cfg->nfrontends : 1, sizeof(*gates));
-    for (size_t i = 0; i < cfg->nfrontends; i++)
-        sg_gate_init(&gates[i], cfg->frontends[i].maxconn, ms.nworkers);
-    /* Bind every listener before any thread starts: a bad port fails now. */
-    for (uint32_t i = 0; i < ms.nworkers; i++) {
-        ms.workers[i] = sg_worker_new(i, ms.nworkers, cfg, &pools, gates);
-        if (ms.workers[i] == NULL)
-            goto out;
-        sg_worker_set_alog(ms.workers[i], ms.alog);
-    }
+    /* Binds every listener before any thread starts: a bad port fails now. */
+    ms.gen = sg_gen_new(cfg, NULL, &inherited, ms.alog, NULL);
+    cfg = NULL; /* the generation's now */
+    if (ms.gen == NULL)
+        goto out;
+    struct sg_gen *g = ms.gen;
+    if (up_state != NULL)
+        sg_log_info("upgrade: runtime state applied to %zu backends",
+                    sg_upgrade_apply(&g->pools, up_state));
     sigterm = evsignal_new(ms.base, SIGTERM, main_on_signal, &ms);
     sigint = evsignal_new(ms.base, SIGINT, main_on_signal, &ms);
     sigusr1 = evsignal_new(ms.base, SIGUSR1, main_on_usr1, &ms);
+    sighup = evsignal_new(ms.base, SIGHUP, main_on_hup, &ms);
+    sigusr2 = evsignal_new(ms.base, SIGUSR2, main_on_usr2, &ms);
+    evsignal_add(sigusr2, NULL);
     evsignal_add(sigusr1, NULL);
+    evsignal_add(sighup, NULL);
     ms.poll_ev = evtimer_new(ms.base, main_poll_stop, &ms);
+    ms.reap_ev = evtimer_new(ms.base, main_reap, &ms);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
-    uint32_t started = 0;
-    for (; started < ms.nworkers; started++)
-        if (sg_worker_start(ms.workers[started]) != SG_OK)
-            break;
-    if (started < ms.nworkers) {
-        main_stop_workers(&ms, started);
+    if (sg_gen_start(g) != SG_OK)
         goto out;
-    }
-    ms.ctl = sg_control_new(ms.base, cfg, &pools, ms.workers, ms.nworkers);
+    ms.ctl = sg_control_new(ms.base, g->cfg, &g->pools, g->workers, g->nworkers);
     if (ms.ctl == NULL) {
-        main_stop_workers(&ms, ms.nworkers);
+        sg_gen_stop(g);
         goto out;
     }
-    ms.health = sg_health_start(ms.base, &pools, main_backend_changed, &ms);
+    ms.health = sg_health_start(ms.base, &g->pools, main_backend_changed, &ms);
     if (ms.health == NULL) {
-        main_stop_workers(&ms, ms.nworkers);
+        sg_gen_stop(g);
         goto out;
     }
     sg_control_set_health(ms.ctl, ms.health);
-    ms.admin = sg_admin_start(ms.base, cfg, &pools, ms.ctl);
-    if (ms.admin == NULL && cfg->admin.line != 0) {
+    ms.disc = sg_discover_new(ms.base, g->cfg, &g->pools, ms.ctl);
+    main_admin_start(&ms);
+    if (ms.admin == NULL && g->cfg->admin.line != 0) {
         sg_log_error("admin: the configured admin listener could not start");
-        main_stop_workers(&ms, ms.nworkers);
+        sg_gen_stop(g);
         goto out;
     }
-    for (size_t i = 0; i < cfg->nfrontends; i++)
-        sg_log_info("frontend '%s' listening on %s", cfg->frontends[i].name,
-                    cfg->frontends[i].listen.text);
-    sg_log_info("surgegate %s started with %u worker%s", SG_VERSION, ms.nworkers,
-                ms.nworkers == 1 ? "" : "s");
+    for (size_t i = 0; i < g->cfg->nfrontends; i++)
+        sg_log_info("frontend '%s' listening on %s", g->cfg->frontends[i].name,
+                    g->cfg->frontends[i].listen.text);
+    sg_log_info("surgegate %s started with %u worker%s", SG_VERSION, g->nworkers,
+                g->nworkers == 1 ? "" : "s");
     sg_journal_emit("config_loaded",
                     json_pack("{s:s, s:i, s:i, s:i}", "file", demo ? "<demo>" : cfg_path, "workers",
-                              (int)ms.nworkers, "pools", (int)cfg->npools, "frontends",
-                              (int)cfg->nfrontends));
+                              (int)g->nworkers, "pools", (int)g->cfg->npools, "frontends",
+                              (int)g->cfg->nfrontends));
     if (demo)
-        print_demo_banner(cfg);
+        print_demo_banner(g->cfg);
+    if (up_fd >= 0) {
+        /* Serving: the process we replace may stop. */
+        if (send(up_fd, "R", 1, MSG_NOSIGNAL) != 1)
+            sg_log_warn("upgrade: could not tell the previous process: %s", strerror(errno));
+        close(up_fd);
+        up_fd = -1;
+        for (size_t i = 0; i < inherited.n; i++) {
+            close(inherited.v[i].fd); /* the workers hold duplicates */
+            inherited.v[i].fd = -1;
+        }
+        sg_journal_emit("upgrade_started", json_pack("{s:i}", "pid", (int)getpid()));
+    }
     event_base_dispatch(ms.base);
-    for (uint32_t i = 0; i < ms.nworkers; i++)
-        sg_worker_join(ms.workers[i]);
     sg_log_info("stopped");
     rc = 0;
 out:
+    sg_admin_set_discover(ms.admin, NULL);
+    sg_discover_free(ms.disc);
     sg_health_stop(ms.health);
     sg_admin_stop(ms.admin);
     sg_control_free(ms.ctl);
-    if (ms.workers != NULL) {
-        for (uint32_t i = 0; i < ms.nworkers; i++)
-            sg_worker_free(ms.workers[i]);
-        free(ms.workers);
-    }
-    if (gates != NULL) {
-        for (size_t i = 0; i < cfg->nfrontends; i++)
-            sg_gate_destroy(&gates[i]);
-        free(gates);
+    sg_gen_free(ms.gen); /* joins its workers (stopped by now) */
+    while (ms.retiring != NULL) {
+        struct sg_gen *r = ms.retiring;
+        ms.retiring = r->next;
+        sg_gen_free(r);
     }
     if (sigterm)
         event_free(sigterm);
@@ -408,10 +712,26 @@ out:
         event_free(sigint);
     if (sigusr1)
         event_free(sigusr1);
+    if (sighup)
+        event_free(sighup);
+    if (sigusr2)
+        event_free(sigusr2);
+    if (ms.up_ev)
+        event_free(ms.up_ev);
+    if (ms.up.sock >= 0)
+        close(ms.up.sock);
+    for (size_t i = 0; i < inherited.n; i++)
+        if (inherited.v[i].fd >= 0)
+            close(inherited.v[i].fd);
+    sg_lfds_free(&inherited);
+    json_decref(up_state);
+    if (up_fd >= 0)
+        close(up_fd);
     if (ms.poll_ev)
         event_free(ms.poll_ev);
+    if (ms.reap_ev)
+        event_free(ms.reap_ev);
     sg_demo_free(dm);
-    sg_pools_free(&pools);
     if (ms.base)
         event_base_free(ms.base);
     sg_alog_close(ms.alog); /* after the workers handed their buffers over */

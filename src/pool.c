@@ -8,6 +8,7 @@
 #include "surgegate/common.h"
 #include "surgegate/lb.h"
 #include "surgegate/log.h"
+#include "surgegate/members.h"
 #include "surgegate/pool.h"
 #include "surgegate/queue.h"
 
@@ -52,8 +53,13 @@ const char *sg_backend_state_name(enum sg_backend_state st)
 /* --------------------------------------------------------------- pools */
 
 /* Free slots a pool keeps for backends added at runtime: enough for its
- * autoscale max, and at least SG_POOL_SPARE_SLOTS. */
+ * autoscale max, and at least SG_POOL_SPARE_SLOTS; plus, for members found
+ * at run time (discover.c), twice what its sources may give (a removed
+ * member's slot is not reused for SG_SLOT_REUSE_MS, so a whole set may be
+ * replaced while the old one drains). */
 #define SG_POOL_SPARE_SLOTS 64u
+/* Most A/AAAA records taken for one host-name backend (discover.c). */
+#define SG_POOL_NAME_MEMBERS 16u
 
 static void backend_slot_init(struct sg_backend *b, struct sg_pool *p, uint32_t id)
 {
@@ -109,14 +115,27 @@ int sg_pools_build(struct sg_pools *ps, const struct sg_cfg *cfg)
         size_t spare = SG_POOL_SPARE_SLOTS;
         if (cp->autoscale.enabled && cp->autoscale.max > spare)
             spare = cp->autoscale.max;
-        p->ncfg = cp->nbackends;
-        p->nbackends = cp->nbackends + spare;
+        size_t numeric = 0;
+        for (size_t j = 0; j < cp->nbackends; j++) {
+            if (cp->backends[j].host != NULL)
+                spare += 2 * SG_POOL_NAME_MEMBERS;
+            else
+                numeric++;
+        }
+        if (cp->discover.enabled)
+            spare += 2 * (size_t)cp->discover.max_members;
+        /* Backends named by a host name get no slot here: their addresses
+         * are added as members once resolved (discover.c). */
+        p->ncfg = numeric;
+        p->nbackends = numeric + spare;
         p->backends = sg_xcalloc(p->nbackends, sizeof(struct sg_backend));
         for (size_t j = 0; j < p->nbackends; j++)
             backend_slot_init(&p->backends[j], p, (uint32_t)j);
-        for (size_t j = 0; j < cp->nbackends; j++) {
+        for (size_t j = 0, k = 0; j < cp->nbackends; j++) {
             const struct sg_cfg_backend *cb = &cp->backends[j];
-            struct sg_backend *b = &p->backends[j];
+            if (cb->host != NULL)
+                continue;
+            struct sg_backend *b = &p->backends[k++];
             b->cfg = cb;
             backend_set_addr(b, cb->address.text, &cb->address.ss, cb->address.sslen);
             atomic_init(&b->weight, cb->weight);
@@ -126,8 +145,8 @@ int sg_pools_build(struct sg_pools *ps, const struct sg_cfg *cfg)
             snprintf(b->reason, sizeof(b->reason), "configured");
             atomic_init(&b->admin, SG_ADMIN_READY);
         }
-        atomic_init(&p->nlive, (uint32_t)cp->nbackends);
-        atomic_init(&p->nused, (uint32_t)cp->nbackends);
+        atomic_init(&p->nlive, (uint32_t)numeric);
+        atomic_init(&p->nused, (uint32_t)numeric);
         atomic_init(&p->members_gen, 1);
     }
     return SG_OK;
@@ -144,13 +163,43 @@ void sg_pools_free(struct sg_pools *ps)
     ps->n = 0;
 }
 
+struct sg_backend *sg_pool_find_addr(struct sg_pool *p, const struct sockaddr *sa)
+{
+    for (size_t i = 0; i < p->nbackends; i++) {
+        struct sg_backend *b = &p->backends[i];
+        if (sg_backend_live(b) && sg_sockaddr_same((const struct sockaddr *)&b->ss, sa))
+            return b;
+    }
+    return NULL;
+}
+
 struct sg_backend *sg_pool_find_backend(struct sg_pool *p, const char *name, size_t len)
 {
+    char text[256];
+    if (len < sizeof(text)) {
+        struct sg_cfg_addr a;
+        char why[160];
+        memcpy(text, name, len);
+        text[len] = '\0';
+        if (sg_cfg_parse_addr(text, &a, why, sizeof(why)) == SG_OK) {
+            struct sg_backend *b = sg_pool_find_addr(p, (const struct sockaddr *)&a.ss);
+            sg_cfg_addr_free(&a);
+            return b;
+        }
+    }
     for (size_t i = 0; i < p->nbackends; i++) {
         struct sg_backend *b = &p->backends[i];
         if (sg_backend_live(b) && strlen(b->name) == len && memcmp(b->name, name, len) == 0)
             return b;
     }
+    return NULL;
+}
+
+struct sg_pool *sg_pools_find(const struct sg_pools *ps, const char *name)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        if (strcmp(ps->pools[i].name, name) == 0)
+            return &ps->pools[i];
     return NULL;
 }
 
@@ -176,8 +225,13 @@ enum sg_ctl_err sg_pool_add_backend(struct sg_pool *p, const char *addr, uint32_
         sg_cfg_addr_free(&a);
         return SG_CTL_BAD_REQUEST;
     }
-    if (sg_pool_find_backend(p, a.text, strlen(a.text)) != NULL) {
-        snprintf(err, errlen, "pool '%s' already has backend %s", p->name, a.text);
+    struct sg_backend *dup = sg_pool_find_addr(p, (const struct sockaddr *)&a.ss);
+    if (dup != NULL) {
+        if (strcmp(dup->name, a.text) == 0)
+            snprintf(err, errlen, "pool '%s' already has backend %s", p->name, a.text);
+        else
+            snprintf(err, errlen, "pool '%s' already has backend %s, the same address as %s",
+                     p->name, dup->name, a.text);
         sg_cfg_addr_free(&a);
         return SG_CTL_EXISTS;
     }

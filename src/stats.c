@@ -115,7 +115,30 @@ static void snap_fini(struct sg_snap *s)
         sg_hwin_free(s->hwin[k]);
         free(s->hcum[k]);
         free(s->hbase[k]);
+        free(s->hcarry[k]);
+        free(s->hat_carry[k]);
     }
+}
+
+static void counts_plus(struct sg_counts *a, const struct sg_counts *b)
+{
+    a->requests += b->requests;
+    for (int i = 0; i < 5; i++)
+        a->responses[i] += b->responses[i];
+    for (int i = 0; i < SG_EK_N; i++)
+        a->errors[i] += b->errors[i];
+    for (int i = 0; i < SG_CE_N; i++)
+        a->client_errors[i] += b->client_errors[i];
+    a->retries += b->retries;
+    a->bytes_in += b->bytes_in;
+    a->bytes_out += b->bytes_out;
+}
+
+static struct sg_hist_dense *hist_dup(const struct sg_hist_dense *h)
+{
+    struct sg_hist_dense *d = sg_xmalloc(sizeof(*d));
+    *d = *h;
+    return d;
 }
 
 struct sg_stats *sg_stats_new(struct sg_pools *pools, struct sg_worker **workers, uint32_t nworkers)
@@ -168,6 +191,35 @@ static bool stats_sum_hist(struct sg_stats *st, size_t pi, long slot, enum sg_la
     return any;
 }
 
+/* The cumulative histogram of kind k of one snapshot: the workers' sums,
+ * less the slot's baseline, plus what earlier generations counted. */
+static void snap_hist_cum(struct sg_stats *st, struct sg_snap *s, size_t pi, long slot, int k)
+{
+    bool any = stats_sum_hist(st, pi, slot, (enum sg_lat)k);
+    if (any && s->hbase[k] != NULL) {
+        const struct sg_hist_dense *bd = s->hbase[k];
+        for (size_t i = 0; i < SG_HIST_NBUCKETS; i++)
+            st->scratch.c[i] = st->scratch.c[i] >= bd->c[i] ? st->scratch.c[i] - bd->c[i] : 0;
+        st->scratch.count = st->scratch.count >= bd->count ? st->scratch.count - bd->count : 0;
+        st->scratch.sum_us = st->scratch.sum_us >= bd->sum_us ? st->scratch.sum_us - bd->sum_us : 0;
+    }
+    if (s->hcarry[k] != NULL) {
+        const struct sg_hist_dense *cd = s->hcarry[k];
+        if (!any)
+            sg_hist_dense_clear(&st->scratch);
+        for (size_t i = 0; i < SG_HIST_NBUCKETS; i++)
+            st->scratch.c[i] += cd->c[i];
+        st->scratch.count += cd->count;
+        st->scratch.sum_us += cd->sum_us;
+        any = true;
+    }
+    if (any) {
+        if (s->hcum[k] == NULL)
+            s->hcum[k] = sg_xcalloc(1, sizeof(struct sg_hist_dense));
+        *s->hcum[k] = st->scratch;
+    }
+}
+
 /* One tick of one snapshot: counts and histograms already summed. */
 static void snap_tick(struct sg_stats *st, struct sg_snap *s, size_t pi, long slot, uint32_t qmax)
 {
@@ -196,21 +248,7 @@ static void snap_tick(struct sg_stats *st, struct sg_snap *s, size_t pi, long sl
             s->queue_depth_max = s->qdepth_ring[i];
 
     for (int k = 0; k < SG_LAT_N; k++) {
-        if (stats_sum_hist(st, pi, slot, (enum sg_lat)k)) {
-            if (s->hbase[k] != NULL) {
-                const struct sg_hist_dense *bd = s->hbase[k];
-                for (size_t i = 0; i < SG_HIST_NBUCKETS; i++)
-                    st->scratch.c[i] =
-                        st->scratch.c[i] >= bd->c[i] ? st->scratch.c[i] - bd->c[i] : 0;
-                st->scratch.count =
-                    st->scratch.count >= bd->count ? st->scratch.count - bd->count : 0;
-                st->scratch.sum_us =
-                    st->scratch.sum_us >= bd->sum_us ? st->scratch.sum_us - bd->sum_us : 0;
-            }
-            if (s->hcum[k] == NULL)
-                s->hcum[k] = sg_xcalloc(1, sizeof(struct sg_hist_dense));
-            *s->hcum[k] = st->scratch;
-        }
+        snap_hist_cum(st, s, pi, slot, k);
         if (s->hcum[k] == NULL)
             continue;
         sg_hwin_tick(s->hwin[k], s->hcum[k]);
@@ -221,14 +259,53 @@ static void snap_tick(struct sg_stats *st, struct sg_snap *s, size_t pi, long sl
     }
 }
 
+/* The cumulative counts of a pool's snapshot, of a backend slot's (and
+ * its connections). */
+static void snap_pool_counts(struct sg_stats *st, size_t pi)
+{
+    struct sg_snap *ps = &st->psnap[pi];
+    ps->cum = ps->carry;
+    for (uint32_t w = 0; w < st->nworkers; w++)
+        counts_add(&ps->cum, &st->workers[w]->wpools[pi].st);
+}
+
+static void snap_backend_counts(struct sg_stats *st, size_t pi, size_t j)
+{
+    struct sg_snap *bs = &st->bsnap[pi][j];
+    memset(&bs->cum, 0, sizeof(bs->cum));
+    bs->conns_active = bs->conns_idle = 0;
+    for (uint32_t w = 0; w < st->nworkers; w++) {
+        struct sg_wbackend *wb = &st->workers[w]->wpools[pi].wb[j];
+        counts_add(&bs->cum, &wb->st);
+        bs->conns_active += atomic_load_explicit(&wb->st.conns_active, memory_order_relaxed);
+        bs->conns_idle += atomic_load_explicit(&wb->nidle, memory_order_relaxed);
+    }
+    counts_sub(&bs->cum, &bs->base);
+    counts_plus(&bs->cum, &bs->carry);
+}
+
+/* Counts and cumulative histograms brought up to now, the windows left as
+ * they are (a reload, between ticks). */
+static void stats_refresh(struct sg_stats *st)
+{
+    for (size_t pi = 0; pi < st->pools->n; pi++) {
+        snap_pool_counts(st, pi);
+        for (int k = 0; k < SG_LAT_N; k++)
+            snap_hist_cum(st, &st->psnap[pi], pi, -1, k);
+        for (size_t j = 0, n = sg_pool_nused(&st->pools->pools[pi]); j < n; j++) {
+            snap_backend_counts(st, pi, j);
+            for (int k = 0; k < SG_LAT_N; k++)
+                snap_hist_cum(st, &st->bsnap[pi][j], pi, (long)j, k);
+        }
+    }
+}
+
 void sg_stats_tick(struct sg_stats *st)
 {
     for (size_t pi = 0; pi < st->pools->n; pi++) {
         struct sg_pool *p = &st->pools->pools[pi];
         struct sg_snap *ps = &st->psnap[pi];
-        memset(&ps->cum, 0, sizeof(ps->cum));
-        for (uint32_t w = 0; w < st->nworkers; w++)
-            counts_add(&ps->cum, &st->workers[w]->wpools[pi].st);
+        snap_pool_counts(st, pi);
         uint32_t pq = atomic_exchange(&p->queue.depth_max, atomic_load(&p->queue.depth));
         uint32_t pact = 0, pidle = 0;
         size_t n = sg_pool_nused(p);
@@ -236,16 +313,7 @@ void sg_stats_tick(struct sg_stats *st)
             struct sg_backend *b = &p->backends[j];
             struct sg_snap *bs = &st->bsnap[pi][j];
             uint32_t bq = atomic_exchange(&b->queue_depth_max, atomic_load(&b->queue_depth));
-            memset(&bs->cum, 0, sizeof(bs->cum));
-            bs->conns_active = bs->conns_idle = 0;
-            for (uint32_t w = 0; w < st->nworkers; w++) {
-                struct sg_wbackend *wb = &st->workers[w]->wpools[pi].wb[j];
-                counts_add(&bs->cum, &wb->st);
-                bs->conns_active +=
-                    atomic_load_explicit(&wb->st.conns_active, memory_order_relaxed);
-                bs->conns_idle += atomic_load_explicit(&wb->nidle, memory_order_relaxed);
-            }
-            counts_sub(&bs->cum, &bs->base);
+            snap_backend_counts(st, pi, j);
             pact += bs->conns_active;
             pidle += bs->conns_idle;
             if (sg_backend_live(b))
@@ -276,6 +344,91 @@ void sg_stats_slot_reset(struct sg_stats *st, const struct sg_backend *b)
             bs->hbase[k] = sg_xmalloc(sizeof(struct sg_hist_dense));
             *bs->hbase[k] = st->scratch;
         }
+}
+
+/* One snapshot's history moves from `from` to `to`; `from` remembers what
+ * it handed over (sg_stats_fold adds what it counts after). */
+static void snap_carry(struct sg_snap *to, struct sg_snap *from)
+{
+    to->carry = from->cum;
+    to->cum = from->cum; /* what readers see until the next tick */
+    from->at_carry = from->cum;
+    memcpy(to->ring, from->ring, sizeof(to->ring));
+    to->ring_pos = from->ring_pos;
+    to->ring_n = from->ring_n;
+    memcpy(to->qdepth_ring, from->qdepth_ring, sizeof(to->qdepth_ring));
+    to->queue_depth_max = from->queue_depth_max;
+    to->rps = from->rps;
+    to->error_rate = from->error_rate;
+    for (int k = 0; k < SG_LAT_N; k++) {
+        if (from->hcum[k] == NULL)
+            continue;
+        free(to->hcarry[k]);
+        free(to->hcum[k]);
+        free(from->hat_carry[k]);
+        from->hat_carry[k] = hist_dup(from->hcum[k]);
+        to->hcarry[k] = hist_dup(from->hcum[k]);
+        to->hcum[k] = hist_dup(from->hcum[k]);
+        sg_hwin_free(to->hwin[k]);
+        to->hwin[k] = from->hwin[k];
+        from->hwin[k] = NULL;
+        memcpy(to->sum[k], from->sum[k], sizeof(to->sum[k]));
+    }
+}
+
+/* Calls fn(to's snapshot, from's) for each pool and live backend of `to`
+ * that `from` has by name. */
+static void stats_pair(struct sg_stats *to, struct sg_stats *from,
+                       void (*fn)(struct sg_snap *t, struct sg_snap *f))
+{
+    for (size_t i = 0; i < to->pools->n; i++) {
+        struct sg_pool *p = &to->pools->pools[i];
+        const struct sg_pool *op = sg_pools_find(from->pools, p->name);
+        if (op == NULL)
+            continue;
+        fn(&to->psnap[i], &from->psnap[op->id]);
+        for (size_t j = 0, n = sg_pool_nused(p); j < n; j++) {
+            struct sg_backend *b = &p->backends[j];
+            if (!sg_backend_live(b))
+                continue;
+            const struct sg_backend *ob =
+                sg_pool_find_backend((struct sg_pool *)op, b->name, strlen(b->name));
+            if (ob != NULL)
+                fn(&to->bsnap[i][j], &from->bsnap[op->id][ob->id]);
+        }
+    }
+}
+
+void sg_stats_carry(struct sg_stats *to, struct sg_stats *from)
+{
+    stats_refresh(from);
+    stats_pair(to, from, snap_carry);
+}
+
+/* What `from` counted after it was carried goes to `to`'s carry. */
+static void snap_fold(struct sg_snap *to, struct sg_snap *from)
+{
+    struct sg_counts d = from->cum;
+    counts_sub(&d, &from->at_carry);
+    counts_plus(&to->carry, &d);
+    for (int k = 0; k < SG_LAT_N; k++) {
+        const struct sg_hist_dense *now = from->hcum[k], *then = from->hat_carry[k];
+        if (now == NULL)
+            continue;
+        if (to->hcarry[k] == NULL)
+            to->hcarry[k] = sg_xcalloc(1, sizeof(struct sg_hist_dense));
+        struct sg_hist_dense *c = to->hcarry[k];
+        for (size_t i = 0; i < SG_HIST_NBUCKETS; i++)
+            c->c[i] += now->c[i] - (then != NULL && then->c[i] <= now->c[i] ? then->c[i] : 0);
+        c->count += now->count - (then != NULL && then->count <= now->count ? then->count : 0);
+        c->sum_us += now->sum_us - (then != NULL && then->sum_us <= now->sum_us ? then->sum_us : 0);
+    }
+}
+
+void sg_stats_fold(struct sg_stats *to, struct sg_stats *from)
+{
+    stats_refresh(from);
+    stats_pair(to, from, snap_fold);
 }
 
 const struct sg_snap *sg_stats_backend(const struct sg_stats *st, const struct sg_backend *b)

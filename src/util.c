@@ -27,6 +27,16 @@ void *sg_xcalloc(size_t nmemb, size_t n)
     return p;
 }
 
+void *sg_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (q == NULL) {
+        fputs("surgegate: out of memory\n", stderr);
+        abort();
+    }
+    return q;
+}
+
 char *sg_xstrdup(const char *s)
 {
     size_t n = strlen(s) + 1;

@@ -1,6 +1,7 @@
 /* worker.c: worker threads: event_base, SO_REUSEPORT listeners, accepting
  * under the frontend's shared connection limit (gate.c) and graceful stop. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -314,8 +315,55 @@ void sg_worker_kick(struct sg_worker *w)
     sg_worker_wake(w);
 }
 
+void sg_lfds_add(struct sg_lfds *t, uint32_t worker, const struct sockaddr_storage *ss,
+                 socklen_t sslen, int fd)
+{
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 16;
+        t->v = sg_xrealloc(t->v, t->cap * sizeof(*t->v));
+    }
+    struct sg_lfd *l = &t->v[t->n++];
+    memset(l, 0, sizeof(*l));
+    l->worker = worker;
+    memcpy(&l->ss, ss, sslen);
+    l->sslen = sslen;
+    l->fd = fd;
+}
+
+void sg_lfds_free(struct sg_lfds *t)
+{
+    free(t->v);
+    memset(t, 0, sizeof(*t));
+}
+
+void sg_worker_listeners(const struct sg_worker *w, struct sg_lfds *t)
+{
+    for (size_t i = 0; w->fes != NULL && i < w->cfg->nfrontends; i++) {
+        const struct sg_wfrontend *fe = &w->fes[i];
+        if (fe->fd >= 0)
+            sg_lfds_add(t, w->id, &fe->cfg->listen.ss, fe->cfg->listen.sslen, fe->fd);
+    }
+}
+
+/* A duplicate of the inherited listening socket of worker id for the
+ * address a, or -1. The descriptor belongs to a worker of the running
+ * generation (its descriptors change only when it stops, which the main
+ * thread, our caller, asks for after this) or came from the process being
+ * replaced. */
+static int worker_reuse_fd(const struct sg_lfds *t, uint32_t id, const struct sg_cfg_addr *a)
+{
+    for (size_t i = 0; t != NULL && i < t->n; i++) {
+        const struct sg_lfd *l = &t->v[i];
+        if (l->worker == id && l->fd >= 0 && l->sslen == a->sslen &&
+            memcmp(&l->ss, &a->ss, a->sslen) == 0)
+            return fcntl(l->fd, F_DUPFD_CLOEXEC, 0);
+    }
+    return -1;
+}
+
 struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_cfg *cfg,
-                                struct sg_pools *pools, struct sg_gate *gates)
+                                struct sg_pools *pools, struct sg_gate *gates,
+                                const struct sg_lfds *inherit)
 {
     SG_BUG_ON(cfg->nfrontends > 0 && (gates == NULL || id >= nworkers));
     struct sg_worker *w = sg_xcalloc(1, sizeof(*w));
@@ -362,7 +410,9 @@ struct sg_worker *sg_worker_new(uint32_t id, uint32_t nworkers, const struct sg_
         fe->cfg = &cfg->frontends[i];
         fe->gate = &gates[i];
         sg_gate_set_wake(fe->gate, id, worker_gate_wake, w);
-        int fd = worker_listen_fd(&fe->cfg->listen, id);
+        int fd = worker_reuse_fd(inherit, id, &fe->cfg->listen);
+        if (fd < 0)
+            fd = worker_listen_fd(&fe->cfg->listen, id);
         if (fd == -2)
             continue;
         if (fd < 0) {
@@ -468,6 +518,11 @@ void sg_worker_stop(struct sg_worker *w)
 {
     atomic_store(&w->stop_req, true);
     sg_worker_wake(w);
+}
+
+bool sg_worker_done(const struct sg_worker *w)
+{
+    return atomic_load(&w->done);
 }
 
 void sg_worker_join(struct sg_worker *w)

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "surgegate/admin-t.h"
 #include "surgegate/cfg-t.h"
 #include "surgegate/control-t.h"
@@ -12,6 +14,7 @@
 struct event_base;
 struct sg_admin;
 struct sg_control;
+struct sg_discover;
 
 /* Listens on cfg->admin.listen (a unix socket is created mode 0600). NULL
  * when it cannot (logged); an explicitly configured listener that fails is
@@ -20,6 +23,18 @@ struct sg_control;
 struct sg_admin *sg_admin_start(struct event_base *base, const struct sg_cfg *cfg,
                                 struct sg_pools *pools, struct sg_control *ctl);
 void sg_admin_stop(struct sg_admin *a);
+/* POST reload calls reload, which reloads the configuration and returns its
+ * report ({"reloaded": true|false, ...}; 200 or 400); POST upgrade calls
+ * upgrade, which starts a binary upgrade ({"started": true|false, ...};
+ * 202 or 409). */
+void sg_admin_set_reload(struct sg_admin *a, json_t *(*reload)(void *arg),
+                         json_t *(*upgrade)(void *arg), void *arg);
+/* A reload: the admin API serves the new generation's pools (and reads its
+ * admin settings: tokens, deny_backends). Its listener stays. */
+void sg_admin_retarget(struct sg_admin *a, const struct sg_cfg *cfg, struct sg_pools *pools);
+/* The discovery state to show (GET pools/{pool}: "discover"; /metrics); NULL:
+ * none. Main thread. */
+void sg_admin_set_discover(struct sg_admin *a, struct sg_discover *d);
 
 /* Parses the JSON body (len bytes, need not be NUL-terminated) sent to the
  * endpoint `kind`. Returns SG_CTL_OK with *rq filled (the caller frees it

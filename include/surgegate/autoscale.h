@@ -52,6 +52,12 @@ const char *sg_as_metric_at(size_t i);
  * bounded by the scale_down_window (at most ~3600 samples). */
 struct sg_as *sg_as_new(const struct sg_cfg_autoscale *cfg);
 
+/* A reload: `to` (built from the new configuration) takes over from
+ * `from` its scale-up cooldown, its scale-down window's recommendations,
+ * and the running conditions of the rules that stay the same at the same
+ * place (metric, kind, value). */
+void sg_as_carry(struct sg_as *to, const struct sg_as *from);
+
 /* Frees the engine. NULL is a no-op. */
 void sg_as_free(struct sg_as *as);
 

@@ -100,7 +100,10 @@ struct sg_cfg_health {
 };
 
 struct sg_cfg_backend {
-    struct sg_cfg_addr address;
+    struct sg_cfg_addr address; /* a host name: text only (ss is AF_UNSPEC), see host */
+    char *host;       /* the host name of "name:port", resolved at run time (discover.c); NULL
+                       * for a numeric address */
+    uint16_t port;    /* of a host name */
     uint32_t weight;  /* 0..256, default 1 */
     uint32_t maxconn; /* 0 = unlimited, default 0 */
     bool backup;
@@ -170,6 +173,22 @@ enum sg_hash_src {
 };
 #define SG_HASH_NAME_OFF 7 /* strlen("header:") == strlen("cookie:") */
 
+/* "discover" group of a pool: where its members come from at run time
+ * (discover.c). Exactly one of dns_srv, file, command. */
+struct sg_cfg_discover {
+    bool enabled;         /* the group is written */
+    char *dns_srv;        /* SRV name: "_http._tcp.app.service.consul" */
+    char *file;           /* absolute path of a member list */
+    char **command;       /* NULL-terminated argv printing the members as JSON */
+    uint32_t interval_ms; /* "interval": look again every; default 5s */
+    uint32_t timeout_ms;  /* "timeout": a command's run time limit; default 10s */
+    uint32_t weight;      /* members' weight when the source gives none; default 1 */
+    uint32_t maxconn;     /* members' maxconn; default: the pool's first backend's, else 0 */
+    bool set_maxconn;     /* "maxconn" written */
+    uint32_t max_members; /* most members taken from one answer; default 64 */
+    int line;
+};
+
 struct sg_cfg_pool {
     char *name;
     char *balance;     /* a balancer name (lb.c); default: sg_lb_default() */
@@ -188,6 +207,7 @@ struct sg_cfg_pool {
     struct sg_cfg_backend *backends;
     size_t nbackends;
     struct sg_cfg_autoscale autoscale;
+    struct sg_cfg_discover discover;
     int line;
 };
 
@@ -265,6 +285,11 @@ struct sg_cfg {
     struct sg_cfg_accesslog access_log;
     struct sg_cfg_journal journal;
     struct sg_cfg_cluster cluster;
+    /* "resolvers": name servers "ip" or "ip:port" (NULL-terminated; NULL =
+     * /etc/resolv.conf), for host-name backends and dns_srv discovery */
+    char **resolvers;
+    uint32_t resolve_interval_ms; /* "resolve_interval": host names re-resolved at their
+                                   * TTL but at most this often; default 5s */
 };
 
 #endif

@@ -48,6 +48,7 @@
  * the request path handles allocation failure by failing the request. */
 void *sg_xmalloc(size_t n);
 void *sg_xcalloc(size_t nmemb, size_t n);
+void *sg_xrealloc(void *p, size_t n);
 char *sg_xstrdup(const char *s);
 
 /* Monotonic clock in milliseconds / microseconds. */

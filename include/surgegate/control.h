@@ -29,6 +29,16 @@ struct sg_cluster;
 struct sg_control *sg_control_new(struct event_base *base, const struct sg_cfg *cfg,
                                   struct sg_pools *pools, struct sg_worker **workers,
                                   uint32_t nworkers);
+/* A reload: the control plane moves to the new generation (its
+ * configuration, pools and workers), carrying over each pool's state by
+ * name (sg_stats_carry, sg_as_carry, hooks in flight, alert states).
+ * Returns the old generation's statistics, for sg_control_fold once its
+ * workers have ended (before its pools are freed). */
+struct sg_stats *sg_control_reload(struct sg_control *ctl, const struct sg_cfg *cfg,
+                                   struct sg_pools *pools, struct sg_worker **workers,
+                                   uint32_t nworkers);
+/* Adds what an old generation counted while draining, and frees `old`. */
+void sg_control_fold(struct sg_control *ctl, struct sg_stats *old);
 void sg_control_free(struct sg_control *ctl);
 void sg_control_set_health(struct sg_control *ctl, struct sg_health *h);
 
@@ -38,7 +48,7 @@ struct sg_stats *sg_control_stats(const struct sg_control *ctl);
  * alone). */
 struct sg_cluster *sg_control_cluster(const struct sg_control *ctl);
 
-/* The process is stopping: a cluster member steps down at once (its lease
+/* The process is stopping (NULL: no-op): a cluster member steps down at once (its lease
  * revoked) instead of holding the leader role until the TTL runs out. */
 void sg_control_stopping(struct sg_control *ctl);
 

@@ -19,8 +19,16 @@ static inline size_t sg_pool_nused(const struct sg_pool *p)
     return atomic_load_explicit(&p->nused, memory_order_acquire);
 }
 
-/* The live backend named `name` (address text), or NULL. Any thread. */
+/* The live backend at `name`, an address compared canonically (parsed as
+ * the config does: "localhost:80" finds "127.0.0.1:80", "[::ffff:1.2.3.4]:80"
+ * finds "1.2.3.4:80"); a name that does not parse is compared as text. NULL
+ * when none. Any thread. */
 struct sg_backend *sg_pool_find_backend(struct sg_pool *p, const char *name, size_t len);
+/* The pool named `name`, or NULL. */
+struct sg_pool *sg_pools_find(const struct sg_pools *ps, const char *name);
+/* The live backend whose socket address is sa's endpoint (sg_sockaddr_same),
+ * or NULL. Any thread. */
+struct sg_backend *sg_pool_find_addr(struct sg_pool *p, const struct sockaddr *sa);
 
 /* Adds a backend at runtime (admin API, hook output) in a free slot: address
  * "host:port" / "[v6]:port" / "unix:/path" (numeric). checking: the pool

@@ -56,7 +56,9 @@ struct sg_counts {
 /* The control thread's view of one backend slot or one pool. */
 struct sg_snap {
     struct sg_counts base;                      /* cumulative at the slot's (re)fill: subtracted */
-    struct sg_counts cum;                       /* cumulative now (minus base) */
+    struct sg_counts cum;                       /* cumulative now (minus base, plus carry) */
+    struct sg_counts carry;                     /* what earlier generations counted (reload) */
+    struct sg_counts at_carry;                  /* cum when carried to the next generation */
     struct sg_counts ring[SG_RATE_SECONDS + 1]; /* cum at the last ticks */
     unsigned ring_pos, ring_n;
     uint32_t conns_active, conns_idle;
@@ -65,6 +67,8 @@ struct sg_snap {
     double rps, error_rate;                /* over the last 10 s */
     struct sg_hist_dense *hcum[SG_LAT_N];  /* cumulative (for /metrics); NULL until used */
     struct sg_hist_dense *hbase[SG_LAT_N]; /* worker totals at the slot's refill, subtracted */
+    struct sg_hist_dense *hcarry[SG_LAT_N]; /* earlier generations' histograms, added */
+    struct sg_hist_dense *hat_carry[SG_LAT_N]; /* hcum when carried to the next generation */
     struct sg_hwin *hwin[SG_LAT_N];
     struct sg_hist_summary sum[SG_LAT_N][SG_WIN_N];
 };

@@ -22,6 +22,16 @@ struct sg_stats;
 struct sg_stats *sg_stats_new(struct sg_pools *pools, struct sg_worker **workers,
                               uint32_t nworkers);
 void sg_stats_free(struct sg_stats *st);
+/* A reload: `to` (over the new generation's pools and workers, whose
+ * runtime state was carried already) takes over the counts, histograms,
+ * rate samples and windows of `from`'s pools and backends of the same
+ * name, so that counters never go back and percentiles keep their window.
+ * `from` keeps its counts (not its windows) for sg_stats_fold. */
+void sg_stats_carry(struct sg_stats *to, struct sg_stats *from);
+/* The generation `from` counted for has ended: what it counted after
+ * sg_stats_carry (the requests it finished while draining) is added to
+ * `to`'s pools and backends of the same names. Free `from` next. */
+void sg_stats_fold(struct sg_stats *to, struct sg_stats *from);
 
 /* Once a second: sums the workers, advances the windows, recomputes rates,
  * percentiles and the queue depth maxima. */

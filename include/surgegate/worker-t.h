@@ -31,6 +31,20 @@ struct sg_alog_w;
 struct sg_iobatch;
 
 /* Per worker, per frontend. */
+/* Listening sockets a new generation or a new process takes over (reload,
+ * binary upgrade): each the socket of worker `worker` for address ss. */
+struct sg_lfd {
+    uint32_t worker;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    int fd; /* not owned by the table: sg_worker_new takes a duplicate */
+};
+
+struct sg_lfds {
+    struct sg_lfd *v;
+    size_t n, cap;
+};
+
 struct sg_wfrontend {
     struct sg_worker *w;
     const struct sg_cfg_frontend *cfg;

@@ -40,6 +40,10 @@ static const char usage_text[] =
     "  weight POOL ADDRESS N           set a backend's weight\n"
     "  events [--since TIME|DURATION]  the event journal (e.g. --since 5m, 1h, 30s,\n"
     "                                  or --since 2026-11-30T19:40:00Z)\n"
+    "  reload                          reload surgegate's configuration file in place\n"
+    "                                  (a file with an error is refused: nothing changes)\n"
+    "  upgrade                         binary upgrade: surgegate runs its executable again,\n"
+    "                                  hands it its sockets and state, and stops\n"
     "\n"
     "options (before or after the command):\n"
     "  --admin ADDR   unix:/path or host:port (default: $SURGEGATE_ADMIN, else\n"
@@ -665,6 +669,48 @@ static int cmd_weight(const struct opts *o)
                   json_pack("{s:I}", "weight", (json_int_t)w), done);
 }
 
+static int cmd_reload(const struct opts *o)
+{
+    json_t *res;
+    json_t *body = json_object();
+    int rc = api("POST", "/api/v1/reload", body, &res);
+    json_decref(body);
+    if (rc == EXIT_OK) {
+        if (o->json) {
+            print_json(res);
+        } else {
+            json_t *rt = json_object_get(res, "runtime_backends");
+            printf("reloaded %s in %.1f ms: %lld backends carried over, %zu added at runtime "
+                   "kept\n",
+                   json_string_value(json_object_get(res, "file")),
+                   json_number_value(json_object_get(res, "duration_ms")),
+                   (long long)json_integer_value(json_object_get(res, "carried")),
+                   json_array_size(rt));
+        }
+    }
+    json_decref(res);
+    return rc;
+}
+
+static int cmd_upgrade(const struct opts *o)
+{
+    json_t *res;
+    json_t *body = json_object();
+    int rc = api("POST", "/api/v1/upgrade", body, &res);
+    json_decref(body);
+    if (rc == EXIT_OK) {
+        if (o->json)
+            print_json(res);
+        else
+            printf("upgrade started: process %lld runs %s again and hands over its sockets; it "
+                   "stops once the new one serves (see the log and `surgectl events`)\n",
+                   (long long)json_integer_value(json_object_get(res, "pid")),
+                   json_string_value(json_object_get(res, "exe")));
+    }
+    json_decref(res);
+    return rc;
+}
+
 /* ---- events ---- */
 
 /* --since: an ISO-8601 time as given, or a duration (30s, 5m, 1h, 2d, 500ms)
@@ -790,7 +836,8 @@ static const struct command commands[] = {
     {"add", 2, "POOL ADDRESS", cmd_add},     {"remove", 2, "POOL ADDRESS", cmd_remove},
     {"drain", 2, "POOL ADDRESS", cmd_state}, {"ready", 2, "POOL ADDRESS", cmd_state},
     {"maint", 2, "POOL ADDRESS", cmd_state}, {"weight", 3, "POOL ADDRESS N", cmd_weight},
-    {"events", 0, "", cmd_events},
+    {"events", 0, "", cmd_events},           {"reload", 0, "", cmd_reload},
+    {"upgrade", 0, "", cmd_upgrade},
 };
 
 /* Matches "--name" or "--name=value". Returns 0 no match, 1 match (value

@@ -122,7 +122,7 @@ static struct fz_proxy *fz_proxy_get(void)
     if (sg_pools_build(&fp.pools, fp.cfg) != SG_OK)
         abort();
     sg_gate_init(&fp.gate, fp.cfg->frontends[0].maxconn, 1);
-    fp.w = sg_worker_new(0, 1, fp.cfg, &fp.pools, &fp.gate);
+    fp.w = sg_worker_new(0, 1, fp.cfg, &fp.pools, &fp.gate, NULL);
     if (fp.w == NULL)
         abort();
     return &fp;

@@ -1,6 +1,8 @@
 """q12: a backend that accepts and never answers, under load, with the
-default health checks (no "health" group: GET / every 2 s, timeout 1 s,
-fall 3).
+default health checks (GET / every 2 s, timeout 1 s, fall 3) and the stall
+watch off (`health = { stall_timeout = "0s"; }`: this test is about the
+checks; q16_stall_watch and q13_failover test the stall watch, which takes
+such a backend down after 1 s).
 
 Pool: A (sg-testbackend) and H (a socket server that accepts, reads and
 never writes), roundrobin, timeouts.server 30 s, 2 workers. 16 keep-alive
@@ -85,7 +87,8 @@ CLIENTS = 16
 def main():
     with Backend("A", log=False) as a, HungServer() as h:
         fe = free_port()
-        cfg = proxy_config(fe, [a.addr, h.addr], workers=2, timeouts={"server": "30s"})
+        cfg = proxy_config(fe, [a.addr, h.addr], workers=2, timeouts={"server": "30s"},
+                           extra_pool='health = { stall_timeout = "0s"; };')
         with Proxy(cfg, listen_port=fe) as proxy:
             t0 = time.monotonic()
             seen = {}

@@ -1319,9 +1319,9 @@ static void test_outlier(void **state)
                  "'max_ejection' in outlier of pool 'app' is 25h, out of range 100ms..24h");
     expect_error(POOL_OK("outlier = { max_ejection = \"99ms\"; };"), 5, "out of range 100ms..24h");
     expect_error(POOL_OK("outlier = { base_ejection = 30; };"), 5, "duration needs a unit");
-    expect_error(
-        POOL_OK("outlier = {\n  interval = \"5s\"; };"), 6,
-        "unknown key 'interval' in outlier of pool 'app' ('interval' belongs in health or queue)");
+    expect_error(POOL_OK("outlier = {\n  interval = \"5s\"; };"), 6,
+                 "unknown key 'interval' in outlier of pool 'app' ('interval' belongs in health or "
+                 "queue or discover)");
     expect_error(POOL_OK("outlier = {\n  consecutive_5xx = 5; };"), 6,
                  "unknown key 'consecutive_5xx' in outlier of pool 'app'");
     expect_error(POOL_OK("outlier = { max_ejections = \"1m\"; };"), 5,

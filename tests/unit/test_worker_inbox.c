@@ -84,8 +84,8 @@ static bool wait_grants(unsigned n)
 static void test_grant_from_other_thread(void **state)
 {
     atomic_store(&ngrants, 0);
-    struct sg_worker *a = sg_worker_new(0, 2, &cfg, &up.pools, NULL);
-    struct sg_worker *b = sg_worker_new(1, 2, &cfg, &up.pools, NULL);
+    struct sg_worker *a = sg_worker_new(0, 2, &cfg, &up.pools, NULL, NULL);
+    struct sg_worker *b = sg_worker_new(1, 2, &cfg, &up.pools, NULL, NULL);
     assert_non_null(a);
     assert_non_null(b);
     struct sg_backend *be = &up.b[0];
@@ -117,7 +117,7 @@ static void test_grant_from_other_thread(void **state)
 static void test_grant_on_own_thread_runs_next_turn(void **state)
 {
     atomic_store(&ngrants, 0);
-    struct sg_worker *a = sg_worker_new(0, 1, &cfg, &up.pools, NULL);
+    struct sg_worker *a = sg_worker_new(0, 1, &cfg, &up.pools, NULL, NULL);
     assert_non_null(a);
     struct sg_backend *be = &up.b[0];
     assert_true(sg_backend_take_slot(be, sg_now_ms()));
@@ -161,8 +161,8 @@ static void *racer_main(void *arg)
 static void test_cancel_races_grant(void **state)
 {
     atomic_store(&ngrants, 0);
-    struct sg_worker *a = sg_worker_new(0, 2, &cfg, &up.pools, NULL);
-    struct racer r = {.b = sg_worker_new(1, 2, &cfg, &up.pools, NULL), .rounds = 1000};
+    struct sg_worker *a = sg_worker_new(0, 2, &cfg, &up.pools, NULL, NULL);
+    struct racer r = {.b = sg_worker_new(1, 2, &cfg, &up.pools, NULL, NULL), .rounds = 1000};
     assert_non_null(a);
     assert_non_null(r.b);
     pthread_barrier_init(&r.go, NULL, 2);
