@@ -958,7 +958,8 @@ struct sg_cluster *sg_control_cluster(const struct sg_control *ctl)
 
 void sg_control_stopping(struct sg_control *ctl)
 {
-    sg_cluster_step_down(ctl->cluster);
+    if (ctl != NULL)
+        sg_cluster_step_down(ctl->cluster);
 }
 
 void sg_control_metrics(const struct sg_control *ctl, struct evbuffer *out)

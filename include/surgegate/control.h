@@ -38,7 +38,7 @@ struct sg_stats *sg_control_stats(const struct sg_control *ctl);
  * alone). */
 struct sg_cluster *sg_control_cluster(const struct sg_control *ctl);
 
-/* The process is stopping: a cluster member steps down at once (its lease
+/* The process is stopping (NULL: no-op): a cluster member steps down at once (its lease
  * revoked) instead of holding the leader role until the TTL runs out. */
 void sg_control_stopping(struct sg_control *ctl);
 
