@@ -7,11 +7,13 @@ and each its own recording scale_up hook. cluster.ttl = 2s. Each instance
 gets 3 client connections of load, so each one's own inflight_per_backend
 is about 3 (never above 5) while the sum over the three is about 9.
 
-(0) surgegate -t refuses a bad cluster group with file:line (URL, ttl); an
+(0) surgegate -t refuses a bad cluster group with file:line (URL, ttl);
+    without the group: role "alone", no cluster metrics, no role line; an
     "etcd" answering garbage (bad JSON, wrong types, bad base64, errors,
     a "succeeded" txn without a lease...) never makes a leader, a crash or a
     hook run.
-(A) one leader is elected; every instance sees three members; the summed
+(A) one leader is elected (c's first etcd endpoint refuses connections:
+    it goes on to the next); every instance sees three members; the summed
     metric (about 9) decides a scale-up no instance's own (about 3) would:
     exactly one instance (the leader) runs the hook; the followers journal
     scale_skipped "not the leader"; surgegate_cluster_leader is 1 on the
@@ -80,13 +82,16 @@ class Etcd:
         stop_process(self.proc)
 
 
-def config(fe, b, hook, name, etcd_url):
+def config(fe, b, hook, name, etcd_url, dead_first=False):
     auto = ('autoscale = { min = 1; max = 8; step = 1; hook_timeout = "3s"; '
             'scale_up_cooldown = "%ds"; scale_down_window = "300s"; '
             'rules = ( { metric = "inflight_per_backend"; above = 5.0; for = "2s"; } ); '
             'scale_up_hook = [ "%s", "%s" ]; };' % (COOLDOWN_S, hook.path, name))
-    top = ('cluster = { etcd = [ "%s" ]; name = "%s"; ttl = "%ds"; prefix = "/a06/"; };'
-           % (etcd_url, name, TTL_S))
+    urls = '"%s"' % etcd_url
+    if dead_first:  # an endpoint that refuses connections, then the real one
+        urls = '"http://127.0.0.1:%d", %s' % (dead_port(), urls)
+    top = ('cluster = { etcd = [ %s ]; name = "%s"; ttl = "%ds"; prefix = "/a06/"; };'
+           % (urls, name, TTL_S))
     return proxy_config(fe, [{"address": b.addr, "maxconn": 50}], workers=1, maxqueue=100,
                         extra_pool=auto, extra_top=top)
 
@@ -124,6 +129,15 @@ def part_check():
                 'name = "n1"; };\n')
     r = subprocess.run([SG_BIN, "-t", "-c", path], capture_output=True, text=True, timeout=10)
     check_eq(r.returncode, 0, "surgegate -t on a good cluster group (%s)" % (r.stdout + r.stderr))
+    # without the group: alone, no cluster metrics, no role line
+    with Proxy(good, listen_port=fe) as p:
+        check_eq(cluster_of(p), {"role": "alone"}, "stats cluster without the group")
+        text = admin_raw(p, "GET", "/metrics")[2]
+        check("surgegate_cluster_" not in text, "cluster metrics without the group")
+        r = subprocess.run([SG_CTL, "--admin", "unix:" + p.admin_path, "status"],
+                           capture_output=True, text=True, timeout=10)
+        check(r.returncode == 0 and "cluster:" not in r.stdout,
+              "surgectl status without the group: %r" % r.stdout)
 
 
 def status_line(proxy):
@@ -217,7 +231,8 @@ def main():
         try:
             for n in names:
                 fe = free_port()
-                proxies[n] = Proxy(config(fe, b, hooks[n], n, etcd.url), listen_port=fe)
+                proxies[n] = Proxy(config(fe, b, hooks[n], n, etcd.url, dead_first=(n == "c")),
+                                   listen_port=fe)
             # (A) one leader, three members
             ld = wait_for(lambda: leaders(proxies), 8, 0.1, "a leader")
             check_eq(len(ld), 1, "leaders among a, b, c")
@@ -229,6 +244,9 @@ def main():
                          (n, leader, names), "cluster of %s: name/leader/members" % n)
                 check_eq(c["role"], "leader" if n == leader else "follower", "role of %s" % n)
             log("leader: %s" % leader)
+            cc = cluster_of(proxies["c"])
+            check(cc["etcd"] == etcd.url and cc["etcd_errors"] >= 1,
+                  "c should have moved from its dead endpoint to %s: %r" % (etcd.url, cc))
             for n, p in proxies.items():
                 line = status_line(p)
                 want = ("cluster: leader (this instance: '%s'" % n if n == leader else
