@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "surgegate/admin.h"
+#include "surgegate/cluster.h"
 #include "surgegate/common.h"
 #include "surgegate/control.h"
 #include "surgegate/discover.h"
@@ -685,9 +686,9 @@ static void admin_handle(struct evhttp_request *req, void *arg)
         char now[40];
         sg_control_iso_time(sg_wall_ms(), now, sizeof(now));
         admin_reply(req, 200,
-                    json_pack("{s:s, s:s, s:I, s:o}", "version", SG_VERSION, "time", now,
+                    json_pack("{s:s, s:s, s:I, s:o, s:o}", "version", SG_VERSION, "time", now,
                               "uptime_s", (json_int_t)((sg_now_ms() - a->started_ms) / 1000),
-                              "pools", ps));
+                              "cluster", sg_cluster_json(sg_control_cluster(a->ctl)), "pools", ps));
         goto out;
     }
     if (nseg == 1 && SEG_IS(0, "reload")) {

@@ -81,6 +81,9 @@ void sg_cfg_free(struct sg_cfg *cfg)
     free(cfg->access_log.path);
     free(cfg->access_log.format);
     free(cfg->journal.path);
+    cfg_argv_free(cfg->cluster.etcd);
+    free(cfg->cluster.name);
+    free(cfg->cluster.prefix);
     cfg_argv_free(cfg->resolvers);
     free(cfg);
 }

@@ -34,6 +34,8 @@ void cfg_defaults(struct sg_cfg *cfg)
     cfg->access_log.format = sg_xstrdup("json");
     cfg->journal.path = NULL;
     cfg->journal.size = 10000;
+    cfg->cluster.ttl_ms = 5000;
+    cfg->cluster.prefix = sg_xstrdup("/surgegate/");
     SG_BUG_ON(sg_cfg_parse_addr("unix:/run/surgegate/admin.sock", &cfg->admin.listen, err,
                                 sizeof(err)) != SG_OK);
     /* IPv4 and IPv6 link-local, and the cloud metadata services: AWS, GCP,

@@ -97,6 +97,10 @@ void cfg_k_double(struct cfg_ctx *ctx, const config_setting_t *s, const struct c
                   void *obj, const char *where);
 void cfg_k_balance_factor(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
                           void *obj, const char *where);
+/* Strings of an array or list (none empty of elements, none with a newline);
+ * NULL after reporting a problem. NULL-terminated, owned by the caller. */
+char **cfg_get_strings(struct cfg_ctx *ctx, const config_setting_t *s, const char *where,
+                       const char *what);
 void cfg_k_argv(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k, void *obj,
                 const char *where);
 void cfg_k_events(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
@@ -104,6 +108,11 @@ void cfg_k_events(struct cfg_ctx *ctx, const config_setting_t *s, const struct c
 void cfg_k_rule_value(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
                       void *obj, const char *where);
 
+/* cfg_cluster.c: the cluster group's etcd endpoints and key prefix. */
+void cfg_k_etcd(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k, void *obj,
+                const char *where);
+void cfg_k_prefix(struct cfg_ctx *ctx, const config_setting_t *s, const struct cfg_key *k,
+                  void *obj, const char *where);
 /* cfg_discover.c: host-name backends, "resolvers", "resolve_interval" and
  * the pool's "discover" group. cfg_keys.c -> cfg_discover.c -> cfg_scalars.c. */
 extern const struct cfg_section cfg_sec_discover;

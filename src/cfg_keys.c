@@ -418,6 +418,22 @@ static const struct cfg_section cfg_sec_journal = {"journal", "journal", cfg_jou
                                                    CFG_OFF(T, line), 0};
 #undef T
 
+#define T struct sg_cfg_cluster
+static const struct cfg_key cfg_cluster_keys[] = {
+    {.name = "etcd", .fn = cfg_k_etcd, .off = CFG_OFF(T, etcd), .required = true},
+    {.name = "name", .fn = cfg_k_name, .off = CFG_OFF(T, name)},
+    {.name = "prefix", .fn = cfg_k_prefix, .off = CFG_OFF(T, prefix)},
+    {.name = "ttl",
+     .fn = cfg_k_duration,
+     .off = CFG_OFF(T, ttl_ms),
+     .min = 2000,
+     .max = 300000,
+     .line_off = CFG_OFF(T, ttl_line)},
+    {0}};
+static const struct cfg_section cfg_sec_cluster = {"cluster", "cluster", cfg_cluster_keys,
+                                                   CFG_OFF(T, line), CFG_OFF(T, enabled)};
+#undef T
+
 #define T struct sg_cfg
 static const struct cfg_key cfg_root_keys[] = {
     {.name = "workers", .fn = cfg_k_uint, .off = CFG_OFF(T, workers), .min = 0, .max = 256},
@@ -438,6 +454,7 @@ static const struct cfg_key cfg_root_keys[] = {
      .off = CFG_OFF(T, access_log),
      .sub = &cfg_sec_accesslog},
     {.name = "journal", .fn = cfg_k_group, .off = CFG_OFF(T, journal), .sub = &cfg_sec_journal},
+    {.name = "cluster", .fn = cfg_k_group, .off = CFG_OFF(T, cluster), .sub = &cfg_sec_cluster},
     {.name = "resolvers", .fn = cfg_k_resolvers},
     {.name = "resolve_interval",
      .fn = cfg_k_duration,
@@ -453,7 +470,7 @@ static const struct cfg_section *const cfg_all_sections[] = {
     &cfg_sec_route,   &cfg_sec_pool,     &cfg_sec_retry_budget, &cfg_sec_outlier,
     &cfg_sec_health,  &cfg_sec_backend,  &cfg_sec_autoscale,    &cfg_sec_rule,
     &cfg_sec_alerts,  &cfg_sec_admin,    &cfg_sec_token,        &cfg_sec_accesslog,
-    &cfg_sec_journal, &cfg_sec_queue,    &cfg_sec_discover};
+    &cfg_sec_journal, &cfg_sec_queue,    &cfg_sec_discover,     &cfg_sec_cluster};
 
 static void cfg_unknown_key(struct cfg_ctx *ctx, const config_setting_t *m,
                             const struct cfg_section *sec, const char *where)
@@ -1031,6 +1048,10 @@ void cfg_load_root(struct cfg_ctx *ctx, const config_setting_t *root)
         for (size_t i = 0; sg_alert_event_name(i) != NULL; i++)
             cfg->alerts.events[i] = sg_xstrdup(sg_alert_event_name(i));
     }
+    /* etcd leases live whole seconds */
+    if (cfg->cluster.enabled && cfg->cluster.ttl_ms % 1000 != 0)
+        sg_cfg_diag_add(ctx->diags, SG_CFG_ERROR, cfg->cluster.ttl_line,
+                        "'ttl' in cluster must be whole seconds (etcd leases count seconds)");
     if (cfg->workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->workers = n < 1 ? 1 : n > 256 ? 256 : (uint32_t)n;

@@ -13,6 +13,7 @@
 #include "surgegate/alert.h"
 #include "surgegate/autoscale.h"
 #include "surgegate/cfg.h"
+#include "surgegate/cluster.h"
 #include "surgegate/common.h"
 #include "surgegate/control.h"
 #include "surgegate/group.h"
@@ -32,6 +33,7 @@
 #define CONTROL_ALERTS_MAX        8u      /* alert hooks in flight at once */
 #define CONTROL_OVERFLOW_ALERT_MS 60000u  /* queue_overflow alerts per pool at most this often */
 #define CONTROL_DEGRADED_FRACTION 0.5     /* pool_degraded: under half its backends usable */
+#define CONTROL_INSTANCES_MAX     64u     /* cluster members whose metrics are summed */
 
 /* Hook run outcomes, the `result` label of surgegate_hook_runs_total. */
 enum control_result { CR_OK = 0, CR_FAILED, CR_TIMEOUT, CR_SPAWN_FAILED, CR_BAD_OUTPUT, CR_N };
@@ -63,6 +65,17 @@ struct control_pool {
     bool settling;
     struct sg_as_decision settle; /* what it asked for */
     uint64_t settle_from_ms;      /* monotonic ms of the decision */
+
+    /* With a cluster (cluster.h), m is the aggregate of every instance's. */
+    double local_m[SG_AS_NMETRICS]; /* this instance's own view */
+    struct sg_cluster_raw raw;      /* its raw inputs, published to the cluster */
+    size_t ninstances;              /* instances whose metrics m sums (1: alone) */
+    uint64_t acted_id;              /* wall ms of the last action taken here (published) */
+    struct sg_as_decision acted;    /* that action */
+    uint64_t mirrored_id;           /* the leader's last action whose cooldown runs here */
+    struct sg_as_decision skipped;  /* the last decision not acted on (not the leader) */
+    uint64_t skipped_ms;            /* monotonic ms it was journaled */
+    int skipped_role;               /* enum sg_cluster_role then */
 };
 
 /* One hook run in flight: what to do with its result. */
@@ -90,6 +103,8 @@ struct sg_control {
     uint32_t alerts_running;
     uint64_t alert_runs[CR_N]; /* alerts not tied to a pool */
     char exe[512];             /* our own binary: SURGEGATE_BIN for hooks */
+
+    struct sg_cluster *cluster; /* NULL: no cluster group, this instance decides alone */
 };
 
 static void control_event(struct sg_control *ctl, const char *type, json_t *fields);
@@ -264,6 +279,17 @@ static void control_emptied(struct sg_backend *b, void *arg)
     sg_log_info("backend %s of pool '%s' removed (drained)", b->name, b->pool->name);
 }
 
+/* The engine learns that d was acted on: here (published for the others),
+ * or, here false, by the leader as it published. */
+static void control_acted(struct control_pool *cp, const struct sg_as_decision *d, bool here)
+{
+    sg_as_acted(cp->as, sg_now_ms(), d);
+    if (here) {
+        cp->acted = *d;
+        cp->acted_id = sg_wall_ms();
+    }
+}
+
 /* ------------------------------------------------------------ hooks */
 
 static void control_run_free(struct control_run *r)
@@ -377,7 +403,7 @@ static void control_hook_done(const struct sg_hook_result *r, void *arg)
         if (cp != NULL && run->action != CA_ALERT) {
             cp->nfail[run->action] = 0;
             if (cp->as != NULL)
-                sg_as_acted(cp->as, sg_now_ms(), &run->d);
+                control_acted(cp, &run->d, true);
             cp->settling = true;
             cp->settle = run->d;
         }
@@ -539,7 +565,7 @@ static void control_scale(struct sg_control *ctl, struct sg_pool *p, struct cont
     cp->last_ms = sg_wall_ms();
     cp->settle_from_ms = now;
     if (acfg->dry_run || argv == NULL) {
-        sg_as_acted(cp->as, now, d);
+        control_acted(cp, d, true);
         return;
     }
     struct control_run *run = sg_xcalloc(1, sizeof(*run));
@@ -627,14 +653,63 @@ static bool control_settling(struct sg_pool *p, struct control_pool *cp, uint64_
     return false;
 }
 
+/* A decision a follower (or an instance that lost etcd) does not act on:
+ * journaled as scale_skipped once per decision (and once a minute while it
+ * stands), never run. */
+static void control_not_leader(struct sg_control *ctl, const struct sg_pool *p,
+                               struct control_pool *cp, const struct sg_as_decision *d,
+                               enum sg_cluster_role role)
+{
+    uint64_t now = sg_now_ms();
+    if (cp->skipped.action == d->action && cp->skipped.desired == d->desired &&
+        cp->skipped_role == (int)role && now < cp->skipped_ms + 60000)
+        return;
+    cp->skipped = *d;
+    cp->skipped_role = (int)role;
+    cp->skipped_ms = now;
+    const char *leader = sg_cluster_leader(ctl->cluster);
+    char why[200];
+    if (role == SG_CLUSTER_LOST)
+        snprintf(why, sizeof(why), "cluster lost: etcd unreachable, nobody scales");
+    else
+        snprintf(why, sizeof(why), "not the leader (the leader is '%s')",
+                 leader[0] ? leader : "not elected yet");
+    sg_journal_emit("scale_skipped",
+                    json_pack("{s:s, s:s, s:i, s:i, s:s, s:s, s:s}", "pool", p->name, "action",
+                              d->action == SG_AS_UP ? "scale_up" : "scale_down", "current",
+                              (int)d->current, "desired", (int)d->desired, "reason", d->reason,
+                              "role", sg_cluster_role_name(role), "why", why));
+    sg_log_info("pool '%s': %s %" PRIu32 " -> %" PRIu32 " (%s) [%s: no hook]", p->name,
+                d->action == SG_AS_UP ? "scale_up" : "scale_down", d->current, d->desired,
+                d->reason, why);
+}
+
 static void control_autoscale(struct sg_control *ctl, struct sg_pool *p, struct control_pool *cp)
 {
     const struct sg_cfg_autoscale *acfg = &p->cfg->autoscale;
     uint64_t now = sg_now_ms();
     uint32_t current = sg_pool_ncurrent(p);
     atomic_store_explicit(&p->ngroup, current, memory_order_relaxed); /* for the queue */
-    sg_group_metrics(ctl->stats, p, cp->m);
+    sg_group_metrics(ctl->stats, p, cp->local_m);
+    struct sg_cluster_raw raw[CONTROL_INSTANCES_MAX];
+    sg_stats_pool_raw(ctl->stats, p, current, &raw[0]);
+    cp->raw = raw[0];
+    cp->ninstances =
+        1 + sg_cluster_pool_raws(ctl->cluster, p->name, raw + 1, CONTROL_INSTANCES_MAX - 1);
+    /* Alone, the group's own view; in a cluster, every instance's summed. */
+    if (cp->ninstances > 1)
+        sg_cluster_derive(raw, cp->ninstances, current, cp->m);
+    else
+        memcpy(cp->m, cp->local_m, sizeof(cp->m));
     struct sg_as_decision d;
+    uint64_t id = 0;
+    /* The leader's last action starts the same cooldown here, so that a
+     * follower that takes over does not repeat it. */
+    if (sg_cluster_leader_acted(ctl->cluster, p->name, &d, &id) && id != cp->mirrored_id) {
+        if (cp->mirrored_id != 0 || sg_wall_ms() - id < 600000)
+            control_acted(cp, &d, false);
+        cp->mirrored_id = id;
+    }
     sg_as_eval(cp->as, now, cp->m, current, &d);
     control_thresholds(p, cp);
     if (control_settling(p, cp, now))
@@ -649,13 +724,20 @@ static void control_autoscale(struct sg_control *ctl, struct sg_pool *p, struct 
         snprintf(d.reason, sizeof(d.reason), "scale from zero: %" PRIu32 " request%s held", held,
                  held == 1 ? "" : "s");
     }
-    if (d.action == SG_AS_NONE)
+    if (d.action == SG_AS_NONE) {
+        cp->skipped.action = SG_AS_NONE;
         return;
+    }
     enum control_action a = d.action == SG_AS_UP ? CA_UP : CA_DOWN;
     /* One run per pool and direction at a time, none in one direction while
      * the other runs, and after a failure not before its backoff ends. */
     if (cp->running[CA_UP] || cp->running[CA_DOWN] || now < cp->retry_at[a])
         return;
+    enum sg_cluster_role role = sg_cluster_role(ctl->cluster);
+    if (role == SG_CLUSTER_FOLLOWER || role == SG_CLUSTER_LOST) {
+        control_not_leader(ctl, p, cp, &d, role);
+        return;
+    }
     control_scale(ctl, p, cp, &d);
 }
 
@@ -673,6 +755,16 @@ json_t *sg_control_autoscale_json(const struct sg_control *ctl, const struct sg_
                           (int)acfg->max, "current", (int)sg_pool_ncurrent(p), "dry_run",
                           acfg->dry_run, "scale_up_running", cp->running[CA_UP],
                           "scale_down_running", cp->running[CA_DOWN], "metrics", metrics);
+    if (ctl->cluster != NULL) {
+        json_t *local = json_object();
+        for (int m = 0; m < SG_AS_NMETRICS; m++)
+            json_object_set_new(local, sg_as_metric_name(m),
+                                isnan(cp->local_m[m]) ? json_null() : json_real(cp->local_m[m]));
+        json_object_set_new(o, "local_metrics", local);
+    }
+    json_object_set_new(o, "instances", json_integer((json_int_t)cp->ninstances));
+    json_object_set_new(o, "role",
+                        json_string(sg_cluster_role_name(sg_cluster_role(ctl->cluster))));
     if (cp->last_ms != 0) {
         char t[40];
         sg_control_iso_time(cp->last_ms, t, sizeof(t));
@@ -745,6 +837,27 @@ static void control_queue(struct sg_pool *p, struct control_pool *cp)
     }
 }
 
+/* This instance's record for the cluster: the raw inputs of every
+ * autoscaled pool and the last action taken here. */
+static void control_publish(struct sg_control *ctl)
+{
+    json_t *pools = json_object();
+    for (size_t i = 0; i < ctl->pools->n; i++) {
+        const struct control_pool *cp = &ctl->cp[i];
+        if (cp->as == NULL)
+            continue;
+        json_t *o = sg_cluster_raw_json(&cp->raw);
+        if (cp->acted_id != 0)
+            json_object_set_new(o, "acted",
+                                json_pack("{s:s, s:i, s:i, s:I}", "action",
+                                          cp->acted.action == SG_AS_UP ? "scale_up" : "scale_down",
+                                          "current", (int)cp->acted.current, "desired",
+                                          (int)cp->acted.desired, "id", (json_int_t)cp->acted_id));
+        json_object_set_new(pools, ctl->pools->pools[i].name, o);
+    }
+    sg_cluster_publish(ctl->cluster, json_pack("{s:o}", "pools", pools));
+}
+
 void sg_control_tick(struct sg_control *ctl)
 {
     sg_stats_tick(ctl->stats);
@@ -776,6 +889,8 @@ void sg_control_tick(struct sg_control *ctl)
         if (cp->as != NULL)
             control_autoscale(ctl, p, cp);
     }
+    if (ctl->cluster != NULL)
+        control_publish(ctl);
 }
 
 static void control_tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -787,7 +902,8 @@ static void control_tick_cb(evutil_socket_t fd, short what, void *arg)
 static bool control_pool_init(struct control_pool *cp, const struct sg_pool *p)
 {
     for (int m = 0; m < SG_AS_NMETRICS; m++)
-        cp->m[m] = NAN;
+        cp->m[m] = cp->local_m[m] = NAN;
+    cp->ninstances = 1;
     if (!p->cfg->autoscale.enabled)
         return false;
     cp->as = sg_as_new(&p->cfg->autoscale);
@@ -880,6 +996,7 @@ struct sg_control *sg_control_new(struct event_base *base, const struct sg_cfg *
         need_hooks |= control_pool_init(&ctl->cp[i], &pools->pools[i]);
     if (need_hooks)
         ctl->hooks = sg_hookrunner_new(base);
+    ctl->cluster = sg_cluster_new(base, &cfg->cluster);
     for (size_t i = 0; i < pools->n; i++)
         for (size_t j = 0; j < pools->pools[i].ncfg; j++)
             pools->pools[i].backends[j].last_state = SG_BACKEND_UP;
@@ -903,6 +1020,17 @@ struct sg_stats *sg_control_stats(const struct sg_control *ctl)
     return ctl->stats;
 }
 
+struct sg_cluster *sg_control_cluster(const struct sg_control *ctl)
+{
+    return ctl->cluster;
+}
+
+void sg_control_stopping(struct sg_control *ctl)
+{
+    if (ctl != NULL)
+        sg_cluster_step_down(ctl->cluster);
+}
+
 void sg_control_metrics(const struct sg_control *ctl, struct evbuffer *out)
 {
     evbuffer_add_printf(out, "# HELP surgegate_hook_runs_total Hook runs by action and result.\n"
@@ -924,6 +1052,7 @@ void sg_control_metrics(const struct sg_control *ctl, struct evbuffer *out)
                                 "surgegate_hook_runs_total{pool=\"\",action=\"alert\","
                                 "result=\"%s\"} %" PRIu64 "\n",
                                 control_result_names[r], ctl->alert_runs[r]);
+    sg_cluster_metrics(ctl->cluster, out);
 }
 
 void sg_control_free(struct sg_control *ctl)
@@ -933,6 +1062,7 @@ void sg_control_free(struct sg_control *ctl)
     if (ctl->tick != NULL)
         event_free(ctl->tick);
     sg_hookrunner_free(ctl->hooks); /* kills running hooks; their callbacks never run */
+    sg_cluster_free(ctl->cluster);
     for (size_t i = 0; i < ctl->pools->n; i++) {
         control_pool_fini(&ctl->cp[i]);
     }

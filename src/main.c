@@ -241,6 +241,7 @@ static void main_list_names(FILE *out)
 static void main_stop(struct main_state *ms)
 {
     sg_sd_stopping();
+    sg_control_stopping(ms->ctl); /* a cluster leader hands the role over at once */
     sg_admin_set_discover(ms->admin, NULL);
     sg_discover_free(ms->disc); /* no membership changes while stopping */
     ms->disc = NULL;

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "surgegate/cluster-t.h"
 #include "surgegate/pool.h"
 #include "surgegate/stats.h"
 #include "surgegate/worker-t.h"
@@ -438,4 +439,43 @@ const struct sg_snap *sg_stats_backend(const struct sg_stats *st, const struct s
 const struct sg_snap *sg_stats_pool(const struct sg_stats *st, const struct sg_pool *p)
 {
     return &st->psnap[p->id];
+}
+
+/* See stats.h. */
+void sg_stats_pool_raw(const struct sg_stats *st, const struct sg_pool *p, uint32_t current,
+                       struct sg_cluster_raw *r)
+{
+    uint64_t now = sg_now_ms();
+    const struct sg_snap *s = sg_stats_pool(st, p);
+    uint64_t inflight = 0, maxconn = 0;
+    uint32_t usable = 0;
+    bool unlimited = false;
+    for (size_t j = 0, n = sg_pool_nused(p); j < n; j++) {
+        const struct sg_backend *b = &p->backends[j];
+        if (!sg_backend_live(b))
+            continue;
+        inflight += atomic_load(&b->inflight);
+        if (!sg_backend_usable(b, now))
+            continue;
+        usable++;
+        uint32_t mc = atomic_load(&b->maxconn);
+        if (mc == 0)
+            unlimited = true;
+        maxconn += mc;
+    }
+    /* The queue's highest depth during the last second, not a sample. */
+    r->queue_peak = (double)s->qdepth_ring[0];
+    r->queued = (double)atomic_load(&p->queue.depth);
+    r->inflight = (double)inflight;
+    r->maxconn = (double)maxconn;
+    r->unlimited = unlimited;
+    r->usable = (double)usable;
+    r->current = (double)current;
+    r->rps = s->rps;
+    r->error_rate = s->error_rate;
+    const struct sg_hist_summary *h = &s->sum[SG_LAT_TOTAL][SG_WIN_10S];
+    r->lat_count = (double)h->count;
+    r->lat_p50_ms = h->count ? (double)h->p50 / 1000.0 : NAN;
+    r->lat_p95_ms = h->count ? (double)h->p95 / 1000.0 : NAN;
+    r->lat_p99_ms = h->count ? (double)h->p99 / 1000.0 : NAN;
 }

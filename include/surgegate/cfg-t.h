@@ -260,6 +260,17 @@ struct sg_cfg_journal {
     int line;
 };
 
+/* cluster: instances that act once through etcd (cluster.h). */
+struct sg_cfg_cluster {
+    bool enabled;    /* the group is written */
+    char **etcd;     /* NULL-terminated "http://host:port" endpoints, tried in turn */
+    char *name;      /* this instance's name; default hostname-pid (resolved at startup) */
+    char *prefix;    /* key prefix, default "/surgegate/"; always ends in '/' */
+    uint32_t ttl_ms; /* lease TTL, whole seconds, 2s..300s, default 5s */
+    int ttl_line;
+    int line;
+};
+
 struct sg_cfg {
     char *file;
     uint32_t workers; /* 0 in the file = default: number of cores; resolved at load */
@@ -276,6 +287,7 @@ struct sg_cfg {
     struct sg_cfg_admin admin;
     struct sg_cfg_accesslog access_log;
     struct sg_cfg_journal journal;
+    struct sg_cfg_cluster cluster;
     /* "resolvers": name servers "ip" or "ip:port" (NULL-terminated; NULL =
      * /etc/resolv.conf), for host-name backends and dns_srv discovery */
     char **resolvers;

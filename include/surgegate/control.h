@@ -23,6 +23,7 @@ struct sg_worker;
 struct sg_health;
 struct sg_stats;
 struct sg_control;
+struct sg_cluster;
 
 /* Starts the tick (1 s). The objects passed must outlive the control. */
 struct sg_control *sg_control_new(struct event_base *base, const struct sg_cfg *cfg,
@@ -42,6 +43,14 @@ void sg_control_free(struct sg_control *ctl);
 void sg_control_set_health(struct sg_control *ctl, struct sg_health *h);
 
 struct sg_stats *sg_control_stats(const struct sg_control *ctl);
+
+/* The cluster client (NULL without a cluster group: this instance decides
+ * alone). */
+struct sg_cluster *sg_control_cluster(const struct sg_control *ctl);
+
+/* The process is stopping (NULL: no-op): a cluster member steps down at once (its lease
+ * revoked) instead of holding the leader role until the TTL runs out. */
+void sg_control_stopping(struct sg_control *ctl);
 
 /* A backend's state may have changed (health, ejection, admin): journals
  * the change (once), starts slow start, kicks the workers. */

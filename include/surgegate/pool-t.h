@@ -121,22 +121,22 @@ TAILQ_HEAD(sg_qlist, sg_qentry);
  * per priority, served critical first, then normal, then sheddable. */
 struct sg_pqueue {
     pthread_mutex_t mu;
-    struct sg_qlist q[SG_PRIO_N]; /* by enum sg_prio */
-    uint32_t nq[SG_PRIO_N];       /* entries in each list (under mu) */
-    struct sg_qstand st;          /* standing-queue detector (under mu) */
-    uint64_t rate_t0_ms;          /* drain-rate window start (under mu; 0 = none) */
-    uint64_t rate_n0;             /* `done` at rate_t0_ms */
-    uint64_t demand[SG_PRIO_N];   /* requests that found no free slot, by priority (under mu) */
+    struct sg_qlist q[SG_PRIO_N];  /* by enum sg_prio */
+    uint32_t nq[SG_PRIO_N];        /* entries in each list (under mu) */
+    struct sg_qstand st;           /* standing-queue detector (under mu) */
+    uint64_t rate_t0_ms;           /* drain-rate window start (under mu; 0 = none) */
+    uint64_t rate_n0;              /* `done` at rate_t0_ms */
+    uint64_t demand[SG_PRIO_N];    /* requests that found no free slot, by priority (under mu) */
     uint64_t demand_n0[SG_PRIO_N]; /* `demand` at rate_t0_ms */
-    double cuts_in[SG_PRIO_N];    /* per second, requests that found no slot and are served
-                                   * before a request of this priority (under mu) */
-    double drain;                 /* measured completions per second (under mu; 0 unknown) */
-    _Atomic uint32_t depth;       /* entries in q; read without the lock */
-    _Atomic uint32_t depth_max;   /* highest depth since the control thread's last tick */
-    _Atomic uint64_t overflows;   /* requests refused because the queue was full */
-    _Atomic bool standing;        /* st.standing, for readers without the lock */
-    _Atomic uint32_t drain_rps;   /* `drain` rounded, for readers without the lock */
-    _Atomic uint64_t episodes;    /* standing episodes begun */
+    double cuts_in[SG_PRIO_N];     /* per second, requests that found no slot and are served
+                                    * before a request of this priority (under mu) */
+    double drain;                  /* measured completions per second (under mu; 0 unknown) */
+    _Atomic uint32_t depth;        /* entries in q; read without the lock */
+    _Atomic uint32_t depth_max;    /* highest depth since the control thread's last tick */
+    _Atomic uint64_t overflows;    /* requests refused because the queue was full */
+    _Atomic bool standing;         /* st.standing, for readers without the lock */
+    _Atomic uint32_t drain_rps;    /* `drain` rounded, for readers without the lock */
+    _Atomic uint64_t episodes;     /* standing episodes begun */
     /* Written on every request (own cache line, away from the lock and depth). */
     alignas(64) _Atomic uint64_t done;    /* requests that gave their slot back (drain rate) */
     _Atomic uint64_t admitted[SG_PRIO_N]; /* requests given a slot or a place in the queue */

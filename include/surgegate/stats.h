@@ -43,6 +43,14 @@ void sg_stats_slot_reset(struct sg_stats *st, const struct sg_backend *b);
 const struct sg_snap *sg_stats_backend(const struct sg_stats *st, const struct sg_backend *b);
 const struct sg_snap *sg_stats_pool(const struct sg_stats *st, const struct sg_pool *p);
 
+/* This instance's raw inputs of pool p's autoscale metrics now, from the
+ * last tick's snapshot and the backends' live counters, with `current` =
+ * the pool's backend count (the metrics themselves: sg_cluster_derive()).
+ * Control thread. */
+struct sg_cluster_raw;
+void sg_stats_pool_raw(const struct sg_stats *st, const struct sg_pool *p, uint32_t current,
+                       struct sg_cluster_raw *r);
+
 /* Names used in JSON and metrics. */
 const char *sg_lat_name(enum sg_lat k); /* "queue", "connect", "ttfb", "total" */
 const char *sg_ek_name(enum sg_ek k);   /* "connect", "timeout", "reset", "bad_response" */

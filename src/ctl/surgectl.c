@@ -367,6 +367,31 @@ static const char *backend_state(char *buf, size_t len, json_t *b)
     return buf;
 }
 
+/* "cluster: follower of 'a' (this instance: 'b'), 3 members": the role line
+ * of an instance with a cluster group (none when it decides alone). */
+static void print_cluster(json_t *c)
+{
+    const char *role = json_string_value(json_object_get(c, "role"));
+    if (role == NULL || strcmp(role, "alone") == 0)
+        return;
+    char r[32], name[160], leader[160];
+    clean(r, sizeof(r), role);
+    fmt(name, sizeof(name), json_object_get(c, "name"), 1, 0);
+    fmt(leader, sizeof(leader), json_object_get(c, "leader"), 1, 0);
+    json_t *m = json_object_get(c, "members");
+    size_t n = json_is_array(m) ? json_array_size(m) : 0;
+    if (strcmp(role, "leader") == 0)
+        printf("cluster: leader (this instance: '%s'; it runs the scale hooks), %zu member%s\n",
+               name, n, n == 1 ? "" : "s");
+    else if (strcmp(role, "follower") == 0)
+        printf("cluster: follower of '%s' (this instance: '%s'), %zu member%s\n",
+               json_string_length(json_object_get(c, "leader")) ? leader : "(none yet)", name, n,
+               n == 1 ? "" : "s");
+    else
+        printf("cluster: %s (this instance: '%s'): etcd unreachable, no instance scales\n", r,
+               name);
+}
+
 static int print_status(json_t *st)
 {
     json_t *pools = json_object_get(st, "pools");
@@ -393,6 +418,7 @@ static int print_status(json_t *st)
     if (json_is_string(tm))
         printf(", %s", clean(buf, sizeof(buf), json_string_value(tm)));
     printf("\n");
+    print_cluster(json_object_get(st, "cluster"));
     static const char align[] = "llrrrrrrl";
     struct table t = {.ncols = 9, .head = status_head, .align = align};
     size_t i, j;
