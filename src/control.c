@@ -690,17 +690,20 @@ static void control_autoscale(struct sg_control *ctl, struct sg_pool *p, struct 
     uint64_t now = sg_now_ms();
     uint32_t current = sg_pool_ncurrent(p);
     atomic_store_explicit(&p->ngroup, current, memory_order_relaxed); /* for the queue */
-    sg_group_metrics(ctl->stats, p, cp->local_m);
     struct sg_cluster_raw raw[CONTROL_INSTANCES_MAX];
     sg_stats_pool_raw(ctl->stats, p, current, &raw[0]);
     cp->raw = raw[0];
     cp->ninstances =
         1 + sg_cluster_pool_raws(ctl->cluster, p->name, raw + 1, CONTROL_INSTANCES_MAX - 1);
-    /* Alone, the group's own view; in a cluster, every instance's summed. */
-    if (cp->ninstances > 1)
-        sg_cluster_derive(raw, cp->ninstances, current, cp->m);
-    else
+    /* Alone, the pool's own view (group.c); in a cluster, every instance's
+     * raw inputs combined the same way on each (cluster.c). */
+    if (ctl->cluster == NULL) {
+        sg_group_metrics(ctl->stats, p, cp->local_m);
         memcpy(cp->m, cp->local_m, sizeof(cp->m));
+    } else {
+        sg_cluster_derive(raw, 1, current, cp->local_m);
+        sg_cluster_derive(raw, cp->ninstances, current, cp->m);
+    }
     struct sg_as_decision d;
     uint64_t id = 0;
     /* The leader's last action starts the same cooldown here, so that a

@@ -82,9 +82,11 @@ class Etcd:
         stop_process(self.proc)
 
 
+# The stub hook adds no backend, so a scale never settles (issue 17's wait
+# for the members asked for): settle_timeout 1 s lets the next decisions come.
 def config(fe, b, hook, name, etcd_url, dead_first=False):
     auto = ('autoscale = { min = 1; max = 8; step = 1; hook_timeout = "3s"; '
-            'scale_up_cooldown = "%ds"; scale_down_window = "300s"; '
+            'scale_up_cooldown = "%ds"; scale_down_window = "300s"; settle_timeout = "1s"; '
             'rules = ( { metric = "inflight_per_backend"; above = 5.0; for = "2s"; } ); '
             'scale_up_hook = [ "%s", "%s" ]; };' % (COOLDOWN_S, hook.path, name))
     urls = '"%s"' % etcd_url
