@@ -8,6 +8,9 @@ a Unix datagram socket named by $NOTIFY_SOCKET, as systemd gives a service.
    SIGTERM, STOPPING=1 arrives before the process exits (status 0).
 2. WATCHDOG_PID naming another process: the watchdog is not ours, no
    WATCHDOG=1 (sd_watchdog_enabled(3)); READY=1 still comes.
+3. A binary upgrade (SIGUSR2): the old process tells systemd the new one's
+   pid (MAINPID=) before its STOPPING=1, the new one serves, the old one
+   exits 0.
 Needs a build with libsystemd (SG_SYSTEMD=ON; CMake registers this test
 only then)."""
 import os
@@ -122,6 +125,38 @@ def main():
             time.sleep(0.5)
             check_eq(len(sd.times("WATCHDOG=1")), 0, "WATCHDOG=1 with WATCHDOG_PID of another")
             check("systemd watchdog" not in p.stderr_text(), "watchdog started for another pid")
+        sd.close()
+
+        # a binary upgrade: MAINPID= names the new process before STOPPING=1
+        fe = free_port()
+        sd = FakeSystemd()
+        env = dict(os.environ, NOTIFY_SOCKET=sd.path)
+        env.pop("WATCHDOG_USEC", None)
+        new_pid = None
+        try:
+            with Proxy(proxy_config(fe, [b.addr]), listen_port=fe, env=env,
+                       check_exit=False) as p:
+                wait_for(lambda: sd.times("READY=1"), timeout=5, what="READY=1 (upgrade)")
+                p.signal(signal.SIGUSR2)
+                wait_for(lambda: [m for _, m in sd.msgs if m.startswith("MAINPID=")], timeout=10,
+                         what="MAINPID= after SIGUSR2")
+                mp = [(t, m) for t, m in sd.msgs if m.startswith("MAINPID=")][0]
+                new_pid = int(mp[1].split("\n")[0].split("=")[1])
+                rc = p.wait(10)
+                check_eq(rc, 0, "the old process's exit status after the upgrade")
+                check(new_pid != p.proc.pid and os.path.exists("/proc/%d" % new_pid),
+                      "MAINPID=%d is not a live new process" % new_pid)
+                check(all(t >= mp[0] for t in sd.times("STOPPING=1")),
+                      "STOPPING=1 came before MAINPID=")
+                check_eq(http_get(fe, "/after-upgrade")[0], 200, "request after the upgrade")
+                log("upgrade: MAINPID=%d from %d, messages %s" % (
+                    new_pid, p.proc.pid, sorted(set(m.split("\n")[0] for _, m in sd.msgs))))
+        finally:
+            if new_pid is not None:
+                try:
+                    os.kill(new_pid, signal.SIGTERM)
+                except OSError:
+                    pass
         sd.close()
 
 
