@@ -1309,6 +1309,24 @@ def burst(port, paths, headers=None, timeout=10.0, gap=0.0):
     return ps
 
 
+def wrk_failed(out):
+    """(requests, failed, detail) from wrk's report: failed = non-2xx/3xx
+    answers + socket errors (connect, read, write, timeout)."""
+    m = re.search(r"(\d+) requests in", out)
+    check(m, "no request count in wrk's output:\n%s" % out)
+    total = int(m.group(1))
+    errs = [0, 0, 0, 0]
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        errs = [int(g) for g in m.groups()]
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    non2xx = int(m.group(1)) if m else 0
+    m = re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", out)
+    detail = "non-2xx %d, connect %d, read %d, write %d, timeout %d, max latency %s" % (
+        non2xx, errs[0], errs[1], errs[2], errs[3], m.group(1) if m else "?")
+    return total, non2xx + sum(errs), detail
+
+
 class LoadResult:
     """What load() saw: statuses (dict status -> count; None for a request
     that got no response), backends (dict X-Backend -> count, 2xx only),
@@ -1773,4 +1791,4 @@ class BackgroundLoad:
         return False
 
 
-__all__ += ["HookScript", "find_events", "wait_journal", "hook_runs_total", "BackgroundLoad"]
+__all__ += ["wrk_failed", "HookScript", "find_events", "wait_journal", "hook_runs_total", "BackgroundLoad"]

@@ -112,13 +112,7 @@ def main():
                     w.kill()
                     w.wait()
             out = out.decode("utf-8", "replace")
-            m = re.search(r"(\d+) requests in", out)
-            total = int(m.group(1)) if m else 0
-            errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                             out)
-            non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-            failed = (sum(int(x) for x in errs.groups()) if errs else 0) + \
-                (int(non2xx.group(1)) if non2xx else 0)
+            total, failed, _ = wrk_failed(out)
             log("wrk: %d requests, %d failed during 20 reloads" % (total, failed))
             c.ok(total > 1000 and failed == 0, "20 reloads under wrk -c64: 0 failed requests",
                  out)

@@ -128,13 +128,7 @@ def main():
                     w.kill()
                     w.wait()
             wout = wout.decode("utf-8", "replace")
-            m = re.search(r"(\d+) requests in", wout)
-            total = int(m.group(1)) if m else 0
-            errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                             wout)
-            non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", wout)
-            failed = (sum(int(x) for x in errs.groups()) if errs else 0) + \
-                (int(non2xx.group(1)) if non2xx else 0)
+            total, failed, _ = wrk_failed(wout)
             log("wrk: %d requests, %d failed across two upgrades" % (total, failed))
             c.ok(total > 1000 and failed == 0, "two upgrades under wrk -c64: 0 failed requests",
                  wout)
